@@ -7,6 +7,24 @@
 
 export type BindProtocol = 'auto' | 'ascii' | 'binary';
 
+/** -o hash_algorithm: memcached's choices. */
+export type HashAlgorithm = 'jenkins' | 'murmur3' | 'xxh3';
+
+/**
+ * One -l entry, memcached's form `[proto[<name>]:][tag[<name>]:]<host>[:<port>]`, with IPv6
+ * hosts bare (`::1`, no port) or bracketed (`[::1]:11212`).
+ */
+export interface ListenerSpec {
+  /** Address or host name to bind; null for `*` (all interfaces). */
+  host: string | null;
+  /** Port given with the host; it then applies to TCP and UDP alike, as in memcached. Null: -p / -U. */
+  port: number | null;
+  /** proto[ascii|binary|negotiating]: overrides -B for this listener; null: -B. */
+  protocol: BindProtocol | null;
+  /** tag[<1-8 bytes>]: tag of connections accepted here; null: untagged. */
+  tag: string | null;
+}
+
 export interface Settings {
   // --- listeners
   /** -p: TCP port; 0 disables TCP. */
@@ -19,6 +37,8 @@ export interface Settings {
   socketAccessMask: number;
   /** -l: interfaces to listen on; empty means all interfaces. */
   listenAddresses: string[];
+  /** -l, parsed: one entry per listener (empty means all interfaces on -p / -U). */
+  listeners: ListenerSpec[];
   /** -b: listen backlog. */
   backlog: number;
   /** -B: binding protocol. */
@@ -57,6 +77,10 @@ export interface Settings {
   casEnabled: boolean;
   /** -o hashpower: initial hash table size exponent. */
   hashPowerInit: number;
+  /** -o no_hashexpand: false keeps the hash table at its initial size. */
+  hashExpand: boolean;
+  /** -o hash_algorithm (memcached 1.6 default: murmur3; no_modern: jenkins). */
+  hashAlgorithm: HashAlgorithm;
   /** -L: large memory pages (not supported: fails at startup). */
   largePages: boolean;
   /** -k: lock down all paged memory. */
@@ -85,6 +109,10 @@ export interface Settings {
   /** -o slab_reassign / slab_automove. */
   slabReassign: boolean;
   slabAutomove: number;
+  /** -o slab_automove_ratio: young/old age ratio that triggers a page move (0 < r <= 1). */
+  slabAutomoveRatio: number;
+  /** -o slab_automove_window: samples (about one a second) the automover averages over. */
+  slabAutomoveWindowSamples: number;
 
   // --- commands
   /** -A: enable the `shutdown` command. */
@@ -93,6 +121,8 @@ export interface Settings {
   flushEnabled: boolean;
   /** -X: disable stats cachedump and lru_crawler metadump. */
   dumpEnabled: boolean;
+  /** -W: disable the `watch` command. */
+  watchEnabled: boolean;
   /** -o no_watch is not implemented. */
 
   // --- process
@@ -110,6 +140,8 @@ export interface Settings {
   maximizeCoreFile: boolean;
   /** -D: stats prefix delimiter. */
   prefixDelimiter: string;
+  /** -D also turns on per-prefix stats (`stats detail on`) from the start. */
+  detailEnabled: boolean;
   /** -S: SASL (binary protocol) — arrives with issue 4. */
   saslEnabled: boolean;
   /** -o relaxed_privileges. */
@@ -135,6 +167,7 @@ export function defaultSettings(): Settings {
     socketPath: null,
     socketAccessMask: 0o700,
     listenAddresses: [],
+    listeners: [],
     backlog: 1024,
     bindProtocol: 'auto',
 
@@ -154,6 +187,8 @@ export function defaultSettings(): Settings {
     slabPageBytes: 1 * MIB,
     casEnabled: true,
     hashPowerInit: 16,
+    hashExpand: true,
+    hashAlgorithm: 'murmur3',
     largePages: false,
     lockMemory: false,
 
@@ -169,10 +204,13 @@ export function defaultSettings(): Settings {
     temporaryTtlSeconds: 61,
     slabReassign: true,
     slabAutomove: 1,
+    slabAutomoveRatio: 0.8,
+    slabAutomoveWindowSamples: 30,
 
     shutdownEnabled: false,
     flushEnabled: true,
     dumpEnabled: true,
+    watchEnabled: true,
 
     threadCount: 4,
     verbose: 0,
@@ -181,6 +219,7 @@ export function defaultSettings(): Settings {
     username: null,
     maximizeCoreFile: false,
     prefixDelimiter: ':',
+    detailEnabled: false,
     saslEnabled: false,
     relaxedPrivileges: false,
     maxconnsFast: true,

@@ -48,7 +48,7 @@ export class Output {
   /** Append a string of ASCII (latin1) characters. */
   ascii(s: string): void {
     this.ensure(s.length);
-    this.length += this.buf.latin1Write(s, this.length);
+    this.length += this.buf.write(s, this.length, 'latin1');
   }
 
   /** Append bytes src[start, end). */

@@ -1,0 +1,152 @@
+/**
+ * The texts of -h, -V and -i.
+ *
+ * What it is for: memcached-style help that lists only the options memcached-ts honours, with
+ * the defaults taken from Settings so the text cannot drift from the code.
+ * What it is not for: options that are rejected (TLS, SASL, extstore, proxy...): they are
+ * named in the error the parser returns, not advertised here.
+ */
+
+import { defaultSettings, MIB, Settings } from '../settings';
+import { MEMCACHED_COMPAT_VERSION, SERVER_NAME, SERVER_VERSION } from '../version';
+
+export const PROGRAM_NAME = SERVER_NAME;
+/** Kept equal to package.json's version by a test (rootDir forbids importing package.json). */
+export const VERSION = SERVER_VERSION;
+
+const KIB = 1024;
+
+/** -V: our own name, so that nobody mistakes this server for memcached's C code. */
+export function versionText(): string {
+  return `${PROGRAM_NAME} ${VERSION}\n`;
+}
+
+/** -i: memcached prints its and libevent's licence; we have one licence of our own. */
+export function licenseText(): string {
+  return (
+    `${PROGRAM_NAME} ${VERSION}\n\n` +
+    'Licensed under the BSD 3-Clause License; see the LICENSE file distributed with memcached-ts.\n' +
+    `The command line, protocols and statistics follow memcached ${MEMCACHED_COMPAT_VERSION} (BSD licensed, Danga Interactive).\n`
+  );
+}
+
+/** -h */
+export function helpText(defaults: Settings = defaultSettings()): string {
+  return [
+    `${PROGRAM_NAME} ${VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} compatible)`,
+    ...listenerLines(defaults),
+    ...processLines(),
+    ...memoryLines(defaults),
+    ...connectionLines(defaults),
+    ...commandLines(),
+    ...extendedLines(defaults),
+    '',
+  ].join('\n');
+}
+
+function listenerLines(d: Settings): string[] {
+  return [
+    `-p, --port=<num>          TCP port to listen on (default: ${d.tcpPort}, 0 is off)`,
+    `-U, --udp-port=<num>      UDP port to listen on (default: ${d.udpPort}, off)`,
+    '-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)',
+    `-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: ${d.socketAccessMask.toString(8)})`,
+    '-l, --listen=<addr>       interface to listen on (default: INADDR_ANY)',
+    '                          comma separated list, may be repeated; each entry is',
+    '                          [proto[<ascii|binary|negotiating>]:][tag[<name>]:]<ip>[:<port>]',
+    '                          e.g. -l 127.0.0.1:11211,proto[ascii]:tag[tools]:[::1]:11212',
+    `-b, --listen-backlog=<num> set the backlog queue limit (default: ${d.backlog})`,
+    `-B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: ${d.bindProtocol})`,
+  ];
+}
+
+function processLines(): string[] {
+  return [
+    '-d, --daemon              run as a daemon',
+    '-r, --enable-coredumps    require core files: fails at startup if the core size limit is 0',
+    '                          (Node.js cannot raise it: use ulimit -c or LimitCORE=)',
+    '-u, --user=<user>         assume identity of <username> (only when run as root)',
+    '-P, --pidfile=<file>      save PID in <file>',
+    '-v, --verbose             verbose (print errors/warnings while in event loop)',
+    '-vv                       very verbose (also print client commands/responses)',
+    '-vvv                      extremely verbose (internal state transitions)',
+    '-h, --help                print this help and exit',
+    '-i, --license             print the license and exit',
+    '-V, --version             print version and exit',
+  ];
+}
+
+function memoryLines(d: Settings): string[] {
+  return [
+    `-m, --memory-limit=<num>  item memory in megabytes (default: ${d.memoryLimitBytes / MIB})`,
+    '-M, --disable-evictions   return error on memory exhausted instead of evicting',
+    '-k, --lock-memory         lock down all paged memory (needs the native addon)',
+    `-f, --slab-growth-factor=<num> chunk size growth factor (default: ${d.growthFactor.toFixed(2)})`,
+    `-n, --slab-min-size=<bytes> min space used for key+value+flags (default: ${d.chunkSizeBytes})`,
+    '-I, --max-item-size=<num> adjusts max item size, k and m suffixes allowed',
+    `                          (default: ${d.itemSizeMaxBytes / MIB}m, min: 1k, max: 1024m)`,
+    '-C, --disable-cas         disable use of CAS',
+  ];
+}
+
+function connectionLines(d: Settings): string[] {
+  return [
+    `-c, --conn-limit=<num>    max simultaneous connections (default: ${d.connectionsMax})`,
+    `-t, --threads=<num>       number of threads to use (default: ${d.threadCount});`,
+    '                          accepted, but requests are served on one event loop thread',
+    '-R, --max-reqs-per-event  maximum number of requests per event, limits the',
+    '                          requests processed per connection to prevent',
+    `                          starvation (default: ${d.requestsPerEvent})`,
+  ];
+}
+
+function commandLines(): string[] {
+  return [
+    '-A, --enable-shutdown     enable ascii "shutdown" command',
+    '-F, --disable-flush-all   disable flush_all command',
+    '-X, --disable-dumping     disable stats cachedump and lru_crawler metadump',
+    '-W, --disable-watch       disable watch commands (live logging)',
+    '-D <char>                 use <char> as the delimiter between key prefixes and IDs',
+    '                          for per-prefix stats; also turns "stats detail" on',
+    `                          (default: "${defaultSettings().prefixDelimiter}")`,
+  ];
+}
+
+function extendedLines(d: Settings): string[] {
+  return [
+    '-o, --extended            comma separated list of extended options, may be repeated',
+    '                          most options have a \'no_\' prefix to disable',
+    `   - maxconns_fast:       immediately close new connections after limit (default: ${onOff(d.maxconnsFast)})`,
+    `   - hashpower:           initial hash table size as a power of 2 (default: ${d.hashPowerInit})`,
+    '   - no_hashexpand:       disables hash table expansion (dangerous)',
+    `   - hash_algorithm:      jenkins, murmur3 or xxh3 (default: ${d.hashAlgorithm})`,
+    '   - tail_repair_time:    seconds before forcefully killing an LRU tail item',
+    '                          (at least 10; disabled by default; very dangerous)',
+    '   - no_lru_crawler:      disable the LRU crawler',
+    `   - lru_crawler_sleep:   microseconds to sleep between items (default: ${d.lruCrawlerSleepMicros})`,
+    `   - lru_crawler_tocrawl: max items to crawl per slab per run (default: ${d.lruCrawlerToCrawl}, unlimited)`,
+    '   - no_lru_maintainer:   disable the segmented LRU (hot/warm/cold)',
+    `   - hot_lru_pct:         pct of slab memory to reserve for hot lru (default: ${d.hotLruPct})`,
+    `   - warm_lru_pct:        pct of slab memory to reserve for warm lru (default: ${d.warmLruPct})`,
+    `   - hot_max_factor:      items idle > cold age * this leave hot (default: ${d.hotMaxFactor.toFixed(2)})`,
+    `   - warm_max_factor:     items idle > cold age * this leave warm (default: ${d.warmMaxFactor.toFixed(2)})`,
+    '   - temporary_ttl:       TTLs at or below get a separate LRU, never evicted',
+    `                          (requires lru_maintainer, default: ${d.temporaryTtlSeconds})`,
+    `   - idle_timeout:        timeout for idle connections in seconds (default: ${d.idleTimeoutSeconds}, none)`,
+    `   - slab_reassign, no_slab_reassign: allow moving slab pages (default: ${onOff(d.slabReassign)})`,
+    `   - slab_automove:       0 (off), 1 or 2 (default: ${d.slabAutomove})`,
+    `   - slab_automove_ratio: young/old ratio for automove, 0-1 (default: ${d.slabAutomoveRatio})`,
+    `   - slab_automove_window: samples averaged by automove (default: ${d.slabAutomoveWindowSamples})`,
+    `   - slab_chunk_max:      maximum slab chunk in kilobytes (default: ${d.slabChunkMaxBytes / KIB})`,
+    '   - no_chunked_items:    slab_chunk_max = slab page size',
+    `   - watcher_logbuf_size: kilobytes of per-watcher write buffer (default: ${d.watcherLogbufBytes / KIB})`,
+    `   - worker_logbuf_size:  kilobytes of per-worker log buffer (default: ${d.workerLogbufBytes / KIB})`,
+    '   - track_sizes:         enable dynamic reports for \'stats sizes\' command',
+    '   - modern:              enables options which will be default in future (currently nothing)',
+    '   - no_modern:           uses defaults of previous major version (1.4.x)',
+    '   - relaxed_privileges:  recorded for compatibility',
+  ];
+}
+
+function onOff(enabled: boolean): string {
+  return enabled ? 'enabled' : 'disabled';
+}

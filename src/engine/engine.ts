@@ -1,0 +1,457 @@
+/**
+ * Engine: memcached's command semantics over the item store, shared by the text, meta and
+ * binary protocols. It knows what add/replace/append/cas/incr/touch/flush mean and which
+ * counters each one moves; it knows nothing about wire formats.
+ *
+ * Keys arrive as (buffer, start, length) slices of a connection's read buffer; values are
+ * copied straight into slab memory; nothing here allocates per request.
+ */
+import type { ServerStats } from '../metrics/stats';
+import type { Settings } from '../settings';
+import { Clock } from '../store/clock';
+import { hashKey } from '../store/hash';
+import { AllocError, IF_FETCHED, ITEM_UPDATE_INTERVAL_SECONDS, Items } from '../store/items';
+import { SlabAllocator } from '../store/slabs';
+import { Crawler, forEachItem } from '../store/crawler';
+import { PrefixStats } from './prefix-stats';
+
+export const enum StoreMode {
+  Set = 0,
+  Add = 1,
+  Replace = 2,
+  Append = 3,
+  Prepend = 4,
+  Cas = 5,
+}
+
+export const enum StoreResult {
+  Stored = 0,
+  NotStored = 1,
+  Exists = 2,
+  NotFound = 3,
+}
+
+export const enum DeltaResult {
+  Ok = 0,
+  NotFound = 1,
+  NonNumeric = 2,
+  NoMemory = 3,
+  CasMismatch = 4,
+}
+
+export const enum DeleteResult {
+  Deleted = 0,
+  NotFound = 1,
+  Exists = 2,
+}
+
+/** Longest decimal number incr/decr will read from a value (memcached: INCR_MAX_STORAGE_LEN). */
+const DELTA_VALUE_BYTES_MAX = 24;
+const TWO_64 = 1n << 64n;
+/** How often the background crawler sweeps every class for expired items. */
+const CRAWL_PERIOD_SECONDS = 60;
+
+export class Engine {
+  readonly clock: Clock;
+  readonly slabs: SlabAllocator;
+  readonly items: Items;
+  readonly stats: ServerStats;
+  readonly settings: Settings;
+  /** Result of the last incrDecr (the new value) and its CAS. */
+  deltaValue = 0n;
+  /** CAS of the item last stored, for replies that report it. */
+  lastCas = 0;
+  readonly crawler: Crawler;
+  readonly detail: PrefixStats;
+  /** Passes of the LRU maintainer (memcached's lru_maintainer_juggles). */
+  maintainerJuggles = 0;
+  /** Connections in `watch` mode. */
+  watchers = 0;
+  private readonly scratch = Buffer.alloc(64);
+  private maintainer: NodeJS.Timeout | null = null;
+
+  constructor(settings: Settings, stats: ServerStats, clock = new Clock()) {
+    this.settings = settings;
+    this.stats = stats;
+    this.clock = clock;
+    this.slabs = new SlabAllocator({
+      memoryLimitBytes: settings.memoryLimitBytes,
+      pageBytes: settings.slabPageBytes,
+      chunkSizeBytes: settings.chunkSizeBytes,
+      growthFactor: settings.growthFactor,
+      slabChunkMaxBytes: settings.slabChunkMaxBytes,
+    });
+    this.items = new Items(this.slabs, clock, {
+      casEnabled: settings.casEnabled,
+      itemSizeMaxBytes: settings.itemSizeMaxBytes,
+      evictToFree: settings.evictToFree,
+      lruSegmented: settings.lruSegmented,
+      hotLruPct: settings.hotLruPct,
+      warmLruPct: settings.warmLruPct,
+      hotMaxFactor: settings.hotMaxFactor,
+      warmMaxFactor: settings.warmMaxFactor,
+      tempLru: settings.tempLru,
+      temporaryTtlSeconds: settings.temporaryTtlSeconds,
+      hashPowerInit: settings.hashPowerInit,
+    });
+    this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
+      settings.lruCrawlerToCrawl);
+    this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
+  }
+
+  /** `stats reset`: the store's counters (the server's are reset by ServerStats). */
+  resetStats(): void {
+    for (const arr of Object.values(this.items.counters)) (arr as Float64Array).fill(0);
+    this.items.lruHits.fill(0);
+    this.items.totalItems = 0;
+    this.detail.clear();
+  }
+
+  /** Visit every live item (stats sizes, dumps). */
+  walkItems(visit: (ref: number, cls: number) => void, classes: Uint8Array | null = null): void {
+    forEachItem(this.items, classes, visit);
+  }
+
+  /** Start the clock and the LRU maintainer. */
+  start(): void {
+    this.clock.start();
+    if (this.settings.lruSegmented || this.settings.tempLru) {
+      this.maintainer = setInterval(() => this.maintain(), 100);
+      this.maintainer.unref();
+    }
+    this.crawler.startAuto(CRAWL_PERIOD_SECONDS);
+  }
+
+  stop(): void {
+    this.clock.stop();
+    if (this.maintainer) clearInterval(this.maintainer);
+    this.maintainer = null;
+    this.crawler.stop();
+    this.items.index.dispose();
+  }
+
+  /** One pass of the LRU maintainer over every class (bounded work). */
+  maintain(): void {
+    this.clock.tick();
+    this.maintainerJuggles++;
+    for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
+  }
+
+  // ---------------------------------------------------------------- retrieval
+
+  /** Find a live item for a read (get/gets/mg), counting and bumping as memcached does. */
+  get(key: Uint8Array, start: number, len: number): number {
+    const items = this.items;
+    const ref = items.find(key, start, len, hashKey(key, start, len));
+    this.stats.cmd_get++;
+    if (ref === 0) {
+      this.countMiss();
+      return 0;
+    }
+    this.stats.get_hits++;
+    const cls = items.classOf(ref);
+    items.counters.get_hits[cls]++;
+    items.lruHits[(cls << 2) | items.segment(ref)]++;
+    items.bump(ref);
+    return ref;
+  }
+
+  private countMiss(): void {
+    this.stats.get_misses++;
+    if (this.items.lastMissExpired) this.stats.get_expired++;
+    else if (this.items.lastMissFlushed) this.stats.get_flushed++;
+  }
+
+  /** Look up without counting or bumping (meta flags that only peek, internal use). */
+  peek(key: Uint8Array, start: number, len: number): number {
+    return this.items.find(key, start, len, hashKey(key, start, len));
+  }
+
+  /** gat/gats: fetch and set a new exptime. */
+  getAndTouch(key: Uint8Array, start: number, len: number, exptime: number): number {
+    const items = this.items;
+    const ref = items.find(key, start, len, hashKey(key, start, len));
+    // memcached 1.6 counts gat/gats as touches only.
+    this.stats.cmd_touch++;
+    if (ref === 0) {
+      this.stats.touch_misses++;
+      return 0;
+    }
+    this.stats.touch_hits++;
+    items.counters.touch_hits[items.classOf(ref)]++;
+    items.setExptime(ref, exptime);
+    items.bump(ref);
+    return ref;
+  }
+
+  touch(key: Uint8Array, start: number, len: number, exptime: number): boolean {
+    const items = this.items;
+    const ref = items.find(key, start, len, hashKey(key, start, len));
+    this.stats.cmd_touch++;
+    if (ref === 0) {
+      this.stats.touch_misses++;
+      return false;
+    }
+    this.stats.touch_hits++;
+    items.counters.touch_hits[items.classOf(ref)]++;
+    items.setExptime(ref, exptime);
+    items.bump(ref);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- storage
+
+  /**
+   * Allocate the item a storage command will fill. Returns 0 on failure with
+   * `items.allocError` saying why; for `set`, a failure also removes the old value (memcached
+   * does this so a failed set never leaves stale data).
+   */
+  allocForStore(mode: StoreMode, key: Uint8Array, start: number, len: number,
+    flags: number, exptime: number, nbytes: number): number {
+    const items = this.items;
+    items.allocError = AllocError.None;
+    const ref = items.alloc(key, start, len, flags, exptime, nbytes);
+    if (ref !== 0) return ref;
+    if ((items.allocError as AllocError) === AllocError.TooLarge) this.stats.store_too_large++;
+    else this.stats.store_no_memory++;
+    if (mode === StoreMode.Set) {
+      const hash = hashKey(key, start, len);
+      const old = items.find(key, start, len, hash);
+      if (old !== 0) items.unlink(old, hash);
+    }
+    return 0;
+  }
+
+  /** Abandon an allocated item (bad data chunk, connection closed mid-value). */
+  abortStore(ref: number): void {
+    this.items.free(ref);
+  }
+
+  /**
+   * Complete a storage command whose item is fully written. `casIn` is the client's CAS for
+   * `cas` (and for meta sets with C), else 0. Frees `ref` unless it was linked.
+   */
+  commitStore(mode: StoreMode, ref: number, casIn: number): StoreResult {
+    const items = this.items;
+    const page = items.page(ref);
+    const ko = items.keyOffset(ref);
+    const nkey = items.nkey(ref);
+    const hash = hashKey(page, ko, nkey);
+    const old = items.find(page, ko, nkey, hash);
+    const cls = items.classOf(ref);
+    this.stats.cmd_set++;
+    items.counters.cmd_set[cls]++;
+
+    if (mode === StoreMode.Cas || (casIn !== 0 && mode !== StoreMode.Add)) {
+      if (old === 0) {
+        this.stats.cas_misses++;
+        items.free(ref);
+        return StoreResult.NotFound;
+      }
+      if (items.cas(old) !== casIn) {
+        this.stats.cas_badval++;
+        items.counters.cas_badval[items.classOf(old)]++;
+        items.free(ref);
+        return StoreResult.Exists;
+      }
+      if (mode === StoreMode.Cas || mode === StoreMode.Set) {
+        this.stats.cas_hits++;
+        items.counters.cas_hits[items.classOf(old)]++;
+        return this.linkStored(ref, hash, old);
+      }
+    }
+
+    switch (mode) {
+      case StoreMode.Add:
+        if (old !== 0) {
+          // memcached: add of an existing key refreshes its LRU position.
+          if (items.atime(old) < this.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) items.bump(old);
+          items.free(ref);
+          return StoreResult.NotStored;
+        }
+        return this.linkStored(ref, hash, 0);
+      case StoreMode.Replace:
+        if (old === 0) {
+          items.free(ref);
+          return StoreResult.NotStored;
+        }
+        return this.linkStored(ref, hash, old);
+      case StoreMode.Append:
+      case StoreMode.Prepend:
+        if (old === 0) {
+          items.free(ref);
+          return StoreResult.NotStored;
+        }
+        return this.concat(mode, ref, hash, old);
+      default:
+        return this.linkStored(ref, hash, old);
+    }
+  }
+
+  private linkStored(ref: number, hash: number, old: number): StoreResult {
+    this.items.link(ref, hash, old);
+    this.lastCas = this.items.cas(ref);
+    return StoreResult.Stored;
+  }
+
+  /** append/prepend: a new item holding both values, with the old item's flags and exptime. */
+  private concat(mode: StoreMode, ref: number, hash: number, old: number): StoreResult {
+    const items = this.items;
+    const oldBytes = items.nbytes(old);
+    const addBytes = items.nbytes(ref);
+    items.pinned = old;
+    items.allocError = AllocError.None;
+    const page = items.page(ref);
+    const merged = items.alloc(page, items.keyOffset(ref), items.nkey(ref), items.flags(old), items.exptime(old),
+      oldBytes + addBytes);
+    items.pinned = 0;
+    if (merged === 0) {
+      items.free(ref);
+      return StoreResult.NotStored;
+    }
+    const first = mode === StoreMode.Append ? old : ref;
+    const second = mode === StoreMode.Append ? ref : old;
+    this.copyItemValue(first, merged, 0);
+    this.copyItemValue(second, merged, items.nbytes(first));
+    items.free(ref);
+    return this.linkStored(merged, hash, old);
+  }
+
+  /** Copy one item's whole value into another's at an offset (through a bounded scratch). */
+  private copyItemValue(from: number, to: number, at: number): void {
+    const items = this.items;
+    const n = items.nbytes(from);
+    if (!items.isChunked(from)) {
+      const o = items.valueOffset(from);
+      items.writeValue(to, at, items.page(from), o, o + n);
+      return;
+    }
+    const step = 64 * 1024;
+    const tmp = Buffer.allocUnsafe(Math.min(step, n));
+    for (let pos = 0; pos < n; pos += step) {
+      const end = Math.min(n, pos + step);
+      items.copyValueRange(from, pos, end, tmp, 0);
+      items.writeValue(to, at + pos, tmp, 0, end - pos);
+    }
+  }
+
+  // ---------------------------------------------------------------- delete, arithmetic
+
+  delete(key: Uint8Array, start: number, len: number, casIn = 0): DeleteResult {
+    const items = this.items;
+    const hash = hashKey(key, start, len);
+    const ref = items.find(key, start, len, hash);
+    if (ref === 0) {
+      this.stats.delete_misses++;
+      return DeleteResult.NotFound;
+    }
+    if (casIn !== 0 && items.cas(ref) !== casIn) return DeleteResult.Exists;
+    this.stats.delete_hits++;
+    items.counters.delete_hits[items.classOf(ref)]++;
+    items.unlink(ref, hash);
+    return DeleteResult.Deleted;
+  }
+
+  /**
+   * incr/decr by `delta` (64-bit unsigned). On Ok, `deltaValue` holds the new value and
+   * `lastCas` the item's CAS. memcached rewrites the value in place when the new digits fit,
+   * padding with spaces; otherwise it stores a new item.
+   */
+  incrDecr(key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0): DeltaResult {
+    const items = this.items;
+    const hash = hashKey(key, start, len);
+    const ref = items.find(key, start, len, hash);
+    if (ref === 0) {
+      if (incr) this.stats.incr_misses++;
+      else this.stats.decr_misses++;
+      return DeltaResult.NotFound;
+    }
+    const n = items.nbytes(ref);
+    if (n === 0 || items.isChunked(ref)) return DeltaResult.NonNumeric;
+    if (casIn !== 0 && items.cas(ref) !== casIn) return DeltaResult.CasMismatch;
+    const value = this.parseStoredNumber(ref, n);
+    if (value < 0n) return DeltaResult.NonNumeric;
+    const cls = items.classOf(ref);
+    let next: bigint;
+    if (incr) {
+      next = (value + delta) % TWO_64;
+      this.stats.incr_hits++;
+      items.counters.incr_hits[cls]++;
+    } else {
+      next = delta > value ? 0n : value - delta;
+      this.stats.decr_hits++;
+      items.counters.decr_hits[cls]++;
+    }
+    this.deltaValue = next;
+    const digits = next.toString();
+    if (digits.length <= n) {
+      const s = this.scratch;
+      s.fill(0x20, 0, n);
+      s.write(digits, 0, 'latin1');
+      items.writeValue(ref, 0, s, 0, n);
+      items.setCas(ref, this.settings.casEnabled ? items.casNext++ : 0);
+      this.lastCas = items.cas(ref);
+      return DeltaResult.Ok;
+    }
+    items.pinned = ref;
+    items.allocError = AllocError.None;
+    const fresh = items.alloc(key, start, len, items.flags(ref), items.exptime(ref), digits.length);
+    items.pinned = 0;
+    if (fresh === 0) return DeltaResult.NoMemory;
+    this.scratch.write(digits, 0, 'latin1');
+    items.writeValue(fresh, 0, this.scratch, 0, digits.length);
+    if ((items.iflags(ref) & IF_FETCHED) !== 0) items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
+    items.link(fresh, hash, ref);
+    this.lastCas = items.cas(fresh);
+    return DeltaResult.Ok;
+  }
+
+  /**
+   * The value as memcached's safe_strtoull reads it: optional leading spaces, decimal digits,
+   * then end or whitespace. Returns -1n when it is not a number.
+   */
+  private parseStoredNumber(ref: number, n: number): bigint {
+    const len = Math.min(n, DELTA_VALUE_BYTES_MAX + 8);
+    const s = this.scratch;
+    this.items.copyValueRange(ref, 0, len, s, 0);
+    return parseUnsigned64(s, 0, len, true);
+  }
+
+  // ---------------------------------------------------------------- flush
+
+  /** flush_all with a delay in client exptime units (0 = now). */
+  flushAll(delay: number): void {
+    this.stats.cmd_flush++;
+    this.items.flush(delay > 0 ? this.clock.realtime(delay) : 0);
+  }
+}
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * Parse an unsigned 64-bit decimal as memcached's safe_strtoull: leading whitespace allowed,
+ * digits, then the end of the range or (when `trailingSpaceOk`) whitespace. A leading '-' is
+ * refused. Returns -1n if invalid or above 2^64-1.
+ */
+export function parseUnsigned64(b: Uint8Array, start: number, end: number, trailingSpaceOk: boolean): bigint {
+  let i = start;
+  while (i < end && isSpace(b[i])) i++;
+  if (i < end && b[i] === 0x2b) i++;
+  const digitsStart = i;
+  let small = 0;
+  while (i < end && b[i] >= 0x30 && b[i] <= 0x39 && i - digitsStart < 15) {
+    small = small * 10 + (b[i] - 0x30);
+    i++;
+  }
+  let v = BigInt(small);
+  while (i < end && b[i] >= 0x30 && b[i] <= 0x39) {
+    v = v * 10n + BigInt(b[i] - 0x30);
+    i++;
+    if (v >= TWO_64) return -1n;
+  }
+  if (i === digitsStart) return -1n;
+  if (i < end && !(trailingSpaceOk && isSpace(b[i]))) return -1n;
+  return v;
+}

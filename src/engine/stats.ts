@@ -1,0 +1,257 @@
+/**
+ * `stats` groups rendered as (name, value) pairs with memcached 1.6's names and order, so
+ * every protocol (text STAT lines, binary stat packets, Prometheus) reads the same source.
+ */
+import { cpuUsage } from 'node:process';
+import type { ConnectionInfo } from '../protocol/session';
+import { COLD_LRU, HOT_LRU, ITEM_HEADER_BYTES, TEMP_LRU, WARM_LRU } from '../store/items';
+import { MEMCACHED_COMPAT_VERSION } from '../version';
+import type { Engine } from './engine';
+
+export type StatSink = (name: string, value: string | number) => void;
+
+/** What the stats renderer needs from outside the engine (the network layer). */
+export interface StatsContext {
+  engine: Engine;
+  startedUnixSeconds: number;
+  connections(): Iterable<ConnectionInfo>;
+  /** Listening sockets as "tcp:127.0.0.1:11211" names, for `stats conns`. */
+  listenerNames(): string[];
+  acceptingConnections(): boolean;
+}
+
+function fmtFloat(v: number, digits: number): string {
+  return v.toFixed(digits);
+}
+
+export function generalStats(ctx: StatsContext, out: StatSink): void {
+  const e = ctx.engine;
+  const s = e.stats;
+  const it = e.items;
+  const set = e.settings;
+  const usage = cpuUsage();
+  let c = 0;
+  const sumClass = (name: keyof typeof it.counters): number => {
+    c = 0;
+    const arr = it.counters[name];
+    for (let i = 0; i < arr.length; i++) c += arr[i];
+    return c;
+  };
+  out('pid', process.pid);
+  out('uptime', e.clock.now - 62 + 2);
+  out('time', e.clock.unixNow());
+  out('version', MEMCACHED_COMPAT_VERSION);
+  out('libevent', 'none');
+  out('pointer_size', 64);
+  out('rusage_user', fmtFloat(usage.user / 1e6, 6));
+  out('rusage_system', fmtFloat(usage.system / 1e6, 6));
+  out('max_connections', set.connectionsMax);
+  out('curr_connections', s.curr_connections);
+  out('total_connections', s.total_connections);
+  out('rejected_connections', s.rejected_connections);
+  out('connection_structures', s.connection_structures);
+  out('response_obj_oom', 0);
+  out('response_obj_count', 0);
+  out('response_obj_bytes', 0);
+  out('read_buf_count', s.curr_connections);
+  out('read_buf_bytes', s.curr_connections * set.readBufferBytes);
+  out('read_buf_bytes_free', 0);
+  out('read_buf_oom', 0);
+  out('reserved_fds', 20);
+  for (const k of ['cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'cmd_meta', 'get_hits', 'get_misses',
+    'get_expired', 'get_flushed', 'delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
+    'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large',
+    'store_no_memory', 'auth_cmds', 'auth_errors', 'bytes_read', 'bytes_written'] as const) {
+    out(k, s[k]);
+  }
+  out('limit_maxbytes', set.memoryLimitBytes);
+  out('accepting_conns', ctx.acceptingConnections() ? 1 : 0);
+  out('listen_disabled_num', s.listen_disabled_num);
+  out('time_in_listen_disabled_us', 0);
+  out('threads', set.threadCount);
+  out('conn_yields', s.conn_yields);
+  out('hash_power_level', it.index.hashPower);
+  out('hash_bytes', it.index.bytes);
+  out('hash_is_expanding', it.index.expanding ? 1 : 0);
+  for (const k of ['slab_reassign_rescues', 'slab_reassign_chunk_rescues', 'slab_reassign_evictions_nomem',
+    'slab_reassign_inline_reclaim', 'slab_reassign_busy_items', 'slab_reassign_busy_deletes',
+    'slab_reassign_running', 'slabs_moved']) {
+    out(k, 0);
+  }
+  out('lru_crawler_running', e.crawler.running ? 1 : 0);
+  out('lru_crawler_starts', e.crawler.starts);
+  out('lru_maintainer_juggles', e.maintainerJuggles);
+  out('malloc_fails', 0);
+  for (const k of ['log_worker_dropped', 'log_worker_written', 'log_watcher_skipped', 'log_watcher_sent']) out(k, 0);
+  out('log_watchers', e.watchers);
+  out('unexpected_napi_ids', 0);
+  out('round_robin_fallback', 0);
+  out('bytes', it.currBytes);
+  out('curr_items', it.currItems);
+  out('total_items', it.totalItems);
+  out('slab_global_page_pool', 0);
+  out('expired_unfetched', sumClass('expired_unfetched'));
+  out('evicted_unfetched', sumClass('evicted_unfetched'));
+  out('evicted_active', sumClass('evicted_active'));
+  out('evictions', sumClass('evicted'));
+  out('reclaimed', sumClass('reclaimed'));
+  out('crawler_reclaimed', sumClass('crawler_reclaimed'));
+  out('crawler_items_checked', sumClass('crawler_items_checked'));
+  out('lrutail_reflocked', sumClass('lrutail_reflocked'));
+  out('moves_to_cold', sumClass('moves_to_cold'));
+  out('moves_to_warm', sumClass('moves_to_warm'));
+  out('moves_within_lru', sumClass('moves_within_lru'));
+  out('direct_reclaims', sumClass('direct_reclaims'));
+  out('lru_bumps_dropped', 0);
+}
+
+const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
+
+export function settingsStats(ctx: StatsContext, out: StatSink): void {
+  const s = ctx.engine.settings;
+  out('maxbytes', s.memoryLimitBytes);
+  out('maxconns', s.connectionsMax);
+  out('tcpport', s.tcpPort);
+  out('udpport', s.udpPort);
+  out('inter', s.listenAddresses.length ? s.listenAddresses.join(',') : 'NULL');
+  out('verbosity', s.verbose);
+  out('oldest', ctx.engine.items.oldestLive);
+  out('evictions', s.evictToFree ? 'on' : 'off');
+  out('domain_socket', s.socketPath ?? 'NULL');
+  out('umask', s.socketAccessMask.toString(8));
+  out('shutdown_command', yesNo(s.shutdownEnabled));
+  out('growth_factor', fmtFloat(s.growthFactor, 2));
+  out('chunk_size', s.chunkSizeBytes);
+  out('num_threads', s.threadCount);
+  out('num_threads_per_udp', s.threadCount);
+  out('stat_key_prefix', s.prefixDelimiter);
+  out('detail_enabled', yesNo(ctx.engine.detail.enabled));
+  out('reqs_per_event', s.requestsPerEvent);
+  out('cas_enabled', yesNo(s.casEnabled));
+  out('tcp_backlog', s.backlog);
+  out('binding_protocol', s.bindProtocol === 'auto' ? 'auto-negotiate' : s.bindProtocol);
+  out('auth_enabled_sasl', yesNo(s.saslEnabled));
+  out('auth_enabled_ascii', 'no');
+  out('item_size_max', s.itemSizeMaxBytes);
+  out('maxconns_fast', yesNo(s.maxconnsFast));
+  out('hashpower_init', s.hashPowerInit === 16 ? 0 : s.hashPowerInit);
+  out('slab_reassign', yesNo(s.slabReassign));
+  out('slab_automove', s.slabAutomove);
+  out('slab_automove_ratio', '0.80');
+  out('slab_automove_window', 30);
+  out('slab_chunk_max', s.slabChunkMaxBytes);
+  out('lru_crawler', yesNo(ctx.engine.crawler.enabled));
+  out('lru_crawler_sleep', s.lruCrawlerSleepMicros);
+  out('lru_crawler_tocrawl', s.lruCrawlerToCrawl);
+  out('tail_repair_time', s.tailRepairTimeSeconds);
+  out('flush_enabled', yesNo(s.flushEnabled));
+  out('dump_enabled', yesNo(s.dumpEnabled));
+  out('hash_algorithm', 'murmur3');
+  out('lru_maintainer_thread', yesNo(s.lruSegmented));
+  out('lru_segmented', yesNo(s.lruSegmented));
+  out('hot_lru_pct', s.hotLruPct);
+  out('warm_lru_pct', s.warmLruPct);
+  out('hot_max_factor', fmtFloat(s.hotMaxFactor, 2));
+  out('warm_max_factor', fmtFloat(s.warmMaxFactor, 2));
+  out('temp_lru', yesNo(s.tempLru));
+  out('temporary_ttl', s.temporaryTtlSeconds);
+  out('idle_timeout', s.idleTimeoutSeconds);
+  out('watcher_logbuf_size', s.watcherLogbufBytes);
+  out('worker_logbuf_size', s.workerLogbufBytes);
+  out('read_buf_mem_limit', 0);
+  out('track_sizes', yesNo(s.trackSizes));
+  out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
+  out('ssl_enabled', 'no');
+}
+
+export function itemsStats(ctx: StatsContext, out: StatSink): void {
+  const e = ctx.engine;
+  const it = e.items;
+  const now = e.clock.now;
+  const names = ['evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'tailrepairs', 'reclaimed',
+    'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'crawler_items_checked',
+    'lrutail_reflocked', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims'] as const;
+  for (let cls = 1; cls <= e.slabs.largestClass; cls++) {
+    const b = cls << 2;
+    const number = it.lruCount[b] + it.lruCount[b + 1] + it.lruCount[b + 2] + it.lruCount[b + 3];
+    if (number === 0) continue;
+    const p = `items:${cls}:`;
+    const age = (seg: number): number => {
+      const tail = it.lruTail[b | seg];
+      return tail !== 0 ? now - it.atime(tail) : 0;
+    };
+    out(p + 'number', number);
+    out(p + 'number_hot', it.lruCount[b | HOT_LRU]);
+    out(p + 'number_warm', it.lruCount[b | WARM_LRU]);
+    out(p + 'number_cold', it.lruCount[b | COLD_LRU]);
+    if (e.settings.tempLru) out(p + 'number_temp', it.lruCount[b | TEMP_LRU]);
+    out(p + 'age_hot', age(HOT_LRU));
+    out(p + 'age_warm', age(WARM_LRU));
+    out(p + 'age', age(COLD_LRU));
+    out(p + 'mem_requested', it.lruBytes[b] + it.lruBytes[b + 1] + it.lruBytes[b + 2] + it.lruBytes[b + 3]);
+    for (const n of names) out(p + n, it.counters[n][cls]);
+    out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
+    out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
+    out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
+    out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+  }
+}
+
+export function slabsStats(ctx: StatsContext, out: StatSink): void {
+  const e = ctx.engine;
+  const sl = e.slabs;
+  const it = e.items;
+  let active = 0;
+  for (let cls = 1; cls <= sl.largestClass; cls++) {
+    if (sl.pagesPerClass[cls] === 0) continue;
+    active++;
+    const p = `${cls}:`;
+    const total = sl.totalChunks(cls);
+    out(p + 'chunk_size', sl.classSize[cls]);
+    out(p + 'chunks_per_page', sl.perPage[cls]);
+    out(p + 'total_pages', sl.pagesPerClass[cls]);
+    out(p + 'total_chunks', total);
+    out(p + 'used_chunks', sl.usedChunks[cls]);
+    out(p + 'free_chunks', total - sl.usedChunks[cls]);
+    out(p + 'free_chunks_end', sl.uncarvedChunks(cls));
+    for (const n of ['get_hits', 'cmd_set', 'delete_hits', 'incr_hits', 'decr_hits', 'cas_hits', 'cas_badval',
+      'touch_hits'] as const) {
+      out(p + n, it.counters[n][cls]);
+    }
+  }
+  out('active_slabs', active);
+  out('total_malloced', sl.bytesMalloced);
+}
+
+/** `stats sizes`: item counts by size, in 32-byte buckets (computed on demand by a walk). */
+export function sizesStats(ctx: StatsContext, out: StatSink): void {
+  const e = ctx.engine;
+  if (!e.settings.trackSizes) {
+    out('sizes_status', 'disabled');
+    return;
+  }
+  const buckets = new Map<number, number>();
+  e.walkItems((ref) => {
+    const size = ITEM_HEADER_BYTES + e.items.nkey(ref) + e.items.nbytes(ref);
+    const bucket = Math.ceil(size / 32) * 32;
+    buckets.set(bucket, (buckets.get(bucket) ?? 0) + 1);
+  });
+  for (const k of [...buckets.keys()].sort((a, b) => a - b)) out(String(k), buckets.get(k)!);
+}
+
+export function connsStats(ctx: StatsContext, out: StatSink): void {
+  const now = ctx.engine.clock.now;
+  let id = 0;
+  for (const name of ctx.listenerNames()) {
+    out(`${id}:addr`, name);
+    out(`${id}:state`, 'conn_listening');
+    out(`${id}:secs_since_last_cmd`, 0);
+    id++;
+  }
+  for (const c of ctx.connections()) {
+    out(`${c.id}:addr`, c.peerName);
+    out(`${c.id}:state`, c.stateName);
+    out(`${c.id}:secs_since_last_cmd`, Math.max(0, now - c.lastCommandTime));
+  }
+}
+

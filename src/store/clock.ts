@@ -1,0 +1,61 @@
+/**
+ * Server clock, as memcached keeps it: `now` is whole seconds since the process started
+ * (plus a small offset so that 0 never means "now"), read from a monotonic clock and
+ * refreshed once a second and on demand. Expiry times are stored in these units.
+ */
+import { performance } from 'node:perf_hooks';
+
+/** memcached: exptimes above 30 days are absolute unix times. */
+export const REALTIME_MAXDELTA_SECONDS = 60 * 60 * 24 * 30;
+/** memcached starts its clock this far in the past (ITEM_UPDATE_INTERVAL + 2). */
+const START_OFFSET_SECONDS = 62;
+
+export class Clock {
+  /** Seconds since start (server-relative, "rel_time"). */
+  now = START_OFFSET_SECONDS;
+  /** Unix time (seconds) that corresponds to rel time 0. */
+  readonly processStartedUnix: number;
+  private readonly startMs: number;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor() {
+    this.startMs = performance.now();
+    this.processStartedUnix = Math.floor(Date.now() / 1000) - START_OFFSET_SECONDS;
+  }
+
+  /** Refresh `now`; cheap enough to call once per read event. */
+  tick(): number {
+    this.now = START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
+    return this.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => this.tick(), 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** Current unix time as memcached reports it in `stats` (`time`). */
+  unixNow(): number {
+    return this.processStartedUnix + this.now;
+  }
+
+  /**
+   * memcached's realtime(): a client exptime to server-relative time.
+   * 0 → never; negative → already expired; ≤ 30 days → relative; else absolute unix time.
+   */
+  realtime(exptime: number): number {
+    if (exptime === 0) return 0;
+    if (exptime < 0) return 1;
+    if (exptime > REALTIME_MAXDELTA_SECONDS) {
+      if (exptime <= this.processStartedUnix) return 1;
+      return Math.min(exptime - this.processStartedUnix, 0xffffffff);
+    }
+    return Math.min(exptime + this.now, 0xffffffff);
+  }
+}

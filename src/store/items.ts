@@ -1,0 +1,697 @@
+/**
+ * Items: the cached entries, laid out in slab chunks, indexed by the hash table, kept in a
+ * segmented LRU per chunk class (HOT / WARM / COLD / TEMP) as memcached 1.6 does.
+ *
+ * Goals: no JavaScript object per item; one copy to serve a hit; eviction and expiry with
+ * memcached's counters. Non-goals: protocol replies (src/protocol/), command semantics such
+ * as add/replace/cas rules (src/engine/).
+ *
+ * Item layout, version 1 (little-endian 32-bit words from the chunk start):
+ *
+ *   word  byte
+ *   ┌────┬──────────────────────────────────────────────────────────────────────┐
+ *   │ 0  │  0: kind|iflags   1: lru segment   2: class id   3: key length        │
+ *   │ 1  │  4: LRU prev (ref)                                                   │
+ *   │ 2  │  8: LRU next (ref)                                                   │
+ *   │ 3  │ 12: exptime (server-relative seconds, 0 = never)                     │
+ *   │ 4  │ 16: time of last access (server-relative seconds)                    │
+ *   │ 5  │ 20: client flags (32 bits)                                           │
+ *   │ 6  │ 24: CAS low 32 bits                                                  │
+ *   │ 7  │ 28: CAS high 32 bits                                                 │
+ *   │ 8  │ 32: value length in bytes (no trailing CRLF is stored)               │
+ *   │    │ 36: key bytes, then the value bytes                                  │
+ *   └────┴──────────────────────────────────────────────────────────────────────┘
+ *
+ * A value that does not fit the largest chunk class is "chunked": after the key (rounded up
+ * to 4 bytes) comes a table of data-chunk references; each data chunk is
+ * [kind=DATA|class][owner ref][payload...]. The CRLF after a value is written by the protocol.
+ */
+import { Clock } from './clock';
+import { HashIndex, hashKey } from './hash';
+import {
+  KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, PAGE_OFFSET_BITS, SlabAllocator,
+} from './slabs';
+
+export const ITEM_HEADER_BYTES = 36;
+export const KEY_BYTES_MAX = 250;
+const DATA_CHUNK_HEADER_BYTES = 8;
+
+// byte 0 of word 0: bits 0-1 kind, the rest item flags
+export const IF_LINKED = 0x04;
+export const IF_ACTIVE = 0x08;
+export const IF_FETCHED = 0x10;
+export const IF_CHUNKED = 0x20;
+/** Meta protocol: a recache/win token was handed out for this item. */
+export const IF_TOKEN_SENT = 0x40;
+/** Meta protocol: item was invalidated (stale). */
+export const IF_STALE = 0x80;
+
+export const HOT_LRU = 0;
+export const WARM_LRU = 1;
+export const COLD_LRU = 2;
+export const TEMP_LRU = 3;
+export const LRU_NAMES = ['hot', 'warm', 'cold', 'temp'];
+
+/** Items examined from a tail per pull (memcached: 5). */
+const PULL_TRIES = 5;
+/** memcached bumps an item's access time on fetch at most this often, in seconds. */
+export const ITEM_UPDATE_INTERVAL_SECONDS = 60;
+
+export const enum AllocError {
+  None = 0,
+  TooLarge = 1,
+  NoMemory = 2,
+}
+
+export interface ItemOptions {
+  casEnabled: boolean;
+  itemSizeMaxBytes: number;
+  evictToFree: boolean;
+  lruSegmented: boolean;
+  hotLruPct: number;
+  warmLruPct: number;
+  hotMaxFactor: number;
+  warmMaxFactor: number;
+  tempLru: boolean;
+  temporaryTtlSeconds: number;
+  hashPowerInit: number;
+}
+
+/** Per-class counters for `stats items` and `stats slabs`, in Float64Arrays (no objects). */
+export class ClassCounters {
+  constructor(n: number) {
+    for (const k of CLASS_COUNTER_NAMES) (this as unknown as Record<string, Float64Array>)[k] = new Float64Array(n);
+  }
+}
+export const CLASS_COUNTER_NAMES = [
+  'evicted', 'evicted_nonzero', 'evicted_time', 'evicted_unfetched', 'evicted_active', 'outofmemory',
+  'tailrepairs', 'reclaimed', 'expired_unfetched', 'crawler_reclaimed', 'crawler_items_checked',
+  'lrutail_reflocked', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims',
+  'get_hits', 'cmd_set', 'delete_hits', 'incr_hits', 'decr_hits', 'cas_hits', 'cas_badval', 'touch_hits',
+  'total_items',
+] as const;
+export type ClassCounterName = (typeof CLASS_COUNTER_NAMES)[number];
+export type ClassCounterTables = { [K in ClassCounterName]: Float64Array };
+
+export class Items {
+  readonly slabs: SlabAllocator;
+  readonly index: HashIndex;
+  readonly clock: Clock;
+  readonly opts: ItemOptions;
+  readonly counters: ClassCounterTables;
+
+  // LRU lists, indexed by (class << 2) | segment
+  readonly lruHead: Uint32Array;
+  readonly lruTail: Uint32Array;
+  readonly lruCount: Float64Array;
+  readonly lruBytes: Float64Array;
+  /** Fetch hits per (class, segment): memcached's hits_to_hot/warm/cold/temp. */
+  readonly lruHits: Float64Array;
+
+  /** Next CAS value (64-bit in the item; a double counts exactly to 2^53). */
+  casNext = 1;
+  currItems = 0;
+  totalItems = 0;
+  currBytes = 0;
+  /** memcached's settings.oldest_live / oldest_cas, set by flush_all. */
+  oldestLive = 0;
+  oldestCas = 0;
+  /** Why the last find() missed, for get_expired / get_flushed. */
+  lastMissExpired = false;
+  lastMissFlushed = false;
+  allocError: AllocError = AllocError.None;
+  /** An item the caller still reads from while allocating (append/prepend): never evicted. */
+  pinned = 0;
+
+  /** Largest value that fits one chunk for a key of length 0. */
+  private readonly singleChunkBytesMax: number;
+  private readonly dataChunkPayloadBytes: number;
+
+  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions) {
+    this.slabs = slabs;
+    this.clock = clock;
+    this.opts = opts;
+    const n = (slabs.largestClass + 1) * 4;
+    this.lruHead = new Uint32Array(n);
+    this.lruTail = new Uint32Array(n);
+    this.lruCount = new Float64Array(n);
+    this.lruBytes = new Float64Array(n);
+    this.lruHits = new Float64Array(n);
+    this.counters = new ClassCounters(slabs.largestClass + 1) as unknown as ClassCounterTables;
+    this.index = new HashIndex(opts.hashPowerInit, (ref, key, start, len) => this.keyEquals(ref, key, start, len));
+    this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
+    this.dataChunkPayloadBytes = this.singleChunkBytesMax - DATA_CHUNK_HEADER_BYTES;
+  }
+
+  // ---------------------------------------------------------------- field access
+
+  page(ref: number): Buffer {
+    return this.slabs.pages[(ref >>> PAGE_OFFSET_BITS) - 1];
+  }
+  u32(ref: number): Uint32Array {
+    return this.slabs.pageU32[(ref >>> PAGE_OFFSET_BITS) - 1];
+  }
+  /** Word index of the item within its page's Uint32Array. */
+  w(ref: number): number {
+    return (ref & 0x1ffff) << 1;
+  }
+  /** Byte offset of the item within its page. */
+  off(ref: number): number {
+    return (ref & 0x1ffff) << 3;
+  }
+
+  iflags(ref: number): number {
+    return this.u32(ref)[this.w(ref)] & 0xff;
+  }
+  setIflags(ref: number, f: number): void {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    u[w] = (u[w] & 0xffffff00) | f;
+  }
+  segment(ref: number): number {
+    return (this.u32(ref)[this.w(ref)] >>> 8) & 0xff;
+  }
+  classOf(ref: number): number {
+    return (this.u32(ref)[this.w(ref)] >>> 16) & 0xff;
+  }
+  nkey(ref: number): number {
+    return this.u32(ref)[this.w(ref)] >>> 24;
+  }
+  prev(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 1];
+  }
+  next(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 2];
+  }
+  exptime(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 3];
+  }
+  setExptime(ref: number, t: number): void {
+    this.u32(ref)[this.w(ref) + 3] = t;
+  }
+  atime(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 4];
+  }
+  setAtime(ref: number, t: number): void {
+    this.u32(ref)[this.w(ref) + 4] = t;
+  }
+  flags(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 5];
+  }
+  setFlags(ref: number, f: number): void {
+    this.u32(ref)[this.w(ref) + 5] = f;
+  }
+  cas(ref: number): number {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    return u[w + 7] * 4294967296 + u[w + 6];
+  }
+  setCas(ref: number, cas: number): void {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    u[w + 6] = cas >>> 0;
+    u[w + 7] = Math.floor(cas / 4294967296);
+  }
+  nbytes(ref: number): number {
+    return this.u32(ref)[this.w(ref) + 8];
+  }
+  keyOffset(ref: number): number {
+    return this.off(ref) + ITEM_HEADER_BYTES;
+  }
+  /** Byte offset of the value of a non-chunked item within its page. */
+  valueOffset(ref: number): number {
+    return this.off(ref) + ITEM_HEADER_BYTES + this.nkey(ref);
+  }
+  isChunked(ref: number): boolean {
+    return (this.iflags(ref) & IF_CHUNKED) !== 0;
+  }
+  /** Total bytes an item accounts for in its LRU (header, key, value). */
+  itemBytes(ref: number): number {
+    return ITEM_HEADER_BYTES + this.nkey(ref) + this.nbytes(ref);
+  }
+
+  keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    if (u[w] >>> 24 !== len) return false;
+    const page = this.page(ref);
+    let p = (w << 2) + ITEM_HEADER_BYTES;
+    for (let i = start, end = start + len; i < end; i++, p++) {
+      if (page[p] !== key[i]) return false;
+    }
+    return true;
+  }
+
+  /** The item's key as a string (dumps and logs only; never on the request path). */
+  keyString(ref: number): string {
+    const o = this.keyOffset(ref);
+    return this.page(ref).toString('latin1', o, o + this.nkey(ref));
+  }
+
+  // ---------------------------------------------------------------- value bytes
+
+  /** Copy the value into dst at dstOffset. Returns the byte count. */
+  copyValue(ref: number, dst: Uint8Array, dstOffset: number): number {
+    const n = this.nbytes(ref);
+    if (!this.isChunked(ref)) {
+      const o = this.valueOffset(ref);
+      dst.set(this.page(ref).subarray(o, o + n), dstOffset);
+      return n;
+    }
+    return this.copyChunkedRange(ref, 0, n, dst, dstOffset);
+  }
+
+  /** Copy value bytes [from, to) of any item into dst. */
+  copyValueRange(ref: number, from: number, to: number, dst: Uint8Array, dstOffset: number): void {
+    if (!this.isChunked(ref)) {
+      const o = this.valueOffset(ref);
+      dst.set(this.page(ref).subarray(o + from, o + to), dstOffset);
+      return;
+    }
+    this.copyChunkedRange(ref, from, to, dst, dstOffset);
+  }
+
+  private chunkTableOffset(ref: number): number {
+    return (this.keyOffset(ref) + this.nkey(ref) + 3) & ~3;
+  }
+
+  private copyChunkedRange(ref: number, from: number, to: number, dst: Uint8Array, dstOffset: number): number {
+    const per = this.dataChunkPayloadBytes;
+    const table = this.chunkTableOffset(ref) >>> 2;
+    const u = this.u32(ref);
+    let pos = from;
+    while (pos < to) {
+      const i = Math.floor(pos / per);
+      const within = pos - i * per;
+      const take = Math.min(per - within, to - pos);
+      const c = u[table + i];
+      const o = this.off(c) + DATA_CHUNK_HEADER_BYTES + within;
+      dst.set(this.page(c).subarray(o, o + take), dstOffset);
+      dstOffset += take;
+      pos += take;
+    }
+    return to - from;
+  }
+
+  /** Write src[srcStart, srcEnd) into the value at valueOffset (filling an allocated item). */
+  writeValue(ref: number, valueOffset: number, src: Uint8Array, srcStart: number, srcEnd: number): void {
+    if (!this.isChunked(ref)) {
+      this.page(ref).set(src.subarray(srcStart, srcEnd), this.valueOffset(ref) + valueOffset);
+      return;
+    }
+    const per = this.dataChunkPayloadBytes;
+    const table = this.chunkTableOffset(ref) >>> 2;
+    const u = this.u32(ref);
+    let pos = valueOffset;
+    while (srcStart < srcEnd) {
+      const i = Math.floor(pos / per);
+      const within = pos - i * per;
+      const take = Math.min(per - within, srcEnd - srcStart);
+      const c = u[table + i];
+      this.page(c).set(src.subarray(srcStart, srcStart + take), this.off(c) + DATA_CHUNK_HEADER_BYTES + within);
+      srcStart += take;
+      pos += take;
+    }
+  }
+
+  // ---------------------------------------------------------------- allocation
+
+  /** memcached's item size check (its header, CAS, key NUL, CRLF) so limits match exactly. */
+  memcachedItemTotal(nkey: number, nbytes: number, flags: number): number {
+    return MEMCACHED_ITEM_HEADER_BYTES + (this.opts.casEnabled ? 8 : 0) + nkey + 1 + (flags !== 0 ? 4 : 0) + nbytes + 2;
+  }
+
+  sizeOk(nkey: number, nbytes: number, flags: number): boolean {
+    return this.memcachedItemTotal(nkey, nbytes, flags) <= this.opts.itemSizeMaxBytes;
+  }
+
+  /**
+   * Allocate an unlinked item with its key and header set; the value is written afterwards
+   * with writeValue(). Returns 0 and sets `allocError` when it cannot.
+   */
+  alloc(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
+    if (!this.sizeOk(nkey, nbytes, flags)) {
+      this.allocError = AllocError.TooLarge;
+      return 0;
+    }
+    const total = ITEM_HEADER_BYTES + nkey + nbytes;
+    let ref: number;
+    if (total <= this.singleChunkBytesMax) {
+      ref = this.allocChunk(this.slabs.classFor(total));
+      if (ref === 0) return 0;
+      this.initHeader(ref, 0, nkey, flags, exptime, nbytes);
+    } else {
+      ref = this.allocChunked(nkey, nbytes, flags, exptime);
+      if (ref === 0) return 0;
+    }
+    this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
+    return ref;
+  }
+
+  private initHeader(ref: number, extraFlags: number, nkey: number, flags: number, exptime: number, nbytes: number): void {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    const cls = (u[w] >>> 16) & 0xff;
+    const seg = this.opts.tempLru && exptime !== 0 && exptime - this.clock.now <= this.opts.temporaryTtlSeconds
+      ? TEMP_LRU
+      : this.opts.lruSegmented ? HOT_LRU : COLD_LRU;
+    u[w] = KIND_ITEM | extraFlags | (seg << 8) | (cls << 16) | (nkey << 24);
+    u[w + 1] = 0;
+    u[w + 2] = 0;
+    u[w + 3] = exptime;
+    u[w + 4] = this.clock.now;
+    u[w + 5] = flags;
+    u[w + 6] = 0;
+    u[w + 7] = 0;
+    u[w + 8] = nbytes;
+  }
+
+  private allocChunked(nkey: number, nbytes: number, flags: number, exptime: number): number {
+    const per = this.dataChunkPayloadBytes;
+    const nchunks = Math.ceil(nbytes / per);
+    const headerBytes = ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + 4 * nchunks;
+    const head = this.allocChunk(this.slabs.classFor(headerBytes));
+    if (head === 0) return 0;
+    this.initHeader(head, IF_CHUNKED, nkey, flags, exptime, nbytes);
+    const table = this.chunkTableOffset(head) >>> 2;
+    for (let i = 0; i < nchunks; i++) {
+      const payload = Math.min(per, nbytes - i * per);
+      const c = this.allocChunk(this.slabs.classFor(payload + DATA_CHUNK_HEADER_BYTES));
+      if (c === 0) {
+        // Give back what was taken; the whole item fails.
+        for (let j = 0; j < i; j++) this.freeChunk(this.u32(head)[table + j]);
+        this.u32(head)[table + i] = 0;
+        this.freeChunk(head);
+        return 0;
+      }
+      const cu = this.u32(c);
+      const cw = this.w(c);
+      cu[cw] = KIND_DATA | (cu[cw] & 0x00ff0000);
+      cu[cw + 1] = head;
+      this.u32(head)[table + i] = c;
+    }
+    return head;
+  }
+
+  /** A chunk of class `cls`, evicting from that class's LRU if memory is full. */
+  private allocChunk(cls: number): number {
+    let ref = 0;
+    let tries = 0;
+    for (; tries < 10; tries++) {
+      if (!this.opts.lruSegmented) this.pullTail(cls, COLD_LRU, 0, false);
+      ref = this.slabs.alloc(cls);
+      if (ref !== 0) break;
+      if (this.pullTail(cls, COLD_LRU, 0, true) <= 0) {
+        if (!this.opts.lruSegmented) break;
+        if (this.pullTail(cls, HOT_LRU, 0, false) <= 0 && this.pullTail(cls, WARM_LRU, 0, false) <= 0) {
+          // Nothing left to move or evict in this class.
+          if (this.lruCount[(cls << 2) | COLD_LRU] === 0) break;
+        }
+      }
+    }
+    if (tries > 0) this.counters.direct_reclaims[cls] += tries;
+    if (ref === 0) {
+      this.counters.outofmemory[cls]++;
+      this.allocError = AllocError.NoMemory;
+      return 0;
+    }
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    u[w] = cls << 16;
+    return ref;
+  }
+
+  private freeChunk(ref: number): void {
+    this.slabs.free(ref, this.classOf(ref));
+  }
+
+  /** Return an item's memory. It must be unlinked. */
+  free(ref: number): void {
+    if (this.isChunked(ref)) {
+      const n = Math.ceil(this.nbytes(ref) / this.dataChunkPayloadBytes);
+      const table = this.chunkTableOffset(ref) >>> 2;
+      const u = this.u32(ref);
+      for (let i = 0; i < n; i++) {
+        const c = u[table + i];
+        if (c !== 0) this.freeChunk(c);
+      }
+    }
+    this.freeChunk(ref);
+  }
+
+  // ---------------------------------------------------------------- index + LRU
+
+  hashOf(ref: number): number {
+    return hashKey(this.page(ref), this.keyOffset(ref), this.nkey(ref));
+  }
+
+  /** Is the item dead by exptime or flush_all? */
+  isDead(ref: number): boolean {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    const exp = u[w + 3];
+    const now = this.clock.now;
+    if (exp !== 0 && exp <= now) return true;
+    return this.isFlushed(ref);
+  }
+
+  isFlushed(ref: number): boolean {
+    const oldest = this.oldestLive;
+    if (oldest === 0 || oldest > this.clock.now) return false;
+    if (this.atime(ref) <= oldest) return true;
+    const cas = this.cas(ref);
+    return this.oldestCas !== 0 && cas !== 0 && cas < this.oldestCas;
+  }
+
+  /**
+   * Look a key up. Expired or flushed items are unlinked on the way (memcached's lazy
+   * expiry) and reported as misses, with lastMissExpired/lastMissFlushed set.
+   */
+  find(key: Uint8Array, start: number, len: number, hash: number): number {
+    this.lastMissExpired = false;
+    this.lastMissFlushed = false;
+    const ref = this.index.find(hash, key, start, len);
+    if (ref === 0) return 0;
+    const exp = this.exptime(ref);
+    if (exp !== 0 && exp <= this.clock.now) {
+      this.unlink(ref, hash);
+      this.lastMissExpired = true;
+      return 0;
+    }
+    if (this.oldestLive !== 0 && this.isFlushed(ref)) {
+      this.unlink(ref, hash);
+      this.lastMissFlushed = true;
+      return 0;
+    }
+    return ref;
+  }
+
+  /** Mark a fetch, as memcached's do_item_bump. */
+  bump(ref: number): void {
+    const f = this.iflags(ref);
+    if (this.opts.lruSegmented) {
+      if ((f & IF_ACTIVE) !== 0) return;
+      if ((f & IF_FETCHED) === 0) {
+        this.setIflags(ref, f | IF_FETCHED);
+        return;
+      }
+      this.setIflags(ref, f | IF_ACTIVE);
+      if (this.segment(ref) !== COLD_LRU) {
+        this.setAtime(ref, this.clock.now);
+        return;
+      }
+      // memcached moves an active COLD item to WARM asynchronously; here it is immediate.
+      this.setIflags(ref, f & ~IF_ACTIVE);
+      this.counters.moves_to_warm[this.classOf(ref)]++;
+      this.lruUnlink(ref);
+      this.setAtime(ref, this.clock.now);
+      this.lruLink(ref, WARM_LRU);
+      return;
+    }
+    this.setIflags(ref, f | IF_FETCHED);
+    if (this.atime(ref) < this.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) {
+      this.lruUnlink(ref);
+      this.setAtime(ref, this.clock.now);
+      this.lruLink(ref, this.segment(ref));
+    }
+  }
+
+  /** Link a freshly written item, replacing any live item with the same key. */
+  link(ref: number, hash: number, old: number): void {
+    const cas = this.opts.casEnabled ? this.casNext++ : 0;
+    this.setCas(ref, cas);
+    this.setAtime(ref, this.clock.now);
+    const cls = this.classOf(ref);
+    this.counters.total_items[cls]++;
+    this.totalItems++;
+    if (old !== 0) {
+      this.index.replace(hash, old, ref);
+      this.unlinkFromLru(old);
+    } else {
+      this.index.insert(hash, ref);
+    }
+    this.setIflags(ref, this.iflags(ref) | IF_LINKED);
+    this.currItems++;
+    this.currBytes += this.itemBytes(ref);
+    this.lruLink(ref, this.segment(ref));
+    this.balance(cls);
+  }
+
+  /** Take an item out of the index and LRU and free it. */
+  unlink(ref: number, hash: number): void {
+    this.index.remove(hash, ref);
+    this.unlinkFromLru(ref);
+  }
+
+  private unlinkFromLru(ref: number): void {
+    this.setIflags(ref, this.iflags(ref) & ~IF_LINKED);
+    this.currItems--;
+    this.currBytes -= this.itemBytes(ref);
+    this.lruUnlink(ref);
+    this.free(ref);
+  }
+
+  private lruLink(ref: number, seg: number): void {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    const cls = (u[w] >>> 16) & 0xff;
+    u[w] = (u[w] & 0xffff00ff) | (seg << 8);
+    const id = (cls << 2) | seg;
+    const head = this.lruHead[id];
+    u[w + 1] = 0;
+    u[w + 2] = head;
+    if (head !== 0) this.u32(head)[this.w(head) + 1] = ref;
+    else this.lruTail[id] = ref;
+    this.lruHead[id] = ref;
+    this.lruCount[id]++;
+    this.lruBytes[id] += this.itemBytes(ref);
+  }
+
+  private lruUnlink(ref: number): void {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    const id = (((u[w] >>> 16) & 0xff) << 2) | ((u[w] >>> 8) & 0xff);
+    const prev = u[w + 1];
+    const next = u[w + 2];
+    if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = next;
+    else this.lruHead[id] = next;
+    if (next !== 0) this.u32(next)[this.w(next) + 1] = prev;
+    else this.lruTail[id] = prev;
+    u[w + 1] = 0;
+    u[w + 2] = 0;
+    this.lruCount[id]--;
+    this.lruBytes[id] -= this.itemBytes(ref);
+  }
+
+  /** Keep HOT and WARM within their share of the class, as memcached's maintainer does. */
+  balance(cls: number): void {
+    if (!this.opts.lruSegmented) return;
+    const base = cls << 2;
+    const total = this.lruBytes[base | HOT_LRU] + this.lruBytes[base | WARM_LRU] + this.lruBytes[base | COLD_LRU];
+    if (this.lruBytes[base | HOT_LRU] > (total * this.opts.hotLruPct) / 100) this.pullTail(cls, HOT_LRU, total, false);
+    if (this.lruBytes[base | WARM_LRU] > (total * this.opts.warmLruPct) / 100) this.pullTail(cls, WARM_LRU, total, false);
+  }
+
+  /** Age-based juggling for one class (the periodic maintainer pass). Returns moves made. */
+  juggle(cls: number, budget: number): number {
+    let moves = 0;
+    const base = cls << 2;
+    if (this.opts.tempLru) this.pullTail(cls, TEMP_LRU, 0, false);
+    for (let i = 0; i < budget; i++) {
+      const total = this.lruBytes[base | HOT_LRU] + this.lruBytes[base | WARM_LRU] + this.lruBytes[base | COLD_LRU];
+      let did = this.pullTail(cls, HOT_LRU, total, false) + this.pullTail(cls, WARM_LRU, total, false);
+      if (this.opts.lruSegmented) did += this.pullTail(cls, COLD_LRU, 0, false);
+      if (did === 0) break;
+      moves += did;
+    }
+    return moves;
+  }
+
+  /**
+   * memcached's lru_pull_tail: look at up to PULL_TRIES items from the tail of one segment;
+   * reclaim dead ones; move HOT/WARM overflow to COLD (active ones to WARM); in COLD, evict
+   * (when `evict`) or move active items to WARM. Returns how many items were removed/moved.
+   */
+  pullTail(cls: number, seg: number, totalBytes: number, evict: boolean): number {
+    const id = (cls << 2) | seg;
+    let removed = 0;
+    let search = this.lruTail[id];
+    const now = this.clock.now;
+    const counters = this.counters;
+    for (let tries = PULL_TRIES; tries > 0 && search !== 0; tries--) {
+      const nextIt = this.prev(search);
+      if (search === this.pinned) {
+        counters.lrutail_reflocked[cls]++;
+        search = nextIt;
+        continue;
+      }
+      if (this.isDead(search)) {
+        counters.reclaimed[cls]++;
+        if ((this.iflags(search) & IF_FETCHED) === 0) counters.expired_unfetched[cls]++;
+        this.unlink(search, this.hashOf(search));
+        removed++;
+        search = nextIt;
+        continue;
+      }
+      const f = this.iflags(search);
+      if (seg === HOT_LRU || seg === WARM_LRU) {
+        const pct = seg === HOT_LRU ? this.opts.hotLruPct : this.opts.warmLruPct;
+        const limit = (totalBytes * pct) / 100;
+        const coldTail = this.lruTail[(cls << 2) | COLD_LRU];
+        const coldAge = coldTail !== 0 ? now - this.atime(coldTail) : 0;
+        const maxAge = coldAge * (seg === HOT_LRU ? this.opts.hotMaxFactor : this.opts.warmMaxFactor);
+        if ((f & IF_ACTIVE) !== 0) {
+          this.setIflags(search, f & ~IF_ACTIVE);
+          removed++;
+          this.lruUnlink(search);
+          if (seg === WARM_LRU) counters.moves_within_lru[cls]++;
+          else counters.moves_to_warm[cls]++;
+          this.lruLink(search, WARM_LRU);
+        } else if (this.lruBytes[id] > limit || now - this.atime(search) > maxAge) {
+          counters.moves_to_cold[cls]++;
+          this.lruUnlink(search);
+          this.lruLink(search, COLD_LRU);
+          removed++;
+        }
+        break;
+      }
+      if (seg === COLD_LRU) {
+        if (evict) {
+          if (!this.opts.evictToFree) break;
+          counters.evicted[cls]++;
+          counters.evicted_time[cls] = now - this.atime(search);
+          if (this.exptime(search) !== 0) counters.evicted_nonzero[cls]++;
+          if ((f & IF_FETCHED) === 0) counters.evicted_unfetched[cls]++;
+          if ((f & IF_ACTIVE) !== 0) counters.evicted_active[cls]++;
+          this.onEvict?.(search);
+          this.unlink(search, this.hashOf(search));
+          removed++;
+        } else if ((f & IF_ACTIVE) !== 0 && this.opts.lruSegmented) {
+          counters.moves_to_warm[cls]++;
+          this.setIflags(search, f & ~IF_ACTIVE);
+          this.lruUnlink(search);
+          this.lruLink(search, WARM_LRU);
+          removed++;
+        }
+        break;
+      }
+      break; // TEMP: only reclaims
+    }
+    return removed;
+  }
+
+  /** Observer for evictions (the `watch evictions` stream). */
+  onEvict: ((ref: number) => void) | null = null;
+
+  /** memcached's flush_all with an optional delay (already realtime()-converted, 0 = now). */
+  flush(newOldest: number): void {
+    const now = this.clock.now;
+    const oldest = newOldest > 0 ? newOldest : now;
+    if (this.opts.casEnabled) {
+      this.oldestLive = oldest - 1;
+      if (this.oldestLive <= now) this.oldestCas = this.casNext;
+    } else {
+      this.oldestLive = oldest;
+    }
+  }
+}
