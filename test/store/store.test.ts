@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
+import { ServerStats } from '../../src/metrics/stats';
+import { defaultSettings, type Settings } from '../../src/settings';
+import { HashIndex, hashKey } from '../../src/store/hash';
+import { SlabAllocator } from '../../src/store/slabs';
+
+const MIB = 1024 * 1024;
+
+function engine(over: Partial<Settings> = {}): Engine {
+  return new Engine({ ...defaultSettings(), ...over }, new ServerStats());
+}
+
+function put(e: Engine, key: string, value: Buffer | string, mode = StoreMode.Set): StoreResult | 'fail' {
+  const k = Buffer.from(key);
+  const v = typeof value === 'string' ? Buffer.from(value) : value;
+  const ref = e.allocForStore(mode, k, 0, k.length, 0, 0, v.length);
+  if (ref === 0) return 'fail';
+  e.items.writeValue(ref, 0, v, 0, v.length);
+  return e.commitStore(mode, ref, 0);
+}
+
+function read(e: Engine, key: string): Buffer | null {
+  const k = Buffer.from(key);
+  const ref = e.get(k, 0, k.length);
+  if (ref === 0) return null;
+  const out = Buffer.alloc(e.items.nbytes(ref));
+  e.items.copyValue(ref, out, 0);
+  return out;
+}
+
+describe('slab classes', () => {
+  it('match memcached 1.6 numbering for default -n 48 -f 1.25 (from memcached -vv)', () => {
+    const s = new SlabAllocator({ memoryLimitBytes: 64 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 });
+    expect(s.classSize.slice(1, 8)).toEqual([96, 120, 152, 192, 240, 304, 384]);
+    expect(s.perPage.slice(1, 5)).toEqual([10922, 8738, 6898, 5461]);
+    expect(s.largestClass).toBe(39);
+    expect(s.classSize[38]).toBe(394840);
+    expect(s.classSize[39]).toBe(524288);
+  });
+  it('never takes more pages than -m allows', () => {
+    const s = new SlabAllocator({ memoryLimitBytes: 2 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 });
+    let n = 0;
+    while (s.alloc(1) !== 0) n++;
+    expect(n).toBe(2 * 10922);
+    expect(s.alloc(2)).toBe(0);
+    expect(s.pages.length).toBe(2);
+  });
+});
+
+describe('hash index', () => {
+  it('finds every key through incremental growth and deletes', () => {
+    const keys: Buffer[] = [];
+    const idx = new HashIndex(4, (ref, key, start, len) => keys[ref - 1].equals(key.subarray(start, start + len)));
+    for (let i = 0; i < 5000; i++) {
+      const k = Buffer.from(`key:${i}`);
+      keys.push(k);
+      idx.insert(hashKey(k, 0, k.length), i + 1);
+      if (i % 7 === 0) idx.migrate(3);
+    }
+    expect(idx.hashPower).toBeGreaterThan(4);
+    for (let i = 0; i < 5000; i += 2) idx.remove(hashKey(keys[i], 0, keys[i].length), i + 1);
+    for (let i = 0; i < 5000; i++) {
+      const found = idx.find(hashKey(keys[i], 0, keys[i].length), keys[i], 0, keys[i].length);
+      expect(found).toBe(i % 2 === 0 ? 0 : i + 1);
+    }
+    idx.finishGrowth();
+    expect(idx.size).toBe(2500);
+    idx.dispose();
+  });
+});
+
+describe('items', () => {
+  it('stores and returns values byte for byte, including chunked ones above slab_chunk_max', () => {
+    const e = engine();
+    const small = Buffer.from('hello');
+    const big = Buffer.alloc(900 * 1024);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff;
+    expect(put(e, 'a', small)).toBe(StoreResult.Stored);
+    expect(put(e, 'big', big)).toBe(StoreResult.Stored);
+    expect(read(e, 'a')!.equals(small)).toBe(true);
+    expect(read(e, 'big')!.equals(big)).toBe(true);
+    expect(put(e, 'big', 'x', StoreMode.Append)).toBe(StoreResult.Stored);
+    expect(read(e, 'big')!.equals(Buffer.concat([big, Buffer.from('x')]))).toBe(true);
+  });
+
+  it('evicts from COLD when memory is full, counting evictions, and keeps within -m', () => {
+    const e = engine({ memoryLimitBytes: 2 * MIB });
+    const v = Buffer.alloc(100, 0x61);
+    for (let i = 0; i < 50000; i++) expect(put(e, `k${i}`, v)).toBe(StoreResult.Stored);
+    expect(e.slabs.pages.length).toBeLessThanOrEqual(2);
+    const evicted = e.items.counters.evicted.reduce((a, b) => a + b, 0);
+    expect(evicted).toBeGreaterThan(0);
+    expect(e.items.currItems + evicted).toBe(50000);
+    expect(read(e, 'k49999')!.equals(v)).toBe(true);
+    expect(read(e, 'k0')).toBeNull();
+  });
+
+  it('-M refuses instead of evicting', () => {
+    const e = engine({ memoryLimitBytes: 1 * MIB, evictToFree: false });
+    const v = Buffer.alloc(100, 0x61);
+    let failed = 0;
+    for (let i = 0; i < 20000; i++) if (put(e, `k${i}`, v) === 'fail') failed++;
+    expect(failed).toBeGreaterThan(0);
+    expect(read(e, 'k0')!.equals(v)).toBe(true);
+    expect(e.stats.store_no_memory).toBe(failed);
+  });
+
+  it('frees memory on delete and overwrite (no leak of chunks)', () => {
+    const e = engine({ memoryLimitBytes: 4 * MIB });
+    const v = Buffer.alloc(600 * 1024, 1);
+    for (let i = 0; i < 200; i++) {
+      expect(put(e, 'same', v)).toBe(StoreResult.Stored);
+    }
+    for (let i = 0; i < 200; i++) {
+      expect(put(e, `d${i}`, 'x')).toBe(StoreResult.Stored);
+      const k = Buffer.from(`d${i}`);
+      e.delete(k, 0, k.length);
+    }
+    expect(e.items.currItems).toBe(1);
+    const used = e.slabs.usedChunks.reduce((a, b) => a + b, 0);
+    expect(used).toBe(3); // header + two data chunks of the one 600 KiB value
+  });
+});
