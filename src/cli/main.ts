@@ -53,7 +53,7 @@ export function main(argv: string[]): void {
   const privErr = dropPrivileges(settings);
   if (privErr) return fail(privErr.message, privErr.exitCode);
   if (settings.daemonize) {
-    const r = daemonize(argv, { verbose: settings.verbose > 0, maximizeCoreFile: settings.maximizeCoreFile });
+    const r = daemonize(argv, settings);
     if ('pid' in r) {
       process.exitCode = 0;
       return;

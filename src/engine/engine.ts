@@ -93,6 +93,7 @@ export class Engine {
       tempLru: settings.tempLru,
       temporaryTtlSeconds: settings.temporaryTtlSeconds,
       hashPowerInit: settings.hashPowerInit,
+      slabReassign: settings.slabReassign && settings.slabAutomove > 0,
     });
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
       settings.lruCrawlerToCrawl);

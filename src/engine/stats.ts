@@ -73,11 +73,14 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('hash_power_level', it.index.hashPower);
   out('hash_bytes', it.index.bytes);
   out('hash_is_expanding', it.index.expanding ? 1 : 0);
-  for (const k of ['slab_reassign_rescues', 'slab_reassign_chunk_rescues', 'slab_reassign_evictions_nomem',
-    'slab_reassign_inline_reclaim', 'slab_reassign_busy_items', 'slab_reassign_busy_deletes',
-    'slab_reassign_running', 'slabs_moved']) {
-    out(k, 0);
-  }
+  out('slab_reassign_rescues', 0);
+  out('slab_reassign_chunk_rescues', 0);
+  out('slab_reassign_evictions_nomem', it.slabReassignEvictions);
+  out('slab_reassign_inline_reclaim', 0);
+  out('slab_reassign_busy_items', it.slabReassignBusyItems);
+  out('slab_reassign_busy_deletes', 0);
+  out('slab_reassign_running', 0);
+  out('slabs_moved', it.slabsMoved);
   out('lru_crawler_running', e.crawler.running ? 1 : 0);
   out('lru_crawler_starts', e.crawler.starts);
   out('lru_maintainer_juggles', e.maintainerJuggles);

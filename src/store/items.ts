@@ -75,6 +75,8 @@ export interface ItemOptions {
   tempLru: boolean;
   temporaryTtlSeconds: number;
   hashPowerInit: number;
+  /** -o slab_reassign with slab_automove > 0: move pages to a class that has none free. */
+  slabReassign: boolean;
 }
 
 /** Per-class counters for `stats items` and `stats slabs`, in Float64Arrays (no objects). */
@@ -410,6 +412,9 @@ export class Items {
       }
     }
     if (tries > 0) this.counters.direct_reclaims[cls] += tries;
+    if (ref === 0 && this.opts.slabReassign && this.opts.evictToFree && this.reassignPageTo(cls)) {
+      ref = this.slabs.alloc(cls);
+    }
     if (ref === 0) {
       this.counters.outofmemory[cls]++;
       this.allocError = AllocError.NoMemory;
@@ -419,6 +424,77 @@ export class Items {
     const w = this.w(ref);
     u[w] = cls << 16;
     return ref;
+  }
+
+  /** Page moves done (memcached's slabs_moved) and items evicted to make them. */
+  slabsMoved = 0;
+  slabReassignEvictions = 0;
+  slabReassignBusyItems = 0;
+
+  /**
+   * Give one page of another class to `cls`, evicting what lives in it. Used when `cls` has
+   * nothing left to evict and no page can be had: without it a class that got no pages
+   * before memory filled up could never store again. The victim is the class holding the most
+   * pages; the page is the one holding that class's oldest COLD item.
+   */
+  private reassignPageTo(cls: number): boolean {
+    const slabs = this.slabs;
+    let victim = 0;
+    for (let c = 1; c <= slabs.largestClass; c++) {
+      if (c !== cls && slabs.pagesPerClass[c] > slabs.pagesPerClass[victim] && slabs.pagesPerClass[c] > 1) victim = c;
+    }
+    if (victim === 0) return false;
+    const page = this.pickVictimPage(victim);
+    if (page < 0 || !this.evacuatePage(page)) return false;
+    slabs.movePage(page, cls);
+    this.slabsMoved++;
+    return true;
+  }
+
+  private pickVictimPage(victim: number): number {
+    const tail = this.lruTail[(victim << 2) | COLD_LRU];
+    if (tail !== 0) return (tail >>> PAGE_OFFSET_BITS) - 1;
+    const pc = this.slabs.pageClass;
+    for (let p = 0; p < this.slabs.pages.length; p++) if (pc[p] === victim) return p;
+    return -1;
+  }
+
+  /** Evict every item with a chunk in `page`. False (nothing changed) if one is in flight. */
+  private evacuatePage(page: number): boolean {
+    const slabs = this.slabs;
+    const cls = slabs.pageClass[page];
+    const size = slabs.classSize[cls];
+    const u32 = slabs.pageU32[page];
+    const end = slabs.perPage[cls] * size;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let off = 0; off < end; off += size) {
+        const word = u32[off >>> 2];
+        const kind = word & 3;
+        if (kind === KIND_ITEM) {
+          const ref = (((page + 1) << PAGE_OFFSET_BITS) | (off >>> 3)) >>> 0;
+          if ((word & IF_LINKED) === 0 || ref === this.pinned) {
+            // An item being filled by a connection (or read by append): leave the page alone.
+            this.slabReassignBusyItems++;
+            return false;
+          }
+          if (pass === 1) this.evictForMove(ref);
+        } else if (kind === KIND_DATA) {
+          const owner = u32[(off >>> 2) + 1];
+          if ((this.iflags(owner) & IF_LINKED) === 0 || owner === this.pinned) {
+            this.slabReassignBusyItems++;
+            return false;
+          }
+          if (pass === 1) this.evictForMove(owner);
+        }
+      }
+    }
+    return true;
+  }
+
+  private evictForMove(ref: number): void {
+    this.slabReassignEvictions++;
+    this.onEvict?.(ref);
+    this.unlink(ref, this.hashOf(ref));
   }
 
   private freeChunk(ref: number): void {

@@ -138,6 +138,7 @@ export class SlabAllocator {
 
   private carve(cls: number): number {
     let page = this.carvePage[cls];
+    if (page < 0 && this.resumeSpareCarve(cls)) page = this.carvePage[cls];
     if (page < 0) {
       if (!this.newPage(cls)) return 0;
       page = this.carvePage[cls];
@@ -148,6 +149,19 @@ export class SlabAllocator {
     if (next + size > this.pageBytes) this.carvePage[cls] = -1;
     else this.carveOffset[cls] = next;
     return (((page + 1) << PAGE_OFFSET_BITS) | (off >>> 3)) >>> 0;
+  }
+
+  private resumeSpareCarve(cls: number): boolean {
+    const spare = this.spareCarve;
+    for (let i = 0; i < spare.length; i += 3) {
+      if (spare[i + 2] === cls && this.pageClass[spare[i]] === cls) {
+        this.carvePage[cls] = spare[i];
+        this.carveOffset[cls] = spare[i + 1];
+        spare.splice(i, 3);
+        return true;
+      }
+    }
+    return false;
   }
 
   private newPage(cls: number): boolean {
@@ -178,6 +192,40 @@ export class SlabAllocator {
     this.freeCount[cls]++;
     this.usedChunks[cls]--;
   }
+
+  /**
+   * Move an evacuated page (every chunk free) to class `to`: drop its chunks from the old
+   * class's free list, zero it so no stale chunk header survives, and carve it afresh.
+   */
+  movePage(page: number, to: number): void {
+    const from = this.pageClass[page];
+    const pageRef = page + 1;
+    let prev = 0;
+    let ref = this.freeHead[from];
+    while (ref !== 0) {
+      const next = this.pageU32[(ref >>> PAGE_OFFSET_BITS) - 1][((ref & 0x1ffff) << 1) + 1];
+      if (ref >>> PAGE_OFFSET_BITS === pageRef) {
+        if (prev === 0) this.freeHead[from] = next;
+        else this.pageU32[(prev >>> PAGE_OFFSET_BITS) - 1][((prev & 0x1ffff) << 1) + 1] = next;
+        this.freeCount[from]--;
+      } else {
+        prev = ref;
+      }
+      ref = next;
+    }
+    if (this.carvePage[from] === page) this.carvePage[from] = -1;
+    this.pagesPerClass[from]--;
+    this.pages[page].fill(0);
+    this.pageClass[page] = to;
+    this.pagesPerClass[to]++;
+    // The class's current carve page (if any) keeps its place; this page is carved next.
+    if (this.carvePage[to] >= 0) this.spareCarve.push(this.carvePage[to], this.carveOffset[to], to);
+    this.carvePage[to] = page;
+    this.carveOffset[to] = 0;
+  }
+
+  /** Partly carved pages set aside by movePage, as (page, offset, class) triples. */
+  private readonly spareCarve: number[] = [];
 
   /** Chunks never carved in the class's current page (memcached's free_chunks_end). */
   uncarvedChunks(cls: number): number {

@@ -122,3 +122,19 @@ describe('items', () => {
     expect(used).toBe(3); // header + two data chunks of the one 600 KiB value
   });
 });
+
+describe('slab page moves', () => {
+  it('a class with no pages can still store after another class took all memory', () => {
+    const e = engine({ memoryLimitBytes: 4 * MIB });
+    const small = Buffer.alloc(100, 0x61);
+    for (let i = 0; i < 40000; i++) put(e, `s${i}`, small);
+    expect(e.slabs.pages.length).toBe(4);
+    const big = Buffer.alloc(5000, 0x62);
+    expect(put(e, 'big', big)).toBe(StoreResult.Stored);
+    expect(read(e, 'big')!.equals(big)).toBe(true);
+    expect(e.items.slabsMoved).toBe(1);
+    // the small class still works and its survivors are intact
+    expect(put(e, 'after', small)).toBe(StoreResult.Stored);
+    expect(read(e, 'after')!.equals(small)).toBe(true);
+  });
+});
