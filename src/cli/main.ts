@@ -99,7 +99,6 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     shutdown: (graceful) => {
       setImmediate(() => void stop(graceful).then(() => process.exit(0)));
     },
-    meta: (s) => s.reply(Buffer.from('ERROR\r\n')),
   };
   const factory: SessionFactory = {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {

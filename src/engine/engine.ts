@@ -10,7 +10,7 @@ import type { ServerStats } from '../metrics/stats';
 import type { Settings } from '../settings';
 import { Clock } from '../store/clock';
 import { hashKey } from '../store/hash';
-import { AllocError, IF_FETCHED, ITEM_UPDATE_INTERVAL_SECONDS, Items } from '../store/items';
+import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store/items';
 import { SlabAllocator } from '../store/slabs';
 import { Crawler, forEachItem } from '../store/crawler';
 import { PrefixStats } from './prefix-stats';
@@ -39,6 +39,13 @@ export const enum DeltaResult {
   CasMismatch = 4,
 }
 
+const enum CasCheck {
+  None = 0,
+  Match = 1,
+  BadVal = 2,
+  Stale = 3,
+}
+
 export const enum DeleteResult {
   Deleted = 0,
   NotFound = 1,
@@ -61,6 +68,8 @@ export class Engine {
   deltaValue = 0n;
   /** CAS of the item last stored, for replies that report it. */
   lastCas = 0;
+  /** The item an incrDecr left in place (meta ma reports its TTL and CAS). */
+  lastRef = 0;
   readonly crawler: Crawler;
   readonly detail: PrefixStats;
   /** Passes of the LRU maintainer (memcached's lru_maintainer_juggles). */
@@ -229,63 +238,67 @@ export class Engine {
   }
 
   /**
-   * Complete a storage command whose item is fully written. `casIn` is the client's CAS for
-   * `cas` (and for meta sets with C), else 0. Frees `ref` unless it was linked.
+   * Complete a storage command whose item is fully written, as memcached's do_store_item.
+   * `casIn` is the CAS the client supplied (0 = none). `setStale` (meta ms I) lets a CAS
+   * lower than the item's replace it, marked stale. Frees `ref` unless it was linked.
    */
-  commitStore(mode: StoreMode, ref: number, casIn: number): StoreResult {
+  commitStore(mode: StoreMode, ref: number, casIn: number, setStale = false): StoreResult {
     const items = this.items;
     const page = items.page(ref);
     const ko = items.keyOffset(ref);
     const nkey = items.nkey(ref);
     const hash = hashKey(page, ko, nkey);
     const old = items.find(page, ko, nkey, hash);
-    const cls = items.classOf(ref);
     this.stats.cmd_set++;
-    items.counters.cmd_set[cls]++;
+    items.counters.cmd_set[items.classOf(ref)]++;
+    this.lastCas = 0;
+    if (old === 0) return this.storeNew(mode, ref, hash);
 
-    if (mode === StoreMode.Cas || (casIn !== 0 && mode !== StoreMode.Add)) {
-      if (old === 0) {
-        this.stats.cas_misses++;
-        items.free(ref);
-        return StoreResult.NotFound;
-      }
-      if (items.cas(old) !== casIn) {
+    const oldCas = items.cas(old);
+    const cas = casIn === 0 ? CasCheck.None
+      : casIn === oldCas ? CasCheck.Match
+        : setStale && casIn < oldCas ? CasCheck.Stale : CasCheck.BadVal;
+    switch (mode) {
+      case StoreMode.Add:
+        items.refreshTime(old);
+        break;
+      case StoreMode.Cas:
+        if (cas === CasCheck.Match || cas === CasCheck.Stale) {
+          this.stats.cas_hits++;
+          items.counters.cas_hits[items.classOf(old)]++;
+          if (cas === CasCheck.Stale) items.inheritStale(ref, old);
+          return this.linkStored(ref, hash, old);
+        }
         this.stats.cas_badval++;
         items.counters.cas_badval[items.classOf(old)]++;
         items.free(ref);
         return StoreResult.Exists;
-      }
-      if (mode === StoreMode.Cas || mode === StoreMode.Set) {
-        this.stats.cas_hits++;
-        items.counters.cas_hits[items.classOf(old)]++;
-        return this.linkStored(ref, hash, old);
-      }
-    }
-
-    switch (mode) {
-      case StoreMode.Add:
-        if (old !== 0) {
-          // memcached: add of an existing key refreshes its LRU position.
-          if (items.atime(old) < this.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) items.bump(old);
-          items.free(ref);
-          return StoreResult.NotStored;
-        }
-        return this.linkStored(ref, hash, 0);
-      case StoreMode.Replace:
-        if (old === 0) {
-          items.free(ref);
-          return StoreResult.NotStored;
-        }
-        return this.linkStored(ref, hash, old);
       case StoreMode.Append:
       case StoreMode.Prepend:
-        if (old === 0) {
+        if (cas !== CasCheck.None && cas !== CasCheck.Match) {
           items.free(ref);
-          return StoreResult.NotStored;
+          return StoreResult.Exists;
         }
         return this.concat(mode, ref, hash, old);
       default:
         return this.linkStored(ref, hash, old);
+    }
+    items.free(ref);
+    return StoreResult.NotStored;
+  }
+
+  private storeNew(mode: StoreMode, ref: number, hash: number): StoreResult {
+    switch (mode) {
+      case StoreMode.Add:
+      case StoreMode.Set:
+        return this.linkStored(ref, hash, 0);
+      case StoreMode.Cas:
+        this.stats.cas_misses++;
+        this.items.free(ref);
+        return StoreResult.NotFound;
+      default:
+        this.items.free(ref);
+        return StoreResult.NotStored;
     }
   }
 
@@ -392,6 +405,7 @@ export class Engine {
       items.writeValue(ref, 0, s, 0, n);
       items.setCas(ref, this.settings.casEnabled ? items.casNext++ : 0);
       this.lastCas = items.cas(ref);
+      this.lastRef = ref;
       return DeltaResult.Ok;
     }
     items.pinned = ref;
@@ -404,6 +418,7 @@ export class Engine {
     if ((items.iflags(ref) & IF_FETCHED) !== 0) items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
     items.link(fresh, hash, ref);
     this.lastCas = items.cas(fresh);
+    this.lastRef = fresh;
     return DeltaResult.Ok;
   }
 
@@ -416,6 +431,77 @@ export class Engine {
     const s = this.scratch;
     this.items.copyValueRange(ref, 0, len, s, 0);
     return parseUnsigned64(s, 0, len, true);
+  }
+
+  // ---------------------------------------------------------------- meta protocol support
+
+  /** Count a meta get as memcached does: as a touch when it set a TTL, else as a get. */
+  countMetaFetch(ref: number, ttlSet: boolean): void {
+    const items = this.items;
+    if (ttlSet) {
+      this.stats.cmd_touch++;
+      if (ref !== 0) {
+        this.stats.touch_hits++;
+        items.counters.touch_hits[items.classOf(ref)]++;
+      } else {
+        this.stats.touch_misses++;
+      }
+      return;
+    }
+    this.stats.cmd_get++;
+    if (ref === 0) {
+      this.stats.get_misses++;
+      return;
+    }
+    const cls = items.classOf(ref);
+    this.stats.get_hits++;
+    items.counters.get_hits[cls]++;
+    items.lruHits[(cls << 2) | items.segment(ref)]++;
+  }
+
+  /** mg N: create an empty placeholder item after a miss. Returns 0 if memory is short. */
+  vivify(key: Uint8Array, start: number, len: number, keyBinary: boolean): number {
+    const items = this.items;
+    items.allocError = AllocError.None;
+    const ref = items.alloc(key, start, len, 0, 0, 0);
+    if (ref === 0) return 0;
+    if (keyBinary) items.setKeyBinary(ref);
+    items.link(ref, hashKey(key, start, len), 0);
+    return ref;
+  }
+
+  /** ma N: store the initial value after a miss, as an add. Returns 0 if not stored. */
+  createNumber(key: Uint8Array, start: number, len: number, digits: string, keyBinary: boolean): number {
+    const items = this.items;
+    items.allocError = AllocError.None;
+    const ref = items.alloc(key, start, len, 0, 0, digits.length);
+    if (ref === 0) return 0;
+    if (keyBinary) items.setKeyBinary(ref);
+    this.scratch.write(digits, 0, 'latin1');
+    items.writeValue(ref, 0, this.scratch, 0, digits.length);
+    const hash = hashKey(key, start, len);
+    if (items.find(key, start, len, hash) !== 0) {
+      items.free(ref);
+      return 0;
+    }
+    items.link(ref, hash, 0);
+    return ref;
+  }
+
+  /** md I: keep the item but mark it stale with a new CAS, so the next reader may win. */
+  invalidate(ref: number, exptime: number | null): void {
+    const items = this.items;
+    if (exptime !== null) items.setExptime(ref, exptime);
+    items.setIflags(ref, (items.iflags(ref) | IF_STALE) & ~IF_TOKEN_SENT);
+    items.setCas(ref, this.settings.casEnabled ? items.casNext++ : 0);
+  }
+
+  /** Remove a found item (md). */
+  unlinkFound(ref: number): void {
+    const items = this.items;
+    this.stats.delete_hits++;
+    items.counters.delete_hits[items.classOf(ref)]++;
+    items.unlink(ref, items.hashOf(ref));
   }
 
   // ---------------------------------------------------------------- flush

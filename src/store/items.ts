@@ -46,6 +46,9 @@ export const IF_TOKEN_SENT = 0x40;
 /** Meta protocol: item was invalidated (stale). */
 export const IF_STALE = 0x80;
 
+/** Bit 15 of word 0 (byte 1, above the 2-bit segment): the key is binary. */
+const KEY_BINARY_BIT = 0x8000;
+
 export const HOT_LRU = 0;
 export const WARM_LRU = 1;
 export const COLD_LRU = 2;
@@ -171,7 +174,14 @@ export class Items {
     u[w] = (u[w] & 0xffffff00) | f;
   }
   segment(ref: number): number {
-    return (this.u32(ref)[this.w(ref)] >>> 8) & 0xff;
+    return (this.u32(ref)[this.w(ref)] >>> 8) & 3;
+  }
+  /** The key was given base64-encoded (meta `b`) and is binary. */
+  keyBinary(ref: number): boolean {
+    return (this.u32(ref)[this.w(ref)] & KEY_BINARY_BIT) !== 0;
+  }
+  setKeyBinary(ref: number): void {
+    this.u32(ref)[this.w(ref)] |= KEY_BINARY_BIT;
   }
   classOf(ref: number): number {
     return (this.u32(ref)[this.w(ref)] >>> 16) & 0xff;
@@ -592,6 +602,23 @@ export class Items {
     }
   }
 
+  /** memcached's do_item_update: refresh the access time at most once a minute. */
+  refreshTime(ref: number): void {
+    const now = this.clock.now;
+    if (this.atime(ref) >= now - ITEM_UPDATE_INTERVAL_SECONDS) return;
+    this.setAtime(ref, now);
+    if (!this.opts.lruSegmented) {
+      this.lruUnlink(ref);
+      this.lruLink(ref, this.segment(ref));
+    }
+  }
+
+  /** A stale replacement (meta set I) keeps the old TTL, is marked stale, keeps a sent token. */
+  inheritStale(ref: number, old: number): void {
+    this.setExptime(ref, this.exptime(old));
+    this.setIflags(ref, this.iflags(ref) | IF_STALE | (this.iflags(old) & IF_TOKEN_SENT));
+  }
+
   /** Link a freshly written item, replacing any live item with the same key. */
   link(ref: number, hash: number, old: number): void {
     const cas = this.opts.casEnabled ? this.casNext++ : 0;
@@ -631,7 +658,7 @@ export class Items {
     const u = this.u32(ref);
     const w = this.w(ref);
     const cls = (u[w] >>> 16) & 0xff;
-    u[w] = (u[w] & 0xffff00ff) | (seg << 8);
+    u[w] = (u[w] & 0xfffffcff) | (seg << 8);
     const id = (cls << 2) | seg;
     const head = this.lruHead[id];
     u[w + 1] = 0;
@@ -646,7 +673,7 @@ export class Items {
   private lruUnlink(ref: number): void {
     const u = this.u32(ref);
     const w = this.w(ref);
-    const id = (((u[w] >>> 16) & 0xff) << 2) | ((u[w] >>> 8) & 0xff);
+    const id = (((u[w] >>> 16) & 0xff) << 2) | ((u[w] >>> 8) & 3);
     const prev = u[w + 1];
     const next = u[w + 2];
     if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = next;
@@ -765,7 +792,7 @@ export class Items {
     const oldest = newOldest > 0 ? newOldest : now;
     if (this.opts.casEnabled) {
       this.oldestLive = oldest - 1;
-      if (this.oldestLive <= now) this.oldestCas = this.casNext;
+      if (this.oldestLive <= now) this.oldestCas = this.casNext++;
     } else {
       this.oldestLive = oldest;
     }

@@ -29,7 +29,6 @@ export function makeHarness(overrides: Partial<Settings> = {}): Harness {
       acceptingConnections: () => true,
     },
     shutdown: () => undefined,
-    meta: (s) => s.reply(Buffer.from('ERROR\r\n')),
   };
   const session = new TextSession(engine, out, conn, hooks);
   let pending = Buffer.alloc(0);

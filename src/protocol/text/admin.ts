@@ -19,8 +19,6 @@ export interface AdminHooks {
   stats: StatsContext;
   /** `shutdown` (-A): stop the server (graceful = SIGUSR1 semantics). */
   shutdown(graceful: boolean): void;
-  /** Two-letter meta commands (mg, ms, md, ma, mn, me). */
-  meta(session: TextSession): void;
 }
 
 /** memcached's MAX_VERBOSITY_LEVEL. */

@@ -17,6 +17,7 @@ import type { Output } from '../output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from '../session';
 import { AllocError, KEY_BYTES_MAX } from '../../store/items';
 import type { AdminHooks } from './admin';
+import { runMeta, type MetaSetReply } from '../meta';
 import { runAdmin } from './admin';
 
 /** memcached's MAX_TOKENS: tokens per tokenizer pass, terminal included. */
@@ -92,6 +93,13 @@ export class TextSession implements ProtocolSession {
   private trailerSeen = 0;
 
   private swallowLeft = 0;
+  /**
+   * Output position at memcached's last transmit point (start of a read event, end of a get,
+   * mn). A get with an over-long key drops every reply after it, as memcached does.
+   */
+  flushMark = 0;
+  /** A meta set (ms) in flight: its reply is built when the value completes. */
+  private metaSet: MetaSetReply | null = null;
 
   constructor(
     readonly engine: Engine,
@@ -102,6 +110,7 @@ export class TextSession implements ProtocolSession {
 
   feed(buf: Buffer, start: number, end: number): number {
     this.status = FeedStatus.Ok;
+    this.flushMark = this.out.length;
     const perEvent = this.engine.settings.requestsPerEvent;
     let pos = start;
     let requests = 0;
@@ -240,7 +249,7 @@ export class TextSession implements ProtocolSession {
     }
     const c0 = b[this.tokStart[0]];
     if (c0 === 0x6d /* m */ && this.tokLen(0) === 2) {
-      this.admin.meta(this);
+      runMeta(this);
       return;
     }
     const entry = table.find(b, this.tokStart[0], this.tokEnd[0]);
@@ -320,7 +329,7 @@ export class TextSession implements ProtocolSession {
       const nkey = k - p;
       if (nkey > KEY_BYTES_MAX) {
         // memcached drops every reply not yet sent on this connection, then reports the error.
-        this.out.length = 0;
+        this.out.length = this.flushMark;
         this.reply(R.BAD_FORMAT);
         return;
       }
@@ -333,6 +342,7 @@ export class TextSession implements ProtocolSession {
       p = k + 1;
     }
     this.out.bytes(R.END, 0, 5);
+    this.flushMark = this.out.length;
   }
 
   /** "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" */
@@ -396,10 +406,14 @@ export class TextSession implements ProtocolSession {
     const ref = engine.allocForStore(mode, b, ks, nkey, flags, exptime, vlen);
     if (ref === 0) {
       this.reply(engine.items.allocError === AllocError.TooLarge ? R.TOO_LARGE : R.NO_MEMORY_STORE);
-      this.swallowLeft = vlen + 2;
-      this.state = State.Swallow;
+      this.beginSwallow(vlen + 2);
       return;
     }
+    this.beginValue(ref, mode, casIn, vlen, null);
+  }
+
+  /** Read `vlen` value bytes (plus CRLF) into `ref`, then store with `mode`. */
+  beginValue(ref: number, mode: StoreMode, casIn: number, vlen: number, meta: MetaSetReply | null): void {
     this.item = ref;
     this.storeMode = mode;
     this.casIn = casIn;
@@ -407,8 +421,29 @@ export class TextSession implements ProtocolSession {
     this.valueDone = 0;
     this.crlfSeen = 0;
     this.trailerSeen = 0;
+    this.metaSet = meta;
     this.state = State.Value;
     this.conn.stateName = 'conn_nread';
+  }
+
+  /** Discard the next `n` bytes (a value that will not be stored). */
+  beginSwallow(n: number): void {
+    this.swallowLeft = n;
+    this.state = n > 0 ? State.Swallow : State.Line;
+  }
+
+  /** Force the next reply out even under noreply/quiet (memcached's out_errstring). */
+  replyError(s: string): void {
+    this.noreply = false;
+    this.replyString(s);
+  }
+
+  setQuiet(quiet: boolean): void {
+    this.noreply = quiet;
+  }
+
+  get quiet(): boolean {
+    return this.noreply;
   }
 
   /** Copy value bytes into the item; after them expect CRLF. Returns the new position. */
@@ -435,10 +470,17 @@ export class TextSession implements ProtocolSession {
     this.item = 0;
     this.state = State.Line;
     this.conn.stateName = 'conn_parse_cmd';
+    const meta = this.metaSet;
+    this.metaSet = null;
     if (this.crlfSeen < 0) {
       this.engine.stats.cmd_set++;
       this.engine.abortStore(ref);
+      if (meta !== null) this.noreply = false; // meta sets always report errors
       this.reply(R.BAD_CHUNK);
+      return;
+    }
+    if (meta !== null) {
+      meta.finish(this, this.engine.commitStore(this.storeMode, ref, this.casIn, meta.setStale));
       return;
     }
     switch (this.engine.commitStore(this.storeMode, ref, this.casIn)) {

@@ -1,0 +1,405 @@
+/**
+ * Connection: one accepted TCP or unix-socket client. Owns the socket, the read buffers and the
+ * Output; hands bytes to a ProtocolSession (src/protocol/session.ts) and writes its replies.
+ *
+ * Not for: parsing (the session), binding and accepting (listeners.ts), UDP (udp.ts).
+ *
+ * Per read event:
+ *
+ *   socket ──read──► readBuf (static, settings.readBufferBytes)
+ *                      │ pending empty: feed(readBuf) directly, copy only the unconsumed tail
+ *                      │ pending not empty: append to pending, feed(pending)
+ *                      ▼
+ *                   session.feed ──► output ──one socket.write──► socket
+ *
+ * Input is held back (bytes "stashed", reading stopped) while the session has yielded (-R),
+ * while unsent output is above writeBacklogBytesMax, and while closing. Pending is bounded
+ * by NetContext.pendingBytesMax; a client going past it is closed.
+ */
+import type * as net from 'node:net';
+import { Output } from '../protocol/output';
+import { FeedStatus, type ProtocolSession } from '../protocol/session';
+import type { NetContext } from './context';
+import { socketWithReadBuffer, type OpaqueHandle } from './node-internals';
+import type { NetConnectionInfo, TrackedConnection } from './registry';
+
+const enum Flag {
+  /** The session returned Yield: the rest of pending waits for a setImmediate turn. */
+  Yielding = 1,
+  /** Unsent output passed writeBacklogBytesMax: wait for 'drain'. */
+  Backpressured = 2,
+  /** Closing: input is dropped, output is flushed, then the socket is destroyed. */
+  Closing = 4,
+  /** The peer sent FIN: finish complete requests, then close. */
+  PeerEnded = 8,
+  /** Graceful stop: finish what was already read, then close. */
+  Stopping = 16,
+  /** We asked the socket to stop reading. */
+  ReadStopped = 32,
+  /** The socket is closed; nothing else happens. */
+  Closed = 64,
+}
+
+/** Conditions under which a new read is stashed instead of fed. */
+const HOLD_INPUT = Flag.Yielding | Flag.Backpressured;
+/** Conditions under which new input is dropped. */
+const DROP_INPUT = Flag.Closing | Flag.Closed | Flag.Stopping;
+
+/** memcached's state names, for `stats conns`. */
+const STATE_NEW_CMD = 'conn_new_cmd';
+const STATE_READ = 'conn_read';
+const STATE_PARSE_CMD = 'conn_parse_cmd';
+const STATE_MWRITE = 'conn_mwrite';
+const STATE_CLOSING = 'conn_closing';
+
+/** A closing connection whose peer never reads its last output is destroyed after this long. */
+const CLOSE_FLUSH_MS = 30_000;
+
+/** Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. */
+export type SocketSource = { handle: OpaqueHandle } | { socket: net.Socket };
+
+export interface ConnectionOrigin {
+  readonly transport: 'tcp' | 'unix';
+  /** The unix socket path, for naming unix peers as memcached does. */
+  readonly socketPath: string | null;
+}
+
+export class Connection implements TrackedConnection {
+  readonly info: NetConnectionInfo;
+  readonly socket: net.Socket;
+  private readonly ctx: NetContext;
+  private readonly output: Output;
+  private readonly session: ProtocolSession;
+  /** The static read buffer of the `onread` path; null in `'data'` mode. */
+  private readonly readBuf: Buffer | null;
+  private pending: Buffer | null = null;
+  private pendingStart = 0;
+  private pendingEnd = 0;
+  /** Bytes read while input was held: readBuf itself (reading stopped) or a `'data'` chunk. */
+  private stashBuf: Buffer | null = null;
+  private stashLength = 0;
+  private flags = 0;
+  private yieldTimer: NodeJS.Immediate | null = null;
+  private closeTimer: NodeJS.Timeout | null = null;
+  private readonly onYieldTurnBound = (): void => this.onYieldTurn();
+
+  constructor(ctx: NetContext, origin: ConnectionOrigin, source: SocketSource) {
+    this.ctx = ctx;
+    if ('handle' in source) {
+      const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
+      this.readBuf = readBuf;
+      this.socket = socketWithReadBuffer(source.handle, readBuf, (count) => this.onBytes(readBuf, count));
+    } else {
+      this.readBuf = null;
+      this.socket = source.socket;
+      this.socket.on('data', (chunk: Buffer) => {
+        if (!this.onBytes(chunk, chunk.length)) this.socket.pause();
+      });
+    }
+    this.info = {
+      id: ctx.registry.nextId(),
+      transport: origin.transport,
+      peerName: peerNameOf(this.socket, origin),
+      localName: localNameOf(this.socket, origin),
+      lastCommandTime: ctx.registry.nowSeconds,
+      stateName: STATE_NEW_CMD,
+    };
+    this.output = new Output();
+    this.session = ctx.factory.create(this.info, this.output);
+    this.socket.on('drain', () => this.onDrain());
+    this.socket.on('end', () => this.onEnd());
+    this.socket.on('error', (err: Error) => this.ctx.log(2, `<${this.info.id} connection error: ${err.message}`));
+    this.socket.on('close', () => this.onClose());
+    ctx.registry.add(this);
+    if (this.readBuf === null) this.socket.resume();
+  }
+
+  // --- TrackedConnection
+
+  isIdle(): boolean {
+    return (this.flags & (HOLD_INPUT | Flag.Closing | Flag.Closed)) === 0 && this.socket.writableLength === 0;
+  }
+
+  kickIdle(): void {
+    this.ctx.log(2, `<${this.info.id} closing idle connection`);
+    this.flags |= Flag.Closing;
+    this.socket.destroy();
+  }
+
+  /** Unsent bytes queued on the socket (for tests and diagnostics). */
+  get writeBacklogBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  /** Graceful stop: read nothing more, finish requests already read, flush, close. */
+  stopGracefully(): void {
+    if (this.flags & (Flag.Closing | Flag.Closed)) return;
+    this.flags |= Flag.Stopping;
+    if ((this.flags & Flag.ReadStopped) === 0) {
+      this.flags |= Flag.ReadStopped;
+      this.socket.pause();
+    }
+    this.maybeFinish();
+  }
+
+  /** Close now, unsent output discarded (server shutdown). */
+  destroy(): void {
+    this.flags |= Flag.Closing;
+    this.socket.destroy();
+  }
+
+  // --- input
+
+  /** One read event. Returns false to stop reading. */
+  private onBytes(buf: Buffer, count: number): boolean {
+    this.ctx.stats.bytes_read += count;
+    this.info.lastCommandTime = this.ctx.registry.nowSeconds;
+    const f = this.flags;
+    if (f & DROP_INPUT) return this.stopReading();
+    if (f & HOLD_INPUT) {
+      this.stash(buf, count);
+      return this.stopReading();
+    }
+    this.consume(buf, count);
+    this.afterFeed();
+    // Keep reading through a yield (the next read is stashed only if it comes); stop at once
+    // when output is backed up or the connection is closing.
+    if (this.flags & (Flag.Backpressured | DROP_INPUT)) return this.stopReading();
+    return true;
+  }
+
+  private stopReading(): false {
+    this.flags |= Flag.ReadStopped;
+    return false;
+  }
+
+  private stash(buf: Buffer, count: number): void {
+    if (this.stashBuf !== null) {
+      // Only the 'data' path can get here (onread stops reading at the first stash); each
+      // chunk is its own Buffer, so move the older one into pending to keep byte order.
+      if (this.stashBuf === buf) throw new Error('read buffer overwritten while stashed');
+      if (!this.keep(this.stashBuf, 0, this.stashLength)) return;
+    }
+    this.stashBuf = buf;
+    this.stashLength = count;
+  }
+
+  /** Feed new bytes, keeping the unconsumed tail. */
+  private consume(buf: Buffer, count: number): void {
+    if (this.pendingEnd === this.pendingStart) {
+      const used = this.feedSession(buf, 0, count);
+      if (used < count && (this.flags & Flag.Closing) === 0) this.keep(buf, used, count);
+    } else if (this.keep(buf, 0, count)) {
+      this.feedPending();
+    }
+  }
+
+  private feedPending(): void {
+    const pending = this.pending as Buffer;
+    this.pendingStart += this.feedSession(pending, this.pendingStart, this.pendingEnd);
+    if (this.pendingStart === this.pendingEnd || (this.flags & Flag.Closing) !== 0) this.clearPending();
+  }
+
+  private feedSession(buf: Buffer, start: number, end: number): number {
+    const info = this.info;
+    info.stateName = STATE_PARSE_CMD;
+    const session = this.session;
+    const used = session.feed(buf, start, end);
+    if (!(used >= 0 && used <= end - start)) throw new Error(`session consumed ${used} of ${end - start} bytes`);
+    const status = session.status;
+    if (status === FeedStatus.Yield) {
+      // A yield that consumed nothing would spin through setImmediate forever.
+      if (used === 0) throw new Error('session yielded without consuming');
+      this.flags |= Flag.Yielding;
+      this.ctx.stats.conn_yields++;
+      info.stateName = STATE_NEW_CMD;
+    } else if (status === FeedStatus.Close) {
+      this.flags |= Flag.Closing;
+    } else if (used === end - start) {
+      info.stateName = STATE_NEW_CMD;
+    } else if (info.stateName === STATE_PARSE_CMD) {
+      // A session may have named the wait itself (conn_nread); otherwise: a partial line.
+      info.stateName = STATE_READ;
+    }
+    return used;
+  }
+
+  // --- pending buffer
+
+  /** Append src[start, end) to pending. False (and the connection closes) past the cap. */
+  private keep(src: Buffer, start: number, end: number): boolean {
+    const count = end - start;
+    if (!this.reservePending(count)) {
+      this.ctx.log(1, `<${this.info.id} closing: more than ${this.ctx.pendingBytesMax} bytes of incomplete request`);
+      this.flags |= Flag.Closing;
+      this.clearPending();
+      this.beginClose();
+      return false;
+    }
+    src.copy(this.pending as Buffer, this.pendingEnd, start, end);
+    this.pendingEnd += count;
+    return true;
+  }
+
+  private reservePending(count: number): boolean {
+    const held = this.pendingEnd - this.pendingStart;
+    const need = held + count;
+    if (need > this.ctx.pendingBytesMax) return false;
+    const pending = this.pending;
+    if (pending !== null && this.pendingEnd + count <= pending.length) return true;
+    if (pending !== null && need <= pending.length) {
+      pending.copyWithin(0, this.pendingStart, this.pendingEnd);
+    } else {
+      let size = Math.max(pending === null ? 0 : pending.length, this.ctx.settings.readBufferBytes);
+      while (size < need) size *= 2;
+      const next = Buffer.allocUnsafe(Math.min(size, this.ctx.pendingBytesMax));
+      if (pending !== null) pending.copy(next, 0, this.pendingStart, this.pendingEnd);
+      this.pending = next;
+    }
+    this.pendingStart = 0;
+    this.pendingEnd = held;
+    return true;
+  }
+
+  private clearPending(): void {
+    this.pendingStart = 0;
+    this.pendingEnd = 0;
+    // Keep a base-size buffer for the next partial request; drop a grown one so one big
+    // request does not pin memory for the life of the connection.
+    if (this.pending !== null && this.pending.length > 2 * this.ctx.settings.readBufferBytes) this.pending = null;
+  }
+
+  // --- output and flow control
+
+  private afterFeed(): void {
+    this.flush();
+    if (this.flags & Flag.Closing) {
+      this.beginClose();
+      return;
+    }
+    const sock = this.socket;
+    if (sock.writableLength > this.ctx.settings.writeBacklogBytesMax && sock.writableNeedDrain) {
+      this.flags |= Flag.Backpressured;
+      this.info.stateName = STATE_MWRITE;
+    }
+    if ((this.flags & HOLD_INPUT) === Flag.Yielding && this.yieldTimer === null) {
+      this.yieldTimer = setImmediate(this.onYieldTurnBound);
+    }
+    this.maybeFinish();
+  }
+
+  /** Write the output once. The buffer is reused only when the kernel took every byte now. */
+  private flush(): void {
+    const out = this.output;
+    const length = out.length;
+    if (length === 0) return;
+    const sock = this.socket;
+    if ((this.flags & Flag.Closed) !== 0 || sock.destroyed || !sock.writable) {
+      out.reset();
+      return;
+    }
+    this.ctx.stats.bytes_written += length;
+    sock.write(out.buf.subarray(0, length));
+    // writableLength drops back to 0 inside write() only when libuv wrote everything
+    // synchronously; otherwise the socket still references the buffer, so hand it over.
+    if (sock.writableLength === 0) out.reset();
+    else out.detach();
+  }
+
+  private onYieldTurn(): void {
+    this.yieldTimer = null;
+    if (this.flags & (Flag.Closing | Flag.Closed | Flag.Backpressured)) return;
+    this.flags &= ~Flag.Yielding;
+    this.pump();
+  }
+
+  private onDrain(): void {
+    if ((this.flags & Flag.Backpressured) === 0 || (this.flags & (Flag.Closing | Flag.Closed)) !== 0) return;
+    this.flags &= ~Flag.Backpressured;
+    // A scheduled yield turn will pump; otherwise pump now.
+    if (this.yieldTimer !== null) return;
+    this.flags &= ~Flag.Yielding;
+    this.pump();
+  }
+
+  /** Continue with held input: pending first, then stashed bytes, then reading again. */
+  private pump(): void {
+    if (this.pendingEnd > this.pendingStart) this.feedPending();
+    if ((this.flags & (Flag.Yielding | Flag.Closing)) === 0 && this.stashBuf !== null) {
+      const buf = this.stashBuf;
+      const count = this.stashLength;
+      this.stashBuf = null;
+      this.stashLength = 0;
+      this.consume(buf, count);
+    }
+    this.afterFeed();
+    this.maybeResumeReading();
+  }
+
+  private maybeResumeReading(): void {
+    const f = this.flags;
+    if ((f & Flag.ReadStopped) === 0 || (f & (HOLD_INPUT | DROP_INPUT | Flag.PeerEnded)) !== 0) return;
+    if (this.stashBuf !== null) return;
+    this.flags &= ~Flag.ReadStopped;
+    this.socket.resume();
+  }
+
+  // --- closing
+
+  private onEnd(): void {
+    this.flags |= Flag.PeerEnded;
+    this.maybeFinish();
+  }
+
+  /** After FIN or a graceful stop: close once every complete request read has been served. */
+  private maybeFinish(): void {
+    const f = this.flags;
+    if ((f & (Flag.PeerEnded | Flag.Stopping)) === 0) return;
+    if ((f & (HOLD_INPUT | Flag.Closed)) !== 0 || this.stashBuf !== null) return;
+    this.beginClose();
+  }
+
+  /** Flush what was written, then destroy; bounded in time by CLOSE_FLUSH_MS. */
+  private beginClose(): void {
+    if (this.closeTimer !== null || (this.flags & Flag.Closed) !== 0) return;
+    this.flags |= Flag.Closing;
+    this.info.stateName = STATE_CLOSING;
+    this.clearPending();
+    this.stashBuf = null;
+    this.stashLength = 0;
+    if (this.yieldTimer !== null) clearImmediate(this.yieldTimer);
+    this.yieldTimer = null;
+    this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_FLUSH_MS);
+    this.closeTimer.unref();
+    this.socket.destroySoon();
+  }
+
+  private onClose(): void {
+    this.flags |= Flag.Closed | Flag.Closing;
+    if (this.yieldTimer !== null) clearImmediate(this.yieldTimer);
+    if (this.closeTimer !== null) clearTimeout(this.closeTimer);
+    this.yieldTimer = null;
+    this.pending = null;
+    this.stashBuf = null;
+    this.ctx.registry.remove(this);
+    this.ctx.log(2, `<${this.info.id} connection closed.`);
+    this.session.release();
+  }
+}
+
+/** memcached's `stats conns` address text: "tcp:1.2.3.4:5", "tcp6:[::1]:5", "unix:/path". */
+export function addressName(transport: string, address: string | undefined, port: number | undefined): string {
+  if (address === undefined) return `${transport}:<unknown>`;
+  if (address.includes(':')) return `${transport}6:[${address}]:${port ?? 0}`;
+  return `${transport}:${address}:${port ?? 0}`;
+}
+
+function peerNameOf(sock: net.Socket, origin: ConnectionOrigin): string {
+  if (origin.transport === 'unix') return `unix:${origin.socketPath ?? ''}`;
+  return addressName('tcp', sock.remoteAddress, sock.remotePort);
+}
+
+function localNameOf(sock: net.Socket, origin: ConnectionOrigin): string {
+  if (origin.transport === 'unix') return `unix:${origin.socketPath ?? ''}`;
+  return addressName('tcp', sock.localAddress, sock.localPort);
+}

@@ -1,0 +1,40 @@
+/**
+ * NetContext: what every listener and connection of one server shares, built once at startup.
+ */
+import type { Settings } from '../settings';
+import type { ServerStats } from '../metrics/stats';
+import type { SessionFactory } from '../protocol/session';
+import type { ConnectionRegistry } from './registry';
+
+/** `level` is the -v count needed to see the message: 0 always, 1 for -v, 2 for -vv. */
+export type LogFn = (level: number, msg: string) => void;
+
+/** How connections read: the static-buffer `onread` path, or plain `'data'` events. */
+export type ReadMode = 'onread' | 'data';
+
+export interface NetContext {
+  readonly settings: Settings;
+  readonly stats: ServerStats;
+  readonly factory: SessionFactory;
+  readonly registry: ConnectionRegistry;
+  readonly log: LogFn;
+  readonly readMode: ReadMode;
+  /** Most bytes a connection may hold unconsumed (see pendingBytesMaxFor). */
+  readonly pendingBytesMax: number;
+}
+
+/** Longest command line around a value (key, flags, exptime, bytes, cas, noreply). */
+const VALUE_HEADER_BYTES_MAX = 4096;
+/** Largest chunk one `'data'` event delivers (Node reads up to 64 KiB at a time). */
+export const DATA_EVENT_BYTES_MAX = 64 * 1024;
+
+/**
+ * Hard cap on a connection's unconsumed bytes. Sessions leave unconsumed only an incomplete
+ * request: a line (bounded by multigetLineBytesMax) or a storage command waiting for its value
+ * (bounded by itemSizeMaxBytes, which -I can raise above the line limit). One more read
+ * event's bytes arrive on top before the session sees them.
+ */
+export function pendingBytesMaxFor(s: Settings): number {
+  const request = Math.max(s.multigetLineBytesMax, s.itemSizeMaxBytes + VALUE_HEADER_BYTES_MAX);
+  return request + Math.max(s.readBufferBytes, DATA_EVENT_BYTES_MAX);
+}

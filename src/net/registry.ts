@@ -1,0 +1,140 @@
+/**
+ * ConnectionRegistry: every live connection and endpoint (listening socket, UDP socket) of one
+ * server, the connection gauges in ServerStats, a coarse clock and the idle_timeout sweep.
+ *
+ * Not for: reading or writing sockets (connection.ts), binding (listeners.ts, udp.ts).
+ *
+ * Counting follows memcached 1.6, checked against Debian's memcached 1.6.18: listening sockets
+ * and UDP sockets are connections too. Its `stats` prints `curr_connections` as its internal
+ * count minus one (the connection asking), so a fresh server with one TCP listener and one
+ * client shows 1, and `total_connections` starts at the number of listeners.
+ * ServerStats holds the values as `stats` prints them.
+ */
+import type { ConnectionInfo } from '../protocol/session';
+import type { ServerStats } from '../metrics/stats';
+
+/** ConnectionInfo plus what net knows that the contract does not carry. */
+export interface NetConnectionInfo extends ConnectionInfo {
+  /** Local end as memcached prints `listen_addr` in `stats conns`; null for endpoints. */
+  readonly localName: string | null;
+}
+
+/** What the registry needs from a client connection. */
+export interface TrackedConnection {
+  readonly info: NetConnectionInfo;
+  /** True when waiting for a command: not writing, not in the middle of a yield. */
+  isIdle(): boolean;
+  /** Close now because of idle_timeout. */
+  kickIdle(): void;
+}
+
+/** memcached's idle timeout thread wakes about once a second; so does this sweep. */
+export const CLOCK_TICK_MS = 1000;
+
+export class ConnectionRegistry {
+  /** Coarse server-relative seconds, refreshed every CLOCK_TICK_MS (no clock call per read). */
+  nowSeconds: number;
+  private readonly clients = new Set<TrackedConnection>();
+  private readonly endpoints = new Set<NetConnectionInfo>();
+  private readonly stats: ServerStats;
+  private readonly idleTimeoutSeconds: number;
+  private readonly clockSeconds: () => number;
+  private timer: NodeJS.Timeout | null = null;
+  private lastId = 0;
+  private structuresMax = 0;
+  private readonly emptyWaiters: (() => void)[] = [];
+
+  constructor(stats: ServerStats, idleTimeoutSeconds: number, clockSeconds: () => number) {
+    this.stats = stats;
+    this.idleTimeoutSeconds = idleTimeoutSeconds;
+    this.clockSeconds = clockSeconds;
+    this.nowSeconds = clockSeconds();
+  }
+
+  /** Ids stand in for memcached's fd numbers in `stats conns`. */
+  nextId(): number {
+    return ++this.lastId;
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Endpoints first (as memcached lists its listeners first), then clients. */
+  *connections(): Iterable<NetConnectionInfo> {
+    for (const e of this.endpoints) yield e;
+    for (const c of this.clients) yield c.info;
+  }
+
+  clientList(): TrackedConnection[] {
+    return [...this.clients];
+  }
+
+  addEndpoint(info: NetConnectionInfo): void {
+    this.endpoints.add(info);
+    this.stats.total_connections++;
+    this.updateGauges();
+  }
+
+  removeEndpoint(info: NetConnectionInfo): void {
+    if (this.endpoints.delete(info)) this.updateGauges();
+  }
+
+  add(conn: TrackedConnection): void {
+    this.clients.add(conn);
+    this.stats.total_connections++;
+    this.updateGauges();
+  }
+
+  remove(conn: TrackedConnection): void {
+    if (!this.clients.delete(conn)) return;
+    this.updateGauges();
+    if (this.clients.size === 0) {
+      for (const w of this.emptyWaiters.splice(0)) w();
+    }
+  }
+
+  /** Resolves when no client connection is left. */
+  whenNoClients(): Promise<void> {
+    if (this.clients.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.emptyWaiters.push(resolve));
+  }
+
+  start(): void {
+    if (this.timer !== null) return;
+    this.timer = setInterval(() => this.tick(), CLOCK_TICK_MS);
+    // The clock must not keep a process alive on its own.
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private tick(): void {
+    this.nowSeconds = this.clockSeconds();
+    if (this.idleTimeoutSeconds > 0) this.sweepIdle();
+  }
+
+  private sweepIdle(): void {
+    const limit = this.idleTimeoutSeconds;
+    const now = this.nowSeconds;
+    for (const c of this.clients) {
+      // memcached: strictly more than idle_timeout seconds, and only connections waiting
+      // for a command (not writing).
+      if (now - c.info.lastCommandTime > limit && c.isIdle()) {
+        this.stats.idle_kicks++;
+        c.kickIdle();
+      }
+    }
+  }
+
+  private updateGauges(): void {
+    const live = this.endpoints.size + this.clients.size;
+    this.stats.curr_connections = live > 0 ? live - 1 : 0;
+    // memcached allocates a conn structure per fd and keeps it, so the count is a high-water mark.
+    if (live > this.structuresMax) this.structuresMax = live;
+    this.stats.connection_structures = this.structuresMax;
+  }
+}
