@@ -91,8 +91,7 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     engine,
     startedUnixSeconds: engine.clock.processStartedUnix,
     connections: () => network?.connections() ?? [],
-    listenerNames: () => network?.listenerNames() ?? [],
-    acceptingConnections: () => network?.accepting() ?? false,
+    acceptingConnections: () => network?.acceptingConnections() ?? false,
   };
   const hooks: AdminHooks = {
     stats: statsContext,
@@ -107,7 +106,7 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   };
 
   engine.start();
-  network = await startNetwork(settings, stats, factory, log);
+  network = await startNetwork(settings, stats, factory, log, { clockSeconds: () => engine.clock.now });
   if (settings.pidFile) for (const m of writePidFile(settings.pidFile)) process.stderr.write(m + '\n');
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
 

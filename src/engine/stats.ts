@@ -14,9 +14,8 @@ export type StatSink = (name: string, value: string | number) => void;
 export interface StatsContext {
   engine: Engine;
   startedUnixSeconds: number;
+  /** Listening sockets and client connections, as `stats conns` lists them. */
   connections(): Iterable<ConnectionInfo>;
-  /** Listening sockets as "tcp:127.0.0.1:11211" names, for `stats conns`. */
-  listenerNames(): string[];
   acceptingConnections(): boolean;
 }
 
@@ -164,7 +163,17 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('read_buf_mem_limit', 0);
   out('track_sizes', yesNo(s.trackSizes));
   out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
-  out('ssl_enabled', 'no');
+  // memcached prints its extstore and TLS settings even when those are not in use; these are
+  // its defaults (extstore and TLS are not configured in this server yet).
+  for (const [k, v] of [['ext_item_size', 512], ['ext_item_age', 4294967295], ['ext_low_ttl', 0],
+    ['ext_recache_rate', 2000], ['ext_wbuf_size', 4194304], ['ext_compact_under', 0], ['ext_drop_under', 0],
+    ['ext_max_sleep', 1000000], ['ext_max_frag', '0.80'], ['slab_automove_freeratio', '0.010'],
+    ['ext_drop_unread', 'no'], ['ssl_enabled', 'no'], ['ssl_chain_cert', '(null)'], ['ssl_key', '(null)'],
+    ['ssl_verify_mode', 0], ['ssl_keyformat', 1], ['ssl_ciphers', 'NULL'], ['ssl_ca_cert', 'NULL'],
+    ['ssl_wbuf_size', 16384], ['ssl_session_cache', 'no'], ['ssl_kernel_tls', 'no'], ['ssl_min_version', 'tlsv1.2'],
+    ['num_napi_ids', '(null)'], ['memory_file', '(null)']] as const) {
+    out(k, v);
+  }
 }
 
 export function itemsStats(ctx: StatsContext, out: StatSink): void {
@@ -244,15 +253,10 @@ export function sizesStats(ctx: StatsContext, out: StatSink): void {
 
 export function connsStats(ctx: StatsContext, out: StatSink): void {
   const now = ctx.engine.clock.now;
-  let id = 0;
-  for (const name of ctx.listenerNames()) {
-    out(`${id}:addr`, name);
-    out(`${id}:state`, 'conn_listening');
-    out(`${id}:secs_since_last_cmd`, 0);
-    id++;
-  }
   for (const c of ctx.connections()) {
     out(`${c.id}:addr`, c.peerName);
+    const local = (c as { localName?: string | null }).localName;
+    if (local) out(`${c.id}:listen_addr`, local);
     out(`${c.id}:state`, c.stateName);
     out(`${c.id}:secs_since_last_cmd`, Math.max(0, now - c.lastCommandTime));
   }

@@ -17,9 +17,10 @@
  * by NetContext.pendingBytesMax; a client going past it is closed.
  */
 import type * as net from 'node:net';
+import type { BindProtocol } from '../settings';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
-import type { NetContext } from './context';
+import { verboseLines, type NetContext } from './context';
 import { socketWithReadBuffer, type OpaqueHandle } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
 
@@ -58,15 +59,20 @@ const CLOSE_FLUSH_MS = 30_000;
 /** Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. */
 export type SocketSource = { handle: OpaqueHandle } | { socket: net.Socket };
 
+/** The listener a connection came from. */
 export interface ConnectionOrigin {
   readonly transport: 'tcp' | 'unix';
   /** The unix socket path, for naming unix peers as memcached does. */
   readonly socketPath: string | null;
+  /** -l proto[...] and tag[...] of the listener. */
+  readonly protocol: BindProtocol | null;
+  readonly tag: string | null;
 }
 
 export class Connection implements TrackedConnection {
   readonly info: NetConnectionInfo;
   readonly socket: net.Socket;
+  lastActiveSeconds: number;
   private readonly ctx: NetContext;
   private readonly output: Output;
   private readonly session: ProtocolSession;
@@ -101,9 +107,12 @@ export class Connection implements TrackedConnection {
       transport: origin.transport,
       peerName: peerNameOf(this.socket, origin),
       localName: localNameOf(this.socket, origin),
+      protocol: origin.protocol,
+      tag: origin.tag,
       lastCommandTime: ctx.registry.nowSeconds,
       stateName: STATE_NEW_CMD,
     };
+    this.lastActiveSeconds = ctx.registry.nowSeconds;
     this.output = new Output();
     this.session = ctx.factory.create(this.info, this.output);
     this.socket.on('drain', () => this.onDrain());
@@ -121,7 +130,7 @@ export class Connection implements TrackedConnection {
   }
 
   kickIdle(): void {
-    this.ctx.log(2, `<${this.info.id} closing idle connection`);
+    this.ctx.log(2, verboseLines.idle(this.info.id));
     this.flags |= Flag.Closing;
     this.socket.destroy();
   }
@@ -153,7 +162,7 @@ export class Connection implements TrackedConnection {
   /** One read event. Returns false to stop reading. */
   private onBytes(buf: Buffer, count: number): boolean {
     this.ctx.stats.bytes_read += count;
-    this.info.lastCommandTime = this.ctx.registry.nowSeconds;
+    this.lastActiveSeconds = this.ctx.registry.nowSeconds;
     const f = this.flags;
     if (f & DROP_INPUT) return this.stopReading();
     if (f & HOLD_INPUT) {
@@ -215,11 +224,10 @@ export class Connection implements TrackedConnection {
       info.stateName = STATE_NEW_CMD;
     } else if (status === FeedStatus.Close) {
       this.flags |= Flag.Closing;
-    } else if (used === end - start) {
-      info.stateName = STATE_NEW_CMD;
     } else if (info.stateName === STATE_PARSE_CMD) {
-      // A session may have named the wait itself (conn_nread); otherwise: a partial line.
-      info.stateName = STATE_READ;
+      // A session may have named its wait itself (conn_nread); otherwise the connection is
+      // waiting for a new command, or for the rest of a partial line.
+      info.stateName = used === end - start ? STATE_NEW_CMD : STATE_READ;
     }
     return used;
   }
@@ -382,7 +390,7 @@ export class Connection implements TrackedConnection {
     this.pending = null;
     this.stashBuf = null;
     this.ctx.registry.remove(this);
-    this.ctx.log(2, `<${this.info.id} connection closed.`);
+    this.ctx.log(2, verboseLines.closed(this.info.id));
     this.session.release();
   }
 }

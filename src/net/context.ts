@@ -1,7 +1,7 @@
 /**
  * NetContext: what every listener and connection of one server shares, built once at startup.
  */
-import type { Settings } from '../settings';
+import type { BindProtocol, Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { SessionFactory } from '../protocol/session';
 import type { ConnectionRegistry } from './registry';
@@ -38,3 +38,23 @@ export function pendingBytesMaxFor(s: Settings): number {
   const request = Math.max(s.multigetLineBytesMax, s.itemSizeMaxBytes + VALUE_HEADER_BYTES_MAX);
   return request + Math.max(s.readBufferBytes, DATA_EVENT_BYTES_MAX);
 }
+
+/** memcached -vv's connection event lines (memcached.c conn_new, conn_close). */
+export const verboseLines = {
+  listening(id: number, protocol: BindProtocol): string {
+    return `<${id} server listening (${protocol === 'auto' ? 'auto-negotiate' : protocol})`;
+  },
+  udpListening(id: number): string {
+    return `<${id} server listening (udp)`;
+  },
+  newClient(id: number, protocol: BindProtocol): string {
+    if (protocol === 'auto') return `<${id} new auto-negotiating client connection`;
+    return `<${id} new ${protocol} client connection.`;
+  },
+  closed(id: number): string {
+    return `<${id} connection closed.`;
+  },
+  idle(id: number): string {
+    return `Closing idle fd ${id}`;
+  },
+};

@@ -12,20 +12,33 @@
  */
 import type { ConnectionInfo } from '../protocol/session';
 import type { ServerStats } from '../metrics/stats';
+import type { BindProtocol } from '../settings';
 
 /** ConnectionInfo plus what net knows that the contract does not carry. */
 export interface NetConnectionInfo extends ConnectionInfo {
   /** Local end as memcached prints `listen_addr` in `stats conns`; null for endpoints. */
   readonly localName: string | null;
+  /** The accepting listener's proto[...] from -l (null: -B applies). */
+  readonly protocol: BindProtocol | null;
+  /** The accepting listener's tag[...] from -l. */
+  readonly tag: string | null;
 }
 
 /** What the registry needs from a client connection. */
 export interface TrackedConnection {
   readonly info: NetConnectionInfo;
+  /** Registry-clock seconds of the last read (idle_timeout's measure, whatever clock sessions use). */
+  readonly lastActiveSeconds: number;
   /** True when waiting for a command: not writing, not in the middle of a yield. */
   isIdle(): boolean;
   /** Close now because of idle_timeout. */
   kickIdle(): void;
+  /** Unsent bytes queued on the socket. */
+  readonly writeBacklogBytes: number;
+  /** Read nothing more, finish the requests already read, then close. */
+  stopGracefully(): void;
+  /** Close now, unsent output discarded. */
+  destroy(): void;
 }
 
 /** memcached's idle timeout thread wakes about once a second; so does this sweep. */
@@ -34,6 +47,8 @@ export const CLOCK_TICK_MS = 1000;
 export class ConnectionRegistry {
   /** Coarse server-relative seconds, refreshed every CLOCK_TICK_MS (no clock call per read). */
   nowSeconds: number;
+  /** Called after a client connection is removed (the Acceptor admits held connections). */
+  onClientRemoved: (() => void) | null = null;
   private readonly clients = new Set<TrackedConnection>();
   private readonly endpoints = new Set<NetConnectionInfo>();
   private readonly stats: ServerStats;
@@ -60,7 +75,7 @@ export class ConnectionRegistry {
     return this.clients.size;
   }
 
-  /** Endpoints first (as memcached lists its listeners first), then clients. */
+  /** What `stats conns` lists: listening sockets and UDP sockets first, then clients. */
   *connections(): Iterable<NetConnectionInfo> {
     for (const e of this.endpoints) yield e;
     for (const c of this.clients) yield c.info;
@@ -89,6 +104,7 @@ export class ConnectionRegistry {
   remove(conn: TrackedConnection): void {
     if (!this.clients.delete(conn)) return;
     this.updateGauges();
+    if (this.onClientRemoved !== null) this.onClientRemoved();
     if (this.clients.size === 0) {
       for (const w of this.emptyWaiters.splice(0)) w();
     }
@@ -121,9 +137,10 @@ export class ConnectionRegistry {
     const limit = this.idleTimeoutSeconds;
     const now = this.nowSeconds;
     for (const c of this.clients) {
-      // memcached: strictly more than idle_timeout seconds, and only connections waiting
-      // for a command (not writing).
-      if (now - c.info.lastCommandTime > limit && c.isIdle()) {
+      // memcached: strictly more than idle_timeout seconds, only TCP clients (its sweep skips
+      // unix sockets), only connections waiting for a command (not writing). Sessions set
+      // lastCommandTime on their own clock, so the sweep measures reads on this clock.
+      if (c.info.transport === 'tcp' && now - c.lastActiveSeconds > limit && c.isIdle()) {
         this.stats.idle_kicks++;
         c.kickIdle();
       }

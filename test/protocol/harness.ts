@@ -25,7 +25,6 @@ export function makeHarness(overrides: Partial<Settings> = {}): Harness {
       engine,
       startedUnixSeconds: 0,
       connections: () => [conn],
-      listenerNames: () => [],
       acceptingConnections: () => true,
     },
     shutdown: () => undefined,

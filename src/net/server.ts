@@ -1,0 +1,201 @@
+/**
+ * The network layer's entry point: bind every listener the settings ask for, serve clients
+ * through sessions from the factory, and stop (at once, or gracefully for SIGUSR1).
+ *
+ * Not for: signals, the CLI, the protocol. The caller (src/cli/) wires SIGUSR1 to
+ * gracefulStop() and SIGTERM/SIGINT to close().
+ */
+import type * as net from 'node:net';
+import type { Settings } from '../settings';
+import type { ServerStats } from '../metrics/stats';
+import type { ConnectionInfo, SessionFactory } from '../protocol/session';
+import { pendingBytesMaxFor, type LogFn, type NetContext, type ReadMode } from './context';
+import { Acceptor, closeListener, listenTcp, listenUnix, type StreamListener } from './listeners';
+import { probeOnread } from './node-internals';
+import { ConnectionRegistry } from './registry';
+import { listenUdp, type UdpEndpoint } from './udp';
+
+export interface NetworkOptions {
+  /**
+   * Server-relative seconds, the clock `stats conns` and idle_timeout read
+   * (ConnectionInfo.lastCommandTime). Default: whole seconds since startNetwork().
+   */
+  clockSeconds?: () => number;
+  /** 'auto' (default): the onread path when the startup probe passes. 'data': always events. */
+  readMode?: 'auto' | 'data';
+}
+
+export interface NetworkAddresses {
+  tcp: net.AddressInfo[];
+  udp: net.AddressInfo[];
+  unix: string | null;
+}
+
+export interface NetworkHandle {
+  /** Which read path connections use (logged at startup). */
+  readonly readMode: ReadMode;
+  /**
+   * Everything `stats conns` lists, in memcached's order: listening sockets (state
+   * conn_listening), UDP sockets (conn_read), then clients. Items are NetConnectionInfo
+   * (localName is memcached's listen_addr).
+   */
+  connections(): Iterable<ConnectionInfo>;
+  addresses(): NetworkAddresses;
+  /** memcached's `accepting_conns`: false while new clients wait (no_maxconns_fast). */
+  acceptingConnections(): boolean;
+  /** Unsent bytes queued on all client sockets. */
+  writeBacklogBytes(): number;
+  /**
+   * SIGUSR1: stop accepting, let each connection finish the requests it has already read and
+   * flush their replies, then close everything. Connections still busy after `timeoutMs` are
+   * closed anyway. (memcached stops accepting, lets workers finish the current event, then
+   * closes all connections.)
+   */
+  gracefulStop(timeoutMs?: number): Promise<void>;
+  /** Stop listening and close every connection now. */
+  close(): Promise<void>;
+}
+
+const GRACEFUL_STOP_MS_DEFAULT = 10_000;
+
+/** Relations between the settings this layer relies on; a violation is a startup error. */
+function checkSettings(s: Settings): void {
+  const fail = (what: string): never => {
+    throw new Error(`invalid network settings: ${what}`);
+  };
+  const isCount = (v: number): boolean => Number.isSafeInteger(v) && v >= 1;
+  if (!isCount(s.readBufferBytes)) fail(`readBufferBytes ${s.readBufferBytes}`);
+  if (!isCount(s.writeBacklogBytesMax)) fail(`writeBacklogBytesMax ${s.writeBacklogBytesMax}`);
+  if (!isCount(s.multigetLineBytesMax)) fail(`multigetLineBytesMax ${s.multigetLineBytesMax}`);
+  if (!isCount(s.connectionsMax)) fail(`connectionsMax ${s.connectionsMax}`);
+  if (!Number.isSafeInteger(s.backlog) || s.backlog < 0) fail(`backlog ${s.backlog}`);
+  if (!Number.isSafeInteger(s.idleTimeoutSeconds) || s.idleTimeoutSeconds < 0) fail(`idleTimeoutSeconds ${s.idleTimeoutSeconds}`);
+  for (const [name, port] of [['tcpPort', s.tcpPort], ['udpPort', s.udpPort]] as const) {
+    if (!Number.isSafeInteger(port) || port < -1 || port > 65535) fail(`${name} ${port}`);
+  }
+  if (s.socketAccessMask < 0 || s.socketAccessMask > 0o777) fail(`socketAccessMask ${s.socketAccessMask.toString(8)}`);
+}
+
+export async function startNetwork(
+  settings: Settings,
+  stats: ServerStats,
+  factory: SessionFactory,
+  log: LogFn,
+  options: NetworkOptions = {},
+): Promise<NetworkHandle> {
+  checkSettings(settings);
+  const readMode = await chooseReadMode(options, log);
+  const startMs = performance.now();
+  const clockSeconds = options.clockSeconds ?? (() => Math.floor((performance.now() - startMs) / 1000));
+  const registry = new ConnectionRegistry(stats, settings.idleTimeoutSeconds, clockSeconds);
+  const ctx: NetContext = {
+    settings, stats, factory, registry, log, readMode,
+    pendingBytesMax: pendingBytesMaxFor(settings),
+  };
+  const network = new Network(ctx, new Acceptor(ctx));
+  try {
+    await network.listen();
+  } catch (err) {
+    await network.close();
+    throw err;
+  }
+  registry.start();
+  return network;
+}
+
+async function chooseReadMode(options: NetworkOptions, log: LogFn): Promise<ReadMode> {
+  if (options.readMode === 'data') return 'data';
+  if (await probeOnread()) return 'onread';
+  log(0, 'static read buffers (net.Socket onread) unavailable on this Node.js: reading with data events, slower');
+  return 'data';
+}
+
+class Network implements NetworkHandle {
+  readonly readMode: ReadMode;
+  private readonly ctx: NetContext;
+  private readonly acceptor: Acceptor;
+  private readonly listeners: StreamListener[] = [];
+  private readonly udp: UdpEndpoint[] = [];
+  private endpointsClosed: Promise<void> | null = null;
+  private closed: Promise<void> | null = null;
+
+  constructor(ctx: NetContext, acceptor: Acceptor) {
+    this.ctx = ctx;
+    this.acceptor = acceptor;
+    this.readMode = ctx.readMode;
+  }
+
+  /** memcached's order: the unix socket alone when -s is given, else TCP then UDP. */
+  async listen(): Promise<void> {
+    const s = this.ctx.settings;
+    if (s.socketPath !== null) {
+      await listenUnix(this.ctx, this.acceptor, this.listeners);
+      return;
+    }
+    if (s.tcpPort !== 0) await listenTcp(this.ctx, this.acceptor, this.listeners);
+    if (s.udpPort !== 0) await listenUdp(this.ctx, this.udp);
+  }
+
+  connections(): Iterable<ConnectionInfo> {
+    return this.ctx.registry.connections();
+  }
+
+  addresses(): NetworkAddresses {
+    const tcp: net.AddressInfo[] = [];
+    let unix: string | null = null;
+    for (const l of this.listeners) {
+      if (l.origin.transport === 'unix') unix = l.origin.socketPath;
+      else if (l.server.listening) tcp.push(l.server.address() as net.AddressInfo);
+    }
+    return { tcp, udp: this.udp.map((u) => u.address), unix };
+  }
+
+  acceptingConnections(): boolean {
+    return this.acceptor.isAccepting;
+  }
+
+  writeBacklogBytes(): number {
+    let total = 0;
+    for (const c of this.ctx.registry.clientList()) total += c.writeBacklogBytes;
+    return total;
+  }
+
+  async gracefulStop(timeoutMs = GRACEFUL_STOP_MS_DEFAULT): Promise<void> {
+    if (this.closed !== null) return this.closed;
+    const endpoints = this.closeEndpoints();
+    for (const c of this.ctx.registry.clientList()) c.stopGracefully();
+    let timer: NodeJS.Timeout | null = null;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs);
+    });
+    await Promise.race([this.ctx.registry.whenNoClients(), timeout]);
+    if (timer !== null) clearTimeout(timer);
+    await this.close();
+    await endpoints;
+  }
+
+  close(): Promise<void> {
+    this.closed ??= this.closeNow();
+    return this.closed;
+  }
+
+  private async closeNow(): Promise<void> {
+    const endpoints = this.closeEndpoints();
+    for (const c of this.ctx.registry.clientList()) c.destroy();
+    await this.ctx.registry.whenNoClients();
+    await endpoints;
+  }
+
+  /** Stop accepting and receiving; idempotent. */
+  private closeEndpoints(): Promise<void> {
+    if (this.endpointsClosed === null) {
+      this.acceptor.stop();
+      this.ctx.registry.stop();
+      const waits: Promise<void>[] = [];
+      for (const l of this.listeners) waits.push(closeListener(this.ctx, l));
+      for (const u of this.udp) waits.push(u.close());
+      this.endpointsClosed = Promise.all(waits).then(() => undefined);
+    }
+    return this.endpointsClosed;
+  }
+}
