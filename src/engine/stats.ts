@@ -254,6 +254,7 @@ export function sizesStats(ctx: StatsContext, out: StatSink): void {
 export function connsStats(ctx: StatsContext, out: StatSink): void {
   const now = ctx.engine.clock.now;
   for (const c of ctx.connections()) {
+    if (c.transport === 'udp') out(`${c.id}:UDP`, 'UDP');
     out(`${c.id}:addr`, c.peerName);
     const local = (c as { localName?: string | null }).localName;
     if (local) out(`${c.id}:listen_addr`, local);
