@@ -3,7 +3,7 @@
  *
  * What it is for: memcached-style help that lists only the options memcached-ts honours, with
  * the defaults taken from Settings so the text cannot drift from the code.
- * What it is not for: options that are rejected (TLS, SASL, extstore, proxy...): they are
+ * What it is not for: options that are rejected (TLS, extstore, proxy...): they are
  * named in the error the parser returns, not advertised here.
  */
 
@@ -79,7 +79,6 @@ function memoryLines(d: Settings): string[] {
   return [
     `-m, --memory-limit=<num>  item memory in megabytes (default: ${d.memoryLimitBytes / MIB})`,
     '-M, --disable-evictions   return error on memory exhausted instead of evicting',
-    '-k, --lock-memory         lock down all paged memory (needs the native addon)',
     `-f, --slab-growth-factor=<num> chunk size growth factor (default: ${d.growthFactor.toFixed(2)})`,
     `-n, --slab-min-size=<bytes> min space used for key+value+flags (default: ${d.chunkSizeBytes})`,
     '-I, --max-item-size=<num> adjusts max item size, k and m suffixes allowed',
@@ -105,6 +104,11 @@ function commandLines(): string[] {
     '-F, --disable-flush-all   disable flush_all command',
     '-X, --disable-dumping     disable stats cachedump and lru_crawler metadump',
     '-W, --disable-watch       disable watch commands (live logging)',
+    '-S, --enable-sasl         turn on SASL authentication (binary protocol, PLAIN;',
+    '                          users from the file named by $MEMCACHED_SASL_PWDB,',
+    '                          lines user:password or user@hostname:password)',
+    '-Y, --auth-file=<file>    enable ASCII protocol authentication. format:',
+    '                          user:pass\\nuser2:pass2\\n (at most 8 users; reread on SIGHUP)',
     '-D <char>                 use <char> as the delimiter between key prefixes and IDs',
     '                          for per-prefix stats; also turns "stats detail" on',
     `                          (default: "${defaultSettings().prefixDelimiter}")`,
@@ -118,7 +122,7 @@ function extendedLines(d: Settings): string[] {
     `   - maxconns_fast:       immediately close new connections after limit (default: ${onOff(d.maxconnsFast)})`,
     `   - hashpower:           initial hash table size as a power of 2 (default: ${d.hashPowerInit})`,
     '   - no_hashexpand:       disables hash table expansion (dangerous)',
-    `   - hash_algorithm:      jenkins, murmur3 or xxh3 (default: ${d.hashAlgorithm})`,
+    `   - hash_algorithm:      murmur3 (the only one implemented; the default)`,
     '   - tail_repair_time:    seconds before forcefully killing an LRU tail item',
     '                          (at least 10; disabled by default; very dangerous)',
     '   - no_lru_crawler:      disable the LRU crawler',

@@ -26,7 +26,6 @@ function fail(message: string, code: number): void {
 /** Options that parse but need machinery this build does not have yet. */
 function unsupported(settings: Settings): string | null {
   if (settings.bindProtocol === 'binary') return '-B binary: the binary protocol is not implemented yet';
-  if (settings.lockMemory) return '-k (mlockall) needs the native addon, which is not implemented yet';
   for (const l of settings.listeners) {
     if (l.protocol === 'binary') return `-l ${l.host ?? '*'}: proto[binary] is not implemented yet`;
   }

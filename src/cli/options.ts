@@ -120,6 +120,8 @@ export interface ParseState {
   udpSpecified: boolean;
   /** -o slab_chunk_max given: then -I above 1 MiB does not reset it. */
   slabChunkMaxChanged: boolean;
+  /** -B given: then -S and -Y check it instead of choosing the protocol. */
+  protocolSpecified: boolean;
 }
 
 type EarlyExit = Extract<ParseResult, { kind: 'exit' }>;
@@ -139,6 +141,7 @@ export function parseCommandLine(argv: string[]): ParseResult {
     tcpSpecified: false,
     udpSpecified: false,
     slabChunkMaxChanged: false,
+    protocolSpecified: false,
   };
   try {
     for (const event of tokenize(argv)) {
@@ -431,7 +434,7 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   c: (s, v) => {
     s.settings.connectionsMax = parseCount(v, '-c', 'Maximum connections must be greater than 0', CONNECTIONS_MAX);
   },
-  k: (s) => void (s.settings.lockMemory = true),
+  k: () => notImplemented('-k (mlockall needs the native addon)'),
   h: () => stdoutExit(helpText()),
   i: () => stdoutExit(licenseText()),
   V: () => stdoutExit(versionText()),
@@ -459,13 +462,16 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
     const message = `-b takes a backlog from 0 to ${INT32_MAX}, got ${backlog}`;
     s.settings.backlog = requireRange(backlog, 0, INT32_MAX, message);
   },
-  B: (s, v) => void (s.settings.bindProtocol = parseBindProtocol(v)),
+  B: (s, v) => {
+    s.settings.bindProtocol = parseBindProtocol(v);
+    s.protocolSpecified = true;
+  },
   I: (s, v) => void (s.settings.itemSizeMaxBytes = parseItemSize(v)),
-  S: () => notImplemented('-S (SASL)'),
+  S: (s) => void (s.settings.saslEnabled = true),
   F: (s) => void (s.settings.flushEnabled = false),
   X: (s) => void (s.settings.dumpEnabled = false),
   W: (s) => void (s.settings.watchEnabled = false),
-  Y: () => notImplemented('-Y (ASCII authentication file)'),
+  Y: (s, v) => void (s.settings.authFile = requireNonEmpty(v, '-Y')),
   e: () => notImplemented('-e (memory file for restartable cache)'),
   o: applySubOptions,
   N: () => notImplemented('-N (NAPI ids)'),
@@ -565,6 +571,8 @@ function setHashAlgorithm(state: ParseState, value: string): void {
   if (value !== 'jenkins' && value !== 'murmur3' && value !== 'xxh3') {
     throw new UsageError('Unknown hash_algorithm option (jenkins, murmur3, xxh3)');
   }
+  // Keys are always hashed with murmur3 here; say so rather than pretend to switch.
+  if (value !== 'murmur3') notImplemented(`-o hash_algorithm=${value} (memcached-ts hashes with murmur3)`);
   state.settings.hashAlgorithm = value;
 }
 
@@ -598,7 +606,6 @@ function noModern(state: ParseState): void {
   s.slabAutomove = 0;
   s.maxconnsFast = false;
   s.lruSegmented = false;
-  s.hashAlgorithm = 'jenkins';
   s.lruCrawler = false;
 }
 
@@ -713,6 +720,7 @@ function validateRelations(state: ParseState): void {
   validateItemSize(state);
   validateSlabChunkMax(state.settings);
   validateLru(state.settings);
+  validateAuthentication(state);
   resolvePorts(state);
 }
 
@@ -757,6 +765,39 @@ function validateLru(s: Settings): void {
   }
   if (s.tempLru && !s.lruSegmented) {
     throw new UsageError('temporary_ttl requires lru_maintainer to be enabled', EX_USAGE);
+  }
+}
+
+/**
+ * memcached: -S means the binary protocol and -Y the text protocol (each chosen when -B is
+ * absent, required when it is given); neither works over UDP. With both and no -B, -Y's
+ * text protocol wins, as in memcached. A listener's own proto[...] must not open the other
+ * protocol either (memcached does not check this, which lets clients skip authentication).
+ */
+function validateAuthentication(state: ParseState): void {
+  const s = state.settings;
+  if (s.saslEnabled) {
+    if (!state.protocolSpecified) s.bindProtocol = 'binary';
+    else if (s.bindProtocol !== 'binary') {
+      throw new UsageError('ERROR: You cannot allow the ASCII protocol while using SASL.', EX_USAGE);
+    }
+    if (s.udpPort !== 0) throw new UsageError('ERROR: Cannot enable UDP while using binary SASL authentication.', EX_USAGE);
+  }
+  if (s.authFile !== null) {
+    if (!state.protocolSpecified) s.bindProtocol = 'ascii';
+    else if (s.bindProtocol !== 'ascii') {
+      throw new UsageError('ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.', EX_USAGE);
+    }
+    if (s.udpPort !== 0) throw new UsageError('Cannot use UDP with ascii authentication enabled (-U 0 to disable)', EX_USAGE);
+  }
+  const only = s.bindProtocol;
+  if (!s.saslEnabled && s.authFile === null) return;
+  for (let i = 0; i < s.listeners.length; i++) {
+    const p = s.listeners[i].protocol;
+    if (p !== null && p !== only) {
+      const why = only === 'binary' ? 'SASL (-S) needs the binary protocol' : 'ascii authentication (-Y) needs the ascii protocol';
+      throw new UsageError(`-l ${s.listenAddresses[i]}: proto[${p === 'auto' ? 'negotiating' : p}] cannot be used: ${why}`, EX_USAGE);
+    }
   }
 }
 

@@ -107,6 +107,7 @@ export class Engine {
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
       settings.lruCrawlerToCrawl);
     this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
+    this.detail.enabled = settings.detailEnabled;
   }
 
   /** `stats reset`: the store's counters (the server's are reset by ServerStats). */

@@ -45,7 +45,6 @@ describe('flags map to settings', () => {
     [['--memory-limit=2048'], { memoryLimitBytes: 2048 * MIB }],
     [['-M'], { evictToFree: false }],
     [['-c', '4096'], { connectionsMax: 4096 }],
-    [['-k'], { lockMemory: true }],
     [['-v'], { verbose: 1 }],
     [['-vv'], { verbose: 2 }],
     [['-vvv'], { verbose: 3 }],
@@ -261,9 +260,8 @@ describe('bad values fail like memcached', () => {
 describe('options memcached-ts does not implement', () => {
   it.each([
     [['-Z'], 'option -Z (TLS) is not implemented yet'],
-    [['-S'], 'option -S (SASL) is not implemented yet'],
     [['-L'], 'option -L (large memory pages) is not implemented yet'],
-    [['-Y', '/etc/auth'], 'option -Y'],
+    [['-k'], 'option -k (mlockall needs the native addon) is not implemented yet'],
     [['-e', '/dev/shm/mc'], 'option -e'],
     [['-N', '2'], 'option -N'],
     [['-o', 'ext_path=/mnt/x:1G'], '-o ext_path is not implemented yet (extstore)'],
@@ -288,7 +286,7 @@ describe('-o', () => {
     ['no_maxconns_fast', { maxconnsFast: false }],
     ['hashpower=24', { hashPowerInit: 24 }],
     ['no_hashexpand', { hashExpand: false }],
-    ['hash_algorithm=xxh3', { hashAlgorithm: 'xxh3' }],
+    ['hash_algorithm=murmur3', { hashAlgorithm: 'murmur3' }],
     ['no_slab_reassign', { slabReassign: false }],
     ['no_slab_reassign,slab_reassign', { slabReassign: true }],
     ['slab_automove=2', { slabAutomove: 2 }],
@@ -315,7 +313,7 @@ describe('-o', () => {
     [' modern , track_sizes ', { trackSizes: true }],
     [
       'no_modern',
-      { slabReassign: false, slabAutomove: 0, maxconnsFast: false, lruSegmented: false, hashAlgorithm: 'jenkins', lruCrawler: false },
+      { slabReassign: false, slabAutomove: 0, maxconnsFast: false, lruSegmented: false, lruCrawler: false },
     ],
   ];
   it.each(cases)('%s', (list, expected) => {
@@ -391,6 +389,12 @@ describe('-h, -V, -i', () => {
   it('-h acts where it stands, as memcached getopt loop does', () => {
     expect(exitOf(['-h', '-c', '0']).code).toBe(0);
     expect(exitOf(['-c', '0', '-h']).code).toBe(1);
+  });
+
+  it('hash algorithms other than murmur3 are refused rather than ignored', () => {
+    const exit = exitOf(['-o', 'hash_algorithm=xxh3']);
+    expect(exit.code).toBe(64);
+    expect(exit.stderr).toContain('not implemented');
   });
 
   it('-h lists every option that works and none that is rejected', () => {
