@@ -142,8 +142,16 @@ export interface Settings {
   prefixDelimiter: string;
   /** -D also turns on per-prefix stats (`stats detail on`) from the start. */
   detailEnabled: boolean;
-  /** -S: SASL (binary protocol) — arrives with issue 4. */
+  /**
+   * -S: SASL authentication (binary protocol only; PLAIN against the MEMCACHED_SASL_PWDB
+   * file). Implies -B binary; text listeners and UDP are refused with it, as in memcached.
+   */
   saslEnabled: boolean;
+  /**
+   * -Y: ASCII authentication file (`user:password` lines, at most 8). Implies -B ascii;
+   * binary listeners and UDP are refused with it, as in memcached.
+   */
+  authFile: string | null;
   /** -o relaxed_privileges. */
   relaxedPrivileges: boolean;
   /** -o maxconns_fast / no_maxconns_fast. */
@@ -221,6 +229,7 @@ export function defaultSettings(): Settings {
     prefixDelimiter: ':',
     detailEnabled: false,
     saslEnabled: false,
+    authFile: null,
     relaxedPrivileges: false,
     maxconnsFast: true,
     tailRepairTimeSeconds: 0,
