@@ -13,6 +13,7 @@ import { hashKey } from '../store/hash';
 import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store/items';
 import { SlabAllocator } from '../store/slabs';
 import { Crawler, forEachItem } from '../store/crawler';
+import { collectGarbage } from '../store/gc';
 import { PrefixStats } from './prefix-stats';
 
 export const enum StoreMode {
@@ -126,6 +127,8 @@ export class Engine {
   /** Start the clock and the LRU maintainer. */
   start(): void {
     this.clock.start();
+    // Release the old hash table's memory as soon as a growth completes (off the request path).
+    this.items.index.onGrowthDone = () => setImmediate(collectGarbage).unref();
     if (this.settings.lruSegmented || this.settings.tempLru) {
       this.maintainer = setInterval(() => this.maintain(), 100);
       this.maintainer.unref();

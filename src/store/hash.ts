@@ -67,6 +67,8 @@ export class HashIndex {
   /** Expansions done (memcached's `hash_power_level` grows with these). */
   hashPower: number;
   expanding = false;
+  /** Called when a growth has finished and the old table is garbage. */
+  onGrowthDone: (() => void) | null = null;
 
   constructor(hashPower: number, private readonly keyEquals: KeyEquals) {
     this.hashPower = hashPower;
@@ -228,6 +230,7 @@ export class HashIndex {
       this.oldRefs = null;
       this.oldHashes = null;
       this.expanding = false;
+      this.onGrowthDone?.();
     }
   }
 
