@@ -223,6 +223,14 @@ function echoOpaqueAndKey(s: TextSession, first: number): boolean {
   return true;
 }
 
+/** " t<seconds left>", -1 for never; memcached prints the unsigned difference. */
+function writeTtl(s: TextSession, ref: number): void {
+  const exp = s.engine.items.exptime(ref);
+  s.out.ascii(' t');
+  if (exp === 0) s.out.ascii('-1');
+  else s.out.uint((exp - s.engine.clock.now) >>> 0);
+}
+
 function opaqueTooLong(s: TextSession, mark: number): void {
   s.out.length = mark;
   s.replyError('CLIENT_ERROR opaque token too long');
@@ -299,13 +307,7 @@ function metaGet(s: TextSession): void {
         break;
       }
       case 0x73: out.ascii(' s'); out.uint(nbytes); break;
-      case 0x74: { // t
-        out.ascii(' t');
-        const exp = items.exptime(ref);
-        if (exp === 0) out.ascii('-1');
-        else out.uint((exp - now) >>> 0);
-        break;
-      }
+      case 0x74: writeTtl(s, ref); break; // t
       case 0x63: out.ascii(' c'); out.uint(items.cas(ref)); break;
       case 0x66: out.ascii(' f'); out.uint(items.flags(ref)); break;
       case 0x6c: out.ascii(' l'); out.uint((now - items.atime(ref)) >>> 0); break;
@@ -546,13 +548,7 @@ function metaArithmetic(s: TextSession): void {
   for (let i = 2; i < s.ntokens - 1; i++) {
     switch (b[s.tokStart[i]]) {
       case 0x63: out.ascii(' c'); out.uint(items.cas(ref)); break;
-      case 0x74: {
-        out.ascii(' t');
-        const exp = items.exptime(ref);
-        if (exp === 0) out.ascii('-1');
-        else out.uint((exp - engine.clock.now) >>> 0);
-        break;
-      }
+      case 0x74: writeTtl(s, ref); break;
       case 0x54: items.setExptime(ref, f.exptime); break;
       case 0x4e: if (created) items.setExptime(ref, f.autovivExptime); break;
       case 0x4f:
