@@ -18,8 +18,8 @@ import { scenarios, type Scenario } from './scenarios';
 
 const serverFlags = ['-m', '64'];
 const baseSeed = seedFromEnv();
-const sequenceCount = 8;
-const commandsPerSequence = 500;
+const sequenceCount = 10;
+const commandsPerSequence = 1_000;
 const batchSizeMax = 24;
 const cutsPerBatchMax = 6;
 const sequenceTimeMs = 60_000;
@@ -60,7 +60,7 @@ async function flushBoth(context: string): Promise<void> {
 
 async function runScenario(scenario: Scenario, rng: Prng | undefined): Promise<void> {
   const { reference: ref, target: tgt } = servers();
-  const context = `scenario "${scenario.name}"${rng === undefined ? '' : ` (cut with seed ${rng.seed})`}`;
+  const context = `scenario "${scenario.name}"${rng === undefined ? '' : ` (random cuts; rerun with MCTS_SEED=${baseSeed})`}`;
   await flushBoth(context);
   const session = await PairSession.open(ref, tgt, context);
   try {

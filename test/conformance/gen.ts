@@ -6,8 +6,9 @@
  * reference server (Debian's memcached) to define the right answer.
  *
  * What it must guarantee is that the byte stream never leaves memcached waiting for more
- * input at a batch boundary (otherwise the sentinel would be eaten as data), and never
- * depends on timing:
+ * input at a batch boundary (otherwise the sentinel would be eaten as data), and that the
+ * reference's answers never depend on timing or on memory contents, or the comparison would
+ * be flaky. Each rule below answers a behaviour of memcached 1.6.18 seen in this suite:
  *   - every storage command that memcached will accept is followed by exactly its data
  *     block (or, for bad-chunk cases, by a blob whose leftovers parse as an unknown command);
  *   - every storage command that memcached rejects on its command line is followed by a
@@ -15,13 +16,20 @@
  *     for any data line after a rejected command line;
  *   - command lines stay under 2048 bytes (memcached closes on longer lines without a
  *     newline when they arrive split);
+ *   - a get/gets/gat/gats with a key over 250 bytes only opens a batch: memcached answers it
+ *     by discarding every reply not yet written to the socket, including replies to earlier
+ *     pipelined commands, so what is lost depends on timing;
  *   - expiry times are 0, in the past (negative, or absolute before now) or at least 100 s
- *     away, and `flush_all` has no delay, so nothing expires or gets flushed at a moment
- *     that depends on the clock (memcached's clock ticks once a second) or on its background
- *     LRU crawler;
- *   - no byte 0x2d ('-') appears in keys or data: for values >= 2^63 memcached's incr/decr
- *     scans past the item for a '-' (strchr on a non-terminated buffer), which makes the
- *     result depend on stale slab memory;
+ *     away, so nothing expires at a moment that depends on memcached's once-a-second clock;
+ *   - `flush_all` has no delay: a delay lifts an earlier immediate flush, and whether the
+ *     flushed items come back depends on whether the LRU crawler has reaped them yet;
+ *   - incr/decr only touch the numeric keys, which never hold values made only of
+ *     whitespace (strtoull would run past the item into stale memory) nor values >= 2^63
+ *     (safe_strtoull then strchr()s past the item for a '-'); no byte 0x2d ('-') appears in
+ *     any key or value for the same reason; wrap-around at 2^64 is a fixed scenario instead;
+ *   - append/prepend never touch the numeric keys: after decr, memcached pads the number
+ *     with spaces in place, or allocates a new item without padding, depending on whether an
+ *     unsent reply still holds the item; appending would make the difference visible;
  *   - flags stay within 32 bits (memcached 1.6.18 silently truncates larger ones, a bug
  *     later fixed upstream).
  * Meta commands (mg, ms, ...) and admin commands are out of scope here.

@@ -136,7 +136,7 @@ export class PairSession {
     if (diff === null) return result;
     throw new ConformanceError(
       `${this.context}: replies differ at normalised byte ${diff.offset}\n` +
-        `  reference: ${show(diff.a)}\n  target:    ${show(diff.b)}\n` +
+        `  after:     ${show(diff.common)}\n  reference: ${show(diff.a)}\n  target:    ${show(diff.b)}\n` +
         `  full reference reply: ${show(refReply, 1_500)}\n  full target reply:    ${show(targetReply, 1_500)}\n` +
         `  ${describe()}\n${this.describeHistory()}`,
     );

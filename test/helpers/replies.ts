@@ -120,16 +120,26 @@ export function normaliseUnits(units: readonly ReplyUnit[], cas: CasNames): Buff
 }
 
 /** Describes the first difference between two byte strings with some context. */
-export function firstDifference(a: Buffer, b: Buffer, contextBytes = 200): { offset: number; a: Buffer; b: Buffer } | null {
+export interface Difference {
+  /** Offset of the first differing byte. */
+  offset: number;
+  /** Up to `beforeBytes` equal bytes before the difference. */
+  common: Buffer;
+  /** Each side from the difference on, up to `afterBytes`. */
+  a: Buffer;
+  b: Buffer;
+}
+
+export function firstDifference(a: Buffer, b: Buffer, beforeBytes = 80, afterBytes = 160): Difference | null {
   const n = Math.min(a.length, b.length);
   let offset = 0;
   while (offset < n && a[offset] === b[offset]) offset++;
   if (offset === n && a.length === b.length) return null;
-  const from = Math.max(0, offset - contextBytes);
   return {
     offset,
-    a: a.subarray(from, Math.min(a.length, offset + contextBytes)),
-    b: b.subarray(from, Math.min(b.length, offset + contextBytes)),
+    common: a.subarray(Math.max(0, offset - beforeBytes), offset),
+    a: a.subarray(offset, Math.min(a.length, offset + afterBytes)),
+    b: b.subarray(offset, Math.min(b.length, offset + afterBytes)),
   };
 }
 

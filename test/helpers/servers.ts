@@ -9,7 +9,7 @@
  *   MCTS_OURS_CMD        command line that starts ours (default: `<node> <repo>/bin/memcached-ts.js`)
  *   MCTS_MEMCACHED_BIN   reference memcached binary (default: /usr/bin/memcached)
  *   MCTS_START_TIMEOUT_MS  bound on waiting for a server to accept connections (default 15000)
- *   MCTS_KEEP_LOGS=1     keep server logs (stdout+stderr) after a stop
+ *   MCTS_KEEP_LOGS=1     keep server logs (stdout+stderr, $TMPDIR/mcts-<kind>-<port>-XXXXXX) after a stop
  *
  * Not for: talking the protocol (see client.ts) or running client tools (see tools.ts).
  */
@@ -168,12 +168,6 @@ export async function stopProcess(child: ChildProcess, graceMs = stopGraceMs): P
   await waitExit(killWaitMs);
 }
 
-let logDirectory: string | undefined;
-function logDir(): string {
-  logDirectory ??= fs.mkdtempSync(path.join(os.tmpdir(), `mcts-${process.pid}-`));
-  return logDirectory;
-}
-
 export function readTail(file: string, bytesMax = logTailBytesMax): string {
   try {
     const data = fs.readFileSync(file);
@@ -241,7 +235,7 @@ export class ServerProcess {
     if (this.stopped) return;
     this.stopped = true;
     await stopProcess(this.child);
-    if (process.env.MCTS_KEEP_LOGS !== '1') fs.rmSync(this.logPath, { force: true });
+    if (process.env.MCTS_KEEP_LOGS !== '1') fs.rmSync(path.dirname(this.logPath), { recursive: true, force: true });
   }
 }
 
@@ -259,7 +253,8 @@ function withDefaults(args: readonly string[]): string[] {
 async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number): Promise<ServerProcess | 'port-in-use'> {
   const command = commandFor(kind);
   const fullArgs = [...args, '-p', String(port), '-l', LOOPBACK];
-  const logPath = path.join(logDir(), `${kind}-${port}.log`);
+  // One directory per server (removed by stop() unless MCTS_KEEP_LOGS=1).
+  const logPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), `mcts-${kind}-${port}-`)), 'server.log');
   const logFd = fs.openSync(logPath, 'w');
   let child: ChildProcess;
   try {
@@ -283,7 +278,10 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
     }
     if (!server.isAlive()) {
       const log = server.logTail();
-      if (/address already in use|EADDRINUSE|failed to listen/i.test(log)) return 'port-in-use';
+      if (/address already in use|EADDRINUSE|failed to listen/i.test(log)) {
+        fs.rmSync(path.dirname(logPath), { recursive: true, force: true });
+        return 'port-in-use';
+      }
       throw new Error(`${server.describe()} exited during startup (${server.exitDescription()}):\n${log}`);
     }
     if ((await canConnect(port)) && (await answersVersion(port, LOOPBACK, 1_000))) return server;
