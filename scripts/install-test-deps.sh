@@ -2,7 +2,7 @@
 # Debian packages the test suite uses: the reference memcached for differential tests,
 # real clients for interop tests, twemproxy, and iproute2 for `ss`.
 set -euo pipefail
-packages=(memcached libmemcached-tools python3-pymemcache nutcracker openssl iproute2 netcat-openbsd)
+packages=(memcached libmemcached-tools python3-pymemcache nutcracker openssl iproute2 netcat-openbsd sasl2-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,27 +9,26 @@ import { ServerStats } from '../metrics/stats';
 import { startNetwork, type NetworkHandle } from '../net/server';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
-import type { AdminHooks } from '../protocol/text/admin';
-import { TextSession } from '../protocol/text/session';
+import { createSession, type SessionHooks } from '../protocol/dispatch';
+import { initAuth } from '../protocol/auth';
+import type { NetConnectionInfo } from '../net/registry';
 import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
-import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
+import { parseCommandLine, EX_OSERR } from './options';
 import { daemonize, dropPrivileges, ensureCoreDumps, removePidFile, writePidFile } from './process';
+
+/** A startup failure with memcached's exit code. */
+class StartupError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+  }
+}
 
 /** Startup failure: memcached prints a line and exits non-zero. */
 function fail(message: string, code: number): void {
   process.stderr.write(`${SERVER_NAME}: ${message}\n`);
   process.exitCode = code;
-}
-
-/** Options that parse but need machinery this build does not have yet. */
-function unsupported(settings: Settings): string | null {
-  if (settings.bindProtocol === 'binary') return '-B binary: the binary protocol is not implemented yet';
-  for (const l of settings.listeners) {
-    if (l.protocol === 'binary') return `-l ${l.host ?? '*'}: proto[binary] is not implemented yet`;
-  }
-  return null;
 }
 
 export function main(argv: string[]): void {
@@ -42,8 +41,6 @@ export function main(argv: string[]): void {
   }
   for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
   const settings = parsed.settings;
-  const missing = unsupported(settings);
-  if (missing !== null) return fail(missing, EX_USAGE);
 
   if (settings.maximizeCoreFile) {
     const err = ensureCoreDumps();
@@ -59,7 +56,10 @@ export function main(argv: string[]): void {
     }
     return fail(r.message, r.exitCode);
   }
-  run(settings).catch((e: unknown) => fail(e instanceof Error ? e.message : String(e), EX_OSERR));
+  run(settings).catch((e: unknown) => {
+    if (e instanceof StartupError) return fail(e.message, e.exitCode);
+    fail(e instanceof Error ? e.message : String(e), EX_OSERR);
+  });
 }
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
@@ -70,6 +70,10 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
   if (settings.verbose > 1) logSlabClasses(engine, log);
+  // memcached reads its auth files after dropping privileges, as here.
+  const authInit = initAuth(settings);
+  if (!authInit.ok) throw new StartupError(authInit.message, authInit.exitCode);
+  for (const w of authInit.warnings) log(1, w);
 
   let network: NetworkHandle | null = null;
   let stopping = false;
@@ -92,15 +96,17 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     connections: () => network?.connections() ?? [],
     acceptingConnections: () => network?.acceptingConnections() ?? false,
   };
-  const hooks: AdminHooks = {
+  const hooks: SessionHooks = {
     stats: statsContext,
+    auth: authInit.auth,
     shutdown: (graceful) => {
       setImmediate(() => void stop(graceful).then(() => process.exit(0)));
     },
   };
   const factory: SessionFactory = {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {
-      return new TextSession(engine, output, conn, hooks);
+      const protocol = (conn as NetConnectionInfo).protocol ?? settings.bindProtocol;
+      return createSession(engine, output, conn, hooks, settings, protocol);
     },
   };
 
@@ -115,7 +121,10 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   process.once('SIGINT', onSignal(false));
   process.once('SIGTERM', onSignal(false));
   process.once('SIGUSR1', onSignal(true));
-  process.on('SIGHUP', () => log(1, 'SIGHUP ignored (no TLS certificates to reload)'));
+  process.on('SIGHUP', () => {
+    // memcached reloads the -Y auth file on SIGHUP (keeping the old table if that fails).
+    authInit.auth?.authFile?.load();
+  });
   return { network, stop: () => stop(false) };
 }
 

@@ -86,6 +86,14 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('malloc_fails', 0);
   for (const k of ['log_worker_dropped', 'log_worker_written', 'log_watcher_skipped', 'log_watcher_sent']) out(k, 0);
   out('log_watchers', e.watchers);
+  if (set.tlsEnabled) {
+    // memcached prints ssl_new_sessions only with ssl_session_cache and counts cache
+    // insertions; here it counts full handshakes, and tickets resume without the cache.
+    out('ssl_new_sessions', s.ssl_new_sessions);
+    out('ssl_resumed_sessions', s.ssl_resumed_sessions);
+    out('ssl_handshake_errors', s.ssl_handshake_errors);
+    out('time_since_server_cert_refresh', e.clock.now - s.tlsCertsLoadedSeconds);
+  }
   out('unexpected_napi_ids', 0);
   out('round_robin_fallback', 0);
   out('bytes', it.currBytes);
@@ -133,7 +141,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('tcp_backlog', s.backlog);
   out('binding_protocol', s.bindProtocol === 'auto' ? 'auto-negotiate' : s.bindProtocol);
   out('auth_enabled_sasl', yesNo(s.saslEnabled));
-  out('auth_enabled_ascii', 'no');
+  out('auth_enabled_ascii', s.authFile ?? 'no');
   out('item_size_max', s.itemSizeMaxBytes);
   out('maxconns_fast', yesNo(s.maxconnsFast));
   out('hashpower_init', s.hashPowerInit === 16 ? 0 : s.hashPowerInit);
@@ -163,18 +171,34 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('read_buf_mem_limit', 0);
   out('track_sizes', yesNo(s.trackSizes));
   out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
-  // memcached prints its extstore and TLS settings even when those are not in use; these are
-  // its defaults (extstore and TLS are not configured in this server yet).
+  // memcached prints its extstore settings even when extstore is not in use; these are its
+  // defaults (extstore is not configured in this server yet).
   for (const [k, v] of [['ext_item_size', 512], ['ext_item_age', 4294967295], ['ext_low_ttl', 0],
     ['ext_recache_rate', 2000], ['ext_wbuf_size', 4194304], ['ext_compact_under', 0], ['ext_drop_under', 0],
     ['ext_max_sleep', 1000000], ['ext_max_frag', '0.80'], ['slab_automove_freeratio', '0.010'],
-    ['ext_drop_unread', 'no'], ['ssl_enabled', 'no'], ['ssl_chain_cert', '(null)'], ['ssl_key', '(null)'],
-    ['ssl_verify_mode', 0], ['ssl_keyformat', 1], ['ssl_ciphers', 'NULL'], ['ssl_ca_cert', 'NULL'],
-    ['ssl_wbuf_size', 16384], ['ssl_session_cache', 'no'], ['ssl_kernel_tls', 'no'], ['ssl_min_version', 'tlsv1.2'],
-    ['num_napi_ids', '(null)'], ['memory_file', '(null)']] as const) {
+    ['ext_drop_unread', 'no']] as const) {
     out(k, v);
   }
+  out('ssl_enabled', yesNo(s.tlsEnabled));
+  out('ssl_chain_cert', s.tlsChainCertPath ?? '(null)');
+  out('ssl_key', s.tlsKeyPath ?? '(null)');
+  out('ssl_verify_mode', TLS_VERIFY_FLAGS[s.tlsVerifyMode]);
+  out('ssl_keyformat', s.tlsKeyFormat);
+  out('ssl_ciphers', s.tlsCiphers ?? 'NULL');
+  out('ssl_ca_cert', s.tlsCaCertPath ?? 'NULL');
+  out('ssl_wbuf_size', s.tlsWriteBufferBytes);
+  out('ssl_session_cache', yesNo(s.tlsSessionCache));
+  out('ssl_kernel_tls', 'no');
+  out('ssl_min_version', s.tlsMinVersion);
+  out('num_napi_ids', '(null)');
+  out('memory_file', '(null)');
 }
+
+/**
+ * memcached prints ssl_verify_mode as OpenSSL's flags: SSL_VERIFY_PEER 1,
+ * FAIL_IF_NO_PEER_CERT 2, CLIENT_ONCE 4; so modes 0-3 print 0, 1, 3, 7.
+ */
+const TLS_VERIFY_FLAGS = [0, 1, 3, 7] as const;
 
 export function itemsStats(ctx: StatsContext, out: StatSink): void {
   const e = ctx.engine;
