@@ -7,6 +7,13 @@
 
 export type BindProtocol = 'auto' | 'ascii' | 'binary';
 
+/** -o ssl_verify_mode: 0 none, 1 request, 2 require, 3 once (see doc/tls.md). */
+export type TlsVerifyMode = 0 | 1 | 2 | 3;
+/** -o ssl_keyformat: OpenSSL's SSL_FILETYPE_PEM (1) and SSL_FILETYPE_ASN1 (2, DER). */
+export type TlsKeyFormat = 1 | 2;
+/** -o ssl_min_version, as memcached prints it in `stats settings`. */
+export type TlsVersionName = 'tlsv1.0' | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3';
+
 /** -o hash_algorithm: memcached's choices. */
 export type HashAlgorithm = 'jenkins' | 'murmur3' | 'xxh3';
 
@@ -23,6 +30,15 @@ export interface ListenerSpec {
   protocol: BindProtocol | null;
   /** tag[<1-8 bytes>]: tag of connections accepted here; null: untagged. */
   tag: string | null;
+  /** notls: prefix: plain TCP on this listener although -Z is on. Absent means false. */
+  notls?: boolean;
+}
+
+/** One -o ext_path=<file>:<size>[:<bucket>] entry. */
+export interface ExtPathSpec {
+  path: string;
+  /** The size given, in bytes; the file holds floor(sizeBytes / extPageBytes) pages. */
+  sizeBytes: number;
 }
 
 export interface Settings {
@@ -57,6 +73,40 @@ export interface Settings {
   writeBacklogBytesMax: number;
   /** Longest multiget line accepted before the connection is closed (memcached grows without bound). */
   multigetLineBytesMax: number;
+
+  // --- TLS (memcached -Z and -o ssl_*; see doc/tls.md)
+  /** -Z: TLS on every TCP listener except those given as notls:. UDP and unix sockets stay plain. */
+  tlsEnabled: boolean;
+  /** -o ssl_chain_cert: PEM file with the server certificate and its chain; null: not given. */
+  tlsChainCertPath: string | null;
+  /** -o ssl_key: private key file; null: the key is read from the ssl_chain_cert file. */
+  tlsKeyPath: string | null;
+  /** -o ssl_keyformat: 1 PEM, 2 DER. */
+  tlsKeyFormat: TlsKeyFormat;
+  /** -o ssl_verify_mode: client certificate checking. */
+  tlsVerifyMode: TlsVerifyMode;
+  /** -o ssl_ciphers: OpenSSL cipher list (TLS 1.2 and below; TLS_* names set TLS 1.3 suites); null: Node's default. */
+  tlsCiphers: string | null;
+  /** -o ssl_ca_cert: PEM file of CAs that client certificates are checked against; null: none. */
+  tlsCaCertPath: string | null;
+  /** -o ssl_wbuf_size (given in KiB): accepted and reported; node:tls has no such buffer (doc/tls.md). */
+  tlsWriteBufferBytes: number;
+  /** -o ssl_session_cache: server-side session-ID cache (TLS 1.2 resumption without tickets). */
+  tlsSessionCache: boolean;
+  /** -o ssl_min_version. */
+  tlsMinVersion: TlsVersionName;
+  /** Bounds of the session-ID cache: entries (OpenSSL's default cache size) and bytes. */
+  tlsSessionCacheEntriesMax: number;
+  tlsSessionCacheBytesMax: number;
+  /** Lifetime of a TLS session: cache entries and session tickets (the ticket lifetime hint). */
+  tlsSessionTimeoutSeconds: number;
+  /**
+   * Session ticket keys are replaced this often; the previous key still decrypts for one more
+   * period. Must be at least tlsSessionTimeoutSeconds, so no ticket dies before its lifetime.
+   */
+  tlsTicketKeyRotationSeconds: number;
+  /** A client that has not finished its TLS handshake after this long is dropped. */
+  tlsHandshakeTimeoutSeconds: number;
 
   // --- memory and items
   /** -m: item memory in bytes. */
@@ -164,6 +214,40 @@ export interface Settings {
   /** -o no_inline_ascii_resp, track_sizes... recorded for stats settings. */
   inlineAsciiResponse: boolean;
   trackSizes: boolean;
+
+  // --- extstore (memcached's ext_* options; see doc/extstore.md)
+  /** -o ext_path (repeatable): files of the flash tier, striped page by page; empty = off. */
+  extPaths: ExtPathSpec[];
+  /** -o ext_page_size: megabytes per page (memcached: 64). */
+  extPageBytes: number;
+  /** -o ext_wbuf_size: megabytes per write buffer (memcached: 4); -I must not exceed it. */
+  extWbufBytes: number;
+  /** -o ext_threads: IO threads (memcached: 1); sets UV_THREADPOOL_SIZE when given. */
+  extThreads: number;
+  /** ext_threads was given on the command line (otherwise libuv's pool size is kept). */
+  extThreadsSet: boolean;
+  /** -o ext_io_depth: reads in flight per IO thread (memcached: 1). */
+  extIoDepth: number;
+  /** -o ext_item_size: items of at least this size (memcached's item total) go to disk. */
+  extItemSizeBytes: number;
+  /** -o ext_item_age: also write items idle this long while memory is not full (default: never). */
+  extItemAgeSeconds: number;
+  /** -o ext_low_ttl: items expiring sooner than this go to their own pages. */
+  extLowTtlSeconds: number;
+  /** -o ext_recache_rate: one in this many repeat disk hits is copied back to memory (0 = never). */
+  extRecacheRate: number;
+  /** -o ext_compact_under: compact when fewer pages than this are free (0 = a quarter of the pages). */
+  extCompactUnderPages: number;
+  /** -o ext_drop_under: with ext_drop_unread, drop COLD values when fewer pages than this are free. */
+  extDropUnderPages: number;
+  /** -o ext_max_sleep: longest pause of the background compactor, in microseconds. */
+  extMaxSleepMicros: number;
+  /** -o ext_max_frag: compact pages whose live bytes fall below this fraction (scaled by free pages). */
+  extMaxFrag: number;
+  /** -o ext_drop_unread: compaction drops values nobody read (COLD) instead of rewriting them. */
+  extDropUnread: boolean;
+  /** -o slab_automove_freeratio: accepted and reported; see doc/extstore.md. */
+  slabAutomoveFreeRatio: number;
 }
 
 export const MIB = 1024 * 1024;
@@ -178,6 +262,22 @@ export function defaultSettings(): Settings {
     listeners: [],
     backlog: 1024,
     bindProtocol: 'auto',
+
+    tlsEnabled: false,
+    tlsChainCertPath: null,
+    tlsKeyPath: null,
+    tlsKeyFormat: 1,
+    tlsVerifyMode: 0,
+    tlsCiphers: null,
+    tlsCaCertPath: null,
+    tlsWriteBufferBytes: 16 * 1024,
+    tlsSessionCache: false,
+    tlsMinVersion: 'tlsv1.2',
+    tlsSessionCacheEntriesMax: 20 * 1024,
+    tlsSessionCacheBytesMax: 8 * MIB,
+    tlsSessionTimeoutSeconds: 3600,
+    tlsTicketKeyRotationSeconds: 3600,
+    tlsHandshakeTimeoutSeconds: 30,
 
     connectionsMax: 1024,
     requestsPerEvent: 20,
@@ -237,5 +337,22 @@ export function defaultSettings(): Settings {
     workerLogbufBytes: 64 * 1024,
     inlineAsciiResponse: false,
     trackSizes: false,
+
+    extPaths: [],
+    extPageBytes: 64 * MIB,
+    extWbufBytes: 4 * MIB,
+    extThreads: 1,
+    extThreadsSet: false,
+    extIoDepth: 1,
+    extItemSizeBytes: 512,
+    extItemAgeSeconds: 4294967295,
+    extLowTtlSeconds: 0,
+    extRecacheRate: 2000,
+    extCompactUnderPages: 0,
+    extDropUnderPages: 0,
+    extMaxSleepMicros: 1_000_000,
+    extMaxFrag: 0.8,
+    extDropUnread: false,
+    slabAutomoveFreeRatio: 0.01,
   };
 }

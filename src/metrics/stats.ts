@@ -19,6 +19,16 @@ export class ServerStats {
   /** Connections refused because of -c limits at accept time. */
   max_connections_reached = 0;
 
+  // TLS (src/net/tls.ts)
+  /** TLS handshakes that did not complete (bad client hello, rejected client certificate, peer gone). */
+  ssl_handshake_errors = 0;
+  /** Completed handshakes that created a new session (full handshakes). */
+  ssl_new_sessions = 0;
+  /** Completed handshakes that resumed a session (ticket or session-ID cache). */
+  ssl_resumed_sessions = 0;
+  /** Clock seconds (the network clock) of the last certificate load; kept by `stats reset`. */
+  tlsCertsLoadedSeconds = 0;
+
   // commands (src/engine/ and src/protocol/)
   cmd_get = 0;
   cmd_set = 0;
@@ -47,7 +57,7 @@ export class ServerStats {
 
   /** Counters that `stats reset` zeroes (memcached keeps gauges such as curr_connections). */
   reset(): void {
-    const keep = new Set(['curr_connections', 'connection_structures']);
+    const keep = new Set(['curr_connections', 'connection_structures', 'tlsCertsLoadedSeconds']);
     for (const k of Object.keys(this) as (keyof ServerStats)[]) {
       if (!keep.has(k) && typeof this[k] === 'number') (this as unknown as Record<string, number>)[k] = 0;
     }
