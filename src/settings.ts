@@ -133,7 +133,7 @@ export interface Settings {
   hashAlgorithm: HashAlgorithm;
   /** -L: large memory pages (not supported: fails at startup). */
   largePages: boolean;
-  /** -k: lock down all paged memory. */
+  /** -k: lock down all paged memory (mlockall, through the native addon). */
   lockMemory: boolean;
 
   // --- LRU
@@ -215,6 +215,15 @@ export interface Settings {
   inlineAsciiResponse: boolean;
   trackSizes: boolean;
 
+  // --- platform and observability (not in memcached)
+  /**
+   * -o tcp_fastopen=<queue>: TCP Fast Open on every TCP listener, with this many pending Fast
+   * Open requests (the kernel caps it at net.core.somaxconn); 0 = off. Needs the native addon.
+   */
+  tcpFastOpenQueue: number;
+  /** -o metrics_listen=[<host>:]<port>: the Prometheus endpoint (GET /metrics); null = off. */
+  metricsListen: MetricsListen | null;
+
   // --- extstore (memcached's ext_* options; see doc/extstore.md)
   /** -o ext_path (repeatable): files of the flash tier, striped page by page; empty = off. */
   extPaths: ExtPathSpec[];
@@ -248,6 +257,12 @@ export interface Settings {
   extDropUnread: boolean;
   /** -o slab_automove_freeratio: accepted and reported; see doc/extstore.md. */
   slabAutomoveFreeRatio: number;
+}
+
+/** -o metrics_listen: where the Prometheus endpoint listens; host null = every interface. */
+export interface MetricsListen {
+  host: string | null;
+  port: number;
 }
 
 export const MIB = 1024 * 1024;
@@ -337,6 +352,8 @@ export function defaultSettings(): Settings {
     workerLogbufBytes: 64 * 1024,
     inlineAsciiResponse: false,
     trackSizes: false,
+    tcpFastOpenQueue: 0,
+    metricsListen: null,
 
     extPaths: [],
     extPageBytes: 64 * MIB,

@@ -3,7 +3,7 @@
  *
  * What it is for: memcached-style help that lists only the options memcached-ts honours, with
  * the defaults taken from Settings so the text cannot drift from the code.
- * What it is not for: options that are rejected (TLS, extstore, proxy...): they are
+ * What it is not for: options that are rejected (proxy, ssl_kernel_tls...): they are
  * named in the error the parser returns, not advertised here.
  */
 
@@ -54,8 +54,11 @@ function listenerLines(d: Settings): string[] {
     '                          comma separated list, may be repeated; each entry is',
     '                          [proto[<ascii|binary|negotiating>]:][tag[<name>]:]<ip>[:<port>]',
     '                          e.g. -l 127.0.0.1:11211,proto[ascii]:tag[tools]:[::1]:11212',
+    '                          if TLS/SSL is enabled, \'notls\' prefix can be used to',
+    '                          disable for specific listeners (-l notls:<ip>:<port>)',
     `-b, --listen-backlog=<num> set the backlog queue limit (default: ${d.backlog})`,
     `-B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: ${d.bindProtocol})`,
+    '-Z, --enable-ssl          enable TLS/SSL on TCP listeners (see the ssl_* options of -o)',
   ];
 }
 
@@ -84,6 +87,8 @@ function memoryLines(d: Settings): string[] {
     '-I, --max-item-size=<num> adjusts max item size, k and m suffixes allowed',
     `                          (default: ${d.itemSizeMaxBytes / MIB}m, min: 1k, max: 1024m)`,
     '-C, --disable-cas         disable use of CAS',
+    '-k, --lock-memory         lock the item memory (slab pages) in RAM; needs the native',
+    '                          addon and RLIMIT_MEMLOCK above -m (LimitMEMLOCK=infinity)',
   ];
 }
 
@@ -148,6 +153,64 @@ function extendedLines(d: Settings): string[] {
     '   - modern:              enables options which will be default in future (currently nothing)',
     '   - no_modern:           uses defaults of previous major version (1.4.x)',
     '   - relaxed_privileges:  recorded for compatibility',
+    ...platformLines(),
+    ...tlsLines(d),
+    ...extstoreLines(d),
+  ];
+}
+
+/** Options of memcached-ts's own (memcached has no such names). */
+function platformLines(): string[] {
+  return [
+    '   - tcp_fastopen:        TCP Fast Open on TCP listeners with this queue length',
+    '                          (default: 0, off; needs the native addon and the host\'s',
+    '                          net.ipv4.tcp_fastopen set to 2 or 3)',
+    '   - metrics_listen:      [<host>:]<port> of a Prometheus endpoint, GET /metrics',
+    '                          (default: off), e.g. metrics_listen=127.0.0.1:9150',
+  ];
+}
+
+function extstoreLines(d: Settings): string[] {
+  return [
+    '   - External storage (ext_*) related options (see doc/extstore.md)',
+    '   - ext_path:            file to write to for external storage, ie: ext_path=/mnt/d1/extstore:1G',
+    '                          repeat for several files (pages are striped over them)',
+    `   - ext_page_size:       size in megabytes of storage pages. (default: ${d.extPageBytes / MIB})`,
+    `   - ext_wbuf_size:       size in megabytes of page write buffers. (default: ${d.extWbufBytes / MIB})`,
+    '   - ext_threads:         number of IO threads to run (libuv thread pool size;',
+    '                          default: UV_THREADPOOL_SIZE or 4)',
+    `   - ext_io_depth:        reads in flight per IO thread (default: ${d.extIoDepth})`,
+    `   - ext_item_size:       store items larger than this (bytes, default ${d.extItemSizeBytes})`,
+    '   - ext_item_age:        store items idle at least this long (seconds, default: no age limit)',
+    `   - ext_low_ttl:         consider TTLs lower than this specially (default: ${d.extLowTtlSeconds})`,
+    '   - ext_drop_unread:     don\'t re-write unread values during compaction (default: disabled)',
+    `   - ext_recache_rate:    recache an item every N accesses (default: ${d.extRecacheRate})`,
+    '   - ext_compact_under:   compact when fewer than this many free pages',
+    '                          (default: 1/4th of the assigned storage)',
+    '   - ext_drop_under:      drop COLD items when fewer than this many free pages',
+    '                          (default: 1/4th of the assigned storage)',
+    `   - ext_max_frag:        max page fragmentation to tolerate (default: ${d.extMaxFrag.toFixed(2)})`,
+    `   - ext_max_sleep:       max sleep time of background threads in us (default: ${d.extMaxSleepMicros})`,
+    `   - slab_automove_freeratio: accepted and reported (default: ${d.slabAutomoveFreeRatio.toFixed(3)})`,
+  ];
+}
+
+function tlsLines(d: Settings): string[] {
+  return [
+    '   - ssl_chain_cert:      certificate chain file in PEM format',
+    '   - ssl_key:             private key, if not part of the -ssl_chain_cert',
+    `   - ssl_keyformat:       private key format: 1 (PEM) or 2 (DER) (default: ${d.tlsKeyFormat})`,
+    `   - ssl_verify_mode:     peer certificate verification mode, default is ${d.tlsVerifyMode}(None).`,
+    '                          valid values are 0(None), 1(Request), 2(Require)',
+    '                          or 3(Once)',
+    '   - ssl_ciphers:         specify cipher list to be used',
+    '   - ssl_ca_cert:         PEM format file of acceptable client CA\'s',
+    '   - ssl_wbuf_size:       size in kilobytes of per-connection SSL output buffer',
+    `                          (accepted and reported only; default: ${d.tlsWriteBufferBytes / KIB})`,
+    '   - ssl_session_cache:   enable server-side SSL session cache, to support session',
+    '                          resumption (session tickets are always on)',
+    `   - ssl_min_version:     minimum protocol version to accept (default: ${d.tlsMinVersion})`,
+    '                          valid values are 0(tlsv1.0), 1(tlsv1.1), 2(tlsv1.2), or 3(tlsv1.3).',
   ];
 }
 

@@ -5,8 +5,11 @@
  * Startup order follows memcached: check -r, switch user, daemonize, listen, write the pid file.
  */
 import { Engine } from '../engine/engine';
+import { applyExtstoreThreads } from '../engine/storage';
+import { ExtstoreInitError } from '../extstore/extstore';
 import { ServerStats } from '../metrics/stats';
 import { startNetwork, type NetworkHandle } from '../net/server';
+import { TLS_NOT_ENABLED, TlsConfigError } from '../net/tls';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
@@ -41,6 +44,8 @@ export function main(argv: string[]): void {
   }
   for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
   const settings = parsed.settings;
+  // Before anything uses libuv's thread pool: it is sized once, on first use.
+  applyExtstoreThreads(settings);
 
   if (settings.maximizeCoreFile) {
     const err = ensureCoreDumps();
@@ -57,7 +62,9 @@ export function main(argv: string[]): void {
     return fail(r.message, r.exitCode);
   }
   run(settings).catch((e: unknown) => {
-    if (e instanceof StartupError) return fail(e.message, e.exitCode);
+    if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError) {
+      return fail(e.message, e.exitCode);
+    }
     fail(e instanceof Error ? e.message : String(e), EX_OSERR);
   });
 }
@@ -102,6 +109,8 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     shutdown: (graceful) => {
       setImmediate(() => void stop(graceful).then(() => process.exit(0)));
     },
+    // null is OK: not `network?.reloadCertificates() ?? ...`, which would turn OK into an error.
+    refreshCerts: () => (network === null ? TLS_NOT_ENABLED : network.reloadCertificates()),
   };
   const factory: SessionFactory = {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {
@@ -124,6 +133,11 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   process.on('SIGHUP', () => {
     // memcached reloads the -Y auth file on SIGHUP (keeping the old table if that fails).
     authInit.auth?.authFile?.load();
+    // memcached-ts also reloads the TLS certificates (memcached 1.6.18 only has refresh_certs).
+    if (settings.tlsEnabled && network !== null) {
+      const error = network.reloadCertificates();
+      if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
+    }
   });
   return { network, stop: () => stop(false) };
 }

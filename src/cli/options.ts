@@ -18,7 +18,9 @@
 
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
-import { BindProtocol, defaultSettings, ListenerSpec, MIB, Settings } from '../settings';
+import {
+  BindProtocol, defaultSettings, ListenerSpec, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName,
+} from '../settings';
 import { helpText, licenseText, PROGRAM_NAME, versionText } from './help';
 
 export type ParseResult =
@@ -295,23 +297,30 @@ function addListeners(state: ParseState, text: string): void {
   }
 }
 
-/** memcached's grammar: [notls:][proto[<p>]:][tag[<t>]:]<host>[:<port>] */
+/**
+ * memcached's grammar: [notls:][proto[<p>]:][tag[<t>]:]<host>[:<port>]. Later memcached
+ * versions add btls:/mtls: prefixes; 1.6.18 has only notls:, and so does memcached-ts.
+ */
 export function parseListener(entry: string): ListenerSpec {
-  if (/^(notls|btls|mtls):/.test(entry)) {
-    throw new UsageError(`-l ${entry}: TLS is not supported yet (no notls/btls/mtls listeners)`, EX_USAGE);
+  const prefix = /^(notls|btls|mtls):/.exec(entry);
+  if (prefix !== null && prefix[1] !== 'notls') {
+    const why = 'only notls: is implemented (as in memcached 1.6.18); TLS listeners are every other -l entry under -Z';
+    throw new UsageError(`-l ${entry}: the ${prefix[1]}: prefix is not implemented: ${why}`, EX_USAGE);
   }
-  let rest = entry;
+  let rest = prefix === null ? entry : entry.slice(prefix[0].length);
   const protocol = takeBracketed(rest, 'proto');
   if (protocol !== null) rest = protocol.rest;
   const tag = takeBracketed(rest, 'tag');
   if (tag !== null) rest = tag.rest;
   const address = parseHostPort(rest, entry);
-  return {
+  const spec: ListenerSpec = {
     host: address.host,
     port: address.port,
     protocol: protocol === null ? null : listenerProtocol(protocol.value, entry),
     tag: tag === null ? null : listenerTag(tag.value, entry),
   };
+  if (prefix !== null) spec.notls = true;
+  return spec;
 }
 
 /** Takes `<name>[<value>]:` off the front of `text`, or returns null when it is not there. */
@@ -419,7 +428,7 @@ function parseCount(text: string, what: string, message: string, max = INT32_MAX
 const OPTION_HANDLERS: Record<string, OptionHandler> = {
   a: (s, v) => void (s.settings.socketAccessMask = parseAccessMask(v)),
   A: (s) => void (s.settings.shutdownEnabled = true),
-  Z: () => notImplemented('-Z (TLS)'),
+  Z: (s) => void (s.settings.tlsEnabled = true),
   p: (s, v) => {
     s.settings.tcpPort = parsePort(v, '-p');
     s.tcpSpecified = true;
@@ -434,7 +443,8 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   c: (s, v) => {
     s.settings.connectionsMax = parseCount(v, '-c', 'Maximum connections must be greater than 0', CONNECTIONS_MAX);
   },
-  k: () => notImplemented('-k (mlockall needs the native addon)'),
+  // mlockall needs the native addon: checked at startup (src/platform/startup.ts).
+  k: (s) => void (s.settings.lockMemory = true),
   h: () => stdoutExit(helpText()),
   i: () => stdoutExit(licenseText()),
   V: () => stdoutExit(versionText()),
@@ -505,10 +515,10 @@ const UNIMPLEMENTED_SUB_OPTIONS = new Map<string, string>([
   ['slab_sizes', 'explicit slab class sizes'],
   ['sock_cookie_id', 'socket cookies'],
   ['slab_automove_freeratio', 'extstore'],
+  ['ssl_kernel_tls', 'kernel TLS offload: node:tls encrypts in user space'],
 ]);
 const UNIMPLEMENTED_SUB_OPTION_PREFIXES: ReadonlyArray<[string, string]> = [
   ['ext_', 'extstore'],
-  ['ssl_', 'TLS'],
   ['proxy_', 'the proxy'],
 ];
 
@@ -540,6 +550,7 @@ function applySubOption(state: ParseState, name: string, value: string | null, i
 }
 
 function rejectUnimplemented(name: string): void {
+  if (SUB_OPTIONS.has(name)) return;
   const byPrefix = UNIMPLEMENTED_SUB_OPTION_PREFIXES.find(([prefix]) => name.startsWith(prefix));
   const feature = UNIMPLEMENTED_SUB_OPTIONS.get(name) ?? byPrefix?.[1];
   if (feature !== undefined) throw new UsageError(`-o ${name} is not implemented yet (${feature})`, EX_USAGE);
@@ -623,7 +634,135 @@ function flagSub(set: (s: Settings) => void): SubOption {
   return flag((state) => set(state.settings));
 }
 
+// --- -o ssl_*: memcached's TLS options (applied by src/net/tls.ts)
+
+/** memcached takes ssl_wbuf_size in kilobytes and sets no bound; 16 MiB is already absurd. */
+const TLS_WBUF_KIB_MAX = 16 * 1024;
+/** memcached's ssl_min_version numbers; the names it prints are accepted too. */
+const TLS_VERSIONS: readonly TlsVersionName[] = ['tlsv1.0', 'tlsv1.1', 'tlsv1.2', 'tlsv1.3'];
+
+function tlsPath(name: string, apply: (s: Settings, path: string) => void): SubOption {
+  return valued((state, value) => {
+    if (value === '') throw new UsageError(`Missing ${name} argument`);
+    apply(state.settings, value);
+  });
+}
+
+function setTlsVerifyMode(state: ParseState, value: string): void {
+  if (!/^[+-]?\d{1,10}$/.test(value)) throw new UsageError('could not parse argument to ssl_verify_mode');
+  const mode = Number(value);
+  if (mode !== 0 && mode !== 1 && mode !== 2 && mode !== 3) {
+    throw new UsageError('Invalid ssl_verify_mode. Use help to see valid options.');
+  }
+  state.settings.tlsVerifyMode = mode as TlsVerifyMode;
+}
+
+function setTlsKeyFormat(state: ParseState, value: string): void {
+  if (!/^[+-]?\d{1,10}$/.test(value)) throw new UsageError('could not parse argument to ssl_keyformat');
+  const format = Number(value);
+  // OpenSSL's SSL_FILETYPE_PEM and SSL_FILETYPE_ASN1; memcached passes anything else to
+  // OpenSSL, which then fails to load the key.
+  if (format !== 1 && format !== 2) throw new UsageError(`Invalid ssl_keyformat ${format}: 1 (PEM) or 2 (DER)`);
+  state.settings.tlsKeyFormat = format;
+}
+
+function setTlsMinVersion(state: ParseState, value: string): void {
+  const byName = TLS_VERSIONS.indexOf(value.toLowerCase() as TlsVersionName);
+  const index = /^\d$/.test(value) ? Number(value) : byName;
+  if (index < 0 || index >= TLS_VERSIONS.length) {
+    throw new UsageError('Invalid ssl_min_version. Use help to see valid options.');
+  }
+  state.settings.tlsMinVersion = TLS_VERSIONS[index];
+}
+
+function setTlsWbufSize(state: ParseState, value: string): void {
+  if (!/^\d{1,10}$/.test(value)) throw new UsageError('could not parse argument to ssl_wbuf_size');
+  const kib = requireRange(Number(value), 1, TLS_WBUF_KIB_MAX, `ssl_wbuf_size must be from 1 to ${TLS_WBUF_KIB_MAX} kilobytes`);
+  state.settings.tlsWriteBufferBytes = kib * KIB;
+}
+
+/** memcached's ext_page_size/ext_wbuf_size are 32-bit megabyte counts; a page must fit a file offset. */
+const EXT_SIZE_MIB_MAX = 64 * 1024;
+/** libuv caps its thread pool at 1024 threads. */
+const EXT_THREADS_MAX = 1024;
+const EXT_IO_DEPTH_MAX = 1024;
+/** memcached: page ids are 16-bit (page_count must total to < 65536). */
+const EXT_PAGES_MAX = 65535;
+const EXT_SIZE_UNITS: Record<string, number> = { m: MIB, g: 1024 * MIB, t: 1024 * 1024 * MIB, p: 1024 * 1024 * 1024 * MIB };
+
+/** A fraction such as ext_max_frag=0.8: a number from 0 to 1. */
+function fraction(value: string, name: string): number {
+  const v = parseDecimal(value, `-o ${name}`);
+  if (!(v >= 0 && v <= 1)) throw new UsageError(`${name} must be from 0 to 1`);
+  return v;
+}
+
+/**
+ * -o ext_path=<file>:<size>[:<bucket>], size with memcached's units M, G, T or P (any case).
+ * memcached accepts only the "default" bucket; so does this parser.
+ */
+function addExtPath(state: ParseState, value: string): void {
+  const parts = value.split(':');
+  if (parts[0] === '') throw new UsageError('missing argument to ext_path, ie: ext_path=/d/file:5G');
+  const size = parts.length > 1 ? /^(\d{1,10})([mMgGtTpP])$/.exec(parts[1]) : null;
+  if (size === null) {
+    throw new UsageError('must supply size to ext_path, ie: ext_path=/f/e:64m (M|G|T|P supported)');
+  }
+  if (parts.length > 3) throw new UsageError(`ext_path=${value}: expected <file>:<size>[:<bucket>]`);
+  if (parts.length === 3) {
+    const bucket = parts[2];
+    if (!['default', 'compact', 'lowttl', 'chunked'].includes(bucket)) throw new UsageError(`Unknown extstore bucket: ${bucket}`);
+    if (bucket !== 'default') throw new UsageError('ext_path only presently supports the default bucket');
+  }
+  const bytes = Number(size[1]) * EXT_SIZE_UNITS[size[2].toLowerCase()];
+  state.settings.extPaths.push({ path: parts[0], sizeBytes: bytes });
+}
+
+/** Fast Open requests pending per listener; the kernel caps it at net.core.somaxconn. */
+const TCP_FASTOPEN_QUEUE_MAX = 65535;
+
+/** -o metrics_listen=[<host>:]<port>: `9150`, `:9150`, `127.0.0.1:9150`, `[::1]:9150`, `*:9150`. */
+function setMetricsListen(state: ParseState, value: string): void {
+  const what = `-o metrics_listen=${value}`;
+  const usage = `${what}: expected [<host>:]<port>, an IPv6 host in brackets`;
+  let host: string | null = null;
+  let portText = value;
+  if (value.startsWith('[')) {
+    const close = value.indexOf(']');
+    if (close < 0 || value[close + 1] !== ':' || !isIPv6(value.slice(1, close))) throw new UsageError(usage, EX_USAGE);
+    host = value.slice(1, close);
+    portText = value.slice(close + 2);
+  } else if (value.includes(':')) {
+    const colon = value.indexOf(':');
+    if (colon !== value.lastIndexOf(':')) throw new UsageError(usage, EX_USAGE);
+    host = value.slice(0, colon);
+    portText = value.slice(colon + 1);
+    if (host === '' || host === '*') host = null;
+    else if (/[\s[\]]/.test(host) || Buffer.byteLength(host) > HOST_BYTES_MAX) throw new UsageError(usage, EX_USAGE);
+  }
+  if (!/^\d{1,5}$/.test(portText)) throw new UsageError(usage, EX_USAGE);
+  const port = parsePort(portText, '-o metrics_listen');
+  if (port === 0) throw new UsageError(`${what}: the metrics endpoint needs a port (1-${PORT_MAX})`, EX_USAGE);
+  const listen: MetricsListen = { host, port };
+  state.settings.metricsListen = listen;
+}
+
 const SUB_OPTIONS = new Map<string, SubOption>([
+  [
+    'tcp_fastopen',
+    integerSub('tcp_fastopen', [0, TCP_FASTOPEN_QUEUE_MAX], (s, n) => void (s.tcpFastOpenQueue = n),
+      `tcp_fastopen takes a queue length from 0 (off) to ${TCP_FASTOPEN_QUEUE_MAX}`),
+  ],
+  ['metrics_listen', valued(setMetricsListen)],
+  ['ssl_chain_cert', tlsPath('ssl_chain_cert', (s, v) => void (s.tlsChainCertPath = v))],
+  ['ssl_key', tlsPath('ssl_key', (s, v) => void (s.tlsKeyPath = v))],
+  ['ssl_ca_cert', tlsPath('ssl_ca_cert', (s, v) => void (s.tlsCaCertPath = v))],
+  ['ssl_ciphers', tlsPath('ssl_ciphers', (s, v) => void (s.tlsCiphers = v))],
+  ['ssl_verify_mode', valued(setTlsVerifyMode)],
+  ['ssl_keyformat', valued(setTlsKeyFormat)],
+  ['ssl_min_version', valued(setTlsMinVersion)],
+  ['ssl_wbuf_size', valued(setTlsWbufSize)],
+  ['ssl_session_cache', flagSub((s) => void (s.tlsSessionCache = true))],
   ['maxconns_fast', flagSub((s) => void (s.maxconnsFast = true))],
   ['no_maxconns_fast', flagSub((s) => void (s.maxconnsFast = false))],
   ['hashpower', valued(setHashpower)],
@@ -702,6 +841,31 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   // Syscall filtering is off by default in memcached and absent here: nothing to turn off.
   ['no_drop_privileges', flag(() => {})],
   ['relaxed_privileges', flagSub((s) => void (s.relaxedPrivileges = true))],
+  // extstore: memcached's names and defaults (storage.c); relations are checked in validateExtstore
+  ['ext_path', valued(addExtPath)],
+  ['ext_page_size', integerSub('ext_page_size', [1, EXT_SIZE_MIB_MAX], (s, n) => void (s.extPageBytes = n * MIB))],
+  ['ext_wbuf_size', integerSub('ext_wbuf_size', [1, EXT_SIZE_MIB_MAX], (s, n) => void (s.extWbufBytes = n * MIB))],
+  [
+    'ext_threads',
+    integerSub('ext_threads', [1, EXT_THREADS_MAX], (s, n) => {
+      s.extThreads = n;
+      s.extThreadsSet = true;
+    }),
+  ],
+  ['ext_io_depth', integerSub('ext_io_depth', [1, EXT_IO_DEPTH_MAX], (s, n) => void (s.extIoDepth = n))],
+  ['ext_item_size', integerSub('ext_item_size', [0, UINT32_MAX], (s, n) => void (s.extItemSizeBytes = n))],
+  ['ext_item_age', integerSub('ext_item_age', [0, UINT32_MAX], (s, n) => void (s.extItemAgeSeconds = n))],
+  ['ext_low_ttl', integerSub('ext_low_ttl', [0, UINT32_MAX], (s, n) => void (s.extLowTtlSeconds = n))],
+  ['ext_recache_rate', integerSub('ext_recache_rate', [0, UINT32_MAX], (s, n) => void (s.extRecacheRate = n))],
+  ['ext_compact_under', integerSub('ext_compact_under', [0, UINT32_MAX], (s, n) => void (s.extCompactUnderPages = n))],
+  ['ext_drop_under', integerSub('ext_drop_under', [0, UINT32_MAX], (s, n) => void (s.extDropUnderPages = n))],
+  ['ext_max_sleep', integerSub('ext_max_sleep', [0, UINT32_MAX], (s, n) => void (s.extMaxSleepMicros = n))],
+  ['ext_max_frag', valued((state, v) => void (state.settings.extMaxFrag = fraction(v, 'ext_max_frag')))],
+  ['ext_drop_unread', flagSub((s) => void (s.extDropUnread = true))],
+  [
+    'slab_automove_freeratio',
+    valued((state, v) => void (state.settings.slabAutomoveFreeRatio = fraction(v, 'slab_automove_freeratio'))),
+  ],
   [
     'resp_obj_mem_limit',
     {
@@ -721,7 +885,56 @@ function validateRelations(state: ParseState): void {
   validateSlabChunkMax(state.settings);
   validateLru(state.settings);
   validateAuthentication(state);
+  validateTls(state);
   resolvePorts(state);
+  validateExtstore(state.settings);
+}
+
+/** memcached's storage_check_config and extstore_init checks, with its messages where it has them. */
+function validateExtstore(s: Settings): void {
+  if (s.extPaths.length === 0) return;
+  if (s.itemSizeMaxBytes > s.extWbufBytes) {
+    throw new UsageError(`-I (item_size_max: ${s.itemSizeMaxBytes}) cannot be larger than ext_wbuf_size: ${s.extWbufBytes}`, EX_USAGE);
+  }
+  if (s.udpPort !== 0) throw new UsageError('Cannot use UDP with extstore enabled (-U 0 to disable)', EX_USAGE);
+  if (s.extPageBytes % s.extWbufBytes !== 0) {
+    throw new UsageError('Failed to initialize external storage: page_size must be divisible by wbuf_size', EX_USAGE);
+  }
+  let pages = 0;
+  for (const f of s.extPaths) {
+    const filePages = Math.floor(f.sizeBytes / s.extPageBytes);
+    if (filePages === 0) {
+      throw new UsageError(`ext_path=${f.path}: ${f.sizeBytes} bytes hold no page of ext_page_size ${s.extPageBytes / MIB}m`, EX_USAGE);
+    }
+    pages += filePages;
+  }
+  if (pages > EXT_PAGES_MAX) {
+    throw new UsageError('Failed to initialize external storage: page_count must total to < 65536. Increase page_size or lower path sizes', EX_USAGE);
+  }
+  if (new Set(s.extPaths.map((f) => f.path)).size !== s.extPaths.length) {
+    throw new UsageError('ext_path: the same file is given twice', EX_USAGE);
+  }
+}
+
+/** memcached's checks around -Z, before -s takes the network listeners away. */
+function validateTls(state: ParseState): void {
+  const s = state.settings;
+  if (!s.tlsEnabled) {
+    if (s.listeners.some((l) => l.notls === true)) {
+      throw new UsageError("'notls' option is valid only when SSL is enabled", EX_USAGE);
+    }
+    return;
+  }
+  if (s.tcpPort === 0) throw new UsageError('ERROR: You cannot enable SSL without a TCP port.', EX_USAGE);
+  if (s.tlsChainCertPath === null) {
+    throw new UsageError('Error loading the certificate chain: (null) : -Z needs -o ssl_chain_cert=<PEM file>', EX_USAGE);
+  }
+  if (s.socketPath !== null) state.warnings.push(formatMessage('-Z: the unix socket (-s) is served without TLS, as in memcached'));
+  if (s.udpPort !== 0) state.warnings.push(formatMessage('-Z: UDP (-U) is not encrypted, as in memcached'));
+  if (s.tlsVerifyMode !== 0 && s.tlsCaCertPath === null) {
+    const why = 'no client certificate can be verified, as in memcached';
+    state.warnings.push(formatMessage(`-o ssl_verify_mode=${s.tlsVerifyMode} without ssl_ca_cert: ${why}`));
+  }
 }
 
 function validateItemSize(state: ParseState): void {

@@ -6,6 +6,10 @@
  * Keys arrive as (buffer, start, length) slices of a connection's read buffer; values are
  * copied straight into slab memory; nothing here allocates per request.
  */
+import {
+  FetchStatus, LOG_DELETIONS, LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS, uriEncodeKey, WatchLogger,
+  type StoreCommand, type StoreStatus,
+} from '../metrics/logger';
 import type { ServerStats } from '../metrics/stats';
 import type { Settings } from '../settings';
 import { Clock } from '../store/clock';
@@ -15,6 +19,7 @@ import { SlabAllocator } from '../store/slabs';
 import { Crawler, forEachItem } from '../store/crawler';
 import { collectGarbage } from '../store/gc';
 import { PrefixStats } from './prefix-stats';
+import { Storage } from './storage';
 
 export const enum StoreMode {
   Set = 0,
@@ -56,6 +61,10 @@ export const enum DeleteResult {
 /** Longest decimal number incr/decr will read from a value (memcached: INCR_MAX_STORAGE_LEN). */
 const DELTA_VALUE_BYTES_MAX = 24;
 const TWO_64 = 1n << 64n;
+/** `watch mutations` names, indexed by StoreMode and by StoreResult. */
+const STORE_COMMANDS: readonly StoreCommand[] = ['set', 'add', 'replace', 'append', 'prepend', 'cas'];
+const STORE_STATUSES: readonly StoreStatus[] = ['stored', 'not_stored', 'exists', 'not_found'];
+
 /** How often the background crawler sweeps every class for expired items. */
 const CRAWL_PERIOD_SECONDS = 60;
 
@@ -75,12 +84,21 @@ export class Engine {
   readonly detail: PrefixStats;
   /** Passes of the LRU maintainer (memcached's lru_maintainer_juggles). */
   maintainerJuggles = 0;
-  /** Connections in `watch` mode. */
-  watchers = 0;
+  /** The `watch` streams; its hooks below cost one bit test while nobody watches. */
+  readonly logger: WatchLogger;
+  /** The item a successful commitStore linked (append/prepend: the merged item). */
+  private storedRef = 0;
+  /** The extstore tier (memcached's storage.c glue), when -o ext_path is given. */
+  readonly storage: Storage | null;
+  /** Operator log (stderr, by verbosity); storage faults are logged through it. */
+  log: (level: number, message: string) => void;
   private readonly scratch = Buffer.alloc(64);
   private maintainer: NodeJS.Timeout | null = null;
 
   constructor(settings: Settings, stats: ServerStats, clock = new Clock()) {
+    this.log = (level, message) => {
+      if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
+    };
     this.settings = settings;
     this.stats = stats;
     this.clock = clock;
@@ -109,6 +127,19 @@ export class Engine {
       settings.lruCrawlerToCrawl);
     this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
     this.detail.enabled = settings.detailEnabled;
+    this.logger = new WatchLogger(settings.watcherLogbufBytes);
+    const onEvict = (ref: number): void => this.logEviction(ref);
+    this.logger.onStreamsChanged = (flags) => {
+      this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 ? onEvict : null;
+    };
+    this.storage = settings.extPaths.length > 0
+      ? new Storage(this.items, settings, (level, message) => this.log(level, message))
+      : null;
+  }
+
+  /** Connections in `watch` mode (memcached's log_watchers). */
+  get watchers(): number {
+    return this.logger.watcherCount;
   }
 
   /** `stats reset`: the store's counters (the server's are reset by ServerStats). */
@@ -117,6 +148,8 @@ export class Engine {
     this.items.lruHits.fill(0);
     this.items.totalItems = 0;
     this.detail.clear();
+    this.logger.resetCounters();
+    this.storage?.counters.reset();
   }
 
   /** Visit every live item (stats sizes, dumps). */
@@ -134,6 +167,7 @@ export class Engine {
       this.maintainer.unref();
     }
     this.crawler.startAuto(CRAWL_PERIOD_SECONDS);
+    this.storage?.start();
   }
 
   stop(): void {
@@ -141,6 +175,7 @@ export class Engine {
     if (this.maintainer) clearInterval(this.maintainer);
     this.maintainer = null;
     this.crawler.stop();
+    this.storage?.stop();
     this.items.index.dispose();
   }
 
@@ -149,6 +184,7 @@ export class Engine {
     this.clock.tick();
     this.maintainerJuggles++;
     for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
+    this.storage?.maintain();
   }
 
   // ---------------------------------------------------------------- retrieval
@@ -157,6 +193,7 @@ export class Engine {
   get(key: Uint8Array, start: number, len: number): number {
     const items = this.items;
     const ref = items.find(key, start, len, hashKey(key, start, len));
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
     this.stats.cmd_get++;
     if (ref === 0) {
       this.countMiss();
@@ -178,13 +215,16 @@ export class Engine {
 
   /** Look up without counting or bumping (meta flags that only peek, internal use). */
   peek(key: Uint8Array, start: number, len: number): number {
-    return this.items.find(key, start, len, hashKey(key, start, len));
+    const ref = this.items.find(key, start, len, hashKey(key, start, len));
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    return ref;
   }
 
   /** gat/gats: fetch and set a new exptime. */
   getAndTouch(key: Uint8Array, start: number, len: number, exptime: number): number {
     const items = this.items;
     const ref = items.find(key, start, len, hashKey(key, start, len));
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
     // memcached 1.6 counts gat/gats as touches only.
     this.stats.cmd_touch++;
     if (ref === 0) {
@@ -201,6 +241,7 @@ export class Engine {
   touch(key: Uint8Array, start: number, len: number, exptime: number): boolean {
     const items = this.items;
     const ref = items.find(key, start, len, hashKey(key, start, len));
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
     this.stats.cmd_touch++;
     if (ref === 0) {
       this.stats.touch_misses++;
@@ -226,11 +267,16 @@ export class Engine {
     items.allocError = AllocError.None;
     const ref = items.alloc(key, start, len, flags, exptime, nbytes);
     if (ref !== 0) return ref;
-    if ((items.allocError as AllocError) === AllocError.TooLarge) this.stats.store_too_large++;
+    const tooLarge = (items.allocError as AllocError) === AllocError.TooLarge;
+    if (tooLarge) this.stats.store_too_large++;
     else this.stats.store_no_memory++;
+    if ((this.logger.flags & LOG_MUTATIONS) !== 0) {
+      this.logger.itemStore(tooLarge ? 'too_large' : 'no_memory', STORE_COMMANDS[mode], uriEncodeKey(key, start, len), 0, 0, 0);
+    }
     if (mode === StoreMode.Set) {
       const hash = hashKey(key, start, len);
       const old = items.find(key, start, len, hash);
+      if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(old, key, start, len);
       if (old !== 0) items.unlink(old, hash);
     }
     return 0;
@@ -247,12 +293,33 @@ export class Engine {
    * lower than the item's replace it, marked stale. Frees `ref` unless it was linked.
    */
   commitStore(mode: StoreMode, ref: number, casIn: number, setStale = false): StoreResult {
+    if ((this.logger.flags & LOG_MUTATIONS) === 0) return this.storeItem(mode, ref, casIn, setStale);
+    // memcached's line names the item linked, else the one refused: freed by then, so read first.
+    const items = this.items;
+    const keyText = uriEncodeKey(items.page(ref), items.keyOffset(ref), items.nkey(ref));
+    let cls = items.classOf(ref);
+    let nbytes = items.nbytes(ref);
+    let exptime = items.exptime(ref);
+    const result = this.storeItem(mode, ref, casIn, setStale);
+    if (result === StoreResult.Stored) {
+      const linked = this.storedRef;
+      cls = items.classOf(linked);
+      nbytes = items.nbytes(linked);
+      exptime = items.exptime(linked);
+    }
+    const ttl = exptime === 0 ? 0 : exptime - this.clock.now;
+    this.logger.itemStore(STORE_STATUSES[result], STORE_COMMANDS[mode], keyText, ttl, cls, nbytes);
+    return result;
+  }
+
+  private storeItem(mode: StoreMode, ref: number, casIn: number, setStale: boolean): StoreResult {
     const items = this.items;
     const page = items.page(ref);
     const ko = items.keyOffset(ref);
     const nkey = items.nkey(ref);
     const hash = hashKey(page, ko, nkey);
     const old = items.find(page, ko, nkey, hash);
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(old, page, ko, nkey);
     this.stats.cmd_set++;
     items.counters.cmd_set[items.classOf(ref)]++;
     this.lastCas = 0;
@@ -283,6 +350,8 @@ export class Engine {
           items.free(ref);
           return StoreResult.Exists;
         }
+        // memcached refuses append/prepend to a value that lives in extstore.
+        if (items.isHdr(old)) break;
         return this.concat(mode, ref, hash, old);
       default:
         return this.linkStored(ref, hash, old);
@@ -308,6 +377,7 @@ export class Engine {
 
   private linkStored(ref: number, hash: number, old: number): StoreResult {
     this.items.link(ref, hash, old);
+    this.storedRef = ref;
     this.lastCas = this.items.cas(ref);
     return StoreResult.Stored;
   }
@@ -359,6 +429,7 @@ export class Engine {
     const items = this.items;
     const hash = hashKey(key, start, len);
     const ref = items.find(key, start, len, hash);
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
     if (ref === 0) {
       this.stats.delete_misses++;
       return DeleteResult.NotFound;
@@ -366,6 +437,7 @@ export class Engine {
     if (casIn !== 0 && items.cas(ref) !== casIn) return DeleteResult.Exists;
     this.stats.delete_hits++;
     items.counters.delete_hits[items.classOf(ref)]++;
+    if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('delete', ref);
     items.unlink(ref, hash);
     return DeleteResult.Deleted;
   }
@@ -379,13 +451,14 @@ export class Engine {
     const items = this.items;
     const hash = hashKey(key, start, len);
     const ref = items.find(key, start, len, hash);
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
     if (ref === 0) {
       if (incr) this.stats.incr_misses++;
       else this.stats.decr_misses++;
       return DeltaResult.NotFound;
     }
     const n = items.nbytes(ref);
-    if (n === 0 || items.isChunked(ref)) return DeltaResult.NonNumeric;
+    if (n === 0 || items.isChunked(ref) || items.isHdr(ref)) return DeltaResult.NonNumeric;
     if (casIn !== 0 && items.cas(ref) !== casIn) return DeltaResult.CasMismatch;
     const value = this.parseStoredNumber(ref, n);
     if (value < 0n) return DeltaResult.NonNumeric;
@@ -505,7 +578,35 @@ export class Engine {
     const items = this.items;
     this.stats.delete_hits++;
     items.counters.delete_hits[items.classOf(ref)]++;
+    if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('md', ref);
     items.unlink(ref, items.hashOf(ref));
+  }
+
+  // ---------------------------------------------------------------- watch streams
+
+  /** `watch fetchers`: memcached logs every lookup (do_item_get), stores and deletes included. */
+  private logFetch(ref: number, key: Uint8Array, start: number, len: number): void {
+    const items = this.items;
+    if (ref !== 0) {
+      this.logger.itemGet(FetchStatus.Found, key, start, len, items.classOf(ref), items.nbytes(ref));
+      return;
+    }
+    const status = items.lastMissFlushed ? FetchStatus.Flushed : items.lastMissExpired ? FetchStatus.Expired : FetchStatus.NotFound;
+    this.logger.itemGet(status, key, start, len, 0, 0);
+  }
+
+  private logDeletion(cmd: 'delete' | 'md', ref: number): void {
+    const items = this.items;
+    this.logger.deletion(cmd, items.page(ref), items.keyOffset(ref), items.nkey(ref), items.classOf(ref), items.nbytes(ref));
+  }
+
+  /** Items.onEvict while someone watches evictions. */
+  private logEviction(ref: number): void {
+    const items = this.items;
+    const now = this.clock.now;
+    const exptime = items.exptime(ref);
+    this.logger.eviction(items.page(ref), items.keyOffset(ref), items.nkey(ref), (items.iflags(ref) & IF_FETCHED) !== 0,
+      exptime !== 0 ? exptime - now : -1, now - items.atime(ref), items.classOf(ref), items.nbytes(ref));
   }
 
   // ---------------------------------------------------------------- flush

@@ -5,6 +5,7 @@
 import { cpuUsage } from 'node:process';
 import type { ConnectionInfo } from '../protocol/session';
 import { COLD_LRU, HOT_LRU, ITEM_HEADER_BYTES, TEMP_LRU, WARM_LRU } from '../store/items';
+import { processScheduling } from '../platform/sched';
 import { MEMCACHED_COMPAT_VERSION } from '../version';
 import type { Engine } from './engine';
 
@@ -58,7 +59,18 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('read_buf_oom', 0);
   out('reserved_fds', 20);
   for (const k of ['cmd_get', 'cmd_set', 'cmd_flush', 'cmd_touch', 'cmd_meta', 'get_hits', 'get_misses',
-    'get_expired', 'get_flushed', 'delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
+    'get_expired', 'get_flushed'] as const) {
+    out(k, s[k]);
+  }
+  const storage = e.storage;
+  if (storage !== null) {
+    const sc = storage.counters;
+    for (const k of ['get_extstore', 'get_aborted_extstore', 'get_oom_extstore', 'recache_from_extstore',
+      'miss_from_extstore', 'badcrc_from_extstore'] as const) {
+      out(k, sc[k]);
+    }
+  }
+  for (const k of ['delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
     'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large',
     'store_no_memory', 'auth_cmds', 'auth_errors', 'bytes_read', 'bytes_written'] as const) {
     out(k, s[k]);
@@ -72,7 +84,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('hash_power_level', it.index.hashPower);
   out('hash_bytes', it.index.bytes);
   out('hash_is_expanding', it.index.expanding ? 1 : 0);
-  out('slab_reassign_rescues', 0);
+  out('slab_reassign_rescues', it.slabReassignRescues);
   out('slab_reassign_chunk_rescues', 0);
   out('slab_reassign_evictions_nomem', it.slabReassignEvictions);
   out('slab_reassign_inline_reclaim', 0);
@@ -84,8 +96,13 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('lru_crawler_starts', e.crawler.starts);
   out('lru_maintainer_juggles', e.maintainerJuggles);
   out('malloc_fails', 0);
-  for (const k of ['log_worker_dropped', 'log_worker_written', 'log_watcher_skipped', 'log_watcher_sent']) out(k, 0);
-  out('log_watchers', e.watchers);
+  const lc = e.logger.counters;
+  out('log_worker_dropped', lc.workerDropped);
+  out('log_worker_written', lc.workerWritten);
+  out('log_watcher_skipped', lc.watcherSkipped);
+  out('log_watcher_sent', lc.watcherSent);
+  out('log_watchers', e.logger.watcherCount);
+  if (storage !== null) storageStats(e, out);
   if (set.tlsEnabled) {
     // memcached prints ssl_new_sessions only with ssl_session_cache and counts cache
     // insertions; here it counts full handshakes, and tickets resume without the cache.
@@ -171,14 +188,18 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('read_buf_mem_limit', 0);
   out('track_sizes', yesNo(s.trackSizes));
   out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
-  // memcached prints its extstore settings even when extstore is not in use; these are its
-  // defaults (extstore is not configured in this server yet).
-  for (const [k, v] of [['ext_item_size', 512], ['ext_item_age', 4294967295], ['ext_low_ttl', 0],
-    ['ext_recache_rate', 2000], ['ext_wbuf_size', 4194304], ['ext_compact_under', 0], ['ext_drop_under', 0],
-    ['ext_max_sleep', 1000000], ['ext_max_frag', '0.80'], ['slab_automove_freeratio', '0.010'],
-    ['ext_drop_unread', 'no']] as const) {
-    out(k, v);
-  }
+  // memcached (built with extstore, as Debian's is) prints these even when extstore is off.
+  out('ext_item_size', s.extItemSizeBytes);
+  out('ext_item_age', s.extItemAgeSeconds);
+  out('ext_low_ttl', s.extLowTtlSeconds);
+  out('ext_recache_rate', s.extRecacheRate);
+  out('ext_wbuf_size', s.extWbufBytes);
+  out('ext_compact_under', s.extCompactUnderPages);
+  out('ext_drop_under', s.extDropUnderPages);
+  out('ext_max_sleep', s.extMaxSleepMicros);
+  out('ext_max_frag', fmtFloat(s.extMaxFrag, 2));
+  out('slab_automove_freeratio', fmtFloat(s.slabAutomoveFreeRatio, 3));
+  out('ext_drop_unread', yesNo(s.extDropUnread));
   out('ssl_enabled', yesNo(s.tlsEnabled));
   out('ssl_chain_cert', s.tlsChainCertPath ?? '(null)');
   out('ssl_key', s.tlsKeyPath ?? '(null)');
@@ -192,6 +213,12 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('ssl_min_version', s.tlsMinVersion);
   out('num_napi_ids', '(null)');
   out('memory_file', '(null)');
+  // memcached-ts's own settings (memcached has no such names): the CPU scheduling policy the
+  // process was launched with (chrt, systemd), read live, and -o tcp_fastopen.
+  const sched = processScheduling();
+  out('sched_policy', sched.policy);
+  out('sched_priority', sched.priority);
+  out('tcp_fastopen', s.tcpFastOpenQueue);
 }
 
 /**
@@ -287,3 +314,55 @@ export function connsStats(ctx: StatsContext, out: StatSink): void {
   }
 }
 
+/**
+ * The extstore block of `stats` (memcached's storage_stats), then our fault counters, which
+ * memcached does not have.
+ */
+function storageStats(e: Engine, out: StatSink): void {
+  const storage = e.storage;
+  if (storage === null) return;
+  const sc = storage.counters;
+  const ext = storage.ext;
+  const c = ext.counters;
+  out('extstore_compact_lost', sc.extstore_compact_lost);
+  out('extstore_compact_rescues', sc.extstore_compact_rescues);
+  out('extstore_compact_skipped', sc.extstore_compact_skipped);
+  out('extstore_page_allocs', c.page_allocs);
+  out('extstore_page_evictions', c.page_evictions);
+  out('extstore_page_reclaims', c.page_reclaims);
+  const pagesUsed = ext.pageCount - ext.pagesFree;
+  out('extstore_pages_free', ext.pagesFree);
+  out('extstore_pages_used', pagesUsed);
+  out('extstore_objects_evicted', c.objects_evicted);
+  out('extstore_objects_read', c.objects_read);
+  out('extstore_objects_written', c.objects_written);
+  out('extstore_objects_used', c.objects_used);
+  out('extstore_bytes_evicted', c.bytes_evicted);
+  out('extstore_bytes_written', c.bytes_written);
+  out('extstore_bytes_read', c.bytes_read);
+  out('extstore_bytes_used', c.bytes_used);
+  out('extstore_bytes_fragmented', pagesUsed * ext.pageBytes - c.bytes_used);
+  out('extstore_limit_maxbytes', ext.pageCount * ext.pageBytes);
+  out('extstore_io_queue', ext.ioQueue);
+  out('extstore_read_errors', c.read_errors);
+  out('extstore_short_reads', c.short_reads);
+  out('extstore_write_errors', c.write_errors);
+  out('extstore_write_enospc', c.write_enospc);
+  out('extstore_writes_refused', c.writes_refused);
+  out('extstore_files_removed', c.files_removed);
+  out('extstore_files_truncated', c.files_truncated);
+  out('extstore_pages_lost', c.pages_lost);
+  out('extstore_objects_lost', c.objects_lost);
+}
+
+/** `stats extstore`: memcached's per-page data (version, live bytes, bucket, free bucket). */
+export function extstoreStats(ctx: StatsContext, out: StatSink): void {
+  const storage = ctx.engine.storage;
+  if (storage === null) return;
+  storage.ext.pageData((id, version, bytes, bucket) => {
+    out(`${id}:version`, version);
+    out(`${id}:bytes`, bytes);
+    out(`${id}:bucket`, bucket);
+    out(`${id}:free_bucket`, 0);
+  });
+}

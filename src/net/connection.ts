@@ -15,12 +15,17 @@
  * Input is held back (bytes "stashed", reading stopped) while the session has yielded (-R),
  * while unsent output is above writeBacklogBytesMax, and while closing. Pending is bounded
  * by NetContext.pendingBytesMax; a client going past it is closed.
+ *
+ * Replies waiting for an extstore read are holes in the output (src/protocol/output.ts):
+ * only the bytes before the first pending hole are written; the rest stays in the output,
+ * counted against writeBacklogBytesMax, and goes out as holes are filled (output.onHoleDone).
+ * Reading continues meanwhile, within that bound, so pipelines keep flowing.
  */
 import type * as net from 'node:net';
 import type { BindProtocol } from '../settings';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
-import { verboseLines, type NetContext } from './context';
+import { verboseLines, type CloseReason, type NetContext } from './context';
 import { socketWithReadBuffer, type OpaqueHandle } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
 
@@ -39,10 +44,12 @@ const enum Flag {
   ReadStopped = 32,
   /** The socket is closed; nothing else happens. */
   Closed = 64,
+  /** Output held behind pending holes passed writeBacklogBytesMax: wait for the reads. */
+  HoleWait = 128,
 }
 
 /** Conditions under which a new read is stashed instead of fed. */
-const HOLD_INPUT = Flag.Yielding | Flag.Backpressured;
+const HOLD_INPUT = Flag.Yielding | Flag.Backpressured | Flag.HoleWait;
 /** Conditions under which new input is dropped. */
 const DROP_INPUT = Flag.Closing | Flag.Closed | Flag.Stopping;
 
@@ -52,6 +59,9 @@ const STATE_READ = 'conn_read';
 const STATE_PARSE_CMD = 'conn_parse_cmd';
 const STATE_MWRITE = 'conn_mwrite';
 const STATE_CLOSING = 'conn_closing';
+
+/** Largest reply a TLS connection writes as a copy rather than handing over its output buffer. */
+const SMALL_WRITE_BYTES_MAX = 16 * 1024;
 
 /** A closing connection whose peer never reads its last output is destroyed after this long. */
 const CLOSE_FLUSH_MS = 30_000;
@@ -67,6 +77,8 @@ export interface ConnectionOrigin {
   /** -l proto[...] and tag[...] of the listener. */
   readonly protocol: BindProtocol | null;
   readonly tag: string | null;
+  /** A TLS listener (-Z, not notls:): clients are served after the handshake, on 'data' events. */
+  readonly tls: boolean;
 }
 
 export class Connection implements TrackedConnection {
@@ -88,9 +100,16 @@ export class Connection implements TrackedConnection {
   private yieldTimer: NodeJS.Immediate | null = null;
   private closeTimer: NodeJS.Timeout | null = null;
   private readonly onYieldTurnBound = (): void => this.onYieldTurn();
+  /** TLS: replies up to SMALL_WRITE_BYTES_MAX are written as copies (see flush). */
+  private readonly copiesSmallWrites: boolean;
+  /** Why the connection closes, for `watch connevents` (memcached's close_reason). */
+  private closeReason: CloseReason = 'normal';
+  /** Inside session.feed(): a hole filled now is flushed by afterFeed, not by onHoleDone. */
+  private feeding = false;
 
   constructor(ctx: NetContext, origin: ConnectionOrigin, source: SocketSource) {
     this.ctx = ctx;
+    this.copiesSmallWrites = origin.tls;
     if ('handle' in source) {
       const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
       this.readBuf = readBuf;
@@ -111,26 +130,34 @@ export class Connection implements TrackedConnection {
       tag: origin.tag,
       lastCommandTime: ctx.registry.nowSeconds,
       stateName: STATE_NEW_CMD,
+      push: (data: Buffer) => this.push(data),
     };
     this.lastActiveSeconds = ctx.registry.nowSeconds;
     this.output = new Output();
+    this.output.onHoleDone = () => this.onHoleDone();
     this.session = ctx.factory.create(this.info, this.output);
     this.socket.on('drain', () => this.onDrain());
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('error', (err: Error) => this.ctx.log(2, `<${this.info.id} connection error: ${err.message}`));
+    this.socket.on('error', (err: Error) => {
+      if (this.closeReason === 'normal') this.closeReason = 'error';
+      this.ctx.log(2, `<${this.info.id} connection error: ${err.message}`);
+    });
     this.socket.on('close', () => this.onClose());
     ctx.registry.add(this);
+    ctx.connectionEvents?.opened(this.info);
     if (this.readBuf === null) this.socket.resume();
   }
 
   // --- TrackedConnection
 
   isIdle(): boolean {
-    return (this.flags & (HOLD_INPUT | Flag.Closing | Flag.Closed)) === 0 && this.socket.writableLength === 0;
+    return (this.flags & (HOLD_INPUT | Flag.Closing | Flag.Closed)) === 0 && this.socket.writableLength === 0 &&
+      this.output.holeCount === 0;
   }
 
   kickIdle(): void {
     this.ctx.log(2, verboseLines.idle(this.info.id));
+    this.closeReason = 'idle_timeout';
     this.flags |= Flag.Closing;
     this.socket.destroy();
   }
@@ -153,8 +180,23 @@ export class Connection implements TrackedConnection {
 
   /** Close now, unsent output discarded (server shutdown). */
   destroy(): void {
+    if (this.closeReason === 'normal') this.closeReason = 'shutdown';
     this.flags |= Flag.Closing;
     this.socket.destroy();
+  }
+
+  /**
+   * ConnectionInfo.push: bytes written outside a read event (`watch` log lines). Returns the
+   * bytes still queued on the socket, or -1 once the connection is closing.
+   */
+  private push(data: Buffer): number {
+    const sock = this.socket;
+    if ((this.flags & (Flag.Closing | Flag.Closed)) !== 0 || sock.destroyed || !sock.writable) return -1;
+    if (data.length > 0) {
+      this.ctx.stats.bytes_written += data.length;
+      sock.write(data);
+    }
+    return sock.writableLength;
   }
 
   // --- input
@@ -213,7 +255,13 @@ export class Connection implements TrackedConnection {
     const info = this.info;
     info.stateName = STATE_PARSE_CMD;
     const session = this.session;
-    const used = session.feed(buf, start, end);
+    this.feeding = true;
+    let used: number;
+    try {
+      used = session.feed(buf, start, end);
+    } finally {
+      this.feeding = false;
+    }
     if (!(used >= 0 && used <= end - start)) throw new Error(`session consumed ${used} of ${end - start} bytes`);
     const status = session.status;
     if (status === FeedStatus.Yield) {
@@ -290,6 +338,10 @@ export class Connection implements TrackedConnection {
       this.flags |= Flag.Backpressured;
       this.info.stateName = STATE_MWRITE;
     }
+    if (this.holdsTooMuchForHoles()) {
+      this.flags |= Flag.HoleWait;
+      this.info.stateName = STATE_MWRITE;
+    }
     if ((this.flags & HOLD_INPUT) === Flag.Yielding && this.yieldTimer === null) {
       this.yieldTimer = setImmediate(this.onYieldTurnBound);
     }
@@ -300,23 +352,83 @@ export class Connection implements TrackedConnection {
   private flush(): void {
     const out = this.output;
     const length = out.length;
-    if (length === 0) return;
+    const from = out.sent;
     const sock = this.socket;
+    if (length === from) {
+      // Everything went out earlier (behind holes now filled): start the buffer over.
+      if (from > 0 && out.holeCount === 0) {
+        if (sock.writableLength === 0) out.reset();
+        else out.detach();
+      }
+      return;
+    }
     if ((this.flags & Flag.Closed) !== 0 || sock.destroyed || !sock.writable) {
+      out.discard();
+      return;
+    }
+    if (out.holeCount > 0) {
+      this.flushBeforeHoles();
+      return;
+    }
+    this.ctx.stats.bytes_written += length - from;
+    if (this.copiesSmallWrites && length - from <= SMALL_WRITE_BYTES_MAX) {
+      // A TLS write never completes inside write(), so detaching would allocate a fresh
+      // output buffer per read event; copying a small reply is cheaper (measured in doc/tls.md).
+      sock.write(Buffer.from(out.buf.subarray(from, length)));
       out.reset();
       return;
     }
-    this.ctx.stats.bytes_written += length;
-    sock.write(out.buf.subarray(0, length));
+    sock.write(out.buf.subarray(from, length));
     // writableLength drops back to 0 inside write() only when libuv wrote everything
     // synchronously; otherwise the socket still references the buffer, so hand it over.
     if (sock.writableLength === 0) out.reset();
     else out.detach();
   }
 
+  /** Write what precedes the first pending hole; keep the rest for when the holes fill. */
+  private flushBeforeHoles(): void {
+    const out = this.output;
+    const from = out.sent;
+    const upTo = out.sendable();
+    if (upTo === from) return;
+    const sock = this.socket;
+    this.ctx.stats.bytes_written += upTo - from;
+    sock.write(out.buf.subarray(from, upTo));
+    out.markSent(upTo, sock.writableLength === 0);
+  }
+
+  /** Unsent bytes, held output included, are over the cap while holes are pending. */
+  private holdsTooMuchForHoles(): boolean {
+    const out = this.output;
+    return out.holeCount > 0 &&
+      out.length - out.sent + this.socket.writableLength > this.ctx.settings.writeBacklogBytesMax;
+  }
+
+  /** An extstore read filled (or missed) the first pending hole. */
+  private onHoleDone(): void {
+    if (this.feeding || (this.flags & Flag.Closed) !== 0) return;
+    this.flush();
+    const out = this.output;
+    if ((this.flags & Flag.Closing) !== 0) {
+      // A close waits for pending holes (see beginClose); the last one lets it finish.
+      if (out.holeCount === 0 && this.closeTimer !== null) this.socket.destroySoon();
+      return;
+    }
+    if ((this.flags & Flag.HoleWait) !== 0 && !this.holdsTooMuchForHoles()) {
+      this.flags &= ~Flag.HoleWait;
+      // 'drain' or a scheduled yield turn pumps if either is pending; otherwise pump now.
+      if ((this.flags & Flag.Backpressured) === 0 && this.yieldTimer === null) {
+        this.flags &= ~Flag.Yielding;
+        this.pump();
+        return;
+      }
+    }
+    if (out.holeCount === 0) this.maybeFinish();
+  }
+
   private onYieldTurn(): void {
     this.yieldTimer = null;
-    if (this.flags & (Flag.Closing | Flag.Closed | Flag.Backpressured)) return;
+    if (this.flags & (Flag.Closing | Flag.Closed | Flag.Backpressured | Flag.HoleWait)) return;
     this.flags &= ~Flag.Yielding;
     this.pump();
   }
@@ -324,8 +436,8 @@ export class Connection implements TrackedConnection {
   private onDrain(): void {
     if ((this.flags & Flag.Backpressured) === 0 || (this.flags & (Flag.Closing | Flag.Closed)) !== 0) return;
     this.flags &= ~Flag.Backpressured;
-    // A scheduled yield turn will pump; otherwise pump now.
-    if (this.yieldTimer !== null) return;
+    // A scheduled yield turn will pump, or a hole fill will; otherwise pump now.
+    if (this.yieldTimer !== null || (this.flags & Flag.HoleWait) !== 0) return;
     this.flags &= ~Flag.Yielding;
     this.pump();
   }
@@ -364,6 +476,7 @@ export class Connection implements TrackedConnection {
     const f = this.flags;
     if ((f & (Flag.PeerEnded | Flag.Stopping)) === 0) return;
     if ((f & (HOLD_INPUT | Flag.Closed)) !== 0 || this.stashBuf !== null) return;
+    if (this.output.holeCount > 0) return; // onHoleDone comes back here
     this.beginClose();
   }
 
@@ -379,6 +492,8 @@ export class Connection implements TrackedConnection {
     this.yieldTimer = null;
     this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_FLUSH_MS);
     this.closeTimer.unref();
+    // Replies still waiting for extstore reads go out first (onHoleDone finishes the close).
+    if (this.output.holeCount > 0) return;
     this.socket.destroySoon();
   }
 
@@ -390,7 +505,9 @@ export class Connection implements TrackedConnection {
     this.pending = null;
     this.stashBuf = null;
     this.ctx.registry.remove(this);
+    this.ctx.connectionEvents?.closed(this.info, this.closeReason);
     this.ctx.log(2, verboseLines.closed(this.info.id));
+    this.output.discard();
     this.session.release();
   }
 }

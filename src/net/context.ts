@@ -3,7 +3,7 @@
  */
 import type { BindProtocol, Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
-import type { SessionFactory } from '../protocol/session';
+import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { ConnectionRegistry } from './registry';
 
 /** `level` is the -v count needed to see the message: 0 always, 1 for -v, 2 for -vv. */
@@ -21,6 +21,17 @@ export interface NetContext {
   readonly readMode: ReadMode;
   /** Most bytes a connection may hold unconsumed (see pendingBytesMaxFor). */
   readonly pendingBytesMax: number;
+  /** Told when a client connection opens and closes (`watch connevents`); absent: nobody. */
+  readonly connectionEvents?: ConnectionEvents | null;
+}
+
+/** memcached's close reasons (conn_close's `reason=` in `watch connevents`). */
+export type CloseReason = 'normal' | 'error' | 'idle_timeout' | 'shutdown';
+
+/** Observer of client connections; called once per connection for each. */
+export interface ConnectionEvents {
+  opened(info: ConnectionInfo): void;
+  closed(info: ConnectionInfo, reason: CloseReason): void;
 }
 
 /** Longest command line around a value (key, flags, exptime, bytes, cas, noreply). */

@@ -1,16 +1,20 @@
 /**
  * Stream listeners: TCP on each -l address (or every interface) and the unix socket of -s,
- * and the accept path with memcached's connection limit (-c, maxconns_fast).
+ * and the accept path with memcached's connection limit (-c, maxconns_fast). TLS listeners
+ * accept here too (same backlog, same limits) and hand clients to tls.ts for the handshake.
  *
  * Not for: reading and writing clients (connection.ts), UDP (udp.ts).
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 import { Connection, addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
-import { detachHandle } from './node-internals';
+import { detachHandle, listeningFd } from './node-internals';
+import { enableTcpFastOpen } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
+import type { TlsService } from './tls';
 import type { Settings } from '../settings';
 
 const REJECT_MESSAGE = 'ERROR Too many open connections\r\n';
@@ -23,15 +27,28 @@ const REJECT_LINGER_MS = 1000;
  */
 export class Acceptor {
   private readonly ctx: NetContext;
+  private readonly tls: TlsService | null;
   /** Accepted but not yet served (no_maxconns_fast), at most settings.backlog of them. */
   private readonly held: { shell: net.Socket; origin: ConnectionOrigin }[] = [];
   private readonly rejecting = new Set<net.Socket>();
   private accepting = true;
   private stopped = false;
 
-  constructor(ctx: NetContext) {
+  constructor(ctx: NetContext, tls: TlsService | null = null) {
     this.ctx = ctx;
+    this.tls = tls;
     ctx.registry.onClientRemoved = () => this.admitHeld();
+    if (tls !== null) {
+      tls.handlers = {
+        secured: (socket, origin) => this.serveSecured(socket, origin),
+        slotFreed: () => this.admitHeld(),
+      };
+    }
+  }
+
+  /** Clients and TLS handshakes in progress: both hold a -c slot. */
+  private get slotsUsed(): number {
+    return this.ctx.registry.clientCount + (this.tls?.handshakesInFlight ?? 0);
   }
 
   /** memcached's `accepting_conns`. */
@@ -44,31 +61,53 @@ export class Acceptor {
       shell.destroy();
       return;
     }
-    const { registry, settings } = this.ctx;
-    if (registry.clientCount < settings.connectionsMax && this.held.length === 0) {
+    if (this.slotsUsed < this.ctx.settings.connectionsMax && this.held.length === 0) {
       this.admit(shell, origin);
-    } else if (settings.maxconnsFast) {
+    } else if (this.ctx.settings.maxconnsFast) {
       this.reject(shell);
     } else {
       this.hold(shell, origin);
     }
   }
 
-  /** Stop serving new connections; held and rejected sockets are dropped. */
+  /** Prepare a TLS listener's handshakes (before it binds). */
+  registerTls(origin: ConnectionOrigin): void {
+    if (this.tls === null) throw new Error('a TLS listener without TLS settings');
+    this.tls.register(origin);
+  }
+
+  /** Stop serving new connections; held and rejected sockets and TLS handshakes are dropped. */
   stop(): void {
     this.stopped = true;
+    this.tls?.stop();
     for (const h of this.held.splice(0)) h.shell.destroy();
     for (const s of this.rejecting) s.destroy();
   }
 
   private admit(shell: net.Socket, origin: ConnectionOrigin): void {
+    if (origin.tls) {
+      if (this.tls === null) throw new Error('a TLS listener without TLS settings');
+      this.tls.accept(shell, origin);
+      return;
+    }
     const handle = this.ctx.readMode === 'onread' ? detachHandle(shell) : null;
     const conn = new Connection(this.ctx, origin, handle !== null ? { handle } : { socket: shell });
     this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
   }
 
+  /** A TLS client whose handshake completed: served on the 'data' path. */
+  private serveSecured(socket: tls.TLSSocket, origin: ConnectionOrigin): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    const conn = new Connection(this.ctx, origin, { socket });
+    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+  }
+
   /**
-   * The client gets memcached's error line, then FIN. Its input is read and dropped so that
+   * The client gets memcached's error line, then FIN. On a TLS listener too: memcached writes
+   * it in clear text before any handshake. Its input is read and dropped so that
    * closing does not reset the connection before the error line is read.
    */
   private reject(shell: net.Socket): void {
@@ -100,8 +139,7 @@ export class Acceptor {
   }
 
   private admitHeld(): void {
-    const { registry, settings } = this.ctx;
-    while (!this.stopped && this.held.length > 0 && registry.clientCount < settings.connectionsMax) {
+    while (!this.stopped && this.held.length > 0 && this.slotsUsed < this.ctx.settings.connectionsMax) {
       const next = this.held.shift() as { shell: net.Socket; origin: ConnectionOrigin };
       if (next.shell.destroyed) continue;
       next.shell.removeAllListeners('error');
@@ -121,7 +159,10 @@ export interface StreamListener {
 function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetContext): net.Server {
   // pauseOnConnect: the accepted socket must not start reading before its handle moves to the
   // onread socket. noDelay and keepAlive match memcached's TCP_NODELAY and SO_KEEPALIVE.
-  const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, allowHalfOpen: true });
+  // allowHalfOpen lets a plain client's FIN wait for its last replies; under TLS it must be off,
+  // as in tls.Server's own sockets: otherwise a peer gone before its ClientHello is never
+  // noticed and its handshake holds a -c slot until the handshake timeout.
+  const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, allowHalfOpen: !origin.tls });
   server.on('connection', (shell: net.Socket) => acceptor.onAccepted(shell, origin));
   server.on('error', (err: Error) => ctx.log(0, `accept(): ${err.message}`));
   return server;
@@ -136,6 +177,14 @@ function listenOn(server: net.Server, options: net.ListenOptions): Promise<void>
       resolve();
     });
   });
+}
+
+/**
+ * listen(2)'s backlog for -b (the kernel caps it at net.core.somaxconn). Node replaces a
+ * backlog of 0 by its default, 511; 1 is the nearest it allows to memcached's listen(fd, 0).
+ */
+function listenBacklog(s: Settings): number {
+  return Math.max(1, s.backlog);
 }
 
 /** memcached's message names the -l argument as given. */
@@ -177,13 +226,15 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
     let bound = 0;
     let firstError: unknown = null;
     for (const target of group) {
-      const origin: ConnectionOrigin = { transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag };
+      const tls = settings.tlsEnabled && !target.notls;
+      const origin: ConnectionOrigin = { transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls };
+      if (tls) acceptor.registerTls(origin);
       const server = createServer(acceptor, origin, ctx);
       try {
         await listenOn(server, {
           host: target.address,
           port: target.port,
-          backlog: settings.backlog,
+          backlog: listenBacklog(settings),
           ipv6Only: target.family === 6,
           exclusive: true,
         });
@@ -197,9 +248,24 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
       const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
       ctx.registry.addEndpoint(info);
       opened.push({ server, info, origin });
+      if (settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, settings.tcpFastOpenQueue, describe);
       ctx.log(2, verboseLines.listening(info.id, origin.protocol ?? settings.bindProtocol));
     }
     if (bound === 0) throw new ListenError(describe, firstError);
+  }
+}
+
+/**
+ * -o tcp_fastopen on a bound TCP listener (the native addon's presence is checked at startup,
+ * src/platform/startup.ts). A failure is a startup error, not a silent downgrade.
+ */
+function applyTcpFastOpen(server: net.Server, queueLength: number, describe: string): void {
+  try {
+    const fd = listeningFd(server);
+    if (fd === null) throw new Error("no descriptor for the listening socket (Node.js internals changed)");
+    enableTcpFastOpen(fd, queueLength);
+  } catch (err) {
+    throw new ListenError(`${describe}: cannot enable TCP Fast Open`, err);
   }
 }
 
@@ -224,7 +290,7 @@ export async function listenUnix(ctx: NetContext, acceptor: Acceptor, opened: St
   const path = settings.socketPath as string;
   const describe = `failed to listen on UNIX socket: ${path}`;
   const mode = settings.socketAccessMask & 0o777;
-  const origin: ConnectionOrigin = { transport: 'unix', socketPath: path, protocol: null, tag: null };
+  const origin: ConnectionOrigin = { transport: 'unix', socketPath: path, protocol: null, tag: null, tls: false };
   const server = createServer(acceptor, origin, ctx);
   try {
     removeStaleSocket(path);
@@ -236,7 +302,7 @@ export async function listenUnix(ctx: NetContext, acceptor: Acceptor, opened: St
     }
     let listening: Promise<void>;
     try {
-      listening = listenOn(server, { path, backlog: settings.backlog, exclusive: true });
+      listening = listenOn(server, { path, backlog: listenBacklog(settings), exclusive: true });
     } finally {
       if (oldMask !== null) process.umask(oldMask);
     }

@@ -9,9 +9,13 @@
  * checks the handle's shape on every accept; when either fails, callers fall back to plain
  * `'data'` events, which are slower but public API.
  *
+ * The second private use: several session ticket keys at once (installTicketKeyCallback).
+ * The third: a listening server's descriptor, for TCP_FASTOPEN (listeningFd).
+ *
  * Not for: anything else private. Keep this file small.
  */
 import * as net from 'node:net';
+import type * as tls from 'node:tls';
 
 /** A libuv stream handle (TCP or Pipe) taken from an accepted socket; opaque outside this file. */
 export interface OpaqueHandle {
@@ -121,4 +125,79 @@ function runProbe(): Promise<boolean> {
       client.on('error', () => finish(false));
     });
   });
+}
+
+// --- session ticket keys
+
+/** Node's ticket key parts: key name, HMAC key (any length), AES-128 key, IV: 16 bytes each but HMAC. */
+export const TICKET_PART_BYTES = 16;
+
+/**
+ * What OpenSSL is told about a ticket (Node's SecureContext::TicketKeyCallback contract):
+ * encrypting, `name` and `iv` label the new ticket; decrypting, result 0 means "unknown key,
+ * do a full handshake", 1 "accepted", 2 "accepted, issue a fresh ticket" (older key).
+ * hmacKey and aesKey are required whatever the result: Node reads them before looking at it.
+ */
+export interface TicketKeyAnswer {
+  readonly result: 0 | 1 | 2;
+  readonly hmacKey: Buffer;
+  readonly aesKey: Buffer;
+  readonly name: Buffer;
+  readonly iv: Buffer;
+}
+
+export type TicketKeyCallback = (name: Buffer, encrypt: boolean) => TicketKeyAnswer;
+
+interface PrivateTlsServerFields {
+  _sharedCreds?: { context?: PrivateSecureContext };
+}
+
+interface PrivateSecureContext {
+  enableTicketKeyCallback?: unknown;
+  onticketkeycallback?: unknown;
+}
+
+/**
+ * Let `callback` choose the key of every session ticket a tls.Server issues or opens, so that
+ * the current key encrypts while older keys still decrypt (the public `setTicketKeys()` holds
+ * a single key). Uses the server's private `_sharedCreds.context`, the native SecureContext,
+ * and its `enableTicketKeyCallback()` / `onticketkeycallback` pair, which Node's own tests
+ * use. setSecureContext() builds a new context, so call this again after each one.
+ * Returns false, changing nothing, when the private shape is not there.
+ */
+export function installTicketKeyCallback(server: tls.Server, callback: TicketKeyCallback): boolean {
+  const context = (server as unknown as PrivateTlsServerFields)._sharedCreds?.context;
+  if (context === undefined || context === null || typeof context.enableTicketKeyCallback !== 'function') return false;
+  const enable = context.enableTicketKeyCallback as (this: PrivateSecureContext) => void;
+  context.onticketkeycallback = (name: Buffer, _iv: Buffer, encrypt: boolean): unknown[] => {
+    // Called from C++ inside OpenSSL: an exception here would be fatal. -1 fails this
+    // handshake instead (Node returns before reading the other fields).
+    try {
+      const a = callback(name, encrypt);
+      return [a.result, a.hmacKey, a.aesKey, a.name, a.iv];
+    } catch {
+      return [-1];
+    }
+  };
+  enable.call(context);
+  return true;
+}
+
+// --- listening socket descriptors
+
+interface PrivateServerFields {
+  _handle: unknown;
+}
+
+/**
+ * The descriptor of a listening net.Server (Linux: `server._handle.fd`), for socket options
+ * Node does not offer (TCP_FASTOPEN through the native addon). Null, changing nothing, when
+ * the server is not listening or the private shape is not there; callers then report that
+ * the option cannot be applied, so a Node.js change shows up as a startup error.
+ */
+export function listeningFd(server: net.Server): number | null {
+  const handle = (server as unknown as PrivateServerFields)._handle;
+  if (handle === null || typeof handle !== 'object') return null;
+  const fd = (handle as { fd?: unknown }).fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : null;
 }

@@ -3,16 +3,18 @@
  * through sessions from the factory, and stop (at once, or gracefully for SIGUSR1).
  *
  * Not for: signals, the CLI, the protocol. The caller (src/cli/) wires SIGUSR1 to
- * gracefulStop() and SIGTERM/SIGINT to close().
+ * gracefulStop(), SIGTERM/SIGINT to close(), and SIGHUP and `refresh_certs` to
+ * reloadCertificates().
  */
 import type * as net from 'node:net';
 import type { Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
-import { pendingBytesMaxFor, type LogFn, type NetContext, type ReadMode } from './context';
+import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
 import { Acceptor, closeListener, listenTcp, listenUnix, type StreamListener } from './listeners';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
+import { TLS_NOT_ENABLED, TlsService } from './tls';
 import { listenUdp, type UdpEndpoint } from './udp';
 
 export interface NetworkOptions {
@@ -23,10 +25,14 @@ export interface NetworkOptions {
   clockSeconds?: () => number;
   /** 'auto' (default): the onread path when the startup probe passes. 'data': always events. */
   readMode?: 'auto' | 'data';
+  /** Told when client connections open and close (the `watch connevents` stream). */
+  connectionEvents?: ConnectionEvents;
 }
 
 export interface NetworkAddresses {
   tcp: net.AddressInfo[];
+  /** The TCP addresses served with TLS (-Z, not notls:): a subset of `tcp`. */
+  tls: net.AddressInfo[];
   udp: net.AddressInfo[];
   unix: string | null;
 }
@@ -45,6 +51,13 @@ export interface NetworkHandle {
   acceptingConnections(): boolean;
   /** Unsent bytes queued on all client sockets. */
   writeBacklogBytes(): number;
+  /**
+   * memcached's `refresh_certs` (and SIGHUP here): reload the TLS certificate, key and CA
+   * files for new handshakes; open connections keep working. Returns null on success, else
+   * memcached's error text without CRLF ("Error TLS not enabled" when -Z is off); on error the
+   * previous certificates stay in use.
+   */
+  reloadCertificates(): string | null;
   /**
    * SIGUSR1: stop accepting, let each connection finish the requests it has already read and
    * flush their replies, then close everything. Connections still busy after `timeoutMs` are
@@ -74,6 +87,17 @@ function checkSettings(s: Settings): void {
     if (!Number.isSafeInteger(port) || port < -1 || port > 65535) fail(`${name} ${port}`);
   }
   if (s.socketAccessMask < 0 || s.socketAccessMask > 0o777) fail(`socketAccessMask ${s.socketAccessMask.toString(8)}`);
+  if (s.tlsEnabled) {
+    if (!isCount(s.tlsSessionCacheEntriesMax)) fail(`tlsSessionCacheEntriesMax ${s.tlsSessionCacheEntriesMax}`);
+    if (!isCount(s.tlsSessionCacheBytesMax)) fail(`tlsSessionCacheBytesMax ${s.tlsSessionCacheBytesMax}`);
+    if (!isCount(s.tlsSessionTimeoutSeconds)) fail(`tlsSessionTimeoutSeconds ${s.tlsSessionTimeoutSeconds}`);
+    if (!isCount(s.tlsHandshakeTimeoutSeconds)) fail(`tlsHandshakeTimeoutSeconds ${s.tlsHandshakeTimeoutSeconds}`);
+    // A ticket must stay decryptable for its whole lifetime: the key that sealed it lives for
+    // between one and two rotation periods (tls-resumption.ts).
+    if (!isCount(s.tlsTicketKeyRotationSeconds) || s.tlsTicketKeyRotationSeconds < s.tlsSessionTimeoutSeconds) {
+      fail(`tlsTicketKeyRotationSeconds ${s.tlsTicketKeyRotationSeconds} must be at least tlsSessionTimeoutSeconds ${s.tlsSessionTimeoutSeconds}`);
+    }
+  }
 }
 
 export async function startNetwork(
@@ -91,8 +115,13 @@ export async function startNetwork(
   const ctx: NetContext = {
     settings, stats, factory, registry, log, readMode,
     pendingBytesMax: pendingBytesMaxFor(settings),
+    connectionEvents: options.connectionEvents ?? null,
   };
-  const network = new Network(ctx, new Acceptor(ctx));
+  // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
+  const tls = settings.tlsEnabled && settings.socketPath === null && settings.tcpPort !== 0
+    ? await TlsService.start(ctx)
+    : null;
+  const network = new Network(ctx, new Acceptor(ctx, tls), tls);
   try {
     await network.listen();
   } catch (err) {
@@ -114,14 +143,16 @@ class Network implements NetworkHandle {
   readonly readMode: ReadMode;
   private readonly ctx: NetContext;
   private readonly acceptor: Acceptor;
+  private readonly tls: TlsService | null;
   private readonly listeners: StreamListener[] = [];
   private readonly udp: UdpEndpoint[] = [];
   private endpointsClosed: Promise<void> | null = null;
   private closed: Promise<void> | null = null;
 
-  constructor(ctx: NetContext, acceptor: Acceptor) {
+  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null) {
     this.ctx = ctx;
     this.acceptor = acceptor;
+    this.tls = tls;
     this.readMode = ctx.readMode;
   }
 
@@ -142,12 +173,23 @@ class Network implements NetworkHandle {
 
   addresses(): NetworkAddresses {
     const tcp: net.AddressInfo[] = [];
+    const tls: net.AddressInfo[] = [];
     let unix: string | null = null;
     for (const l of this.listeners) {
-      if (l.origin.transport === 'unix') unix = l.origin.socketPath;
-      else if (l.server.listening) tcp.push(l.server.address() as net.AddressInfo);
+      if (l.origin.transport === 'unix') {
+        unix = l.origin.socketPath;
+      } else if (l.server.listening) {
+        const address = l.server.address() as net.AddressInfo;
+        tcp.push(address);
+        if (l.origin.tls) tls.push(address);
+      }
     }
-    return { tcp, udp: this.udp.map((u) => u.address), unix };
+    return { tcp, tls, udp: this.udp.map((u) => u.address), unix };
+  }
+
+  reloadCertificates(): string | null {
+    if (this.tls === null) return TLS_NOT_ENABLED;
+    return this.tls.reload();
   }
 
   acceptingConnections(): boolean {

@@ -14,6 +14,8 @@ export const enum Op {
   Stats, FlushAll, Version, Quit, Shutdown, Verbosity, CacheMemlimit,
   LruCrawler, Lru, Slabs, Watch,
   MetaGet, MetaSet, MetaDelete, MetaArithmetic, MetaNoop, MetaDebug,
+  RefreshCerts,
+  Extstore,
 }
 
 export interface CommandSpec {
@@ -52,6 +54,11 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'lru_crawler', op: Op.LruCrawler },
   { name: 'lru', op: Op.Lru, min: 3 },
   { name: 'slabs', op: Op.Slabs },
+  // memcached takes any number of stream names.
+  { name: 'watch', op: Op.Watch },
+  // memcached takes any number of tokens (and ignores them, noreply aside).
+  { name: 'refresh_certs', op: Op.RefreshCerts },
+  { name: 'extstore', op: Op.Extstore },
 ];
 
 /** FNV-1a over bytes, used to find a command without making a string. */

@@ -12,6 +12,7 @@ import { DeltaResult, StoreMode, StoreResult } from '../engine/engine';
 import { IF_FETCHED, IF_STALE, IF_TOKEN_SENT, KEY_BYTES_MAX } from '../store/items';
 import { parseI32, parseU32, parseU64, parsed } from './numbers';
 import { R, type TextSession } from './text/session';
+import { fetchIntoHole } from './disk-value';
 
 /** memcached's MFLAG_MAX_OPT_LENGTH (tokens, terminal included) and opaque limit. */
 export const META_TOKENS_MAX = 20;
@@ -60,6 +61,9 @@ let keyStart = 0;
 let keyLen = 0;
 
 const BAD_TOKEN = 'CLIENT_ERROR bad token in command line format';
+/** memcached turns a failed extstore read of an mg into a bare EN (nothing in quiet mode). */
+const EN_CRLF = Buffer.from('EN\r\n', 'latin1');
+const EMPTY = Buffer.alloc(0);
 
 /**
  * memcached's _meta_flag_preparse: validate every flag token from `first`, decode a base64
@@ -333,7 +337,13 @@ function metaGet(s: TextSession): void {
     items.setIflags(ref, items.iflags(ref) | IF_TOKEN_SENT);
   }
   out.crlf();
-  if (f.value) {
+  if (f.value && items.isHdr(ref)) {
+    const valueAt = out.length - mark;
+    const hole = out.holeFrom(mark, nbytes + 2, s.quiet ? EMPTY : EN_CRLF);
+    out.buf[hole.start + valueAt + nbytes] = 13;
+    out.buf[hole.start + valueAt + nbytes + 1] = 10;
+    fetchIntoHole(engine, out, ref, hole, valueAt);
+  } else if (f.value) {
     out.ensure(nbytes + 2);
     items.copyValue(ref, out.buf, out.length);
     out.length += nbytes;

@@ -17,6 +17,12 @@ export interface ConnectionInfo {
   lastCommandTime: number;
   /** State name for `stats conns` ("conn_parse_cmd", "conn_nread", ...). */
   stateName: string;
+  /**
+   * Stream connections only: write bytes outside a read event (the `watch` command's log
+   * lines). Writes `data` (nothing when it is empty) and returns the bytes still queued on
+   * the socket, or -1 once the connection is closing or closed.
+   */
+  push?(data: Buffer): number;
 }
 
 export const enum FeedStatus {

@@ -25,6 +25,12 @@
  * A value that does not fit the largest chunk class is "chunked": after the key (rounded up
  * to 4 bytes) comes a table of data-chunk references; each data chunk is
  * [kind=DATA|class][owner ref][payload...]. The CRLF after a value is written by the protocol.
+ *
+ * A "header" item (HDR bit set, see src/engine/storage.ts) keeps only the key and metadata in
+ * memory; its value lives in extstore. Word 8 still holds the value's length; after the key
+ * (rounded up to 4 bytes) comes a pointer of HDR_POINTER_BYTES:
+ *
+ *   +0 page id   +4 page version   +8 offset in page   +12 record bytes   +16 record CRC-32
  */
 import { Clock } from './clock';
 import { HashIndex, hashKey } from './hash';
@@ -48,6 +54,10 @@ export const IF_STALE = 0x80;
 
 /** Bit 15 of word 0 (byte 1, above the 2-bit segment): the key is binary. */
 const KEY_BINARY_BIT = 0x8000;
+/** Bit 14 of word 0: a header item; the value lives in extstore (memcached's ITEM_HDR). */
+export const HDR_BIT = 0x4000;
+/** Size of the extstore pointer a header item holds instead of its value. */
+export const HDR_POINTER_BYTES = 20;
 
 export const HOT_LRU = 0;
 export const WARM_LRU = 1;
@@ -59,6 +69,29 @@ export const LRU_NAMES = ['hot', 'warm', 'cold', 'temp'];
 const PULL_TRIES = 5;
 /** memcached bumps an item's access time on fetch at most this often, in seconds. */
 export const ITEM_UPDATE_INTERVAL_SECONDS = 60;
+
+/**
+ * The flash tier as the item store sees it (implemented by src/engine/storage.ts). The store
+ * calls it when a COLD item is about to be evicted and when a header item goes away; it never
+ * knows about pages or files.
+ */
+export interface ColdTier {
+  /**
+   * The COLD tail item `ref` of class `cls` is about to be evicted to make room: write its
+   * value out and replace it with a header item. True when that happened (its memory is free).
+   */
+  flushForEviction(ref: number, cls: number): boolean;
+  /** Header item `ref` is leaving the cache (deleted, replaced, expired, evicted). */
+  released(ref: number): void;
+  /** Does header item `ref` still point at data on disk? */
+  valid(ref: number): boolean;
+  /** A page is moving: write item `ref` to disk now (true), its header made by finishMove(). */
+  rescueForMove(ref: number): boolean;
+  /** The page moved: link header items for what rescueForMove() wrote. */
+  finishMove(): void;
+  /** Copy header item `ref`'s value into dst now (for readers that cannot wait). */
+  readValueSync(ref: number, dst: Uint8Array, dstOffset: number): number;
+}
 
 export const enum AllocError {
   None = 0,
@@ -127,6 +160,12 @@ export class Items {
   allocError: AllocError = AllocError.None;
   /** An item the caller still reads from while allocating (append/prepend): never evicted. */
   pinned = 0;
+  /** An item being written to extstore while its header item is allocated: never evicted. */
+  flushPinned = 0;
+  /** The flash tier, when extstore is configured. */
+  coldTier: ColdTier | null = null;
+  /** Set while the cold tier allocates a header item: evictions then never write to disk. */
+  coldTierBusy = false;
 
   /** Largest value that fits one chunk for a key of length 0. */
   private readonly singleChunkBytesMax: number;
@@ -237,9 +276,22 @@ export class Items {
   isChunked(ref: number): boolean {
     return (this.iflags(ref) & IF_CHUNKED) !== 0;
   }
-  /** Total bytes an item accounts for in its LRU (header, key, value). */
+  /** A header item: the value lives in extstore (see src/engine/storage.ts). */
+  isHdr(ref: number): boolean {
+    return (this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0;
+  }
+  /** Total bytes an item stands for (header, key, value), as memcached's `bytes` counts them. */
   itemBytes(ref: number): number {
     return ITEM_HEADER_BYTES + this.nkey(ref) + this.nbytes(ref);
+  }
+  /** Bytes an item holds in memory, for its LRU's share: a header item holds no value. */
+  private lruItemBytes(ref: number): number {
+    if ((this.u32(ref)[this.w(ref)] & HDR_BIT) === 0) return ITEM_HEADER_BYTES + this.nkey(ref) + this.nbytes(ref);
+    return hdrItemBytes(this.nkey(ref));
+  }
+  /** Word index (in the page's Uint32Array) of a header item's extstore pointer. */
+  hdrPointerWord(ref: number): number {
+    return this.chunkTableOffset(ref) >>> 2;
   }
 
   keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean {
@@ -265,16 +317,33 @@ export class Items {
   /** Copy the value into dst at dstOffset. Returns the byte count. */
   copyValue(ref: number, dst: Uint8Array, dstOffset: number): number {
     const n = this.nbytes(ref);
-    if (!this.isChunked(ref)) {
+    const word = this.u32(ref)[this.w(ref)];
+    if ((word & (IF_CHUNKED | HDR_BIT)) === 0) {
       const o = this.valueOffset(ref);
       dst.set(this.page(ref).subarray(o, o + n), dstOffset);
       return n;
     }
+    // Protocols read header items asynchronously (src/protocol/disk-value.ts); this is the
+    // fallback for a caller that does not.
+    if ((word & HDR_BIT) !== 0) return this.readHdrValueSync(ref, dst, dstOffset);
     return this.copyChunkedRange(ref, 0, n, dst, dstOffset);
+  }
+
+  private readHdrValueSync(ref: number, dst: Uint8Array, dstOffset: number): number {
+    const n = this.nbytes(ref);
+    if (this.coldTier !== null) return this.coldTier.readValueSync(ref, dst, dstOffset);
+    dst.fill(0, dstOffset, dstOffset + n);
+    return n;
   }
 
   /** Copy value bytes [from, to) of any item into dst. */
   copyValueRange(ref: number, from: number, to: number, dst: Uint8Array, dstOffset: number): void {
+    if (this.isHdr(ref)) {
+      const whole = Buffer.allocUnsafe(this.nbytes(ref));
+      this.readHdrValueSync(ref, whole, 0);
+      dst.set(whole.subarray(from, to), dstOffset);
+      return;
+    }
     if (!this.isChunked(ref)) {
       const o = this.valueOffset(ref);
       dst.set(this.page(ref).subarray(o + from, o + to), dstOffset);
@@ -283,7 +352,7 @@ export class Items {
     this.copyChunkedRange(ref, from, to, dst, dstOffset);
   }
 
-  private chunkTableOffset(ref: number): number {
+  chunkTableOffset(ref: number): number {
     return (this.keyOffset(ref) + this.nkey(ref) + 3) & ~3;
   }
 
@@ -358,6 +427,58 @@ export class Items {
     }
     this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
     return ref;
+  }
+
+  /**
+   * A header item (HDR bit set, word 8 = the value's length `nbytes`), not linked, its
+   * extstore pointer left for the caller. May evict (never `flushPinned`). Returns 0 and
+   * sets `allocError` when no memory can be had.
+   */
+  allocHdr(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
+    const ref = this.allocChunk(this.slabs.classFor(hdrItemBytes(nkey)));
+    if (ref === 0) return 0;
+    this.initHeader(ref, HDR_BIT, nkey, flags, exptime, nbytes);
+    this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
+    return ref;
+  }
+
+  /**
+   * Link `fresh` with CAS `cas` instead of a new one: a value moved to or from extstore is
+   * the same value. With `old` (linked, same key) it takes old's place and old is freed.
+   */
+  linkMoved(fresh: number, hash: number, old: number, cas: number): void {
+    this.setCas(fresh, cas);
+    this.setAtime(fresh, this.clock.now);
+    const cls = this.classOf(fresh);
+    this.counters.total_items[cls]++;
+    this.totalItems++;
+    if (old !== 0) {
+      this.index.replace(hash, old, fresh);
+      this.unlinkFromLru(old);
+    } else {
+      this.index.insert(hash, fresh);
+    }
+    this.setIflags(fresh, this.iflags(fresh) | IF_LINKED);
+    this.currItems++;
+    this.currBytes += this.itemBytes(fresh);
+    this.lruLink(fresh, this.segment(fresh));
+  }
+
+  /** Put `fresh` in the place of the linked item `old`, keeping old's CAS; `old` is freed. */
+  replaceKeepingCas(old: number, fresh: number): void {
+    this.linkMoved(fresh, this.hashOf(old), old, this.cas(old));
+  }
+
+  /**
+   * Give page `page` to class `to`, unlinking every item with a chunk in it; `rescue` is
+   * offered each item first (true: it kept a copy elsewhere, counted as a rescue rather than
+   * an eviction). False, with nothing changed, when an item there is in use.
+   */
+  movePageTo(page: number, to: number, rescue: (ref: number) => boolean): boolean {
+    if (!this.evacuatePage(page, rescue)) return false;
+    this.slabs.movePage(page, to);
+    this.slabsMoved++;
+    return true;
   }
 
   private initHeader(ref: number, extraFlags: number, nkey: number, flags: number, exptime: number, nbytes: number): void {
@@ -440,6 +561,8 @@ export class Items {
   slabsMoved = 0;
   slabReassignEvictions = 0;
   slabReassignBusyItems = 0;
+  /** Items kept (written to extstore) when their page moved: memcached's slab_reassign_rescues. */
+  slabReassignRescues = 0;
 
   /**
    * Give one page of another class to `cls`, evicting what lives in it. Used when `cls` has
@@ -455,9 +578,13 @@ export class Items {
     }
     if (victim === 0) return false;
     const page = this.pickVictimPage(victim);
-    if (page < 0 || !this.evacuatePage(page)) return false;
+    if (page < 0) return false;
+    // With extstore, the page's items are written to disk rather than lost.
+    const tier = this.coldTierBusy ? null : this.coldTier;
+    if (!this.evacuatePage(page, tier === null ? null : (ref) => tier.rescueForMove(ref))) return false;
     slabs.movePage(page, cls);
     this.slabsMoved++;
+    tier?.finishMove();
     return true;
   }
 
@@ -470,7 +597,7 @@ export class Items {
   }
 
   /** Evict every item with a chunk in `page`. False (nothing changed) if one is in flight. */
-  private evacuatePage(page: number): boolean {
+  private evacuatePage(page: number, rescue: ((ref: number) => boolean) | null = null): boolean {
     const slabs = this.slabs;
     const cls = slabs.pageClass[page];
     const size = slabs.classSize[cls];
@@ -482,28 +609,32 @@ export class Items {
         const kind = word & 3;
         if (kind === KIND_ITEM) {
           const ref = (((page + 1) << PAGE_OFFSET_BITS) | (off >>> 3)) >>> 0;
-          if ((word & IF_LINKED) === 0 || ref === this.pinned) {
+          if ((word & IF_LINKED) === 0 || ref === this.pinned || ref === this.flushPinned) {
             // An item being filled by a connection (or read by append): leave the page alone.
             this.slabReassignBusyItems++;
             return false;
           }
-          if (pass === 1) this.evictForMove(ref);
+          if (pass === 1) this.evictForMove(ref, rescue);
         } else if (kind === KIND_DATA) {
           const owner = u32[(off >>> 2) + 1];
-          if ((this.iflags(owner) & IF_LINKED) === 0 || owner === this.pinned) {
+          if ((this.iflags(owner) & IF_LINKED) === 0 || owner === this.pinned || owner === this.flushPinned) {
             this.slabReassignBusyItems++;
             return false;
           }
-          if (pass === 1) this.evictForMove(owner);
+          if (pass === 1) this.evictForMove(owner, rescue);
         }
       }
     }
     return true;
   }
 
-  private evictForMove(ref: number): void {
-    this.slabReassignEvictions++;
-    this.onEvict?.(ref);
+  private evictForMove(ref: number, rescue: ((ref: number) => boolean) | null): void {
+    if (rescue !== null && rescue(ref)) {
+      this.slabReassignRescues++;
+    } else {
+      this.slabReassignEvictions++;
+      this.onEvict?.(ref);
+    }
     this.unlink(ref, this.hashOf(ref));
   }
 
@@ -538,6 +669,7 @@ export class Items {
     const exp = u[w + 3];
     const now = this.clock.now;
     if (exp !== 0 && exp <= now) return true;
+    if ((u[w] & HDR_BIT) !== 0 && this.coldTier !== null && !this.coldTier.valid(ref)) return true;
     return this.isFlushed(ref);
   }
 
@@ -651,6 +783,7 @@ export class Items {
     this.currItems--;
     this.currBytes -= this.itemBytes(ref);
     this.lruUnlink(ref);
+    if ((this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0) this.coldTier?.released(ref);
     this.free(ref);
   }
 
@@ -667,7 +800,7 @@ export class Items {
     else this.lruTail[id] = ref;
     this.lruHead[id] = ref;
     this.lruCount[id]++;
-    this.lruBytes[id] += this.itemBytes(ref);
+    this.lruBytes[id] += this.lruItemBytes(ref);
   }
 
   private lruUnlink(ref: number): void {
@@ -683,7 +816,7 @@ export class Items {
     u[w + 1] = 0;
     u[w + 2] = 0;
     this.lruCount[id]--;
-    this.lruBytes[id] -= this.itemBytes(ref);
+    this.lruBytes[id] -= this.lruItemBytes(ref);
   }
 
   /** Keep HOT and WARM within their share of the class, as memcached's maintainer does. */
@@ -723,7 +856,7 @@ export class Items {
     const counters = this.counters;
     for (let tries = PULL_TRIES; tries > 0 && search !== 0; tries--) {
       const nextIt = this.prev(search);
-      if (search === this.pinned) {
+      if (search === this.pinned || search === this.flushPinned) {
         counters.lrutail_reflocked[cls]++;
         search = nextIt;
         continue;
@@ -760,6 +893,14 @@ export class Items {
       }
       if (seg === COLD_LRU) {
         if (evict) {
+          // With extstore, a qualifying value goes to disk instead (memcached's storage
+          // writer does this ahead of time; here it happens at the eviction itself).
+          const tier = this.coldTier;
+          if (tier !== null && !this.coldTierBusy && (this.u32(search)[this.w(search)] & HDR_BIT) === 0 &&
+            tier.flushForEviction(search, cls)) {
+            removed++;
+            break;
+          }
           if (!this.opts.evictToFree) break;
           counters.evicted[cls]++;
           counters.evicted_time[cls] = now - this.atime(search);
@@ -797,4 +938,9 @@ export class Items {
       this.oldestLive = oldest;
     }
   }
+}
+
+/** Bytes of a header item with an `nkey`-byte key: header, key rounded up to 4, pointer. */
+export function hdrItemBytes(nkey: number): number {
+  return ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + HDR_POINTER_BYTES;
 }

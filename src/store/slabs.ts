@@ -52,6 +52,8 @@ export class SlabAllocator {
 
   pages: Buffer[] = [];
   pageU32: Uint32Array[] = [];
+  /** Called with each new page before it is used (-k locks it in RAM: src/platform/startup.ts). */
+  onNewPage: ((page: Buffer) => void) | null = null;
   /** Class id of each page. */
   pageClass: Uint8Array;
   pagesMax: number;
@@ -168,6 +170,7 @@ export class SlabAllocator {
     if (this.pages.length >= this.pagesMax) return false;
     const page = this.pages.length;
     const buf = Buffer.from(new SharedArrayBuffer(this.pageBytes));
+    this.onNewPage?.(buf);
     this.pages.push(buf);
     this.pageU32.push(new Uint32Array(buf.buffer, buf.byteOffset, this.pageBytes >>> 2));
     this.pageClass[page] = cls;

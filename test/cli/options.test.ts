@@ -130,8 +130,9 @@ describe('-l', () => {
   });
 
   it.each([
-    ['notls:127.0.0.1:11211', 'TLS is not supported yet'],
-    ['mtls:127.0.0.1:11211', 'TLS is not supported yet'],
+    ['notls:127.0.0.1:11211', "'notls' option is valid only when SSL is enabled"],
+    ['mtls:127.0.0.1:11211', 'the mtls: prefix is not implemented'],
+    ['btls:127.0.0.1:11211', 'the btls: prefix is not implemented'],
     ['127.0.0.1:70000', 'invalid port number 70000'],
     ['127.0.0.1:abc', 'invalid port number "abc"'],
     ['tag[123456789]:127.0.0.1', 'between 1 and 8'],
@@ -259,15 +260,10 @@ describe('bad values fail like memcached', () => {
 
 describe('options memcached-ts does not implement', () => {
   it.each([
-    [['-Z'], 'option -Z (TLS) is not implemented yet'],
+    [['-o', 'ssl_kernel_tls'], '-o ssl_kernel_tls is not implemented yet (kernel TLS offload'],
     [['-L'], 'option -L (large memory pages) is not implemented yet'],
-    [['-k'], 'option -k (mlockall needs the native addon) is not implemented yet'],
     [['-e', '/dev/shm/mc'], 'option -e'],
     [['-N', '2'], 'option -N'],
-    [['-o', 'ext_path=/mnt/x:1G'], '-o ext_path is not implemented yet (extstore)'],
-    [['-o', 'ext_threads=4'], '-o ext_threads is not implemented yet (extstore)'],
-    [['-o', 'slab_automove_freeratio=0.1'], '-o slab_automove_freeratio is not implemented yet (extstore)'],
-    [['-o', 'ssl_chain_cert=/x.pem'], '-o ssl_chain_cert is not implemented yet (TLS)'],
     [['-o', 'proxy_config=/x.lua'], '-o proxy_config is not implemented yet (the proxy)'],
     [['-o', 'drop_privileges'], '-o drop_privileges is not implemented yet'],
     [['-o', 'read_buf_mem_limit=64'], '-o read_buf_mem_limit is not implemented yet'],

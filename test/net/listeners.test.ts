@@ -82,7 +82,7 @@ describe('unix socket listener', () => {
     const sock = path.join(dir, 'default.sock');
     const s = await server({ socketPath: sock });
     expect(fs.statSync(sock).mode & 0o777).toBe(0o700);
-    expect(s.net.addresses()).toEqual({ tcp: [], udp: [], unix: sock });
+    expect(s.net.addresses()).toEqual({ tcp: [], tls: [], udp: [], unix: sock });
     const c = new Client(sock);
     opened.clients.push(c);
     await c.connected();

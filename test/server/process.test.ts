@@ -69,7 +69,7 @@ describe('command line', () => {
     }
   });
   it('fails at startup for options that are not implemented', () => {
-    for (const args of [['-o', 'ext_path=/tmp/x:1G'], ['-Z'], ['-L']]) {
+    for (const args of [['-o', 'proxy_config=/tmp/x.lua'], ['-o', 'ssl_kernel_tls'], ['-L']]) {
       const r = runCli([...args, '-u', 'nobody']);
       expect(r.status, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toMatch(/not (implemented|supported)/);

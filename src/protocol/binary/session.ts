@@ -26,6 +26,7 @@
  * next request; SASL_LIST_MECHS and every SASL_AUTH/SASL_STEP first drop the connection's
  * authentication; a body length of 2^31 or more makes set/append's value length negative.
  */
+import { fetchIntoHole } from '../disk-value';
 import { DeleteResult, DeltaResult, type Engine, StoreMode, StoreResult } from '../../engine/engine';
 import {
   generalStats, itemsStats, settingsStats, sizesStats, slabsStats, type StatSink,
@@ -80,6 +81,8 @@ function prefixIs(b: Buffer, start: number, len: number, word: string): boolean 
 function keyIs(b: Buffer, start: number, len: number, word: string): boolean {
   return len === word.length && prefixIs(b, start, len, word);
 }
+
+const EMPTY = Buffer.alloc(0);
 
 export class BinarySession implements ProtocolSession {
   status: FeedStatus = FeedStatus.Ok;
@@ -368,25 +371,53 @@ export class BinarySession implements ProtocolSession {
     if (ref !== 0) {
       const items = engine.items;
       const nbytes = op === Opcode.Touch ? 0 : items.nbytes(ref);
+      const onDisk = nbytes > 0 && items.isHdr(ref);
+      // A value in extstore is read asynchronously into a hole; if that read fails the hole
+      // becomes the miss reply this request would have had.
+      const miss = onDisk ? this.missReply(buf, keyStart, nkey, returnKey) : EMPTY;
       const klen = returnKey ? nkey : 0;
-      this.header(Status.Success, 4, klen, 4 + klen + nbytes, items.cas(ref));
       const out = this.out;
+      const start = out.length;
+      this.header(Status.Success, 4, klen, 4 + klen + nbytes, items.cas(ref));
       putU32(out.buf, out.length, items.flags(ref));
       out.length += 4;
       if (klen > 0) {
         buf.copy(out.buf, out.length, keyStart, keyStart + nkey);
         out.length += nkey;
       }
-      if (nbytes > 0) out.length += items.copyValue(ref, out.buf, out.length);
-    } else if (!this.noreply) {
-      if (returnKey) {
-        this.header(Status.KeyNotFound, 0, nkey, nkey, 0);
-        this.out.bytes(buf, keyStart, keyStart + nkey);
-      } else {
-        this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
+      if (onDisk) {
+        const valueAt = out.length - start;
+        fetchIntoHole(engine, out, ref, out.holeFrom(start, nbytes, miss), valueAt);
+      } else if (nbytes > 0) {
+        out.length += items.copyValue(ref, out.buf, out.length);
       }
+    } else if (!this.noreply) {
+      this.writeMiss(buf, keyStart, nkey, returnKey);
     }
     if (engine.detail.enabled) engine.detail.recordGet(buf, keyStart, nkey, ref !== 0);
+  }
+
+  /** The KEY_ENOENT reply of a get (with the key for GETK/GATK). */
+  private writeMiss(buf: Buffer, keyStart: number, nkey: number, returnKey: boolean): void {
+    if (returnKey) {
+      this.header(Status.KeyNotFound, 0, nkey, nkey, 0);
+      this.out.bytes(buf, keyStart, keyStart + nkey);
+    } else {
+      this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
+    }
+  }
+
+  /** The miss reply as bytes (empty for quiet gets), for a value that may fail to load. */
+  private missReply(buf: Buffer, keyStart: number, nkey: number, returnKey: boolean): Buffer {
+    if (this.noreply) return EMPTY;
+    const out = this.out;
+    const mark = out.length;
+    const flushMark = this.flushMark;
+    this.writeMiss(buf, keyStart, nkey, returnKey);
+    const miss = Buffer.from(out.buf.subarray(mark, out.length));
+    out.length = mark;
+    this.flushMark = flushMark;
+    return miss;
   }
 
   // ---------------------------------------------------------------- storage

@@ -1,14 +1,15 @@
 /**
  * Text-protocol administrative commands: stats, flush_all, version, verbosity, shutdown,
- * cache_memlimit, lru_crawler, lru, slabs. Rare and not on the hot path, so these favour
+ * cache_memlimit, lru_crawler, lru, slabs, refresh_certs. Rare and not on the hot path, so these favour
  * clarity over avoiding allocation.
  */
 import {
-  connsStats, generalStats, itemsStats, settingsStats, sizesStats, slabsStats,
+  connsStats, extstoreStats, generalStats, itemsStats, settingsStats, sizesStats, slabsStats,
   type StatSink, type StatsContext,
 } from '../../engine/stats';
 import { forEachItem } from '../../store/crawler';
 import { COLD_LRU } from '../../store/items';
+import { WATCH_STREAMS, LOG_FETCHERS } from '../../metrics/logger';
 import { MEMCACHED_COMPAT_VERSION } from '../../version';
 import { Op } from '../commands';
 import { parseI32, parseU32, parsed } from '../numbers';
@@ -19,7 +20,15 @@ export interface AdminHooks {
   stats: StatsContext;
   /** `shutdown` (-A): stop the server (graceful = SIGUSR1 semantics). */
   shutdown(graceful: boolean): void;
+  /**
+   * `refresh_certs`: reload the TLS certificates (NetworkHandle.reloadCertificates). Returns
+   * null on success, else memcached's error text without CRLF. Absent: TLS is not enabled.
+   */
+  refreshCerts?: () => string | null;
 }
+
+/** memcached's refresh_certs reply when TLS is off (net/tls.ts TLS_NOT_ENABLED). */
+const TLS_NOT_ENABLED = 'Error TLS not enabled';
 
 /** memcached's MAX_VERBOSITY_LEVEL. */
 const VERBOSITY_MAX = 2;
@@ -39,6 +48,9 @@ export function runAdmin(s: TextSession, op: Op, hooks: AdminHooks): void {
     case Op.LruCrawler: return lruCrawler(s);
     case Op.Lru: return lru(s);
     case Op.Slabs: return slabs(s);
+    case Op.Watch: return watch(s);
+    case Op.RefreshCerts: return refreshCerts(s, hooks);
+    case Op.Extstore: return extstoreCommand(s);
     default: return s.reply(R.ERROR);
   }
 }
@@ -85,6 +97,9 @@ function stats(s: TextSession, ctx: StatsContext): void {
       break;
     case 'conns':
       connsStats(ctx, statLines(s));
+      break;
+    case 'extstore':
+      extstoreStats(ctx, statLines(s));
       break;
     case 'cachedump':
       return cachedump(s);
@@ -156,6 +171,66 @@ function shutdown(s: TextSession, hooks: AdminHooks): void {
   } else {
     s.replyString('CLIENT_ERROR invalid shutdown mode');
   }
+}
+
+/**
+ * `extstore <setting> <value>`: memcached's runtime tuning (process_extstore_command). It
+ * works whether or not extstore is enabled, parses as safe_strtoul/safe_strtod (a bad value
+ * still zeroes the setting) and answers OK or ERROR.
+ */
+function extstoreCommand(s: TextSession): void {
+  s.setNoreplyMaybe();
+  const set = s.engine.settings;
+  const nt = s.ntokens;
+  const sub = nt >= 2 ? s.tokString(1) : '';
+  const u32 = (apply: (v: number) => void): boolean => {
+    const ok = parseU32(s.line, s.tokStart[2], s.tokEnd[2]);
+    apply(ok ? parsed.value : 0);
+    return ok;
+  };
+  let ok: boolean;
+  if (nt < 4) {
+    ok = false;
+  } else if (sub === 'free_memchunks' && nt > 4) {
+    // Deprecated and ignored by memcached, but still checked.
+    const cls = parseU32(s.line, s.tokStart[2], s.tokEnd[2]) ? parsed.value : -1;
+    ok = cls >= 0 && cls < SLAB_CLASS_IDS && parseU32(s.line, s.tokStart[3], s.tokEnd[3]);
+  } else if (sub === 'item_size') {
+    ok = u32((v) => void (set.extItemSizeBytes = v));
+  } else if (sub === 'item_age') {
+    ok = u32((v) => void (set.extItemAgeSeconds = v));
+  } else if (sub === 'low_ttl') {
+    ok = u32((v) => void (set.extLowTtlSeconds = v));
+  } else if (sub === 'recache_rate') {
+    ok = u32((v) => void (set.extRecacheRate = v));
+  } else if (sub === 'compact_under') {
+    ok = u32((v) => void (set.extCompactUnderPages = v));
+  } else if (sub === 'drop_under') {
+    ok = u32((v) => void (set.extDropUnderPages = v));
+  } else if (sub === 'max_sleep') {
+    ok = u32((v) => void (set.extMaxSleepMicros = v));
+  } else if (sub === 'max_frag') {
+    const text = s.tokString(2);
+    const v = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : NaN;
+    ok = Number.isFinite(v);
+    set.extMaxFrag = ok ? v : 0;
+  } else if (sub === 'drop_unread') {
+    let v = 0;
+    ok = u32((n) => void (v = n));
+    if (ok) set.extDropUnread = v !== 0;
+  } else {
+    ok = false;
+  }
+  s.reply(ok ? R.OK : R.ERROR);
+}
+
+/** memcached: OK (noreply applies), or the error text (written even with noreply). */
+function refreshCerts(s: TextSession, hooks: AdminHooks): void {
+  s.setNoreplyMaybe();
+  const error = hooks.refreshCerts === undefined ? TLS_NOT_ENABLED : hooks.refreshCerts();
+  if (error === null) return s.reply(R.OK);
+  s.out.ascii(error);
+  s.out.crlf();
 }
 
 function memlimit(s: TextSession): void {
@@ -286,4 +361,30 @@ function slabs(s: TextSession): void {
     return s.replyString('CLIENT_ERROR slab reassignment disabled');
   }
   s.reply(R.ERROR);
+}
+
+/**
+ * `watch [stream ...]` (memcached's process_watch_command): the connection stops taking
+ * commands and receives the log lines of the streams named (fetchers when none is), from
+ * src/metrics/logger.ts. "OK" is not subject to noreply: memcached queues it in the
+ * watcher's own buffer.
+ */
+function watch(s: TextSession): void {
+  s.setNoreplyMaybe();
+  const engine = s.engine;
+  if (!engine.settings.watchEnabled) return s.replyString('CLIENT_ERROR watch commands not allowed');
+  if (s.out.length > 0) return s.replyString('ERROR cannot pipeline other commands before watch');
+  let streams = 0;
+  for (let i = 1; i < s.ntokens - 1; i++) {
+    const stream = WATCH_STREAMS.get(s.tokString(i));
+    if (stream === undefined) return s.reply(R.ERROR);
+    streams |= stream;
+  }
+  if (s.ntokens <= 2) streams = LOG_FETCHERS;
+  const push = s.conn.push;
+  if (push === undefined) return s.replyString('WATCHER_FAILED failed to add log watcher');
+  const watcher = engine.logger.add(streams, push, s.conn.id);
+  if (watcher === null) return s.replyString('WATCHER_TOO_MANY log watcher limit reached');
+  s.out.bytes(R.OK, 0, R.OK.length);
+  s.startWatching(watcher);
 }

@@ -19,6 +19,9 @@ import { AllocError, KEY_BYTES_MAX } from '../../store/items';
 import type { AdminHooks } from './admin';
 import { runMeta, type MetaSetReply } from '../meta';
 import { runAdmin } from './admin';
+import { fetchIntoHole } from '../disk-value';
+import type { Watcher } from '../../metrics/logger';
+import { commandLatency, nowMs } from '../../metrics/latency';
 
 /** memcached's MAX_TOKENS: tokens per tokenizer pass, terminal included. */
 export const TOKENS_MAX = 24;
@@ -36,6 +39,11 @@ const LF = 10;
 const SPACE = 32;
 
 const table = new CommandTable(COMMANDS);
+/** Meta commands by their second letter, for the latency histograms. */
+const META_OPS = new Map<number, Op>([
+  [0x67, Op.MetaGet], [0x73, Op.MetaSet], [0x64, Op.MetaDelete], [0x61, Op.MetaArithmetic],
+  [0x6e, Op.MetaNoop], [0x65, Op.MetaDebug],
+]);
 
 function bytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
@@ -62,6 +70,7 @@ export const R = {
   DELETE_USAGE: bytes('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n'),
 };
 
+const EMPTY = Buffer.alloc(0);
 const GET_PREFIX = bytes('get ');
 const GETS_PREFIX = bytes('gets ');
 const NOREPLY = bytes('noreply');
@@ -100,6 +109,11 @@ export class TextSession implements ProtocolSession {
   flushMark = 0;
   /** A meta set (ms) in flight: its reply is built when the value completes. */
   private metaSet: MetaSetReply | null = null;
+  /** After `watch`: input is discarded and the connection only receives log lines. */
+  private watcher: Watcher | null = null;
+  /** -o metrics_listen: the storage command whose value is being read, and its line's time. */
+  private timedValueOp = -1;
+  private timedLineMs = 0;
 
   constructor(
     readonly engine: Engine,
@@ -110,6 +124,8 @@ export class TextSession implements ProtocolSession {
 
   feed(buf: Buffer, start: number, end: number): number {
     this.status = FeedStatus.Ok;
+    if (this.watcher !== null) return end - start;
+    this.engine.logger.clientId = this.conn.id;
     this.flushMark = this.out.length;
     const perEvent = this.engine.settings.requestsPerEvent;
     let pos = start;
@@ -138,10 +154,12 @@ export class TextSession implements ProtocolSession {
       const next = nl + 1;
       if (nl - pos > 1 && buf[nl - 1] === CR) nl--;
       this.conn.lastCommandTime = this.engine.clock.now;
-      this.processLine(buf, pos, nl);
+      if (commandLatency.enabled) this.processLineTimed(buf, pos, nl);
+      else this.processLine(buf, pos, nl);
       pos = next;
       requests++;
       if ((this.status as FeedStatus) === FeedStatus.Close) break;
+      if (this.watcher !== null) return end - start;
     }
     return pos - start;
   }
@@ -156,6 +174,8 @@ export class TextSession implements ProtocolSession {
   }
 
   release(): void {
+    if (this.watcher !== null) this.engine.logger.remove(this.watcher);
+    this.watcher = null;
     if (this.state === State.Value && this.item !== 0) this.engine.abortStore(this.item);
     this.item = 0;
     this.state = State.Line;
@@ -226,19 +246,62 @@ export class TextSession implements ProtocolSession {
 
   /** A fixed reply, unless noreply is in force (memcached's out_string). */
   reply(r: Buffer): void {
+    if (this.engine.settings.verbose > 1) this.echoReply(r.toString('latin1', 0, r.length - 2));
     if (this.noreply) return;
     this.out.bytes(r, 0, r.length);
   }
 
   replyString(s: string): void {
+    if (this.engine.settings.verbose > 1) this.echoReply(s);
     if (this.noreply) return;
     this.out.ascii(s);
     this.out.crlf();
   }
 
+  /** memcached -vv's reply echo (out_string): ">fd STORED", ">fd NOREPLY STORED". */
+  private echoReply(text: string): void {
+    this.engine.log(2, this.noreply ? `>${this.conn.id} NOREPLY ${text}` : `>${this.conn.id} ${text}`);
+  }
+
+  /** `watch`: from now on the connection only receives `watcher`'s log lines. */
+  startWatching(watcher: Watcher): void {
+    this.watcher = watcher;
+    this.conn.stateName = 'conn_watch';
+  }
+
   // ---------------------------------------------------------------- dispatch
 
+  /**
+   * processLine under -o metrics_listen: the command's service time goes to its histogram. A
+   * storage command's time is the line's plus completing the value (not the wait for it).
+   */
+  private processLineTimed(b: Buffer, s: number, e: number): void {
+    const started = nowMs();
+    this.processLine(b, s, e);
+    const ms = nowMs() - started;
+    const op = this.lineOp();
+    if (op < 0) return;
+    if (this.state === State.Value) {
+      this.timedValueOp = op;
+      this.timedLineMs = ms;
+      return;
+    }
+    commandLatency.observe(op, ms / 1000);
+  }
+
+  /** The Op of the line just handled (its tokens are still in place), or -1. */
+  private lineOp(): number {
+    if (this.ntokens < 2 || this.tokStart[0] < 0) return -1;
+    const b = this.line;
+    const s = this.tokStart[0];
+    if (this.tokLen(0) === 2 && b[s] === 0x6d /* m */) return META_OPS.get(b[s + 1]) ?? -1;
+    const entry = table.find(b, s, this.tokEnd[0]);
+    return entry === undefined ? -1 : entry.op;
+  }
+
   private processLine(b: Buffer, s: number, e: number): void {
+    // memcached -vv echoes each command line.
+    if (this.engine.settings.verbose > 1) this.engine.log(2, `<${this.conn.id} ${b.toString('latin1', s, e)}`);
     this.noreply = false;
     this.line = b;
     this.tokenize(b, s, e);
@@ -323,13 +386,14 @@ export class TextSession implements ProtocolSession {
     let p = this.tokStart[keyTok];
     const e = this.lineEnd;
     const detail = engine.detail.enabled;
+    const echo = engine.settings.verbose > 1;
     while (p < e) {
       let k = p;
       while (k < e && b[k] !== SPACE && b[k] !== 0) k++;
       const nkey = k - p;
       if (nkey > KEY_BYTES_MAX) {
         // memcached drops every reply not yet sent on this connection, then reports the error.
-        this.out.length = this.flushMark;
+        this.out.truncate(this.flushMark);
         this.reply(R.BAD_FORMAT);
         return;
       }
@@ -337,10 +401,12 @@ export class TextSession implements ProtocolSession {
         const ref = touch ? engine.getAndTouch(b, p, nkey, exptime) : engine.get(b, p, nkey);
         if (detail) engine.detail.recordGet(b, p, nkey, ref !== 0);
         if (ref !== 0) this.writeValue(ref, b, p, nkey, withCas);
+        if (echo && ref !== 0) engine.log(2, `>${this.conn.id} sending key ${b.toString('latin1', p, k)}`);
       }
       if (k < e && b[k] === 0) break;
       p = k + 1;
     }
+    if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
     this.flushMark = this.out.length;
   }
@@ -350,9 +416,11 @@ export class TextSession implements ProtocolSession {
     const items = this.engine.items;
     const out = this.out;
     const nbytes = items.nbytes(ref);
-    out.ensure(6 + nkey + 48 + nbytes + 2);
+    const onDisk = items.isHdr(ref);
+    out.ensure(6 + nkey + 48 + (onDisk ? 0 : nbytes + 2));
     const o = out.buf;
-    let p = out.length;
+    const start = out.length;
+    let p = start;
     o[p] = 0x56; o[p + 1] = 0x41; o[p + 2] = 0x4c; o[p + 3] = 0x55; o[p + 4] = 0x45; o[p + 5] = SPACE;
     p += 6;
     key.copy(o, p, keyStart, keyStart + nkey);
@@ -370,6 +438,17 @@ export class TextSession implements ProtocolSession {
     o[p] = CR;
     o[p + 1] = LF;
     p += 2;
+    if (onDisk) {
+      // The value is read from extstore; the whole VALUE reply is a hole until then (a failed
+      // read removes it, as memcached does).
+      out.length = p;
+      const valueAt = p - start;
+      const hole = out.holeFrom(start, nbytes + 2, EMPTY);
+      out.buf[hole.start + valueAt + nbytes] = CR;
+      out.buf[hole.start + valueAt + nbytes + 1] = LF;
+      fetchIntoHole(this.engine, out, ref, hole, valueAt);
+      return;
+    }
     items.copyValue(ref, o, p);
     p += nbytes;
     o[p] = CR;
@@ -461,8 +540,18 @@ export class TextSession implements ProtocolSession {
       if (c !== expect) this.crlfSeen = -1;
       this.trailerSeen++;
     }
-    if (this.trailerSeen === 2) this.completeValue();
+    if (this.trailerSeen === 2) {
+      if (this.timedValueOp >= 0) this.completeValueTimed();
+      else this.completeValue();
+    }
     return pos;
+  }
+
+  private completeValueTimed(): void {
+    const started = nowMs();
+    this.completeValue();
+    commandLatency.observe(this.timedValueOp, (this.timedLineMs + nowMs() - started) / 1000);
+    this.timedValueOp = -1;
   }
 
   private completeValue(): void {

@@ -1,0 +1,261 @@
+/*
+ * memcached-ts's optional native addon: the few system calls Node.js does not expose.
+ *
+ * What it is for (DESIGN.md decisions 3, 6, 7, 8):
+ *   setTcpFastOpen(fd, queue)       setsockopt(TCP_FASTOPEN) on a listening socket (-o tcp_fastopen)
+ *   getTcpFastOpen(fd)              read it back (tests, startup check)
+ *   reusePortSocket(addr, port)     a bound, non-blocking SO_REUSEPORT TCP socket, for
+ *                                   server.listen({ fd }, backlog) in each future worker thread
+ *   getScheduler(tid)               [policy, priority] of a process or thread (0 = caller)
+ *   lockBuffer(view)                mlock() a typed array's bytes: -k locks each slab page
+ *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
+ *                                   V8 releases heap pages with madvise(MADV_DONTNEED), which
+ *                                   fails on locked memory, and V8 then aborts the process
+ *                                   (Node 20, measured: test/platform/native.test.ts)
+ *
+ * What it is not for: anything Node.js can do itself, and changing the scheduling policy
+ * (sched_setscheduler changes only the calling thread; launch under chrt or systemd instead).
+ *
+ * Failures throw an Error with `code` (the errno name, e.g. "EPERM"), `errno` and `syscall`.
+ * Linux only; the server runs without this addon (src/platform/native.ts).
+ */
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#define ADDRESS_BYTES_MAX 64
+
+static const char *errno_name(int e) {
+    switch (e) {
+        case EPERM: return "EPERM";
+        case ENOENT: return "ENOENT";
+        case ESRCH: return "ESRCH";
+        case EINTR: return "EINTR";
+        case EBADF: return "EBADF";
+        case EAGAIN: return "EAGAIN";
+        case ENOMEM: return "ENOMEM";
+        case EACCES: return "EACCES";
+        case EINVAL: return "EINVAL";
+        case EMFILE: return "EMFILE";
+        case ENFILE: return "ENFILE";
+        case ENOTSOCK: return "ENOTSOCK";
+        case ENOPROTOOPT: return "ENOPROTOOPT";
+        case EOPNOTSUPP: return "EOPNOTSUPP";
+        case EAFNOSUPPORT: return "EAFNOSUPPORT";
+        case EADDRINUSE: return "EADDRINUSE";
+        case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+        default: return "EUNKNOWN";
+    }
+}
+
+/* Throw Error("<syscall>: <strerror>") with code, errno and syscall properties. */
+static napi_value throw_errno(napi_env env, const char *syscall, int e) {
+    char text[160];
+    snprintf(text, sizeof text, "%s: %s", syscall, strerror(e));
+    napi_value message, code, error, number, name;
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &message);
+    napi_create_string_utf8(env, errno_name(e), NAPI_AUTO_LENGTH, &code);
+    napi_create_error(env, code, message, &error);
+    napi_create_int32(env, e, &number);
+    napi_set_named_property(env, error, "errno", number);
+    napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &name);
+    napi_set_named_property(env, error, "syscall", name);
+    napi_throw(env, error);
+    return NULL;
+}
+
+static napi_value throw_type(napi_env env, const char *message) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return NULL;
+}
+
+/* argv[index] as an int32, or a TypeError. */
+static int int_arg(napi_env env, napi_value *argv, size_t argc, size_t index, int32_t *out) {
+    napi_valuetype type;
+    if (index >= argc || napi_typeof(env, argv[index], &type) != napi_ok || type != napi_number) return 0;
+    return napi_get_value_int32(env, argv[index], out) == napi_ok;
+}
+
+static napi_value undefined_value(napi_env env) {
+    napi_value u;
+    napi_get_undefined(env, &u);
+    return u;
+}
+
+static napi_value set_tcp_fast_open(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2];
+    int32_t fd, queue;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || !int_arg(env, argv, argc, 1, &queue) || fd < 0 || queue < 0) {
+        return throw_type(env, "setTcpFastOpen(fd, queueLength): two non-negative integers");
+    }
+    int value = queue;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &value, sizeof value) != 0) {
+        return throw_errno(env, "setsockopt(TCP_FASTOPEN)", errno);
+    }
+    return undefined_value(env);
+}
+
+static napi_value get_tcp_fast_open(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "getTcpFastOpen(fd): a descriptor");
+    int value = 0;
+    socklen_t size = sizeof value;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &value, &size) != 0) {
+        return throw_errno(env, "getsockopt(TCP_FASTOPEN)", errno);
+    }
+    napi_value out;
+    napi_create_int32(env, value, &out);
+    return out;
+}
+
+static int set_flag(int fd, int level, int name) {
+    int one = 1;
+    return setsockopt(fd, level, name, &one, sizeof one);
+}
+
+/* A TCP socket bound to address:port with SO_REUSEADDR and SO_REUSEPORT, non-blocking and
+ * close-on-exec, not yet listening: Node's server.listen({ fd }, backlog) calls listen(). */
+static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2];
+    int32_t port;
+    char address[ADDRESS_BYTES_MAX];
+    size_t length = 0;
+    napi_valuetype type;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 2 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string ||
+        napi_get_value_string_utf8(env, argv[0], address, sizeof address, &length) != napi_ok ||
+        length >= sizeof address - 1 || !int_arg(env, argv, argc, 1, &port) || port < 0 || port > 65535) {
+        return throw_type(env, "reusePortSocket(address, port): an IP address and a port");
+    }
+    struct sockaddr_storage storage;
+    socklen_t storage_bytes;
+    memset(&storage, 0, sizeof storage);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&storage;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&storage;
+    int family;
+    if (inet_pton(AF_INET, address, &v4->sin_addr) == 1) {
+        family = AF_INET;
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        storage_bytes = sizeof *v4;
+    } else if (inet_pton(AF_INET6, address, &v6->sin6_addr) == 1) {
+        family = AF_INET6;
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        storage_bytes = sizeof *v6;
+    } else {
+        return throw_type(env, "reusePortSocket: the address must be an IPv4 or IPv6 literal");
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return throw_errno(env, "socket", errno);
+    const char *failed = NULL;
+    if (set_flag(fd, SOL_SOCKET, SO_REUSEADDR) != 0) failed = "setsockopt(SO_REUSEADDR)";
+    else if (set_flag(fd, SOL_SOCKET, SO_REUSEPORT) != 0) failed = "setsockopt(SO_REUSEPORT)";
+    else if (family == AF_INET6 && set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY) != 0) failed = "setsockopt(IPV6_V6ONLY)";
+    else if (bind(fd, (struct sockaddr *)&storage, storage_bytes) != 0) failed = "bind";
+    if (failed != NULL) {
+        int e = errno;
+        close(fd);
+        return throw_errno(env, failed, e);
+    }
+    napi_value out;
+    napi_create_int32(env, fd, &out);
+    return out;
+}
+
+/* [policy, priority] of thread or process `tid` (0: the calling thread). The policy is
+ * Linux's number (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5,
+ * SCHED_DEADLINE 6) without the SCHED_RESET_ON_FORK flag. */
+static napi_value get_scheduler(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t tid = 0;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc > 0 && (!int_arg(env, argv, argc, 0, &tid) || tid < 0)) {
+        return throw_type(env, "getScheduler(tid): a thread or process id, or 0");
+    }
+    int policy = sched_getscheduler((pid_t)tid);
+    if (policy < 0) return throw_errno(env, "sched_getscheduler", errno);
+#ifdef SCHED_RESET_ON_FORK
+    policy &= ~SCHED_RESET_ON_FORK;
+#endif
+    struct sched_param param;
+    if (sched_getparam((pid_t)tid, &param) != 0) return throw_errno(env, "sched_getparam", errno);
+    napi_value out, p, q;
+    napi_create_array_with_length(env, 2, &out);
+    napi_create_int32(env, policy, &p);
+    napi_create_int32(env, param.sched_priority, &q);
+    napi_set_element(env, out, 0, p);
+    napi_set_element(env, out, 1, q);
+    return out;
+}
+
+/* mlock() the bytes of a TypedArray or Buffer (also one over a SharedArrayBuffer). The
+ * memory must outlive the lock's purpose: slab pages are never freed. */
+static napi_value lock_buffer(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    bool is_typed = false;
+    if (argc < 1 || napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed) {
+        return throw_type(env, "lockBuffer(view): a Buffer or TypedArray");
+    }
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    napi_value buffer;
+    size_t offset;
+    if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok) {
+        return throw_type(env, "lockBuffer(view): cannot read the view");
+    }
+    size_t element = 1;
+    switch (type) {
+        case napi_int16_array: case napi_uint16_array: element = 2; break;
+        case napi_int32_array: case napi_uint32_array: case napi_float32_array: element = 4; break;
+        case napi_float64_array: case napi_bigint64_array: case napi_biguint64_array: element = 8; break;
+        default: element = 1;
+    }
+    if (length > 0 && mlock(data, length * element) != 0) return throw_errno(env, "mlock", errno);
+    return undefined_value(env);
+}
+
+static napi_value lock_all_memory(napi_env env, napi_callback_info info) {
+    (void)info;
+    if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) return throw_errno(env, "mlockall", errno);
+    return undefined_value(env);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+    napi_property_descriptor functions[] = {
+        {"setTcpFastOpen", NULL, set_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"getTcpFastOpen", NULL, get_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"getScheduler", NULL, get_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"lockBuffer", NULL, lock_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+    };
+    napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
+    napi_value version;
+    napi_create_int32(env, 2, &version);
+    napi_set_named_property(env, exports, "abiVersion", version);
+    return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

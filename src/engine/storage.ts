@@ -1,0 +1,674 @@
+/**
+ * Storage: the glue between the item store and extstore, as memcached's storage.c is. It
+ * decides which values go to disk and when, turns items into header items and back, checks
+ * what comes back from disk, compacts fragmented pages and keeps memcached's counters.
+ *
+ * What it is for: the write path (a qualifying COLD item about to be evicted is written to a
+ * write buffer and replaced by a header item holding key, flags, exptime, CAS and a pointer),
+ * the read path (fetch() reads a header item's record asynchronously and checks it), recache,
+ * compaction, `stats` numbers. What it is not for: replies (src/protocol/disk-value.ts puts
+ * a fetched value into a connection's output), page and file management (src/extstore/).
+ *
+ * A record on disk, as written by writeItem():
+ *
+ *   byte  0: record bytes (u32, never 0)      4: CRC-32 of bytes [8, record bytes)
+ *         8: value bytes (u32)               12: key bytes (u8)   13-15: zero
+ *        16: key, then value
+ *
+ * The header item keeps (page, version, offset, record bytes, CRC) — see src/store/items.ts.
+ * A read is good only if the page version still matches, the record's own header agrees with
+ * the item and the CRC over what was read equals the CRC kept in memory.
+ */
+import { crc32 } from '../extstore/crc32';
+import {
+  BUCKET_CHUNKED, BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, ReadResult,
+  type ExtstoreIo,
+} from '../extstore/extstore';
+import { hashKey } from '../store/hash';
+import {
+  COLD_LRU, HDR_BIT, IF_ACTIVE, IF_FETCHED, IF_LINKED, ITEM_UPDATE_INTERVAL_SECONDS, Items, WARM_LRU,
+  hdrItemBytes, type ColdTier,
+} from '../store/items';
+import { KIND_ITEM, refPage } from '../store/slabs';
+import type { Settings } from '../settings';
+
+export const RECORD_HEADER_BYTES = 16;
+/** memcached: ext_item_age of UINT_MAX means "no age limit" (write only under memory pressure). */
+const ITEM_AGE_NEVER = 4294967295;
+/** Items written per maintenance pass by the ext_item_age writer (the rest wait for the next). */
+const AGE_WRITES_PER_PASS = 256;
+/** memcached's MIN_STORAGE_COMPACT_SLEEP: pause between readback chunks while compacting. */
+const COMPACT_STEP_MS = 10;
+/** Disk reads queued or in flight, in bytes, beyond which a read is refused (get_oom_extstore). */
+const READ_BYTES_QUEUED_MAX = 64 * 1024 * 1024;
+/** memcached's MIN_PAGES_FOR_SOURCE: a value class keeps more pages than this when giving one. */
+const MIN_DONOR_PAGES = 2;
+/** Pages of the donor class tried when the first holds an item in use. */
+const DONOR_PAGE_TRIES = 4;
+/** libuv's default thread pool size, when UV_THREADPOOL_SIZE is not set. */
+const UV_POOL_DEFAULT = 4;
+
+/** memcached's extstore counters kept outside the library (thread stats and compaction). */
+export class StorageCounters {
+  get_extstore = 0;
+  get_aborted_extstore = 0;
+  get_oom_extstore = 0;
+  recache_from_extstore = 0;
+  miss_from_extstore = 0;
+  badcrc_from_extstore = 0;
+  extstore_compact_lost = 0;
+  extstore_compact_rescues = 0;
+  extstore_compact_skipped = 0;
+
+  reset(): void {
+    for (const k of Object.keys(this) as (keyof StorageCounters)[]) {
+      if (typeof this[k] === 'number') (this as unknown as Record<string, number>)[k] = 0;
+    }
+  }
+}
+
+/** `hit`: buf[valueStart, valueStart + value bytes) is the value, valid only during the call. */
+export type FetchCallback = (hit: boolean, buf: Buffer, valueStart: number) => void;
+
+const enum Grow {
+  No = 0,
+  Yes = 1,
+  /** The page moved and the item being written was among those it held (now on disk). */
+  TookItem = 2,
+}
+
+/** An item written to extstore while its page moved, waiting for its header. */
+interface MovedRecord {
+  key: Buffer;
+  hash: number;
+  flags: number;
+  exptime: number;
+  nbytes: number;
+  cas: number;
+  keyBinary: boolean;
+  pageId: number;
+  version: number;
+  offset: number;
+  len: number;
+  crc: number;
+}
+
+interface Compaction {
+  pageId: number;
+  version: number;
+  offset: number;
+  dropUnread: boolean;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Threads in libuv's pool: UV_THREADPOOL_SIZE as the process started with it, else 4. */
+export function threadPoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1024) : UV_POOL_DEFAULT;
+}
+
+/**
+ * -o ext_threads: memcached's IO threads are libuv's thread pool here. Must run before the
+ * first use of the pool (the first async fs call); an explicit UV_THREADPOOL_SIZE wins.
+ */
+export function applyExtstoreThreads(settings: Settings): void {
+  if (settings.extPaths.length === 0 || !settings.extThreadsSet) return;
+  if (process.env.UV_THREADPOOL_SIZE !== undefined) return;
+  process.env.UV_THREADPOOL_SIZE = String(settings.extThreads);
+}
+
+export class Storage implements ColdTier {
+  readonly ext: Extstore;
+  readonly counters = new StorageCounters();
+  log: (level: number, message: string) => void;
+  private readonly items: Items;
+  private readonly settings: Settings;
+  private minItemTotalFor = -1;
+  private minItemTotalBytes = 0;
+  private recacheCounter = 0;
+  /** True while ext.read() runs: its callback is then synchronous (record in a write buffer). */
+  private inReadCall = false;
+  private compaction: Compaction | null = null;
+  /** Items written by rescueForMove() during a page move, waiting for their headers. */
+  private pendingMoves: MovedRecord[] = [];
+  private compactTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
+
+  constructor(items: Items, settings: Settings, log: (level: number, message: string) => void, io?: ExtstoreIo) {
+    this.items = items;
+    this.settings = settings;
+    this.log = log;
+    const pageBytes = settings.extPageBytes;
+    const files = settings.extPaths.map((f) => ({ path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes) }));
+    this.ext = new Extstore({
+      pageBytes,
+      wbufBytes: settings.extWbufBytes,
+      files,
+      readsInFlightMax: threadPoolSize() * settings.extIoDepth * 2,
+      readBytesQueuedMax: READ_BYTES_QUEUED_MAX,
+      io,
+      log: (level, message) => this.log(level, message),
+    });
+    if (settings.extCompactUnderPages === 0) {
+      // memcached sizes both from the ext_path given last (the head of its list).
+      const quarter = Math.floor(files[files.length - 1].pageCount / 4);
+      settings.extCompactUnderPages = quarter;
+      settings.extDropUnderPages = quarter;
+    }
+    items.coldTier = this;
+  }
+
+  start(): void {
+    this.ext.start();
+    this.scheduleCompaction(this.idleCompactMs());
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.compactTimer !== null) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
+    if (this.items.coldTier === this) this.items.coldTier = null;
+    this.ext.close();
+  }
+
+  // ---------------------------------------------------------------- ColdTier (store side)
+
+  flushForEviction(ref: number): boolean {
+    return this.writeItem(ref);
+  }
+
+  released(ref: number): void {
+    const u = this.items.u32(ref);
+    const pw = this.items.hdrPointerWord(ref);
+    this.ext.delete(u[pw], u[pw + 1], 1, u[pw + 3]);
+  }
+
+  rescueForMove(ref: number): boolean {
+    return this.stashForMove(ref, this.pendingMoves);
+  }
+
+  finishMove(): void {
+    const list = this.pendingMoves;
+    if (list.length === 0) return;
+    this.pendingMoves = [];
+    const items = this.items;
+    items.coldTierBusy = true;
+    for (const m of list) this.relinkMoved(m);
+    items.coldTierBusy = false;
+  }
+
+  valid(ref: number): boolean {
+    const u = this.items.u32(ref);
+    const pw = this.items.hdrPointerWord(ref);
+    return this.ext.check(u[pw], u[pw + 1]);
+  }
+
+  /**
+   * A reader that cannot wait (not hole-aware) wants the value now: read it synchronously.
+   * Blocks the event loop for one pread; the text and meta protocols never come here. On
+   * failure the value reads as zeros and the miss is counted.
+   */
+  readValueSync(ref: number, dst: Uint8Array, dstOffset: number): number {
+    const items = this.items;
+    const nbytes = items.nbytes(ref);
+    const u = items.u32(ref);
+    const pw = items.hdrPointerWord(ref);
+    const len = u[pw + 3];
+    const nkey = items.nkey(ref);
+    this.ext.logOnce('sync-read', 'extstore: a value was read synchronously by a caller that is not extstore-aware (logged once)');
+    this.counters.get_extstore++;
+    const rec = this.ext.readSync(u[pw], u[pw + 1], u[pw + 2], len);
+    if (rec === null || !this.recordOk(rec.buf, rec.start, len, u[pw + 4], nkey, nbytes)) {
+      this.counters.miss_from_extstore++;
+      dst.fill(0, dstOffset, dstOffset + nbytes);
+      return nbytes;
+    }
+    const vs = rec.start + RECORD_HEADER_BYTES + nkey;
+    dst.set(rec.buf.subarray(vs, vs + nbytes), dstOffset);
+    return nbytes;
+  }
+
+  // ---------------------------------------------------------------- write path
+
+  /** memcached writes items of classes at or above ext_item_size's class: the same bound in bytes. */
+  private minItemTotal(): number {
+    const size = this.settings.extItemSizeBytes;
+    if (size !== this.minItemTotalFor) {
+      const slabs = this.items.slabs;
+      const cls = slabs.classFor(size);
+      this.minItemTotalBytes = cls === 0 ? Infinity : cls === 1 ? 0 : slabs.classSize[cls - 1] + 1;
+      this.minItemTotalFor = size;
+    }
+    return this.minItemTotalBytes;
+  }
+
+  /**
+   * Write item `ref`'s value to extstore and replace the item with a header item. False,
+   * with nothing changed, when it does not qualify or cannot be written now (then it is
+   * evicted as without extstore: a set never waits for the disk).
+   */
+  writeItem(ref: number): boolean {
+    const items = this.items;
+    if (this.stopped) return false;
+    const nkey = items.nkey(ref);
+    const nbytes = items.nbytes(ref);
+    if (items.memcachedItemTotal(nkey, nbytes, items.flags(ref)) < this.minItemTotal()) return false;
+    const word = items.u32(ref)[items.w(ref)];
+    if ((word & IF_LINKED) === 0 || (word & HDR_BIT) !== 0) return false;
+    // Headers grow into memory taken from value classes before they evict each other.
+    const hdrCls = items.slabs.classFor(hdrItemBytes(nkey));
+    if (!items.slabs.hasFree(hdrCls) && this.growHeaderClass(hdrCls, ref) === Grow.TookItem) return true;
+    const len = RECORD_HEADER_BYTES + nkey + nbytes;
+    if (!this.ext.writeRequest(this.bucketFor(ref), len)) return false;
+    const hdr = this.allocHeaderFor(ref);
+    if (hdr === 0) return false;
+    const slot = this.ext.slot;
+    const crc = this.copyRecord(ref, slot.buf, slot.bufOffset, len);
+    this.ext.writeCommit(len);
+    this.setPointer(hdr, slot.pageId, slot.version, slot.offset, len, crc);
+    items.replaceKeepingCas(ref, hdr);
+    return true;
+  }
+
+  private bucketFor(ref: number): number {
+    const items = this.items;
+    const exp = items.exptime(ref);
+    const now = items.clock.now;
+    // memcached: (exptime - now) < ext_low_ttl in unsigned arithmetic (never for 0 or past).
+    if (exp > now && exp - now < this.settings.extLowTtlSeconds) return BUCKET_LOWTTL;
+    return items.isChunked(ref) ? BUCKET_CHUNKED : BUCKET_DEFAULT;
+  }
+
+  /** A header item for `ref`, allocated without evicting `ref` and without nested disk writes. */
+  private allocHeaderFor(ref: number): number {
+    const items = this.items;
+    const pin = items.flushPinned;
+    items.flushPinned = ref;
+    items.coldTierBusy = true;
+    const hdr = items.allocHdr(items.page(ref), items.keyOffset(ref), items.nkey(ref), items.flags(ref),
+      items.exptime(ref), items.nbytes(ref));
+    items.coldTierBusy = false;
+    items.flushPinned = pin;
+    if (hdr !== 0 && items.keyBinary(ref)) items.setKeyBinary(hdr);
+    return hdr;
+  }
+
+  /** Write the record for item `ref` at buf[o, o + len); returns its CRC-32. */
+  private copyRecord(ref: number, b: Buffer, o: number, len: number): number {
+    const items = this.items;
+    const nkey = items.nkey(ref);
+    b.writeUInt32LE(len, o);
+    b.writeUInt32LE(items.nbytes(ref), o + 8);
+    b.writeUInt32LE(nkey, o + 12);
+    const ko = items.keyOffset(ref);
+    b.set(items.page(ref).subarray(ko, ko + nkey), o + RECORD_HEADER_BYTES);
+    items.copyValue(ref, b, o + RECORD_HEADER_BYTES + nkey);
+    const crc = crc32(b, o + 8, o + len);
+    b.writeUInt32LE(crc, o + 4);
+    return crc;
+  }
+
+  private setPointer(hdr: number, pageId: number, version: number, offset: number, len: number, crc: number): void {
+    const u = this.items.u32(hdr);
+    const pw = this.items.hdrPointerWord(hdr);
+    u[pw] = pageId;
+    u[pw + 1] = version;
+    u[pw + 2] = offset;
+    u[pw + 3] = len;
+    u[pw + 4] = crc;
+  }
+
+  /**
+   * Header classes grow instead of evicting headers, as memcached's extstore page mover
+   * feeds small classes from its global pool: a page of the value class with the oldest
+   * COLD tail (keeping at least MIN_DONOR_PAGES) moves to `hdrCls`; each of its items is
+   * written to extstore first and gets a header in the moved page. `ref` (the item being
+   * written) may be among them.
+   */
+  private growHeaderClass(hdrCls: number, ref: number): Grow {
+    const items = this.items;
+    const slabs = items.slabs;
+    if (!this.settings.slabReassign || hdrCls === 0) return Grow.No;
+    const first = slabs.classFor(this.settings.extItemSizeBytes);
+    if (first === 0) return Grow.No;
+    const now = items.clock.now;
+    let donor = 0;
+    let donorAge = -1;
+    for (let c = first; c <= slabs.largestClass; c++) {
+      if (c === hdrCls || slabs.pagesPerClass[c] <= MIN_DONOR_PAGES) continue;
+      const tail = items.lruTail[(c << 2) | COLD_LRU];
+      const age = tail !== 0 ? now - items.atime(tail) : 0;
+      if (age > donorAge) {
+        donor = c;
+        donorAge = age;
+      }
+    }
+    if (donor === 0) return Grow.No;
+    // The page holding the donor's oldest item first; if an item there is in use (being
+    // filled by a connection), a few others of the class.
+    const tail = items.lruTail[(donor << 2) | COLD_LRU];
+    const candidates: number[] = tail !== 0 ? [refPage(tail)] : [];
+    for (let p = 0; p < slabs.pages.length && candidates.length < DONOR_PAGE_TRIES; p++) {
+      if (slabs.pageClass[p] === donor && p !== candidates[0]) candidates.push(p);
+    }
+    for (const page of candidates) {
+      const saved: MovedRecord[] = [];
+      let tookItem = false;
+      items.coldTierBusy = true;
+      const moved = items.movePageTo(page, hdrCls, (r) => {
+        if (r === ref) tookItem = true;
+        return this.stashForMove(r, saved);
+      });
+      if (moved) for (const m of saved) this.relinkMoved(m);
+      items.coldTierBusy = false;
+      if (!moved) continue;
+      this.log(2, `extstore: page ${page} moved from class ${donor} to header class ${hdrCls} (${saved.length} values written)`);
+      return tookItem ? Grow.TookItem : Grow.Yes;
+    }
+    return Grow.No;
+  }
+
+  /** Write an item of a page being moved to extstore; remember what its header needs. */
+  private stashForMove(ref: number, saved: MovedRecord[]): boolean {
+    const items = this.items;
+    if (items.isHdr(ref) || items.isDead(ref)) return false;
+    const nkey = items.nkey(ref);
+    const nbytes = items.nbytes(ref);
+    if (items.memcachedItemTotal(nkey, nbytes, items.flags(ref)) < this.minItemTotal()) return false;
+    const len = RECORD_HEADER_BYTES + nkey + nbytes;
+    const ext = this.ext;
+    if (!ext.writeRequest(this.bucketFor(ref), len)) return false;
+    const slot = ext.slot;
+    const crc = this.copyRecord(ref, slot.buf, slot.bufOffset, len);
+    ext.writeCommit(len);
+    const ko = items.keyOffset(ref);
+    saved.push({
+      key: Buffer.from(items.page(ref).subarray(ko, ko + nkey)),
+      hash: items.hashOf(ref),
+      flags: items.flags(ref),
+      exptime: items.exptime(ref),
+      nbytes,
+      cas: items.cas(ref),
+      keyBinary: items.keyBinary(ref),
+      pageId: slot.pageId,
+      version: slot.version,
+      offset: slot.offset,
+      len,
+      crc,
+    });
+    return true;
+  }
+
+  private relinkMoved(m: MovedRecord): void {
+    const items = this.items;
+    const hdr = items.allocHdr(m.key, 0, m.key.length, m.flags, m.exptime, m.nbytes);
+    if (hdr === 0) {
+      this.ext.delete(m.pageId, m.version, 1, m.len);
+      return;
+    }
+    if (m.keyBinary) items.setKeyBinary(hdr);
+    this.setPointer(hdr, m.pageId, m.version, m.offset, m.len, m.crc);
+    items.linkMoved(hdr, m.hash, 0, m.cas);
+  }
+
+  /**
+   * ext_item_age: write COLD items idle longer than that even while memory is not full
+   * (memcached's storage writer thread). Bounded work per call; called by the LRU maintainer.
+   */
+  maintain(): void {
+    const age = this.settings.extItemAgeSeconds;
+    if (age >= ITEM_AGE_NEVER || this.stopped) return;
+    const items = this.items;
+    const slabs = items.slabs;
+    const now = items.clock.now;
+    let budget = AGE_WRITES_PER_PASS;
+    // Every class: a chunked item's head lives in a small class.
+    for (let cls = 1; cls <= slabs.largestClass && budget > 0; cls++) {
+      let tries = 5;
+      let ref = items.lruTail[(cls << 2) | COLD_LRU];
+      while (ref !== 0 && budget > 0 && tries > 0) {
+        const prev = items.prev(ref);
+        if (now - items.atime(ref) <= age) break;
+        if (items.isHdr(ref) || items.isDead(ref) || !this.writeItem(ref)) tries--;
+        else budget--;
+        ref = prev;
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- read path
+
+  /**
+   * Read header item `ref`'s value. `done` runs once: at once when the record is still in a
+   * write buffer or cannot be read, otherwise when the disk read completes. A record that
+   * is gone or fails its checks is a miss, and the header item is unlinked (memcached).
+   */
+  fetch(ref: number, done: FetchCallback): void {
+    this.counters.get_extstore++;
+    this.fetchOnce(ref, done, this.items.cas(ref), this.items.hashOf(ref), false);
+  }
+
+  private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean): void {
+    const items = this.items;
+    const u = items.u32(ref);
+    const pw = items.hdrPointerWord(ref);
+    const pageId = u[pw];
+    const version = u[pw + 1];
+    const offset = u[pw + 2];
+    const len = u[pw + 3];
+    const crc = u[pw + 4];
+    const nkey = items.nkey(ref);
+    const nbytes = items.nbytes(ref);
+    this.inReadCall = true;
+    this.ext.read(pageId, version, offset, len, (result, buf, start) => {
+      const sync = this.inReadCall;
+      if (result === ReadResult.Busy) {
+        this.counters.get_oom_extstore++;
+        done(false, EMPTY, 0);
+        return;
+      }
+      if (result === ReadResult.Ok && this.recordOk(buf, start, len, crc, nkey, nbytes)) {
+        done(true, buf, start + RECORD_HEADER_BYTES + nkey);
+        // A value still in a write buffer is in memory already; recache only what came from disk.
+        if (!sync) this.maybeRecache(ref, pageId, version, offset, buf, start, nkey, nbytes);
+        return;
+      }
+      // Compaction may have moved the record while the read was queued: follow it once.
+      if (result === ReadResult.Stale && !retried && !sync && this.movedSince(ref, cas, hash, pageId, version, offset)) {
+        this.fetchOnce(ref, done, cas, hash, true);
+        return;
+      }
+      if (result === ReadResult.Ok) {
+        this.counters.badcrc_from_extstore++;
+        this.ext.logOnce('badcrc', `extstore: a value failed its checksum (page ${pageId}); answered as a miss (logged once)`);
+      }
+      this.counters.miss_from_extstore++;
+      done(false, EMPTY, 0);
+      // The caller may still be using `ref` when this runs synchronously: unlink later.
+      if (sync) queueMicrotask(() => this.dropHeader(ref, pageId, version, offset));
+      else this.dropHeader(ref, pageId, version, offset);
+    });
+    this.inReadCall = false;
+  }
+
+  /** Is `ref` still the same item (CAS and key hash) with its record moved elsewhere? */
+  private movedSince(ref: number, cas: number, hash: number, pageId: number, version: number, offset: number): boolean {
+    const items = this.items;
+    const word = items.u32(ref)[items.w(ref)];
+    if ((word & 3) !== KIND_ITEM || (word & IF_LINKED) === 0 || (word & HDR_BIT) === 0) return false;
+    if (this.sameHeader(ref, pageId, version, offset)) return false;
+    return items.cas(ref) === cas && items.hashOf(ref) === hash;
+  }
+
+  private recordOk(buf: Buffer, start: number, len: number, crc: number, nkey: number, nbytes: number): boolean {
+    if (buf.length < start + len || len < RECORD_HEADER_BYTES) return false;
+    if (buf.readUInt32LE(start) !== len || buf.readUInt32LE(start + 4) !== crc) return false;
+    if (buf.readUInt32LE(start + 8) !== nbytes || buf.readUInt32LE(start + 12) !== nkey) return false;
+    return crc32(buf, start + 8, start + len) === crc;
+  }
+
+  /** Is `ref` still the linked header item that pointed at (page, version, offset)? */
+  private sameHeader(ref: number, pageId: number, version: number, offset: number): boolean {
+    const items = this.items;
+    const u = items.u32(ref);
+    const word = u[items.w(ref)];
+    if ((word & 3) !== KIND_ITEM || (word & IF_LINKED) === 0 || (word & HDR_BIT) === 0) return false;
+    const pw = items.hdrPointerWord(ref);
+    return u[pw] === pageId && u[pw + 1] === version && u[pw + 2] === offset;
+  }
+
+  private dropHeader(ref: number, pageId: number, version: number, offset: number): void {
+    if (this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
+    this.items.unlink(ref, this.items.hashOf(ref));
+  }
+
+  /**
+   * memcached's recache: a header hit twice (FETCHED, then ACTIVE or moved to WARM) within
+   * ITEM_UPDATE_INTERVAL goes back to memory once every ext_recache_rate such reads. The
+   * CAS is kept (memcached assigns a new one; a value moved between tiers has not changed).
+   */
+  private maybeRecache(ref: number, pageId: number, version: number, offset: number, buf: Buffer, start: number,
+    nkey: number, nbytes: number): void {
+    const rate = this.settings.extRecacheRate;
+    if (rate === 0 || this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
+    const items = this.items;
+    const f = items.iflags(ref);
+    const hitTwice = (f & IF_FETCHED) !== 0 && ((f & IF_ACTIVE) !== 0 || items.segment(ref) === WARM_LRU);
+    if (!hitTwice || items.atime(ref) <= items.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) return;
+    if (this.recacheCounter++ % rate !== 0) return;
+    const pin = items.flushPinned;
+    items.flushPinned = ref;
+    const fresh = items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes);
+    items.flushPinned = pin;
+    if (fresh === 0) return;
+    if (!this.sameHeader(ref, pageId, version, offset)) {
+      items.free(fresh);
+      return;
+    }
+    const vs = start + RECORD_HEADER_BYTES + nkey;
+    items.writeValue(fresh, 0, buf, vs, vs + nbytes);
+    if (items.keyBinary(ref)) items.setKeyBinary(fresh);
+    items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
+    items.replaceKeepingCas(ref, fresh);
+    this.counters.recache_from_extstore++;
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  private idleCompactMs(): number {
+    return Math.max(COMPACT_STEP_MS, Math.floor(this.settings.extMaxSleepMicros / 1000));
+  }
+
+  private scheduleCompaction(ms: number): void {
+    if (this.stopped) return;
+    this.compactTimer = setTimeout(() => this.compactStep(), ms);
+    this.compactTimer.unref();
+  }
+
+  /** memcached's storage_compact_check: the page to compact, if any. */
+  private pickCompaction(): Compaction | null {
+    const ext = this.ext;
+    const s = this.settings;
+    const free = ext.pagesFree;
+    const count = ext.pageCount;
+    if (count - free === 0 || free > s.extCompactUnderPages) return null;
+    const fragLimit = ext.pageBytes * (1 - free / count) * s.extMaxFrag;
+    let low: Compaction | null = null;
+    let lowest: Compaction | null = null;
+    ext.pageData((id, version, bytes, bucket) => {
+      if (version === 0 || bucket === BUCKET_LOWTTL) return;
+      if (lowest === null || version < lowest.version) lowest = { pageId: id, version, offset: 0, dropUnread: false };
+      if (bytes < fragLimit && (low === null || version < low.version)) {
+        low = { pageId: id, version, offset: 0, dropUnread: false };
+      }
+    });
+    if (low !== null) return low;
+    if (lowest !== null && s.extDropUnread && free <= s.extDropUnderPages) {
+      (lowest as Compaction).dropUnread = true;
+      return lowest;
+    }
+    return null;
+  }
+
+  /** One step: pick a page, or read back one write buffer of it and rescue what is live. */
+  compactStep(): void {
+    this.compactTimer = null;
+    if (this.stopped) return;
+    if (this.compaction === null) {
+      this.compaction = this.pickCompaction();
+      if (this.compaction === null) {
+        this.scheduleCompaction(this.idleCompactMs());
+        return;
+      }
+      this.log(2, `extstore: compacting page ${this.compaction.pageId}`);
+    }
+    const c = this.compaction;
+    const ext = this.ext;
+    if (c.offset >= ext.pageBytes) {
+      ext.closePage(c.pageId, c.version);
+      this.compaction = null;
+      this.scheduleCompaction(COMPACT_STEP_MS);
+      return;
+    }
+    ext.read(c.pageId, c.version, c.offset, ext.wbufBytes, (result, buf, start) => {
+      if (this.stopped) return;
+      if (result === ReadResult.Ok) {
+        this.readback(c, buf, start);
+        c.offset += ext.wbufBytes;
+      } else if (result !== ReadResult.Busy) {
+        // The page went away (evicted, emptied, lost to a fault): nothing left to rescue.
+        this.compaction = null;
+      }
+      this.scheduleCompaction(COMPACT_STEP_MS);
+    });
+  }
+
+  /** memcached's storage_compact_readback: rewrite live records of one write buffer. */
+  private readback(c: Compaction, buf: Buffer, start: number): void {
+    const items = this.items;
+    const ext = this.ext;
+    const end = start + ext.wbufBytes;
+    const now = items.clock.now;
+    let pos = start;
+    while (pos + RECORD_HEADER_BYTES <= end) {
+      const len = buf.readUInt32LE(pos);
+      if (len === 0) break; // the zeroed tail of the buffer
+      if (len < RECORD_HEADER_BYTES || pos + len > end) break;
+      const nkey = buf.readUInt32LE(pos + 12);
+      const ks = pos + RECORD_HEADER_BYTES;
+      if (nkey > 0 && nkey <= 250) {
+        const ref = items.index.find(hashKey(buf, ks, nkey), buf, ks, nkey);
+        const offset = c.offset + (pos - start);
+        if (ref !== 0 && this.sameHeader(ref, c.pageId, c.version, offset)) {
+          const exp = items.exptime(ref);
+          if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len);
+        }
+      }
+      pos += len;
+    }
+  }
+
+  private rescue(c: Compaction, ref: number, buf: Buffer, pos: number, len: number): void {
+    const items = this.items;
+    const ext = this.ext;
+    ext.delete(c.pageId, c.version, 1, len);
+    if (c.dropUnread && items.segment(ref) === COLD_LRU) {
+      this.counters.extstore_compact_skipped++;
+      return;
+    }
+    if (!ext.writeRequest(BUCKET_COMPACT, len)) {
+      this.counters.extstore_compact_lost++;
+      return;
+    }
+    const slot = ext.slot;
+    buf.copy(slot.buf, slot.bufOffset, pos, pos + len);
+    ext.writeCommit(len);
+    const u = items.u32(ref);
+    const pw = items.hdrPointerWord(ref);
+    u[pw] = slot.pageId;
+    u[pw + 1] = slot.version;
+    u[pw + 2] = slot.offset;
+    this.counters.extstore_compact_rescues++;
+  }
+}

@@ -1,0 +1,769 @@
+/**
+ * Extstore: the flash tier, as a library behind a narrow interface (memcached's extstore.h).
+ * It stores opaque byte records in pages on disk and knows nothing about items, keys or
+ * protocols; src/engine/storage.ts decides what to write and what a record means.
+ *
+ * Goals: a write never waits for the disk (it lands in a write buffer or fails at once); reads
+ * never block the event loop (node:fs on libuv's thread pool); a pointer to a page that was
+ * evicted or reused reads as a miss (page versions); deletes only adjust counters; disk faults
+ * are counted, logged once and turned into misses, never into a crash.
+ * Non-goals: checksums and record layout (the caller's), persistence across restarts (the
+ * files are truncated at start, as memcached does), O_DIRECT.
+ *
+ *   file 0: [page 0][page 2][page 4]...     pages are striped over the files, one page at a time
+ *   file 1: [page 1][page 3][page 5]...
+ *
+ *   page (pageBytes): [wbuf][wbuf][wbuf]...  written one write buffer at a time, each buffer
+ *                     records packed        zero-filled past its last record
+ *
+ * A page is free, or has a version (unique, never reused) and belongs to a bucket. Each
+ * bucket has one page being filled; its current write buffer takes records until the next
+ * does not fit, then is flushed asynchronously while the next buffer fills. A page whose
+ * buffers are all on disk and which has no room left is "inactive": it can be evicted
+ * (oldest version first, when a page is needed and none is free), compacted by the caller
+ * (readback + closePage), or freed when its last object is deleted.
+ *
+ * Reads of records still in a write buffer are served from memory, synchronously; the rest
+ * go to the thread pool, at most `readsInFlightMax` at a time, the others queued in order.
+ */
+import * as fs from 'node:fs';
+
+/** memcached's page buckets (storage.c). */
+export const BUCKET_DEFAULT = 0;
+export const BUCKET_COMPACT = 1;
+export const BUCKET_CHUNKED = 2;
+export const BUCKET_LOWTTL = 3;
+export const BUCKET_COUNT = 4;
+
+/** Write buffers allocated at most: two per bucket, so one can fill while the other flushes. */
+const WBUFS_PER_BUCKET = 2;
+/** After a failed write, new writes pause this long (doubling up to the max) before retrying. */
+const WRITE_PAUSE_MS_MIN = 1000;
+const WRITE_PAUSE_MS_MAX = 60_000;
+/** How often the files are checked for having been removed or truncated underneath. */
+const FILE_CHECK_MS = 1000;
+
+/** The file operations extstore uses; tests replace them to inject faults. */
+export interface ExtstoreIo {
+  read(fd: number, buf: Buffer, off: number, len: number, pos: number,
+    cb: (err: NodeJS.ErrnoException | null, bytesRead: number) => void): void;
+  write(fd: number, buf: Buffer, off: number, len: number, pos: number,
+    cb: (err: NodeJS.ErrnoException | null, written: number) => void): void;
+  fstat(fd: number, cb: (err: NodeJS.ErrnoException | null, st: fs.Stats) => void): void;
+  /** Create (or truncate) and open a file for reading and writing. */
+  open(path: string, cb: (err: NodeJS.ErrnoException | null, fd: number) => void): void;
+  close(fd: number): void;
+}
+
+export const nodeIo: ExtstoreIo = {
+  read: (fd, buf, off, len, pos, cb) => fs.read(fd, buf, off, len, pos, cb),
+  write: (fd, buf, off, len, pos, cb) => fs.write(fd, buf, off, len, pos, cb),
+  fstat: (fd, cb) => fs.fstat(fd, cb),
+  open: (path, cb) => fs.open(path, 'w+', 0o644, cb),
+  close: (fd) => fs.close(fd, () => {}),
+};
+
+export interface ExtstoreFileConfig {
+  path: string;
+  pageCount: number;
+}
+
+export interface ExtstoreConfig {
+  pageBytes: number;
+  wbufBytes: number;
+  files: ExtstoreFileConfig[];
+  /** Disk reads handed to the thread pool at once; more wait in a queue. */
+  readsInFlightMax: number;
+  /** Bytes of reads queued or in flight beyond which read() refuses (ReadResult.Busy). */
+  readBytesQueuedMax: number;
+  io?: ExtstoreIo;
+  log?: (level: number, message: string) => void;
+}
+
+export const enum ReadResult {
+  Ok = 0,
+  /** The page was evicted, compacted, lost to a fault, or reused: the record is gone. */
+  Stale = 1,
+  /** The read failed (EIO and friends). */
+  IoError = 2,
+  /** Fewer bytes than asked for: the file was truncated underneath. */
+  ShortRead = 3,
+  /** Too many reads queued; nothing was read. */
+  Busy = 4,
+}
+
+/** `buf[start, start + len)` is the record; valid only during the callback. */
+export type ReadCallback = (result: ReadResult, buf: Buffer, start: number) => void;
+
+/** memcached's struct extstore_stats counters, plus fault counters of our own. */
+export class ExtstoreCounters {
+  page_allocs = 0;
+  page_evictions = 0;
+  page_reclaims = 0;
+  objects_evicted = 0;
+  objects_read = 0;
+  objects_written = 0;
+  objects_used = 0;
+  bytes_evicted = 0;
+  bytes_written = 0;
+  bytes_read = 0;
+  bytes_used = 0;
+  // faults (not in memcached)
+  read_errors = 0;
+  short_reads = 0;
+  write_errors = 0;
+  write_enospc = 0;
+  files_removed = 0;
+  files_truncated = 0;
+  pages_lost = 0;
+  objects_lost = 0;
+  writes_refused = 0;
+}
+
+class Wbuf {
+  readonly buf: Buffer;
+  page: Page | null = null;
+  version = 0;
+  /** Offset of this buffer within its page. */
+  pageOffset = 0;
+  used = 0;
+  submitted = false;
+  flushed = false;
+
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafeSlow(bytes);
+  }
+}
+
+class Page {
+  version = 0;
+  bucket = 0;
+  objCount = 0;
+  bytesUsed = 0;
+  /** Bytes of the page handed to write buffers. */
+  allocated = 0;
+  /** Bytes from the page start known to be on disk. */
+  written = 0;
+  free = true;
+  /** Being written: has room left, or buffers not yet on disk. */
+  active = false;
+  /** Write buffers of this page not yet on disk, in page order (the last may be filling). */
+  readonly wbufs: Wbuf[] = [];
+
+  constructor(
+    readonly id: number,
+    readonly file: StoreFile,
+    /** Byte offset of the page within its file. */
+    readonly offset: number,
+  ) {}
+}
+
+class StoreFile {
+  fd = -1;
+  usable = false;
+  reopening = false;
+  readonly pages: Page[] = [];
+  constructor(readonly path: string, readonly index: number) {}
+}
+
+interface DiskRead {
+  page: Page;
+  version: number;
+  pos: number;
+  len: number;
+  cb: ReadCallback;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** The files could not be opened at startup: memcached exits 1 with this message. */
+export class ExtstoreInitError extends Error {
+  readonly exitCode = 1;
+}
+
+export class Extstore {
+  readonly pageBytes: number;
+  readonly wbufBytes: number;
+  readonly pages: Page[] = [];
+  readonly files: StoreFile[] = [];
+  readonly counters = new ExtstoreCounters();
+  io: ExtstoreIo;
+  log: (level: number, message: string) => void;
+
+  /** Where the last successful writeRequest() put the caller's record. */
+  readonly slot: { buf: Buffer; bufOffset: number; pageId: number; version: number; offset: number } =
+    { buf: EMPTY, bufOffset: 0, pageId: 0, version: 0, offset: 0 };
+  private slotWbuf: Wbuf | null = null;
+
+  private readonly freePages: Page[] = [];
+  private readonly bucketPage: (Page | null)[] = new Array<Page | null>(BUCKET_COUNT).fill(null);
+  private readonly wbufPool: Wbuf[] = [];
+  private wbufCount = 0;
+  private readonly wbufCountMax = BUCKET_COUNT * WBUFS_PER_BUCKET;
+  private nextVersion = 1;
+  private readonly readQueue: DiskRead[] = [];
+  private readQueueHead = 0;
+  private readsInFlight = 0;
+  private readBytesQueued = 0;
+  private writesInFlight = 0;
+  private readonly readsInFlightMax: number;
+  private readonly readBytesQueuedMax: number;
+  private writePauseMs = WRITE_PAUSE_MS_MIN;
+  private writesPausedUntil = 0;
+  private readonly logged = new Set<string>();
+  private checkTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  /** Open (create, truncate) every file synchronously; throws with the file named on failure. */
+  constructor(conf: ExtstoreConfig) {
+    if (conf.pageBytes % conf.wbufBytes !== 0) throw new Error('page_size must be divisible by wbuf_size');
+    if (conf.files.length === 0) throw new Error('extstore needs at least one file');
+    this.pageBytes = conf.pageBytes;
+    this.wbufBytes = conf.wbufBytes;
+    this.readsInFlightMax = Math.max(1, conf.readsInFlightMax);
+    this.readBytesQueuedMax = conf.readBytesQueuedMax;
+    this.io = conf.io ?? nodeIo;
+    this.log = conf.log ?? (() => {});
+    const remaining: number[] = [];
+    for (let i = 0; i < conf.files.length; i++) {
+      const f = new StoreFile(conf.files[i].path, i);
+      try {
+        // memcached opens with O_CREAT and truncates: a restart starts with an empty tier.
+        f.fd = fs.openSync(f.path, 'w+', 0o644);
+      } catch (e) {
+        for (const g of this.files) fs.closeSync(g.fd);
+        throw new ExtstoreInitError(`Failed to initialize external storage: failed to open file ${f.path}: ` +
+          `${(e as Error).message}`);
+      }
+      f.usable = true;
+      this.files.push(f);
+      remaining.push(conf.files[i].pageCount);
+    }
+    // Interleave pages over the files: page n goes to the next file that still has room.
+    const total = remaining.reduce((a, b) => a + b, 0);
+    let fi = -1;
+    for (let id = 0; id < total; id++) {
+      do fi = (fi + 1) % this.files.length; while (remaining[fi] === 0);
+      remaining[fi]--;
+      const file = this.files[fi];
+      const page = new Page(id, file, file.pages.length * this.pageBytes);
+      file.pages.push(page);
+      this.pages.push(page);
+      this.freePages.push(page);
+    }
+  }
+
+  /** Start the periodic check for files removed or truncated underneath. */
+  start(): void {
+    if (this.checkTimer !== null) return;
+    this.checkTimer = setInterval(() => this.checkFiles(), FILE_CHECK_MS);
+    this.checkTimer.unref();
+  }
+
+  /** Stop timers and close the files; later callbacks are ignored. */
+  close(): void {
+    this.closed = true;
+    if (this.checkTimer !== null) clearInterval(this.checkTimer);
+    this.checkTimer = null;
+    for (const f of this.files) {
+      if (f.fd >= 0) {
+        try {
+          fs.closeSync(f.fd);
+        } catch {
+          // already gone
+        }
+      }
+      f.fd = -1;
+      f.usable = false;
+    }
+  }
+
+  get pageCount(): number {
+    return this.pages.length;
+  }
+
+  get pagesFree(): number {
+    return this.freePages.length;
+  }
+
+  get ioQueue(): number {
+    return this.readsInFlight + (this.readQueue.length - this.readQueueHead) + this.writesInFlight;
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Reserve `len` bytes for a record in `bucket`'s current write buffer. On true, `slot` says
+   * where to copy the record (slot.buf at slot.bufOffset) and where it will live (page id,
+   * version, offset); the caller then calls writeCommit(len) before doing anything else with
+   * this store. False when the record cannot be taken now (buffers busy flushing, writes
+   * paused after a fault, too large): the caller simply does not write.
+   */
+  writeRequest(bucket: number, len: number): boolean {
+    this.slotWbuf = null;
+    if (this.closed || len <= 0 || len > this.wbufBytes) return false;
+    if (this.writesPausedUntil !== 0) {
+      if (Date.now() < this.writesPausedUntil) {
+        this.counters.writes_refused++;
+        return false;
+      }
+      this.writesPausedUntil = 0;
+    }
+    let page = this.bucketPage[bucket];
+    if (page === null) {
+      page = this.allocatePage(bucket);
+      if (page === null) return false;
+    }
+    let w = page.wbufs.length > 0 ? page.wbufs[page.wbufs.length - 1] : null;
+    if (w !== null && (w.submitted || w.used + len > this.wbufBytes)) {
+      if (!w.submitted) this.submit(w);
+      w = null;
+    }
+    if (w === null) {
+      if (page.allocated >= this.pageBytes) {
+        // This page is full; it stays active until its buffers are on disk.
+        this.bucketPage[bucket] = null;
+        page = this.allocatePage(bucket);
+        if (page === null) return false;
+      }
+      w = this.takeWbuf();
+      if (w === null) return false;
+      w.page = page;
+      w.version = page.version;
+      w.pageOffset = page.allocated;
+      w.used = 0;
+      w.submitted = false;
+      w.flushed = false;
+      page.allocated += this.wbufBytes;
+      page.wbufs.push(w);
+    }
+    const slot = this.slot;
+    slot.buf = w.buf;
+    slot.bufOffset = w.used;
+    slot.pageId = page.id;
+    slot.version = page.version;
+    slot.offset = w.pageOffset + w.used;
+    this.slotWbuf = w;
+    return true;
+  }
+
+  /** Account a record copied into the slot of the last successful writeRequest(). */
+  writeCommit(len: number): void {
+    const w = this.slotWbuf;
+    if (w === null || w.page === null) throw new Error('writeCommit without a writeRequest');
+    this.slotWbuf = null;
+    w.used += len;
+    const page = w.page;
+    page.objCount++;
+    page.bytesUsed += len;
+    const c = this.counters;
+    c.bytes_written += len;
+    c.bytes_used += len;
+    c.objects_written++;
+    c.objects_used++;
+  }
+
+  /** Flush every partly filled write buffer now (tests, shutdown); normally buffers flush when full. */
+  flushAll(): void {
+    for (const page of this.bucketPage) {
+      if (page === null || page.wbufs.length === 0) continue;
+      const w = page.wbufs[page.wbufs.length - 1];
+      if (!w.submitted && w.used > 0) this.submit(w);
+    }
+  }
+
+  private takeWbuf(): Wbuf | null {
+    const w = this.wbufPool.pop();
+    if (w !== undefined) return w;
+    if (this.wbufCount >= this.wbufCountMax) return null;
+    this.wbufCount++;
+    return new Wbuf(this.wbufBytes);
+  }
+
+  private releaseWbuf(w: Wbuf): void {
+    w.page = null;
+    w.version = 0;
+    this.wbufPool.push(w);
+  }
+
+  private submit(w: Wbuf): void {
+    const page = w.page as Page;
+    w.submitted = true;
+    // Zero the tail so a reader walking the buffer (compaction) sees where records end.
+    w.buf.fill(0, w.used);
+    const file = page.file;
+    this.writesInFlight++;
+    this.io.write(file.fd, w.buf, 0, this.wbufBytes, page.offset + w.pageOffset, (err, written) => {
+      this.writesInFlight--;
+      if (this.closed) return;
+      if (err === null && written !== this.wbufBytes) {
+        err = Object.assign(new Error(`short write of ${written} bytes`), { code: 'EIO' }) as NodeJS.ErrnoException;
+      }
+      this.onWritten(w, err);
+    });
+  }
+
+  private onWritten(w: Wbuf, err: NodeJS.ErrnoException | null): void {
+    w.flushed = true;
+    const page = w.page;
+    if (page === null || page.version !== w.version) {
+      // The page was lost to a fault while this buffer was in flight.
+      this.releaseWbuf(w);
+      return;
+    }
+    if (err !== null) {
+      this.counters.write_errors++;
+      if (err.code === 'ENOSPC') this.counters.write_enospc++;
+      this.logOnce(`write:${err.code ?? 'error'}:${page.file.path}`,
+        `extstore: write to ${page.file.path} failed (${err.code ?? err.message}); values in page ${page.id} ` +
+        `are dropped and writes pause for ${this.writePauseMs / 1000}s (logged once)`);
+      this.pauseWrites();
+      this.losePage(page);
+      return;
+    }
+    this.writePauseMs = WRITE_PAUSE_MS_MIN;
+    const wbufs = page.wbufs;
+    while (wbufs.length > 0 && wbufs[0].flushed) {
+      const done = wbufs.shift() as Wbuf;
+      page.written = done.pageOffset + this.wbufBytes;
+      this.releaseWbuf(done);
+    }
+    this.maybeDeactivate(page);
+  }
+
+  private pauseWrites(): void {
+    this.writesPausedUntil = Date.now() + this.writePauseMs;
+    this.writePauseMs = Math.min(WRITE_PAUSE_MS_MAX, this.writePauseMs * 2);
+  }
+
+  /** A page with no room left and every buffer on disk stops being active. */
+  private maybeDeactivate(page: Page): void {
+    if (page.free || !page.active || page.wbufs.length > 0 || page.allocated < this.pageBytes) return;
+    page.active = false;
+    if (this.bucketPage[page.bucket] === page) this.bucketPage[page.bucket] = null;
+    if (page.objCount === 0) this.freePage(page);
+  }
+
+  // ---------------------------------------------------------------- pages
+
+  private allocatePage(bucket: number): Page | null {
+    if (this.freePages.length === 0) this.evictOldest();
+    const page = this.freePages.shift();
+    if (page === undefined) return null;
+    page.version = this.nextVersion++;
+    page.bucket = bucket;
+    page.free = false;
+    page.active = true;
+    page.allocated = 0;
+    page.written = 0;
+    page.objCount = 0;
+    page.bytesUsed = 0;
+    this.bucketPage[bucket] = page;
+    this.counters.page_allocs++;
+    return page;
+  }
+
+  /** memcached's maintenance eviction: drop the inactive page with the oldest version. */
+  private evictOldest(): void {
+    let victim: Page | null = null;
+    for (const p of this.pages) {
+      if (p.free || p.active || p.objCount === 0) continue;
+      if (victim === null || p.version < victim.version) victim = p;
+    }
+    if (victim === null) {
+      // Inactive pages without objects are freed as they empty; none is left to take.
+      return;
+    }
+    const c = this.counters;
+    c.page_evictions++;
+    c.objects_evicted += victim.objCount;
+    c.bytes_evicted += victim.bytesUsed;
+    this.freePage(victim);
+  }
+
+  private freePage(page: Page): void {
+    const c = this.counters;
+    c.objects_used -= page.objCount;
+    c.bytes_used -= page.bytesUsed;
+    c.page_reclaims++;
+    if (this.bucketPage[page.bucket] === page) this.bucketPage[page.bucket] = null;
+    for (const w of page.wbufs) {
+      // Buffers in flight come back through onWritten (version mismatch); idle ones now.
+      if (!w.submitted || w.flushed) this.releaseWbuf(w);
+      else w.page = null;
+    }
+    page.wbufs.length = 0;
+    page.version = 0;
+    page.objCount = 0;
+    page.bytesUsed = 0;
+    page.allocated = 0;
+    page.written = 0;
+    page.bucket = 0;
+    page.active = false;
+    page.free = true;
+    if (page.file.usable) this.freePages.push(page);
+  }
+
+  /** A fault took the page's data: count what was lost and free it. */
+  private losePage(page: Page): void {
+    if (page.free) return;
+    this.counters.pages_lost++;
+    this.counters.objects_lost += page.objCount;
+    this.freePage(page);
+  }
+
+  /** Is a pointer (page id, version) still good? */
+  check(pageId: number, version: number): boolean {
+    const page = this.pages[pageId];
+    return page !== undefined && !page.free && page.version === version;
+  }
+
+  /**
+   * `count` objects of `bytes` in total were removed from a page (deleted, overwritten,
+   * expired, evicted from memory). Only counters change; a page left empty is freed.
+   */
+  delete(pageId: number, version: number, count: number, bytes: number): boolean {
+    const page = this.pages[pageId];
+    if (page === undefined || page.free || page.version !== version) return false;
+    const c = this.counters;
+    const b = Math.min(bytes, page.bytesUsed);
+    const n = Math.min(count, page.objCount);
+    page.bytesUsed -= b;
+    page.objCount -= n;
+    c.bytes_used -= b;
+    c.objects_used -= n;
+    if (page.objCount === 0 && !page.active) this.freePage(page);
+    return true;
+  }
+
+  /** The caller is done with a page (compacted): free it, dropping what is left in it. */
+  closePage(pageId: number, version: number): void {
+    const page = this.pages[pageId];
+    if (page === undefined || page.free || page.version !== version || page.active) return;
+    this.freePage(page);
+  }
+
+  /**
+   * memcached's page data: for each page that is inactive and holds objects, its version,
+   * live bytes and bucket; zeros for the others.
+   */
+  pageData(visit: (id: number, version: number, bytesUsed: number, bucket: number) => void): void {
+    for (const p of this.pages) {
+      if (p.free || p.active || p.objCount === 0) visit(p.id, 0, 0, 0);
+      else visit(p.id, p.version, p.bytesUsed, p.bucket);
+    }
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  /**
+   * Read the record at (page, version, offset) of `len` bytes. The callback runs at once when
+   * the record is still in a write buffer or the pointer is stale, otherwise when the disk
+   * read completes.
+   */
+  read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
+    const page = this.pages[pageId];
+    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
+      cb(ReadResult.Stale, EMPTY, 0);
+      return;
+    }
+    const c = this.counters;
+    if (offset + len > page.written) {
+      for (const w of page.wbufs) {
+        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
+          c.objects_read++;
+          c.bytes_read += len;
+          cb(ReadResult.Ok, w.buf, offset - w.pageOffset);
+          return;
+        }
+      }
+      cb(ReadResult.Stale, EMPTY, 0);
+      return;
+    }
+    if (this.readBytesQueued + len > this.readBytesQueuedMax && this.readsInFlight > 0) {
+      cb(ReadResult.Busy, EMPTY, 0);
+      return;
+    }
+    c.objects_read++;
+    c.bytes_read += len;
+    this.readBytesQueued += len;
+    const req: DiskRead = { page, version, pos: page.offset + offset, len, cb };
+    if (this.readsInFlight < this.readsInFlightMax) this.startRead(req);
+    else this.readQueue.push(req);
+  }
+
+  /**
+   * A synchronous read, for callers that cannot wait (see Storage.readValueSync). Blocks the
+   * event loop for one pread. Null when the record is gone or cannot be read.
+   */
+  readSync(pageId: number, version: number, offset: number, len: number): { buf: Buffer; start: number } | null {
+    const page = this.pages[pageId];
+    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
+      return null;
+    }
+    const c = this.counters;
+    if (offset + len > page.written) {
+      for (const w of page.wbufs) {
+        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
+          c.objects_read++;
+          c.bytes_read += len;
+          return { buf: w.buf, start: offset - w.pageOffset };
+        }
+      }
+      return null;
+    }
+    const buf = Buffer.allocUnsafe(len);
+    let n: number;
+    try {
+      n = fs.readSync(page.file.fd, buf, 0, len, page.offset + offset);
+    } catch (e) {
+      c.read_errors++;
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      this.logOnce(`read:${code}:${page.file.path}`, `extstore: read from ${page.file.path} failed (${code}); answered as a miss (logged once)`);
+      return null;
+    }
+    if (n < len) {
+      c.short_reads++;
+      return null;
+    }
+    c.objects_read++;
+    c.bytes_read += len;
+    return { buf, start: 0 };
+  }
+
+  private startRead(req: DiskRead): void {
+    this.readsInFlight++;
+    const buf = Buffer.allocUnsafe(req.len);
+    this.io.read(req.page.file.fd, buf, 0, req.len, req.pos, (err, n) => {
+      this.readsInFlight--;
+      this.readBytesQueued -= req.len;
+      if (!this.closed) this.pumpReads();
+      this.onRead(req, buf, err, n);
+    });
+  }
+
+  private pumpReads(): void {
+    const q = this.readQueue;
+    while (this.readsInFlight < this.readsInFlightMax && this.readQueueHead < q.length) {
+      const next = q[this.readQueueHead];
+      q[this.readQueueHead++] = undefined as unknown as DiskRead;
+      this.startRead(next);
+    }
+    if (this.readQueueHead === q.length) {
+      q.length = 0;
+      this.readQueueHead = 0;
+    }
+  }
+
+  private onRead(req: DiskRead, buf: Buffer, err: NodeJS.ErrnoException | null, n: number): void {
+    const page = req.page;
+    if (this.closed) {
+      req.cb(ReadResult.Stale, EMPTY, 0);
+      return;
+    }
+    if (err !== null) {
+      this.counters.read_errors++;
+      this.logOnce(`read:${err.code ?? 'error'}:${page.file.path}`,
+        `extstore: read from ${page.file.path} failed (${err.code ?? err.message}); answered as a miss (logged once)`);
+      req.cb(ReadResult.IoError, EMPTY, 0);
+      return;
+    }
+    if (page.version !== req.version) {
+      req.cb(ReadResult.Stale, EMPTY, 0);
+      return;
+    }
+    if (n < req.len) {
+      this.counters.short_reads++;
+      this.logOnce(`short:${page.file.path}`,
+        `extstore: short read from ${page.file.path} (truncated underneath?); answered as a miss (logged once)`);
+      req.cb(ReadResult.ShortRead, EMPTY, 0);
+      return;
+    }
+    req.cb(ReadResult.Ok, buf, 0);
+  }
+
+  // ---------------------------------------------------------------- faults
+
+  /** Log a fault the first time it is seen (per kind and file), never per request. */
+  logOnce(key: string, message: string): void {
+    if (this.logged.has(key)) return;
+    this.logged.add(key);
+    this.log(0, message);
+  }
+
+  /** Look for files removed or truncated underneath (runs every FILE_CHECK_MS). */
+  checkFiles(): void {
+    if (this.closed) return;
+    for (const f of this.files) {
+      if (f.reopening) continue;
+      if (!f.usable) {
+        this.reopen(f);
+        continue;
+      }
+      const fd = f.fd;
+      this.io.fstat(fd, (err, st) => {
+        if (this.closed || f.fd !== fd || !f.usable) return;
+        if (err !== null) {
+          this.logOnce(`fstat:${f.path}`, `extstore: cannot stat ${f.path} (${err.code ?? err.message}) (logged once)`);
+          return;
+        }
+        if (st.nlink === 0) this.fileRemoved(f);
+        else this.truncatedTo(f, st.size);
+      });
+    }
+  }
+
+  private fileRemoved(f: StoreFile): void {
+    this.counters.files_removed++;
+    this.logOnce(`removed:${f.path}`,
+      `extstore: ${f.path} was removed underneath; its values are dropped and the file is created again (logged once)`);
+    f.usable = false;
+    for (const p of f.pages) this.losePage(p);
+    this.removeFreePagesOf(f);
+    this.io.close(f.fd);
+    f.fd = -1;
+    this.reopen(f);
+  }
+
+  private truncatedTo(f: StoreFile, size: number): void {
+    let lost = 0;
+    for (const p of f.pages) {
+      if (p.free || p.written === 0 || p.offset + p.written <= size) continue;
+      this.losePage(p);
+      lost++;
+    }
+    if (lost === 0) return;
+    this.counters.files_truncated++;
+    this.logOnce(`truncated:${f.path}`,
+      `extstore: ${f.path} was truncated underneath to ${size} bytes; values in ${lost} page(s) are dropped (logged once)`);
+  }
+
+  private reopen(f: StoreFile): void {
+    f.reopening = true;
+    this.io.open(f.path, (err, fd) => {
+      f.reopening = false;
+      if (this.closed) {
+        if (err === null) this.io.close(fd);
+        return;
+      }
+      if (err !== null) {
+        this.logOnce(`reopen:${f.path}`,
+          `extstore: cannot create ${f.path} again (${err.code ?? err.message}); its pages stay out of use (logged once)`);
+        return;
+      }
+      f.fd = fd;
+      f.usable = true;
+      for (const p of f.pages) if (p.free) this.freePages.push(p);
+      this.log(1, `extstore: ${f.path} created again`);
+    });
+  }
+
+  private removeFreePagesOf(f: StoreFile): void {
+    let j = 0;
+    for (let i = 0; i < this.freePages.length; i++) {
+      const p = this.freePages[i];
+      if (p.file !== f) this.freePages[j++] = p;
+    }
+    this.freePages.length = j;
+  }
+}

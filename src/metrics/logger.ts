@@ -1,0 +1,315 @@
+/**
+ * The `watch` command's log streams (memcached's logger.c): connections that sent `watch`
+ * receive one text line per event of the streams they asked for, and nothing else.
+ *
+ * What it is for: the hooks the engine and the network layer call (item fetches, stores,
+ * evictions, deletions, connection open/close), formatting memcached 1.6.18's lines, and
+ * delivering them to watchers in batches, with memcached's "skipped=N" when a watcher reads
+ * too slowly.
+ * What it is not for: -v logging to stderr (src/cli/main.ts), the `watch` command's parsing
+ * (src/protocol/text/admin.ts).
+ *
+ * Cost when nobody watches: every hook site tests one bit of `flags`, a plain number field
+ * that is 0 then; nothing is formatted or allocated.
+ *
+ * Line formats (memcached 1.6.18 logger.c; `deleted` is from memcached 1.6.20):
+ *   ts=<sec>.<usec> gid=<n> type=item_get key=<uri> status=found|not_found|flushed|expired clsid=<c> cfd=<id> size=<bytes>
+ *   ts=... type=item_store key=<uri> status=stored|not_stored|exists|not_found|too_large|no_memory cmd=set|add|replace|append|prepend|cas ttl=<s> clsid=<c> cfd=<id> size=<bytes>
+ *   ts=... type=eviction key=<uri> fetch=yes|no ttl=<s or -1> la=<s> clsid=<c> size=<bytes>
+ *   ts=... type=deleted key=<uri> cmd=delete|md clsid=<c> size=<bytes>
+ *   ts=... type=conn_new rip=<ip> rport=<port> transport=tcp|local|udp cfd=<id>
+ *   ts=... type=conn_close rip=<ip> rport=<port> transport=... reason=normal|error|idle_timeout|shutdown cfd=<id>
+ * `<usec>` is not zero-padded (memcached prints it with %d). `cfd` is the connection id that
+ * `stats conns` shows (memcached's file descriptor).
+ *
+ * Delivery: lines are appended to each matching watcher's pending text and written once per
+ * event-loop turn (memcached's logger thread batches the same way). While a watcher's unsent
+ * bytes (socket queue plus pending text) exceed -o watcher_logbuf_size, its lines are dropped
+ * and counted; the next line it gets is preceded by `skipped=<n>`.
+ */
+
+/** memcached's LOG_* stream bits (logger.h). */
+export const LOG_SYSEVENTS = 1 << 1;
+export const LOG_FETCHERS = 1 << 2;
+export const LOG_MUTATIONS = 1 << 3;
+export const LOG_CONNEVENTS = 1 << 5;
+export const LOG_EVICTIONS = 1 << 6;
+export const LOG_RAWCMDS = 1 << 9;
+export const LOG_PROXYREQS = 1 << 10;
+export const LOG_PROXYEVENTS = 1 << 11;
+export const LOG_PROXYUSER = 1 << 12;
+export const LOG_DELETIONS = 1 << 13;
+
+/**
+ * `watch` arguments and their streams. memcached 1.6.18 accepts rawcmds, sysevents and the
+ * proxy streams but never writes to them outside its proxy; so here. `deletions` arrived in
+ * memcached 1.6.20.
+ */
+export const WATCH_STREAMS: ReadonlyMap<string, number> = new Map([
+  ['rawcmds', LOG_RAWCMDS],
+  ['evictions', LOG_EVICTIONS],
+  ['fetchers', LOG_FETCHERS],
+  ['mutations', LOG_MUTATIONS],
+  ['sysevents', LOG_SYSEVENTS],
+  ['connevents', LOG_CONNEVENTS],
+  ['proxyreqs', LOG_PROXYREQS],
+  ['proxyevents', LOG_PROXYEVENTS],
+  ['proxyuser', LOG_PROXYUSER],
+  ['deletions', LOG_DELETIONS],
+]);
+
+/** memcached's WATCHER_LIMIT. */
+export const WATCHERS_MAX = 20;
+
+/** memcached's logger.c status maps, indexed as its enums are. */
+export const enum FetchStatus {
+  NotFound = 0,
+  Found = 1,
+  Flushed = 2,
+  Expired = 3,
+}
+const FETCH_STATUS = ['not_found', 'found', 'flushed', 'expired'];
+
+export type StoreStatus = 'stored' | 'not_stored' | 'exists' | 'not_found' | 'too_large' | 'no_memory';
+export type StoreCommand = 'set' | 'add' | 'replace' | 'append' | 'prepend' | 'cas';
+export type DeleteCommand = 'delete' | 'md';
+export type CloseReason = 'normal' | 'error' | 'idle_timeout' | 'shutdown';
+/** memcached's transport names: unix sockets are "local". */
+export type LogTransport = 'tcp' | 'local' | 'udp';
+
+/**
+ * Where a watcher's lines go: a connection's out-of-band write (ConnectionInfo.push). Writes
+ * `data` (nothing when empty) and returns the bytes still queued on the socket, or -1 when
+ * the connection is closing or closed.
+ */
+export type WatchPush = (data: Buffer) => number;
+
+export interface WatchCounters {
+  /** Lines formatted (memcached's log_worker_written). */
+  workerWritten: number;
+  /** Lines lost before any watcher saw them (always 0 here: nothing is buffered per worker). */
+  workerDropped: number;
+  /** Lines a slow watcher did not get (log_watcher_skipped). */
+  watcherSkipped: number;
+  /** Lines handed to watchers (log_watcher_sent). */
+  watcherSent: number;
+}
+
+/** One watching connection. */
+export class Watcher {
+  pending = '';
+  skipped = 0;
+  /** Socket backlog as of the last write. */
+  backlogBytes = 0;
+  closed = false;
+
+  constructor(
+    readonly streams: number,
+    readonly push: WatchPush,
+    readonly clientId: number,
+  ) {}
+}
+
+const UNRESERVED = (() => {
+  const t = new Uint8Array(256);
+  for (let c = 0; c < 256; c++) {
+    const ch = String.fromCharCode(c);
+    if (/[A-Za-z0-9\-._~]/.test(ch)) t[c] = 1;
+  }
+  return t;
+})();
+const HEX = '0123456789ABCDEF';
+
+/** memcached's uriencode: every byte but [A-Za-z0-9-._~] as %XX. */
+export function uriEncodeKey(key: Uint8Array, start: number, len: number): string {
+  let out = '';
+  for (let i = start; i < start + len; i++) {
+    const c = key[i];
+    out += UNRESERVED[c] === 1 ? String.fromCharCode(c) : '%' + HEX[c >> 4] + HEX[c & 15];
+  }
+  return out;
+}
+
+export class WatchLogger {
+  /**
+   * Union of the streams someone watches. Hook sites test `(logger.flags & LOG_X) !== 0`
+   * before calling anything.
+   */
+  flags = 0;
+  /** The connection being served (sessions set it per read event): `cfd` in lines. */
+  clientId = 0;
+  readonly counters: WatchCounters = { workerWritten: 0, workerDropped: 0, watcherSkipped: 0, watcherSent: 0 };
+  /** Called with the new `flags` whenever watchers come or go (the engine installs its eviction hook). */
+  onStreamsChanged: ((flags: number) => void) | null = null;
+  private readonly watchers: Watcher[] = [];
+  private gid = 0;
+  private flushScheduled = false;
+  private readonly flushBound = (): void => this.flush();
+
+  /** @param bufferBytesMax -o watcher_logbuf_size: unsent bytes a watcher may hold before lines are skipped. */
+  constructor(private readonly bufferBytesMax: number) {
+    if (!(Number.isSafeInteger(bufferBytesMax) && bufferBytesMax > 0)) throw new Error(`watcher buffer ${bufferBytesMax}`);
+  }
+
+  get watcherCount(): number {
+    return this.watchers.length;
+  }
+
+  /** `stats reset` (memcached zeroes its log_* counters with the others). */
+  resetCounters(): void {
+    const c = this.counters;
+    c.workerWritten = 0;
+    c.workerDropped = 0;
+    c.watcherSkipped = 0;
+    c.watcherSent = 0;
+  }
+
+  /** Register a watcher; null when WATCHERS_MAX are already watching. */
+  add(streams: number, push: WatchPush, clientId: number): Watcher | null {
+    if (this.watchers.length >= WATCHERS_MAX) return null;
+    const w = new Watcher(streams, push, clientId);
+    this.watchers.push(w);
+    this.updateFlags();
+    return w;
+  }
+
+  remove(w: Watcher): void {
+    w.closed = true;
+    const i = this.watchers.indexOf(w);
+    if (i < 0) return;
+    this.watchers.splice(i, 1);
+    this.updateFlags();
+  }
+
+  // --- hooks (call only after testing the stream's bit in `flags`)
+
+  itemGet(status: FetchStatus, key: Uint8Array, keyStart: number, keyLen: number, clsid: number, nbytes: number): void {
+    this.emit(LOG_FETCHERS, `type=item_get key=${uriEncodeKey(key, keyStart, keyLen)} status=${FETCH_STATUS[status]} ` +
+      `clsid=${clsid} cfd=${this.clientId} size=${nbytes}`);
+  }
+
+  /**
+   * `keyText` from uriEncodeKey; `ttlSeconds` is exptime minus now (0: no expiry), printed
+   * as the unsigned 32-bit number memcached prints.
+   */
+  itemStore(status: StoreStatus, cmd: StoreCommand, keyText: string, ttlSeconds: number, clsid: number, nbytes: number): void {
+    this.emit(LOG_MUTATIONS, `type=item_store key=${keyText} status=${status} cmd=${cmd} ttl=${ttlSeconds >>> 0} ` +
+      `clsid=${clsid} cfd=${this.clientId} size=${nbytes}`);
+  }
+
+  /** `ttlSeconds` -1 for no expiry; `idleSeconds`: since the last access. */
+  eviction(key: Uint8Array, keyStart: number, keyLen: number, fetched: boolean, ttlSeconds: number, idleSeconds: number,
+    clsid: number, nbytes: number): void {
+    this.emit(LOG_EVICTIONS, `type=eviction key=${uriEncodeKey(key, keyStart, keyLen)} fetch=${fetched ? 'yes' : 'no'} ` +
+      `ttl=${ttlSeconds} la=${idleSeconds} clsid=${clsid} size=${nbytes}`);
+  }
+
+  deletion(cmd: DeleteCommand, key: Uint8Array, keyStart: number, keyLen: number, clsid: number, nbytes: number): void {
+    this.emit(LOG_DELETIONS, `type=deleted key=${uriEncodeKey(key, keyStart, keyLen)} cmd=${cmd} clsid=${clsid} size=${nbytes}`);
+  }
+
+  connectionOpened(transport: LogTransport, ip: string, port: number, clientId: number): void {
+    this.emit(LOG_CONNEVENTS, `type=conn_new rip=${ip} rport=${port} transport=${transport} cfd=${clientId}`);
+  }
+
+  connectionClosed(transport: LogTransport, ip: string, port: number, reason: CloseReason, clientId: number): void {
+    this.emit(LOG_CONNEVENTS, `type=conn_close rip=${ip} rport=${port} transport=${transport} reason=${reason} cfd=${clientId}`);
+  }
+
+  // --- delivery
+
+  private emit(stream: number, body: string): void {
+    if ((this.flags & stream) === 0) return;
+    const nowMs = performance.timeOrigin + performance.now();
+    const sec = Math.floor(nowMs / 1000);
+    const usec = Math.floor((nowMs - sec * 1000) * 1000);
+    const line = `ts=${sec}.${usec} gid=${++this.gid} ${body}\n`;
+    this.counters.workerWritten++;
+    for (const w of this.watchers) {
+      if ((w.streams & stream) === 0) continue;
+      if (w.backlogBytes + w.pending.length + line.length > this.bufferBytesMax) {
+        w.skipped++;
+        this.counters.watcherSkipped++;
+      } else {
+        if (w.skipped > 0) {
+          w.pending += `skipped=${w.skipped}\n`;
+          w.skipped = 0;
+        }
+        w.pending += line;
+        this.counters.watcherSent++;
+      }
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(this.flushBound);
+  }
+
+  /** Write every watcher's pending lines; a watcher that is skipping learns its new backlog. */
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const w of [...this.watchers]) {
+      if (w.pending === '' && w.skipped === 0) continue;
+      const data = w.pending === '' ? EMPTY : Buffer.from(w.pending, 'latin1');
+      w.pending = '';
+      const backlog = w.push(data);
+      if (backlog < 0) this.remove(w);
+      else w.backlogBytes = backlog;
+    }
+  }
+
+  private updateFlags(): void {
+    let flags = 0;
+    for (const w of this.watchers) flags |= w.streams;
+    this.flags = flags;
+    this.onStreamsChanged?.(flags);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * memcached's conn_new/conn_close address fields from a `stats conns` peer name
+ * ("tcp:127.0.0.1:5000", "tcp6:[::1]:5000", "unix:/path", "udp:..."): [transport, ip, port].
+ */
+export function peerFields(peerName: string): [LogTransport, string, number] {
+  if (peerName.startsWith('unix:')) return ['local', 'unix', 0];
+  const transport: LogTransport = peerName.startsWith('udp') ? 'udp' : 'tcp';
+  const rest = peerName.slice(peerName.indexOf(':') + 1);
+  const colon = rest.lastIndexOf(':');
+  let ip = colon < 0 ? rest : rest.slice(0, colon);
+  if (ip.startsWith('[') && ip.endsWith(']')) ip = ip.slice(1, -1);
+  const port = colon < 0 ? 0 : Number(rest.slice(colon + 1));
+  return [transport, ip, Number.isInteger(port) ? port : 0];
+}
+
+/** The part of a connection's description the connection events need. */
+interface ConnectionIdentity {
+  readonly id: number;
+  readonly peerName: string;
+}
+
+/**
+ * The network layer's connection observer (NetworkOptions.connectionEvents) feeding
+ * `watch connevents`; nothing is formatted while nobody watches that stream.
+ */
+export function connectionEventsFor(logger: WatchLogger): {
+  opened(info: ConnectionIdentity): void;
+  closed(info: ConnectionIdentity, reason: CloseReason): void;
+} {
+  return {
+    opened(info) {
+      if ((logger.flags & LOG_CONNEVENTS) === 0) return;
+      const [transport, ip, port] = peerFields(info.peerName);
+      logger.connectionOpened(transport, ip, port, info.id);
+    },
+    closed(info, reason) {
+      if ((logger.flags & LOG_CONNEVENTS) === 0) return;
+      const [transport, ip, port] = peerFields(info.peerName);
+      logger.connectionClosed(transport, ip, port, reason, info.id);
+    },
+  };
+}

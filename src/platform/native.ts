@@ -1,0 +1,81 @@
+/**
+ * The optional native addon (native/, DESIGN.md decision 8): loaded once per process, or
+ * absent with a reason the startup log prints.
+ *
+ * What it is for: the system calls Node.js does not expose (TCP_FASTOPEN, SO_REUSEPORT,
+ * sched_getscheduler/sched_getparam, mlock). Everything that uses it has a fallback or a
+ * clear startup error; the server builds, runs and passes its tests without it.
+ * Not for: loading anything else native.
+ *
+ * MEMCACHED_TS_NATIVE=off in the environment makes the server behave as if the addon were
+ * not built (tests of the fallbacks use it).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+/** The addon's exports (native/memcached_ts_native.c). Failures throw Errors with `code`. */
+export interface NativeAddon {
+  /** setsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, queueLength) on a listening socket. */
+  setTcpFastOpen(fd: number, queueLength: number): void;
+  /** getsockopt(TCP_FASTOPEN): the queue length set, 0 when off. */
+  getTcpFastOpen(fd: number): number;
+  /**
+   * A TCP socket bound to address:port with SO_REUSEADDR and SO_REUSEPORT (IPV6_V6ONLY for
+   * IPv6), non-blocking, close-on-exec, not listening: for `server.listen({ fd }, backlog)`.
+   */
+  reusePortSocket(address: string, port: number): number;
+  /** [Linux policy number, priority] of a thread or process (0: the calling thread). */
+  getScheduler(tid: number): [number, number];
+  /** mlock() the bytes of a Buffer or TypedArray (also over a SharedArrayBuffer): -k, per slab page. */
+  lockBuffer(view: ArrayBufferView): void;
+  /**
+   * mlockall(MCL_CURRENT | MCL_FUTURE). Not for the server: V8 gives heap pages back with
+   * madvise(MADV_DONTNEED), which fails on locked memory, and then aborts the process.
+   */
+  lockAllMemory(): void;
+  /** Bumped when the exports change incompatibly. */
+  readonly abiVersion: number;
+}
+
+export type NativeLoad =
+  | { readonly addon: NativeAddon; readonly path: string }
+  | { readonly addon: null; readonly reason: string };
+
+/** The exports this build of the TypeScript side expects. */
+const ABI_VERSION = 2;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
+
+/** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
+export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');
+
+let loaded: NativeLoad | null = null;
+
+/** The addon, or null with why (loaded on the first call). */
+export function loadNative(): NativeLoad {
+  loaded ??= tryLoad();
+  return loaded;
+}
+
+/** The addon, or null when it is not available. */
+export function nativeAddon(): NativeAddon | null {
+  return loadNative().addon;
+}
+
+function tryLoad(): NativeLoad {
+  if (process.env.MEMCACHED_TS_NATIVE === 'off') return { addon: null, reason: 'disabled by MEMCACHED_TS_NATIVE=off' };
+  if (process.platform !== 'linux') return { addon: null, reason: `it is Linux-only (this is ${process.platform})` };
+  if (!fs.existsSync(ADDON_PATH)) return { addon: null, reason: 'not built (npm run build:native)' };
+  let loadedModule: unknown;
+  try {
+    // A computed path: bundlers and tsc leave it alone, and a missing file is not a crash.
+    loadedModule = require(ADDON_PATH) as unknown;
+  } catch (error) {
+    return { addon: null, reason: `does not load: ${error instanceof Error ? error.message : String(error)}` };
+  }
+  const candidate = loadedModule as Record<string, unknown>;
+  const missing = FUNCTIONS.filter((name) => typeof candidate[name] !== 'function');
+  if (missing.length > 0 || candidate.abiVersion !== ABI_VERSION) {
+    return { addon: null, reason: 'is from another version (npm run build:native)' };
+  }
+  return { addon: loadedModule as NativeAddon, path: ADDON_PATH };
+}

@@ -1,0 +1,102 @@
+/**
+ * What the server needs from the operating system at startup, and what it says about it:
+ * the native addon (present or not, and what is then off), -k (locked memory), -o tcp_fastopen,
+ * and the CPU scheduling policy it was launched with.
+ *
+ * The process entry (src/cli/main.ts) calls, in this order:
+ *   checkPlatform(settings)        before anything starts: a message to fail with, or null
+ *   lockMemory(settings, slabs, log) after creating the engine, before listening (-k)
+ *   platformStartupLines(settings) after listening: lines to log at their -v level
+ *
+ * Not for: applying TCP Fast Open to listeners (src/net/listeners.ts does, through
+ * src/platform/sockets.ts), or setting scheduling policies (launch under chrt).
+ */
+import type { Settings } from '../settings';
+import { loadNative } from './native';
+import { schedulingLogLines } from './sched';
+import { tcpFastOpenSysctlWarning } from './sockets';
+
+/** A line for the startup log: shown when the -v count is at least `level`. */
+export interface LogLine {
+  readonly level: number;
+  readonly text: string;
+}
+
+/** What only the addon provides, as the startup log names it. */
+const ADDON_FEATURES = 'TCP Fast Open (-o tcp_fastopen), locked memory (-k), SO_REUSEPORT sockets';
+
+/**
+ * Options this process cannot honour: a message to exit with (EX_USAGE), or null. memcached
+ * warns and goes on when mlockall() fails; a -k or tcp_fastopen that cannot even be tried
+ * (no addon) is refused instead, like every option memcached-ts does not implement.
+ */
+export function checkPlatform(settings: Settings): string | null {
+  const load = loadNative();
+  if (load.addon !== null) return null;
+  const needs: string[] = [];
+  if (settings.lockMemory) needs.push('-k (locked memory)');
+  if (settings.tcpFastOpenQueue > 0) needs.push(`-o tcp_fastopen=${settings.tcpFastOpenQueue}`);
+  if (needs.length === 0) return null;
+  return `${needs.join(' and ')} need${needs.length === 1 ? 's' : ''} the native addon, which is ${load.reason}`;
+}
+
+/** The slab allocator's hook for new pages (src/store/slabs.ts). */
+export interface PageSource {
+  onNewPage: ((page: Buffer) => void) | null;
+}
+
+/**
+ * -k: lock the item memory in RAM. Every slab page is mlock()ed as the allocator takes it
+ * (pages are taken lazily up to -m and never given back), so the cache is never swapped out.
+ *
+ * Not mlockall(): Node's V8 returns heap pages to the kernel with madvise(MADV_DONTNEED),
+ * which fails on locked memory, and V8 then aborts the process (measured on Node 20, in a
+ * test); mlockall(MCL_CURRENT) also faults in every mapping V8 has reserved (about 300 MB).
+ *
+ * Returns the startup lines; a page that cannot be locked (RLIMIT_MEMLOCK below -m: raise it
+ * with ulimit -l or LimitMEMLOCK=infinity) is reported once through `log`, at level 0, in
+ * memcached's words, and the server goes on, as memcached does when mlockall() fails.
+ */
+export function lockMemory(settings: Settings, slabs: PageSource, log: (level: number, text: string) => void): LogLine[] {
+  if (!settings.lockMemory) return [];
+  const load = loadNative();
+  if (load.addon === null) return [{ level: 0, text: `warning: -k invalid, the native addon is ${load.reason}` }];
+  const addon = load.addon;
+  let warned = false;
+  slabs.onNewPage = (page) => {
+    try {
+      addon.lockBuffer(page);
+    } catch (error) {
+      if (warned) return;
+      warned = true;
+      const e = error as Error & { code?: string };
+      const hint = e.code === 'EPERM' || e.code === 'ENOMEM'
+        ? ' (RLIMIT_MEMLOCK is below -m: ulimit -l unlimited, or LimitMEMLOCK=infinity)' : '';
+      log(0, `warning: -k invalid, mlock() failed: ${e.message}${hint}; item memory is not locked from here on`);
+    }
+  };
+  return [{ level: 1, text: '-k: item memory (slab pages) is locked in RAM as it is allocated' }];
+}
+
+/**
+ * Startup log lines: the addon and what is off without it (-v), the scheduling policy (-v),
+ * threads under mixed policies and a host that ignores server-side Fast Open (always).
+ */
+export function platformStartupLines(settings: Settings): LogLine[] {
+  const lines: LogLine[] = [];
+  const load = loadNative();
+  if (load.addon !== null) {
+    lines.push({ level: 1, text: `native addon loaded: ${ADDON_FEATURES} available` });
+  } else {
+    lines.push({ level: 1, text: `native addon ${load.reason}: ${ADDON_FEATURES} unavailable` });
+  }
+  if (settings.tcpFastOpenQueue > 0) {
+    lines.push({ level: 1, text: `TCP Fast Open on TCP listeners, queue ${settings.tcpFastOpenQueue}` });
+    const warning = tcpFastOpenSysctlWarning();
+    if (warning !== null) lines.push({ level: 0, text: `warning: ${warning}` });
+  }
+  for (const text of schedulingLogLines()) {
+    lines.push({ level: text.startsWith('warning:') ? 0 : 1, text });
+  }
+  return lines;
+}

@@ -1,0 +1,84 @@
+/**
+ * The command-line options of the platform and observability work: -k (mlockall, checked at
+ * startup, not at parse time), -o tcp_fastopen and -o metrics_listen (memcached-ts's own).
+ */
+import { describe, expect, it } from 'vitest';
+import { parseCommandLine, type ParseResult } from '../../src/cli/options';
+import { helpText } from '../../src/cli/help';
+import type { Settings } from '../../src/settings';
+
+function settingsOf(argv: string[]): Settings {
+  const result = parseCommandLine(argv);
+  if (result.kind !== 'run') throw new Error(`expected to run, got exit ${result.code}: ${result.stderr}`);
+  return result.settings;
+}
+
+function exitOf(argv: string[]): Extract<ParseResult, { kind: 'exit' }> {
+  const result = parseCommandLine(argv);
+  if (result.kind !== 'exit') throw new Error(`expected an exit for ${argv.join(' ')}`);
+  return result;
+}
+
+describe('-k', () => {
+  it('parses (whether mlockall can run is a startup check)', () => {
+    expect(settingsOf(['-k']).lockMemory).toBe(true);
+    expect(settingsOf(['--lock-memory']).lockMemory).toBe(true);
+    expect(settingsOf([]).lockMemory).toBe(false);
+  });
+});
+
+describe('-o tcp_fastopen', () => {
+  it('takes a queue length; 0 is off, the default', () => {
+    expect(settingsOf([]).tcpFastOpenQueue).toBe(0);
+    expect(settingsOf(['-o', 'tcp_fastopen=16']).tcpFastOpenQueue).toBe(16);
+    expect(settingsOf(['-o', 'tcp_fastopen=0']).tcpFastOpenQueue).toBe(0);
+    expect(settingsOf(['-o', 'tcp_fastopen=65535,idle_timeout=5']).tcpFastOpenQueue).toBe(65535);
+  });
+
+  it.each([['tcp_fastopen=-1'], ['tcp_fastopen=65536'], ['tcp_fastopen=lots'], ['tcp_fastopen']])('refuses %s', (option) => {
+    const exit = exitOf(['-o', option]);
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toContain('tcp_fastopen');
+  });
+});
+
+describe('-o metrics_listen', () => {
+  it.each<[string, Settings['metricsListen']]>([
+    ['metrics_listen=9150', { host: null, port: 9150 }],
+    ['metrics_listen=:9150', { host: null, port: 9150 }],
+    ['metrics_listen=*:9150', { host: null, port: 9150 }],
+    ['metrics_listen=127.0.0.1:9150', { host: '127.0.0.1', port: 9150 }],
+    ['metrics_listen=localhost:9150', { host: 'localhost', port: 9150 }],
+    ['metrics_listen=[::1]:9150', { host: '::1', port: 9150 }],
+  ])('%s', (option, expected) => {
+    expect(settingsOf(['-o', option]).metricsListen).toEqual(expected);
+  });
+
+  it('is off by default', () => {
+    expect(settingsOf([]).metricsListen).toBeNull();
+  });
+
+  it.each([
+    ['metrics_listen=127.0.0.1'],
+    ['metrics_listen=::1:9150'],
+    ['metrics_listen=[::1]9150'],
+    ['metrics_listen=[1.2.3.4]:9150'],
+    ['metrics_listen=127.0.0.1:0'],
+    ['metrics_listen=127.0.0.1:65536'],
+    ['metrics_listen=a b:9150'],
+    ['metrics_listen'],
+  ])('refuses %s with exit 64 naming the option', (option) => {
+    const exit = exitOf(['-o', option]);
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toContain('metrics_listen');
+  });
+});
+
+describe('-h', () => {
+  it('lists -k and the two -o options', () => {
+    const text = helpText();
+    expect(text).toContain('-k, --lock-memory');
+    expect(text).toContain('- tcp_fastopen:');
+    expect(text).toContain('- metrics_listen:');
+  });
+});

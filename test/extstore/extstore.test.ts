@@ -1,0 +1,195 @@
+/**
+ * The extstore library on its own (src/extstore/extstore.ts): records through write buffers
+ * to pages and back, page versions, counters on delete, oldest-first eviction, buckets,
+ * striping, fault bookkeeping; and the CRC-32 it is used with.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CRC32_NATIVE, crc32, crc32Table } from '../../src/extstore/crc32';
+import {
+  BUCKET_COMPACT, BUCKET_DEFAULT, Extstore, ReadResult, type ExtstoreConfig,
+} from '../../src/extstore/extstore';
+import { tempDir, waitFor } from './harness';
+
+const KIB = 1024;
+const PAGE = 64 * KIB;
+const WBUF = 16 * KIB;
+
+let stores: Extstore[] = [];
+let dirs: string[] = [];
+
+afterEach(() => {
+  for (const s of stores) s.close();
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  stores = [];
+  dirs = [];
+});
+
+function open(pages = 4, files = 1, extra: Partial<ExtstoreConfig> = {}): Extstore {
+  const dir = tempDir('mcts-extlib-');
+  dirs.push(dir);
+  const s = new Extstore({
+    pageBytes: PAGE,
+    wbufBytes: WBUF,
+    files: Array.from({ length: files }, (_, i) => ({ path: path.join(dir, `f${i}`), pageCount: pages })),
+    readsInFlightMax: 4,
+    readBytesQueuedMax: 1 << 20,
+    ...extra,
+  });
+  stores.push(s);
+  return s;
+}
+
+interface Written {
+  pageId: number;
+  version: number;
+  offset: number;
+  data: Buffer;
+}
+
+function write(s: Extstore, data: Buffer, bucket = BUCKET_DEFAULT): Written | null {
+  if (!s.writeRequest(bucket, data.length)) return null;
+  const slot = s.slot;
+  data.copy(slot.buf, slot.bufOffset);
+  s.writeCommit(data.length);
+  return { pageId: slot.pageId, version: slot.version, offset: slot.offset, data };
+}
+
+function record(i: number, bytes: number): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let j = 0; j < bytes; j++) b[j] = (i * 7 + j) & 0xff;
+  return b;
+}
+
+async function read(s: Extstore, w: Written): Promise<{ result: ReadResult; data: Buffer | null }> {
+  return await new Promise((resolve) => {
+    s.read(w.pageId, w.version, w.offset, w.data.length, (result, buf, start) => {
+      resolve({ result, data: result === ReadResult.Ok ? Buffer.from(buf.subarray(start, start + w.data.length)) : null });
+    });
+  });
+}
+
+async function settle(s: Extstore): Promise<void> {
+  s.flushAll();
+  await waitFor(() => s.ioQueue === 0, 'io queue empty');
+}
+
+describe('extstore library', () => {
+  it('reads records back from write buffers (synchronously) and from disk', async () => {
+    const s = open();
+    const w = write(s, record(1, 1000)) as Written;
+    let sync = false;
+    s.read(w.pageId, w.version, w.offset, 1000, (r, buf, start) => {
+      sync = r === ReadResult.Ok && buf.subarray(start, start + 1000).equals(w.data);
+    });
+    expect(sync).toBe(true);
+    const all: Written[] = [w];
+    for (let i = 2; i < 100; i++) all.push(write(s, record(i, 1000)) as Written);
+    await settle(s);
+    for (const x of all) expect((await read(s, x)).data?.equals(x.data)).toBe(true);
+    expect(s.counters.objects_written).toBe(99);
+    expect(s.counters.bytes_used).toBe(99_000);
+    expect(fs.statSync(path.join(dirs[0], 'f0')).size).toBeGreaterThanOrEqual(PAGE);
+  });
+
+  it('a record never spans write buffers; buffers are zero-filled past the last record', async () => {
+    const s = open();
+    const a = write(s, record(1, WBUF - 100)) as Written;
+    const b = write(s, record(2, 200)) as Written;
+    expect(a.offset).toBe(0);
+    expect(b.offset).toBe(WBUF);
+    await settle(s);
+    const raw = fs.readFileSync(path.join(dirs[0], 'f0'));
+    expect(raw.subarray(WBUF - 100, WBUF).every((x) => x === 0)).toBe(true);
+  });
+
+  it('deletes only adjust counters; a page emptied by deletes is reclaimed', async () => {
+    const s = open(4);
+    const ws: Written[] = [];
+    for (let i = 0; i < 80; i++) ws.push(write(s, record(i, 1000)) as Written); // > 1 page
+    await settle(s);
+    const first = ws.filter((w) => w.pageId === ws[0].pageId);
+    for (const w of first) expect(s.delete(w.pageId, w.version, 1, 1000)).toBe(true);
+    expect(s.counters.objects_used).toBe(80 - first.length);
+    expect(s.counters.page_reclaims).toBe(1);
+    expect(s.check(ws[0].pageId, ws[0].version)).toBe(false);
+    expect((await read(s, ws[0])).result).toBe(ReadResult.Stale);
+    expect(s.delete(ws[0].pageId, ws[0].version, 1, 1000)).toBe(false);
+  });
+
+  it('when full, the oldest page is evicted; a stale pointer to a reused page reads as a miss', async () => {
+    const s = open(3);
+    const ws: Written[] = [];
+    for (let i = 0; i < 3 * 64 + 10; i++) {
+      const w = write(s, record(i, 1000));
+      if (w !== null) ws.push(w);
+      if (i % 16 === 15) await settle(s);
+    }
+    await settle(s);
+    expect(s.counters.page_evictions).toBeGreaterThanOrEqual(1);
+    expect(s.counters.objects_evicted).toBeGreaterThan(0);
+    const oldest = ws[0];
+    const reused = ws.find((w) => w.pageId === oldest.pageId && w.version !== oldest.version);
+    expect(reused).toBeDefined();
+    expect((await read(s, oldest)).result).toBe(ReadResult.Stale);
+    expect((await read(s, reused as Written)).data?.equals((reused as Written).data)).toBe(true);
+  });
+
+  it('buckets fill their own pages; closePage frees a page', async () => {
+    const s = open(4);
+    const a = write(s, record(1, 100), BUCKET_DEFAULT) as Written;
+    const b = write(s, record(2, 100), BUCKET_COMPACT) as Written;
+    expect(a.pageId).not.toBe(b.pageId);
+    for (let i = 0; i < 70; i++) write(s, record(i, 1000), BUCKET_DEFAULT);
+    await settle(s);
+    const seen: number[] = [];
+    s.pageData((id, version, bytes) => {
+      if (version !== 0) seen.push(id);
+      expect(bytes).toBeGreaterThanOrEqual(0);
+    });
+    expect(seen).toContain(a.pageId);
+    s.closePage(a.pageId, a.version);
+    expect(s.check(a.pageId, a.version)).toBe(false);
+  });
+
+  it('pages are striped over files, one page at a time', () => {
+    const s = open(3, 2);
+    expect(s.pages.map((p) => [p.file.index, p.offset / PAGE])).toEqual([[0, 0], [1, 0], [0, 1], [1, 1], [0, 2], [1, 2]]);
+  });
+
+  it('a failed write drops its page, pauses writes and is counted', async () => {
+    const s = open(4);
+    const real = s.io;
+    s.io = { ...real, write: (_fd, _b, _o, _l, _p, cb) => setImmediate(() => cb(Object.assign(new Error('x'), { code: 'EIO' }), 0)) };
+    const w = write(s, record(1, 1000)) as Written;
+    await settle(s);
+    expect(s.counters.write_errors).toBe(1);
+    expect(s.counters.pages_lost).toBe(1);
+    expect(s.counters.objects_used).toBe(0);
+    expect((await read(s, w)).result).toBe(ReadResult.Stale);
+    expect(s.writeRequest(BUCKET_DEFAULT, 100)).toBe(false);
+    expect(s.counters.writes_refused).toBe(1);
+  });
+
+  it('a read queue over its byte bound answers Busy instead of queueing', async () => {
+    const s = open(4, 1, { readsInFlightMax: 1, readBytesQueuedMax: 1500 });
+    const ws = Array.from({ length: 40 }, (_, i) => write(s, record(i, 1000)) as Written);
+    await settle(s);
+    const results = await Promise.all(ws.slice(0, 3).map((w) => read(s, w)));
+    expect(results.map((r) => r.result)).toContain(ReadResult.Busy);
+    expect(results[0].result).toBe(ReadResult.Ok);
+  });
+});
+
+describe('crc32', () => {
+  it('matches the standard check value and the table-driven version', () => {
+    const check = Buffer.from('123456789');
+    expect(crc32(check, 0, 9)).toBe(0xcbf43926);
+    expect(crc32Table(check, 0, 9)).toBe(0xcbf43926);
+    const data = record(5, 10_000);
+    expect(crc32(data, 3, 9000)).toBe(crc32Table(data, 3, 9000));
+    expect(crc32(data, 4000, 9000, crc32(data, 0, 4000))).toBe(crc32(data, 0, 9000));
+    expect(CRC32_NATIVE).toBe(true); // Node 20.20 has zlib.crc32
+  });
+});
