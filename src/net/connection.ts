@@ -26,7 +26,7 @@ import type { BindProtocol } from '../settings';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
 import { verboseLines, type CloseReason, type NetContext } from './context';
-import { socketWithReadBuffer, type OpaqueHandle } from './node-internals';
+import { directWriterFor, socketWithReadBuffer, type DirectWriter, type OpaqueHandle } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
 
 const enum Flag {
@@ -62,6 +62,8 @@ const STATE_CLOSING = 'conn_closing';
 
 /** Largest reply a TLS connection writes as a copy rather than handing over its output buffer. */
 const SMALL_WRITE_BYTES_MAX = 16 * 1024;
+/** Distinct reply lengths whose output-buffer views a connection keeps. */
+const VIEW_CACHE_ENTRIES = 8;
 
 /** A closing connection whose peer never reads its last output is destroyed after this long. */
 const CLOSE_FLUSH_MS = 30_000;
@@ -106,6 +108,11 @@ export class Connection implements TrackedConnection {
   private closeReason: CloseReason = 'normal';
   /** Inside session.feed(): a hole filled now is flushed by afterFeed, not by onHoleDone. */
   private feeding = false;
+  /** Plain onread sockets: replies written straight to the handle (see DirectWriter). */
+  private readonly direct: DirectWriter | null;
+  /** Views of the output buffer by length, so a direct write of a repeated reply size allocates nothing. */
+  private readonly views = new Map<number, Buffer>();
+  private viewsOf: Buffer | null = null;
 
   constructor(ctx: NetContext, origin: ConnectionOrigin, source: SocketSource) {
     this.ctx = ctx;
@@ -114,7 +121,10 @@ export class Connection implements TrackedConnection {
       const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
       this.readBuf = readBuf;
       this.socket = socketWithReadBuffer(source.handle, readBuf, (count) => this.onBytes(readBuf, count));
+      this.direct = origin.tls || ctx.directWrites === false ? null
+        : directWriterFor(source.handle, (status) => this.onDirectWriteDone(status));
     } else {
+      this.direct = null;
       this.readBuf = null;
       this.socket = source.socket;
       this.socket.on('data', (chunk: Buffer) => {
@@ -151,7 +161,7 @@ export class Connection implements TrackedConnection {
   // --- TrackedConnection
 
   isIdle(): boolean {
-    return (this.flags & (HOLD_INPUT | Flag.Closing | Flag.Closed)) === 0 && this.socket.writableLength === 0 &&
+    return (this.flags & (HOLD_INPUT | Flag.Closing | Flag.Closed)) === 0 && this.unsentBytes() === 0 &&
       this.output.holeCount === 0;
   }
 
@@ -164,7 +174,7 @@ export class Connection implements TrackedConnection {
 
   /** Unsent bytes queued on the socket (for tests and diagnostics). */
   get writeBacklogBytes(): number {
-    return this.socket.writableLength;
+    return this.unsentBytes();
   }
 
   /** Graceful stop: read nothing more, finish requests already read, flush, close. */
@@ -196,7 +206,7 @@ export class Connection implements TrackedConnection {
       this.ctx.stats.bytes_written += data.length;
       sock.write(data);
     }
-    return sock.writableLength;
+    return this.unsentBytes();
   }
 
   // --- input
@@ -334,7 +344,8 @@ export class Connection implements TrackedConnection {
       return;
     }
     const sock = this.socket;
-    if (sock.writableLength > this.ctx.settings.writeBacklogBytesMax && sock.writableNeedDrain) {
+    if (this.unsentBytes() > this.ctx.settings.writeBacklogBytesMax &&
+      (sock.writableNeedDrain || (this.direct !== null && this.direct.pendingBytes > 0))) {
       this.flags |= Flag.Backpressured;
       this.info.stateName = STATE_MWRITE;
     }
@@ -378,11 +389,49 @@ export class Connection implements TrackedConnection {
       out.reset();
       return;
     }
+    if (this.direct !== null && from === 0 && sock.writableLength === 0) {
+      const r = this.direct.write(this.viewOf(out.buf, length));
+      if (r === 0) out.reset();
+      else if (r === 1) out.detach();
+      else {
+        out.reset();
+        this.socket.destroy();
+      }
+      return;
+    }
     sock.write(out.buf.subarray(from, length));
     // writableLength drops back to 0 inside write() only when libuv wrote everything
     // synchronously; otherwise the socket still references the buffer, so hand it over.
     if (sock.writableLength === 0) out.reset();
     else out.detach();
+  }
+
+  /** buf[0, length) as a Buffer, reused while `buf` is the same and the length repeats. */
+  private viewOf(buf: Buffer, length: number): Buffer {
+    if (this.viewsOf !== buf) {
+      this.views.clear();
+      this.viewsOf = buf;
+    }
+    let view = this.views.get(length);
+    if (view === undefined) {
+      view = buf.subarray(0, length);
+      if (this.views.size < VIEW_CACHE_ENTRIES) this.views.set(length, view);
+    }
+    return view;
+  }
+
+  /** Bytes written but not yet taken by the kernel: the stream's queue plus direct writes. */
+  private unsentBytes(): number {
+    return this.socket.writableLength + (this.direct === null ? 0 : this.direct.pendingBytes);
+  }
+
+  /** A direct write that had to wait has completed. */
+  private onDirectWriteDone(status: number): void {
+    if (status < 0) {
+      this.socket.destroy();
+      return;
+    }
+    if (this.unsentBytes() === 0) this.onDrain();
   }
 
   /** Write what precedes the first pending hole; keep the rest for when the holes fill. */
@@ -401,7 +450,7 @@ export class Connection implements TrackedConnection {
   private holdsTooMuchForHoles(): boolean {
     const out = this.output;
     return out.holeCount > 0 &&
-      out.length - out.sent + this.socket.writableLength > this.ctx.settings.writeBacklogBytesMax;
+      out.length - out.sent + this.unsentBytes() > this.ctx.settings.writeBacklogBytesMax;
   }
 
   /** An extstore read filled (or missed) the first pending hole. */

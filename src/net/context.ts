@@ -13,6 +13,8 @@ export type LogFn = (level: number, msg: string) => void;
 export type ReadMode = 'onread' | 'data';
 
 export interface NetContext {
+  /** Write replies straight to the socket handle when possible (false: always socket.write). */
+  readonly directWrites?: boolean;
   readonly settings: Settings;
   readonly stats: ServerStats;
   readonly factory: SessionFactory;

@@ -25,6 +25,8 @@ export interface NetworkOptions {
   clockSeconds?: () => number;
   /** 'auto' (default): the onread path when the startup probe passes. 'data': always events. */
   readMode?: 'auto' | 'data';
+  /** false: write every reply through socket.write (tests of the stream path). Default true. */
+  directWrites?: boolean;
   /** Told when client connections open and close (the `watch connevents` stream). */
   connectionEvents?: ConnectionEvents;
 }
@@ -113,7 +115,7 @@ export async function startNetwork(
   const clockSeconds = options.clockSeconds ?? (() => Math.floor((performance.now() - startMs) / 1000));
   const registry = new ConnectionRegistry(stats, settings.idleTimeoutSeconds, clockSeconds);
   const ctx: NetContext = {
-    settings, stats, factory, registry, log, readMode,
+    settings, stats, factory, registry, log, readMode, directWrites: options.directWrites !== false,
     pendingBytesMax: pendingBytesMaxFor(settings),
     connectionEvents: options.connectionEvents ?? null,
   };
