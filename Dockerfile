@@ -1,5 +1,5 @@
 # memcached-ts container image: a build stage that runs the README's build command (with the
-# native addon, built by `npm ci` where a C compiler exists), and a slim runtime stage with
+# native addon, built at install where a C compiler exists), and a slim runtime stage with
 # production dependencies only, run as a non-root user.
 #
 #   docker build -t memcached-ts .
@@ -15,8 +15,8 @@ COPY scripts/ scripts/
 COPY native/ native/
 COPY src/ src/
 COPY bin/ bin/
-# The README's build command; npm ci's install script builds native/ (node:20 has gcc, make, python3).
-RUN npm ci && npm run build
+# The README's build command; npm's install script builds native/ (node:20 has gcc, make, python3).
+RUN npm install && npm run build
 # Production dependencies only, for the runtime stage; keep just the addon's .node file.
 RUN npm prune --omit=dev \
  && mkdir -p /out/native \

@@ -7,7 +7,10 @@
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
+import { connectionEventsFor } from '../metrics/logger';
+import { startMetricsEndpoint, type MetricsEndpoint } from '../metrics/prometheus';
 import { ServerStats } from '../metrics/stats';
+import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
 import { startNetwork, type NetworkHandle } from '../net/server';
 import { TLS_NOT_ENABLED, TlsConfigError } from '../net/tls';
 import { Output } from '../protocol/output';
@@ -18,7 +21,7 @@ import type { NetConnectionInfo } from '../net/registry';
 import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
-import { parseCommandLine, EX_OSERR } from './options';
+import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
 import { daemonize, dropPrivileges, ensureCoreDumps, removePidFile, writePidFile } from './process';
 
 /** A startup failure with memcached's exit code. */
@@ -46,6 +49,9 @@ export function main(argv: string[]): void {
   const settings = parsed.settings;
   // Before anything uses libuv's thread pool: it is sized once, on first use.
   applyExtstoreThreads(settings);
+  // -k and -o tcp_fastopen need the native addon: refuse them now if it is missing.
+  const platformError = checkPlatform(settings);
+  if (platformError !== null) return fail(platformError, EX_USAGE);
 
   if (settings.maximizeCoreFile) {
     const err = ensureCoreDumps();
@@ -81,8 +87,11 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   const authInit = initAuth(settings);
   if (!authInit.ok) throw new StartupError(authInit.message, authInit.exitCode);
   for (const w of authInit.warnings) log(1, w);
+  // -k: lock each slab page in RAM as it is taken (before any item is stored).
+  for (const line of lockMemory(settings, engine.slabs, log)) log(line.level, line.text);
 
   let network: NetworkHandle | null = null;
+  let metrics: MetricsEndpoint | null = null;
   let stopping = false;
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping) return;
@@ -93,6 +102,7 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     } else {
       await network?.close();
     }
+    await metrics?.close();
     engine.stop();
     if (settings.pidFile) removePidFile(settings.pidFile);
   };
@@ -120,7 +130,22 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   };
 
   engine.start();
-  network = await startNetwork(settings, stats, factory, log, { clockSeconds: () => engine.clock.now });
+  network = await startNetwork(settings, stats, factory, log, {
+    clockSeconds: () => engine.clock.now,
+    connectionEvents: connectionEventsFor(engine.logger),
+  });
+  if (settings.metricsListen !== null) {
+    const { host, port } = settings.metricsListen;
+    try {
+      metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
+    } catch (e) {
+      await network.close();
+      engine.stop();
+      throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
+    }
+    log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
+  }
+  for (const line of platformStartupLines(settings)) log(line.level, line.text);
   if (settings.pidFile) for (const m of writePidFile(settings.pidFile)) process.stderr.write(m + '\n');
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
 

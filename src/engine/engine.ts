@@ -492,7 +492,7 @@ export class Engine {
     if (fresh === 0) return DeltaResult.NoMemory;
     this.scratch.write(digits, 0, 'latin1');
     items.writeValue(fresh, 0, this.scratch, 0, digits.length);
-    if ((items.iflags(ref) & IF_FETCHED) !== 0) items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
+    // As in memcached, the new item starts unfetched (mg h answers h0 after such an incr).
     items.link(fresh, hash, ref);
     this.lastCas = items.cas(fresh);
     this.lastRef = fresh;

@@ -269,7 +269,9 @@ function metaGet(s: TextSession): void {
   let ref = engine.peek(keyBuf, keyStart, keyLen);
   let created = false;
   if (ref === 0 && f.vivify) {
-    ref = engine.vivify(keyBuf, keyStart, keyLen, f.keyBinary);
+    // memcached 1.6.18 does not mark an item autovivified by mg/ma as having a binary
+    // key (only ms does), so later k flags print its raw key.
+    ref = engine.vivify(keyBuf, keyStart, keyLen, false);
     created = ref !== 0;
   }
   const out = s.out;
@@ -529,7 +531,7 @@ function metaArithmetic(s: TextSession): void {
     case DeltaResult.NotFound:
       if (f.vivify) {
         digits = f.initial.toString();
-        ref = engine.createNumber(keyBuf, keyStart, keyLen, digits, f.keyBinary);
+        ref = engine.createNumber(keyBuf, keyStart, keyLen, digits, false); // see vivify in mg
         if (ref === 0) {
           if (items.allocError !== 0) return s.replyError('SERVER_ERROR Out of memory allocating new item');
           status = 'NS';

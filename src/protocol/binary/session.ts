@@ -132,6 +132,7 @@ export class BinarySession implements ProtocolSession {
   }
 
   feed(buf: Buffer, start: number, end: number): number {
+    this.engine.logger.clientId = this.conn.id; // `watch` lines name the connection
     this.status = FeedStatus.Ok;
     this.flushMark = this.out.length;
     const perEvent = this.engine.settings.requestsPerEvent;

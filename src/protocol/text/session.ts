@@ -39,11 +39,17 @@ const LF = 10;
 const SPACE = 32;
 
 const table = new CommandTable(COMMANDS);
-/** Meta commands by their second letter, for the latency histograms. */
-const META_OPS = new Map<number, Op>([
-  [0x67, Op.MetaGet], [0x73, Op.MetaSet], [0x64, Op.MetaDelete], [0x61, Op.MetaArithmetic],
-  [0x6e, Op.MetaNoop], [0x65, Op.MetaDebug],
-]);
+/** Meta commands by their second letter (-1: not a meta command), for the latency histograms. */
+const META_OPS = (() => {
+  const t = new Int8Array(256).fill(-1);
+  t[0x67] = Op.MetaGet;
+  t[0x73] = Op.MetaSet;
+  t[0x64] = Op.MetaDelete;
+  t[0x61] = Op.MetaArithmetic;
+  t[0x6e] = Op.MetaNoop;
+  t[0x65] = Op.MetaDebug;
+  return t;
+})();
 
 function bytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
@@ -114,6 +120,8 @@ export class TextSession implements ProtocolSession {
   /** -o metrics_listen: the storage command whose value is being read, and its line's time. */
   private timedValueOp = -1;
   private timedLineMs = 0;
+  /** The Op of the line being handled, for the latency histograms (-1: none, meta: by letter). */
+  private lineOp = -1;
 
   constructor(
     readonly engine: Engine,
@@ -277,9 +285,10 @@ export class TextSession implements ProtocolSession {
    */
   private processLineTimed(b: Buffer, s: number, e: number): void {
     const started = nowMs();
+    this.lineOp = -1;
     this.processLine(b, s, e);
     const ms = nowMs() - started;
-    const op = this.lineOp();
+    const op = this.lineOp;
     if (op < 0) return;
     if (this.state === State.Value) {
       this.timedValueOp = op;
@@ -287,16 +296,6 @@ export class TextSession implements ProtocolSession {
       return;
     }
     commandLatency.observe(op, ms / 1000);
-  }
-
-  /** The Op of the line just handled (its tokens are still in place), or -1. */
-  private lineOp(): number {
-    if (this.ntokens < 2 || this.tokStart[0] < 0) return -1;
-    const b = this.line;
-    const s = this.tokStart[0];
-    if (this.tokLen(0) === 2 && b[s] === 0x6d /* m */) return META_OPS.get(b[s + 1]) ?? -1;
-    const entry = table.find(b, s, this.tokEnd[0]);
-    return entry === undefined ? -1 : entry.op;
   }
 
   private processLine(b: Buffer, s: number, e: number): void {
@@ -312,6 +311,7 @@ export class TextSession implements ProtocolSession {
     }
     const c0 = b[this.tokStart[0]];
     if (c0 === 0x6d /* m */ && this.tokLen(0) === 2) {
+      this.lineOp = META_OPS[b[this.tokStart[0] + 1]];
       runMeta(this);
       return;
     }
@@ -340,6 +340,7 @@ export class TextSession implements ProtocolSession {
   }
 
   private run(entry: CommandEntry): void {
+    this.lineOp = entry.op;
     switch (entry.op) {
       case Op.Get: return this.retrieve(false, false);
       case Op.Gets: return this.retrieve(true, false);
