@@ -220,12 +220,19 @@ export class Engine {
     return ref;
   }
 
-  /** gat/gats: fetch and set a new exptime. */
+  /** gat/gats: fetch and set a new exptime (memcached 1.6 counts these as touches only). */
   getAndTouch(key: Uint8Array, start: number, len: number, exptime: number): number {
+    return this.touchItem(key, start, len, exptime);
+  }
+
+  touch(key: Uint8Array, start: number, len: number, exptime: number): boolean {
+    return this.touchItem(key, start, len, exptime) !== 0;
+  }
+
+  private touchItem(key: Uint8Array, start: number, len: number, exptime: number): number {
     const items = this.items;
     const ref = items.find(key, start, len, hashKey(key, start, len));
     if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
-    // memcached 1.6 counts gat/gats as touches only.
     this.stats.cmd_touch++;
     if (ref === 0) {
       this.stats.touch_misses++;
@@ -238,21 +245,6 @@ export class Engine {
     return ref;
   }
 
-  touch(key: Uint8Array, start: number, len: number, exptime: number): boolean {
-    const items = this.items;
-    const ref = items.find(key, start, len, hashKey(key, start, len));
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
-    this.stats.cmd_touch++;
-    if (ref === 0) {
-      this.stats.touch_misses++;
-      return false;
-    }
-    this.stats.touch_hits++;
-    items.counters.touch_hits[items.classOf(ref)]++;
-    items.setExptime(ref, exptime);
-    items.bump(ref);
-    return true;
-  }
 
   // ---------------------------------------------------------------- storage
 

@@ -461,14 +461,23 @@ function metaSet(s: TextSession): void {
   s.beginValue(ref, mode, f.casIn, vlen, reply);
 }
 
-function metaDelete(s: TextSession): void {
-  if (s.ntokens < 3) return s.reply(R.ERROR);
-  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyString('CLIENT_ERROR bad command line format');
-  if (s.ntokens > META_TOKENS_MAX) return s.replyString('CLIENT_ERROR options flags too long');
+/**
+ * md and ma share memcached's checks: token count, key length, flag count, then the flags
+ * (any flag error answered as "invalid or duplicate flag"). False when a reply was sent.
+ */
+function keyAndFlags(s: TextSession): boolean {
+  if (s.ntokens < 3) return s.reply(R.ERROR), false;
+  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyString('CLIENT_ERROR bad command line format'), false;
+  if (s.ntokens > META_TOKENS_MAX) return s.replyString('CLIENT_ERROR options flags too long'), false;
   useKeyToken(s);
-  if (!preparse(s, 2)) return s.replyError('CLIENT_ERROR invalid or duplicate flag');
+  if (!preparse(s, 2)) return s.replyError('CLIENT_ERROR invalid or duplicate flag'), false;
+  s.setQuiet(flags.quiet);
+  return true;
+}
+
+function metaDelete(s: TextSession): void {
+  if (!keyAndFlags(s)) return;
   const f = flags;
-  s.setQuiet(f.quiet);
   const out = s.out;
   const mark = out.length;
   out.ascii('XX');
@@ -495,13 +504,8 @@ function metaDelete(s: TextSession): void {
 }
 
 function metaArithmetic(s: TextSession): void {
-  if (s.ntokens < 3) return s.reply(R.ERROR);
-  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyString('CLIENT_ERROR bad command line format');
-  if (s.ntokens > META_TOKENS_MAX) return s.replyString('CLIENT_ERROR options flags too long');
-  useKeyToken(s);
-  if (!preparse(s, 2)) return s.replyError('CLIENT_ERROR invalid or duplicate flag');
+  if (!keyAndFlags(s)) return;
   const f = flags;
-  s.setQuiet(f.quiet);
   let incr = true;
   switch (f.mode) {
     case 0: case 0x49: case 0x2b: break; // I +

@@ -2,42 +2,15 @@
  * Our text/meta session (in-process) against Debian's memcached (over loopback TCP): the same
  * scripts, replies compared byte for byte after mapping CAS values to first-seen order.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectTo, startMemcached, stopMemcached, type Memcached } from './binary-memcached';
 import { makeHarness } from './harness';
 
-let mc: ChildProcess;
-let port = 0;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-    srv.on('error', reject);
-  });
-}
-
-async function connect(): Promise<net.Socket> {
-  for (let i = 0; i < 100; i++) {
-    try {
-      return await new Promise<net.Socket>((resolve, reject) => {
-        const s = net.connect(port, '127.0.0.1', () => resolve(s));
-        s.on('error', reject);
-      });
-    } catch {
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-  throw new Error('memcached did not start');
-}
+let mc: Memcached | undefined;
 
 /** Send a script, end with a sentinel, collect replies up to the sentinel's reply. */
 async function viaMemcached(script: string): Promise<string> {
-  const sock = await connect();
+  const sock = await connectTo(mc!.port);
   const sentinel = 'mn\r\n';
   let data = '';
   const done = new Promise<string>((resolve, reject) => {
@@ -70,14 +43,10 @@ function normaliseCas(text: string): string {
 }
 
 beforeAll(async () => {
-  port = await freePort();
-  mc = spawn('memcached', ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-m', '64'], { stdio: 'ignore' });
-  (await connect()).destroy();
+  mc = await startMemcached();
 });
 
-afterAll(() => {
-  if (mc.pid) process.kill(mc.pid, 'SIGTERM');
-});
+afterAll(() => stopMemcached(mc));
 
 const scripts: Record<string, string> = {
   'meta get flags': 'set a 5 0 3\r\nabc\r\nmg a s v f t c k Oxyz\r\nmg a\r\nmg missing v Oq1 k\r\nmg missing q v\r\nmg a q k\r\n',
