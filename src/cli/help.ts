@@ -191,7 +191,6 @@ function extstoreLines(d: Settings): string[] {
     '                          (default: 1/4th of the assigned storage)',
     `   - ext_max_frag:        max page fragmentation to tolerate (default: ${d.extMaxFrag.toFixed(2)})`,
     `   - ext_max_sleep:       max sleep time of background threads in us (default: ${d.extMaxSleepMicros})`,
-    `   - slab_automove_freeratio: accepted and reported (default: ${d.slabAutomoveFreeRatio.toFixed(3)})`,
   ];
 }
 
@@ -205,8 +204,6 @@ function tlsLines(d: Settings): string[] {
     '                          or 3(Once)',
     '   - ssl_ciphers:         specify cipher list to be used',
     '   - ssl_ca_cert:         PEM format file of acceptable client CA\'s',
-    '   - ssl_wbuf_size:       size in kilobytes of per-connection SSL output buffer',
-    `                          (accepted and reported only; default: ${d.tlsWriteBufferBytes / KIB})`,
     '   - ssl_session_cache:   enable server-side SSL session cache, to support session',
     '                          resumption (session tickets are always on)',
     `   - ssl_min_version:     minimum protocol version to accept (default: ${d.tlsMinVersion})`,

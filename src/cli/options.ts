@@ -677,6 +677,8 @@ function setTlsMinVersion(state: ParseState, value: string): void {
 
 function setTlsWbufSize(state: ParseState, value: string): void {
   if (!/^\d{1,10}$/.test(value)) throw new UsageError('could not parse argument to ssl_wbuf_size');
+  // node:tls has no per-connection output buffer to size (see doc/tls.md): refuse, not ignore.
+  notImplemented('-o ssl_wbuf_size (node:tls has no such buffer; see doc/tls.md)');
   const kib = requireRange(Number(value), 1, TLS_WBUF_KIB_MAX, `ssl_wbuf_size must be from 1 to ${TLS_WBUF_KIB_MAX} kilobytes`);
   state.settings.tlsWriteBufferBytes = kib * KIB;
 }
@@ -864,7 +866,9 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   ['ext_drop_unread', flagSub((s) => void (s.extDropUnread = true))],
   [
     'slab_automove_freeratio',
-    valued((state, v) => void (state.settings.slabAutomoveFreeRatio = fraction(v, 'slab_automove_freeratio'))),
+    // It tunes memcached's global page pool, which this server does not have (extstore's
+    // header pages grow by moving pages instead); taking it silently would mislead.
+    valued(() => notImplemented('-o slab_automove_freeratio (no global page pool here; see doc/extstore.md)')),
   ],
   [
     'resp_obj_mem_limit',

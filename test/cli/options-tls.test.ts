@@ -24,7 +24,7 @@ const CERT = ['-o', 'ssl_chain_cert=/etc/mc/chain.pem'];
 describe('-Z and -o ssl_*', () => {
   it('maps every memcached option', () => {
     const { settings } = run(['-Z', '-o', 'ssl_chain_cert=c.pem,ssl_key=k.der,ssl_keyformat=2,ssl_verify_mode=3,' +
-      'ssl_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256,ssl_ca_cert=ca.pem,ssl_wbuf_size=64,' +
+      'ssl_ciphers=ECDHE-ECDSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256,ssl_ca_cert=ca.pem,' +
       'ssl_session_cache,ssl_min_version=3']);
     expect(settings).toMatchObject({
       tlsEnabled: true,
@@ -34,7 +34,6 @@ describe('-Z and -o ssl_*', () => {
       tlsVerifyMode: 3,
       tlsCiphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256',
       tlsCaCertPath: 'ca.pem',
-      tlsWriteBufferBytes: 64 * 1024,
       tlsSessionCache: true,
       tlsMinVersion: 'tlsv1.3',
     });
@@ -55,6 +54,7 @@ describe('-Z and -o ssl_*', () => {
     [['-o', 'ssl_min_version=4'], 1, 'Invalid ssl_min_version. Use help to see valid options.'],
     [['-o', 'ssl_keyformat=3'], 1, 'Invalid ssl_keyformat 3: 1 (PEM) or 2 (DER)'],
     [['-o', 'ssl_wbuf_size=lots'], 1, 'could not parse argument to ssl_wbuf_size'],
+    [['-o', 'ssl_wbuf_size=64'], 64, 'not implemented'],
     [['-o', 'ssl_chain_cert='], 1, 'Missing ssl_chain_cert argument'],
     [['-o', 'ssl_kernel_tls'], 64, '-o ssl_kernel_tls is not implemented yet'],
     [['-Z'], 64, 'Error loading the certificate chain: (null)'],

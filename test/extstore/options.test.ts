@@ -51,7 +51,7 @@ describe('ext_* options', () => {
   it('every tunable parses into its setting', () => {
     const s = settingsOf(['-o', 'ext_page_size=8,ext_wbuf_size=2,ext_threads=8,ext_io_depth=4,ext_item_size=1024,' +
       'ext_item_age=60,ext_low_ttl=300,ext_recache_rate=10,ext_compact_under=3,ext_drop_under=2,ext_max_sleep=5000,' +
-      'ext_max_frag=0.5,ext_drop_unread,slab_automove_freeratio=0.05,ext_path=/tmp/x:64m']);
+      'ext_max_frag=0.5,ext_drop_unread,ext_path=/tmp/x:64m']);
     expect(s.extPageBytes).toBe(8 * MIB);
     expect(s.extWbufBytes).toBe(2 * MIB);
     expect(s.extThreads).toBe(8);
@@ -66,7 +66,12 @@ describe('ext_* options', () => {
     expect(s.extMaxSleepMicros).toBe(5000);
     expect(s.extMaxFrag).toBe(0.5);
     expect(s.extDropUnread).toBe(true);
-    expect(s.slabAutomoveFreeRatio).toBe(0.05);
+  });
+
+  it('slab_automove_freeratio is refused, not ignored (no global page pool here)', () => {
+    const r = parseCommandLine(['-o', 'slab_automove_freeratio=0.05']);
+    expect(r.kind).toBe('exit');
+    if (r.kind === 'exit') expect(r.stderr).toContain('not implemented');
   });
 
   it.each([

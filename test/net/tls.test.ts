@@ -51,7 +51,7 @@ describe('a TLS listener and a notls: listener', () => {
   let server: InProcessServer;
 
   beforeAll(async () => {
-    server = await startInProcess(tlsArgs(pki, [`ssl_ca_cert=${pki.caCert}`, 'ssl_wbuf_size=32']));
+    server = await startInProcess(tlsArgs(pki, [`ssl_ca_cert=${pki.caCert}`]));
   });
 
   afterAll(async () => {
@@ -112,7 +112,7 @@ describe('a TLS listener and a notls: listener', () => {
     expect(settings.get('ssl_verify_mode')).toBe('0');
     expect(settings.get('ssl_keyformat')).toBe('1');
     expect(settings.get('ssl_ciphers')).toBe('NULL');
-    expect(settings.get('ssl_wbuf_size')).toBe(String(32 * 1024));
+    expect(settings.get('ssl_wbuf_size')).toBe(String(16 * 1024));
     expect(settings.get('ssl_session_cache')).toBe('no');
     expect(settings.get('ssl_kernel_tls')).toBe('no');
     expect(settings.get('ssl_min_version')).toBe('tlsv1.2');
