@@ -8,7 +8,7 @@ import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
-import { startMetricsEndpoint, type MetricsEndpoint } from '../metrics/prometheus';
+import type { MetricsEndpoint } from '../metrics/prometheus';
 import { ServerStats } from '../metrics/stats';
 import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
 import { startNetwork, type NetworkHandle } from '../net/server';
@@ -137,6 +137,8 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   if (settings.metricsListen !== null) {
     const { host, port } = settings.metricsListen;
     try {
+      // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
+      const { startMetricsEndpoint } = await import('../metrics/prometheus');
       metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
     } catch (e) {
       await network.close();
