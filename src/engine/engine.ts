@@ -18,6 +18,7 @@ import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store
 import { SlabAllocator } from '../store/slabs';
 import { Crawler, forEachItem } from '../store/crawler';
 import { collectGarbage } from '../store/gc';
+import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
 
@@ -82,6 +83,9 @@ export class Engine {
   lastRef = 0;
   readonly crawler: Crawler;
   readonly detail: PrefixStats;
+  /** slab_automove=1 (and 2): pages follow the classes that evict young items. */
+  readonly automover: SlabAutomover | null;
+  private automoveSampledAt = 0;
   /** Passes of the LRU maintainer (memcached's lru_maintainer_juggles). */
   maintainerJuggles = 0;
   /** The `watch` streams; its hooks below cost one bit test while nobody watches. */
@@ -123,6 +127,9 @@ export class Engine {
       hashPowerInit: settings.hashPowerInit,
       slabReassign: settings.slabReassign && settings.slabAutomove > 0,
     });
+    this.automover = settings.slabReassign && settings.evictToFree
+      ? new SlabAutomover(this.items, settings.slabAutomoveWindowSamples, () => settings.slabAutomoveRatio)
+      : null;
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
       settings.lruCrawlerToCrawl);
     this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
@@ -185,6 +192,11 @@ export class Engine {
     this.maintainerJuggles++;
     for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
     this.storage?.maintain();
+    // memcached's automover samples once a second.
+    if (this.automover !== null && this.settings.slabAutomove > 0 && this.clock.now !== this.automoveSampledAt) {
+      this.automoveSampledAt = this.clock.now;
+      this.automover.sample();
+    }
   }
 
   // ---------------------------------------------------------------- retrieval

@@ -577,12 +577,20 @@ export class Items {
       if (c !== cls && slabs.pagesPerClass[c] > slabs.pagesPerClass[victim] && slabs.pagesPerClass[c] > 1) victim = c;
     }
     if (victim === 0) return false;
-    const page = this.pickVictimPage(victim);
+    return this.movePageBetween(victim, cls);
+  }
+
+  /**
+   * Move one page from class `from` (the one holding its oldest COLD item) to class `to`,
+   * evicting (or, with extstore, rescuing to disk) what lives in it. False if nothing moved.
+   */
+  movePageBetween(from: number, to: number): boolean {
+    const page = this.pickVictimPage(from);
     if (page < 0) return false;
     // With extstore, the page's items are written to disk rather than lost.
     const tier = this.coldTierBusy ? null : this.coldTier;
     if (!this.evacuatePage(page, tier === null ? null : (ref) => tier.rescueForMove(ref))) return false;
-    slabs.movePage(page, cls);
+    this.slabs.movePage(page, to);
     this.slabsMoved++;
     tier?.finishMove();
     return true;

@@ -60,6 +60,9 @@ const scripts: Record<string, string> = {
   'meta errors': 'mg\r\nmg a a\r\nmg a v v\r\nmg a Q\r\nms a\r\nms a x\r\nms a 1 Tx\r\nz\r\nmg a O' + 'o'.repeat(40) + '\r\nmx a\r\nmn\r\nma a Dx\r\nmd a Cx\r\n',
   'meta base64 keys': 'ms Zm9v 3 b\r\nbar\r\nmg foo v\r\nmg Zm9v b v k\r\nmg Zm9v== b\r\nmg Zm9 b v\r\nme Zm9v b\r\n',
   'meta debug': 'set dbg 3 0 2\r\nab\r\nme dbg\r\nme nope\r\n',
+  'slabs reassign and automove': 'slabs reassign 1 1\r\nslabs reassign 0 1\r\nslabs reassign 99 1\r\n' +
+    'slabs reassign a b\r\nslabs reassign 2 5\r\nslabs automove 1\r\nslabs automove 5\r\n' +
+    'slabs automove ratio 0.5\r\nslabs automove x\r\nslabs foo\r\nslabs automove 1 noreply\r\n',
   // regression: an incr that outgrows the value makes a new item, which starts unfetched
   'incr that reallocates resets hit-before': 'ms n3 2\r\n99\r\nmg n3 v\r\nma n3\r\nmg n3 h\r\n',
   'text odds and ends': 'set k 0 0 4294967296\r\n\r\nget k\r\nset f 4294967297 0 1\r\nx\r\nget f\r\nincr f 1\r\ndecr k -1\r\nget ' + 'y'.repeat(251) + '\r\nset a 0 0 1\r\n1\r\ncas a 0 0 1 0\r\n2\r\nflush_all -1\r\nstats detail on\r\nstats detail dump\r\nstats detail off\r\nstats nothing\r\n',

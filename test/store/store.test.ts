@@ -138,3 +138,42 @@ describe('slab page moves', () => {
     expect(read(e, 'after')!.equals(small)).toBe(true);
   });
 });
+
+describe('slab automover (slab_automove=1)', () => {
+  it('moves pages from a class of old items to one evicting young items, once its window has filled', () => {
+    const e = engine({ memoryLimitBytes: 8 * MIB, slabAutomoveWindowSamples: 5, lruSegmented: false });
+    const mover = e.automover!;
+    expect(mover).not.toBeNull();
+    e.clock.now = 100;
+    const small = Buffer.alloc(100, 0x61);
+    for (let i = 0; i < 60000; i++) put(e, `old${i}`, small); // takes every page
+    const smallClass = e.items.classOf(e.get(Buffer.from('old59999'), 0, 8));
+    const big = Buffer.alloc(3000, 0x62);
+    e.clock.now = 1000;
+    expect(put(e, 'big0', big)).toBe(StoreResult.Stored); // inline move: the big class gets one page
+    const bigClass = e.items.classOf(e.get(Buffer.from('big0'), 0, 4));
+    const pagesBefore = e.slabs.pagesPerClass[bigClass];
+    let n = 1;
+    for (let second = 0; second < 4; second++) {
+      for (let i = 0; i < 2000; i++) put(e, `big${n++}`, big); // evicts within its one page
+      e.clock.now++;
+      expect(mover.sample()).toBe(false); // window not yet full
+    }
+    for (let i = 0; i < 2000; i++) put(e, `big${n++}`, big);
+    e.clock.now++;
+    expect(mover.sample()).toBe(true);
+    expect(e.slabs.pagesPerClass[bigClass]).toBe(pagesBefore + 1);
+    expect(e.slabs.pagesPerClass[smallClass]).toBeGreaterThan(2);
+    expect(mover.moves).toBe(1);
+  });
+
+  it('leaves pages alone when no class keeps evicting', () => {
+    const e = engine({ memoryLimitBytes: 8 * MIB, slabAutomoveWindowSamples: 3 });
+    e.clock.now = 100;
+    for (let i = 0; i < 1000; i++) put(e, `k${i}`, 'v');
+    for (let s = 0; s < 6; s++) {
+      e.clock.now++;
+      expect(e.automover!.sample()).toBe(false);
+    }
+  });
+});

@@ -354,13 +354,47 @@ function lru(s: TextSession): void {
   s.reply(R.ERROR);
 }
 
-/** `slabs reassign|automove`: page moves between classes are not implemented. */
+/** `slabs reassign <src> <dst>` and `slabs automove <0|1|2>|ratio <r>`, as memcached. */
 function slabs(s: TextSession): void {
+  const engine = s.engine;
   const sub = s.ntokens >= 3 ? s.tokString(1) : '';
-  if (sub === 'reassign' || sub === 'automove') {
-    return s.replyString('CLIENT_ERROR slab reassignment disabled');
+  if (s.ntokens === 5 && sub === 'reassign') {
+    if (!engine.settings.slabReassign) return s.replyString('CLIENT_ERROR slab reassignment disabled');
+    if (!parseI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+    const src = parsed.value;
+    if (!parseI32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
+    return s.replyString(reassign(engine, src, parsed.value));
+  }
+  if (s.ntokens >= 4 && sub === 'automove') {
+    s.setNoreplyMaybe();
+    if (s.tokString(2) === 'ratio') {
+      const ratio = Number(s.tokString(3));
+      if (s.ntokens < 5 || !Number.isFinite(ratio)) return s.reply(R.ERROR);
+      engine.settings.slabAutomoveRatio = ratio;
+      return s.reply(R.OK);
+    }
+    if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+    if (parsed.value > 2) return s.reply(R.ERROR);
+    engine.settings.slabAutomove = parsed.value;
+    return s.reply(R.OK);
   }
   s.reply(R.ERROR);
+}
+
+/** memcached's slabs_reassign: -1 as the source means any class with a page to spare. */
+function reassign(engine: TextSession['engine'], src: number, dst: number): string {
+  const slabs = engine.slabs;
+  const largest = slabs.largestClass;
+  if (src === dst) return 'SAME src and dst class are identical';
+  if (dst < 1 || dst > largest || src < -1 || src > largest) return 'BADCLASS invalid src or dst class id';
+  // Class 0 is memcached's global page pool; pages here always belong to a class, so it is empty.
+  if (src === 0) return 'NOSPARE source class has no spare pages';
+  if (src === -1) {
+    for (let c = 1; c <= largest && src === -1; c++) if (c !== dst && slabs.pagesPerClass[c] > 1) src = c;
+    if (src === -1) return 'NOSPARE source class has no spare pages';
+  }
+  if (slabs.pagesPerClass[src] < 2) return 'NOSPARE source class has no spare pages';
+  return engine.items.movePageBetween(src, dst) ? 'OK' : 'BUSY currently processing reassign request';
 }
 
 /**
