@@ -188,6 +188,21 @@ function listenBacklog(s: Settings): number {
 }
 
 /** memcached's message names the -l argument as given. */
+/**
+ * The address groups to bind for one transport, and memcached's failure message for it
+ * ("failed to listen on TCP port N" or "... on one of interface(s) ...").
+ */
+export async function listenTargets(s: Settings, transport: 'TCP' | 'UDP', port: number): Promise<{ describe: string; groups: ListenTarget[][] }> {
+  const describe = s.listeners.length === 0
+    ? `failed to listen on ${transport} port ${port}`
+    : `failed to listen on one of interface(s) ${interfaceList(s)}`;
+  try {
+    return { describe, groups: await resolveTargets(s.listeners, port) };
+  } catch (err) {
+    throw new ListenError(describe, err);
+  }
+}
+
 export function interfaceList(s: Settings): string {
   if (s.listenAddresses.length > 0) return s.listenAddresses.join(',');
   return s.listeners.map((l) => l.host ?? '*').join(',');
@@ -213,15 +228,7 @@ function endpointInfo(ctx: NetContext, origin: ConnectionOrigin, name: string): 
  */
 export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[]): Promise<void> {
   const { settings } = ctx;
-  const describe = settings.listeners.length === 0
-    ? `failed to listen on TCP port ${settings.tcpPort}`
-    : `failed to listen on one of interface(s) ${interfaceList(settings)}`;
-  let groups: ListenTarget[][];
-  try {
-    groups = await resolveTargets(settings.listeners, settings.tcpPort);
-  } catch (err) {
-    throw new ListenError(describe, err);
-  }
+  const { describe, groups } = await listenTargets(settings, 'TCP', settings.tcpPort);
   for (const group of groups) {
     let bound = 0;
     let firstError: unknown = null;

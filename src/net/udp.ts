@@ -26,10 +26,10 @@ import * as dgram from 'node:dgram';
 import type * as net from 'node:net';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
-import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
+import { ListenError, isFamilyUnavailable, type ListenTarget } from './addresses';
 import { addressName } from './connection';
 import { verboseLines, type NetContext } from './context';
-import { interfaceList } from './listeners';
+import { listenTargets } from './listeners';
 import type { NetConnectionInfo } from './registry';
 
 export const UDP_HEADER_BYTES = 8;
@@ -153,15 +153,7 @@ function bindOne(address: string, family: 4 | 6, port: number): Promise<dgram.So
 /** Bind UDP on every target, like listenTcp; `opened` receives what was bound. */
 export async function listenUdp(ctx: NetContext, opened: UdpEndpoint[]): Promise<void> {
   const { settings } = ctx;
-  const describe = settings.listeners.length === 0
-    ? `failed to listen on UDP port ${settings.udpPort}`
-    : `failed to listen on one of interface(s) ${interfaceList(settings)}`;
-  let groups: ListenTarget[][];
-  try {
-    groups = await resolveTargets(settings.listeners, settings.udpPort);
-  } catch (err) {
-    throw new ListenError(describe, err);
-  }
+  const { describe, groups } = await listenTargets(settings, 'UDP', settings.udpPort);
   for (const group of groups) {
     let bound = 0;
     let firstError: unknown = null;
