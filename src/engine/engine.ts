@@ -46,6 +46,11 @@ export const enum DeltaResult {
   CasMismatch = 4,
 }
 
+/** Items a connection's unsent replies still refer to (see TextSession.holdItem). */
+export interface HeldItems {
+  isHeld(ref: number, cas: number): boolean;
+}
+
 const enum CasCheck {
   None = 0,
   Match = 1,
@@ -451,7 +456,8 @@ export class Engine {
    * `lastCas` the item's CAS. memcached rewrites the value in place when the new digits fit,
    * padding with spaces; otherwise it stores a new item.
    */
-  incrDecr(key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0): DeltaResult {
+  incrDecr(key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0,
+    held: HeldItems | null = null): DeltaResult {
     const items = this.items;
     const hash = hashKey(key, start, len);
     const ref = items.find(key, start, len, hash);
@@ -479,7 +485,9 @@ export class Engine {
     }
     this.deltaValue = next;
     const digits = next.toString();
-    if (digits.length <= n) {
+    // memcached rewrites in place only when nothing else references the item; an unsent reply
+    // does (`held`), and then it stores a copy, which starts without the item's flags.
+    if (digits.length <= n && (held === null || !held.isHeld(ref, items.cas(ref)))) {
       const s = this.scratch;
       s.fill(0x20, 0, n);
       s.write(digits, 0, 'latin1');

@@ -250,7 +250,7 @@ export function runMeta(s: TextSession): void {
     case 0x65: return metaDebug(s); // me
     case 0x6e: // mn: replies so far are transmitted
       s.replyString('MN');
-      s.flushMark = s.out.length;
+      s.markTransmitted();
       return;
     default: return s.reply(R.ERROR);
   }
@@ -353,6 +353,7 @@ function metaGet(s: TextSession): void {
   }
   if (!f.noUpdate) items.bump(ref);
   engine.countMetaFetch(ref, ttlSet);
+  s.holdItem(ref, items.cas(ref)); // memcached's reply keeps a reference until transmitted
 }
 
 /** Reply stash for ms: which flags to echo, kept until the value has arrived. */
@@ -520,7 +521,7 @@ function metaArithmetic(s: TextSession): void {
   let created = false;
   let digits = '';
   let status = '';
-  switch (engine.incrDecr(keyBuf, keyStart, keyLen, incr, f.delta, f.casIn)) {
+  switch (engine.incrDecr(keyBuf, keyStart, keyLen, incr, f.delta, f.casIn, s)) {
     case DeltaResult.Ok:
       ref = engine.lastRef;
       digits = engine.deltaValue.toString();

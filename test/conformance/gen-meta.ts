@@ -19,7 +19,8 @@
  *     far below 2^63; ms on numeric keys only stores small numbers in modes S/E/R.
  *   - every ms is followed by exactly its data block with a valid length.
  *   - numeric keys never carry item state beyond the value: no ms/mg/md with b, no I (stale),
- *     and no `s` on mg (the size shows incr padding). When memcached's incr/decr cannot
+ *     no N or R on mg (the win token), and no `s` on mg (the size shows incr padding).
+ *     When memcached's incr/decr cannot
  *     rewrite the number in place (it grew, or an unsent reply holds the item) it allocates
  *     a new item that loses the stale/win bits and the binary-key flag; whether that happens
  *     depends on timing. (ma with b only echoes the key: covered.)
@@ -107,8 +108,8 @@ export class MetaGenerator {
     const f = (s: string) => () => [latin1(s)];
     const flags = this.flags([
       [0.6, f('v')], [0.4, f('k')], [0.4, f('c')], [0.3, f('f')], [key.numeric ? 0 : 0.3, f('s')], [0.2, f('t')],
-      [0.15, () => [latin1(`T${this.ttl()}`)]], [0.15, () => [latin1(`N${this.ttl()}`)]],
-      [0.1, () => [latin1(`R${this.rng.pick(['30', '100', '100000', '999999'])}`)]],
+      [0.15, () => [latin1(`T${this.ttl()}`)]], [key.numeric ? 0 : 0.15, () => [latin1(`N${this.ttl()}`)]],
+      [key.numeric ? 0 : 0.1, () => [latin1(`R${this.rng.pick(['30', '100', '100000', '999999'])}`)]],
       [0.25, f('q')], [0.4, () => [latin1(this.opaque())]], [0.05, f('u')],
     ]);
     if (key.base64) flags.push([latin1('b')]);

@@ -63,6 +63,10 @@ const scripts: Record<string, string> = {
   'slabs reassign and automove': 'slabs reassign 1 1\r\nslabs reassign 0 1\r\nslabs reassign 99 1\r\n' +
     'slabs reassign a b\r\nslabs reassign 2 5\r\nslabs automove 1\r\nslabs automove 5\r\n' +
     'slabs automove ratio 0.5\r\nslabs automove x\r\nslabs foo\r\nslabs automove 1 noreply\r\n',
+  // regression (random meta seed 2258149081): an unsent mg reply holds the item, so a decr in
+  // the same batch stores a copy, which loses the win token (no Z afterwards)
+  'decr of an item held by an unsent mg reply': 'set n0 0 0 10\r\n4294967296\r\nmg n0 k R999999\r\n' +
+    'ma n0 MD v\r\nmg n0 f v\r\nmg n0 N30 v\r\nma n0 v\r\nmn\r\nma n0 v\r\nmg n0 v\r\n',
   // regression: an incr that outgrows the value makes a new item, which starts unfetched
   'incr that reallocates resets hit-before': 'ms n3 2\r\n99\r\nmg n3 v\r\nma n3\r\nmg n3 h\r\n',
   'text odds and ends': 'set k 0 0 4294967296\r\n\r\nget k\r\nset f 4294967297 0 1\r\nx\r\nget f\r\nincr f 1\r\ndecr k -1\r\nget ' + 'y'.repeat(251) + '\r\nset a 0 0 1\r\n1\r\ncas a 0 0 1 0\r\n2\r\nflush_all -1\r\nstats detail on\r\nstats detail dump\r\nstats detail off\r\nstats nothing\r\n',

@@ -27,6 +27,8 @@ import { commandLatency, nowMs } from '../../metrics/latency';
 export const TOKENS_MAX = 24;
 /** A line with no newline after this many bytes must be a multiget, or the peer is hostile. */
 export const LINE_BYTES_NON_GET_MAX = 2048;
+/** Items tracked as held by unsent replies per read event (meta gets between transmits). */
+const HELD_ITEMS_MAX = 64;
 
 const enum State {
   Line = 0,
@@ -113,6 +115,13 @@ export class TextSession implements ProtocolSession {
    * mn). A get with an over-long key drops every reply after it, as memcached does.
    */
   flushMark = 0;
+  /**
+   * Items referred to by replies not yet transmitted (meta mg hits), as (ref, cas) pairs:
+   * memcached holds a reference to them until it transmits, and an incr/decr on a held item
+   * stores a copy instead of rewriting it (see Engine.incrDecr). Cleared at each transmit point.
+   */
+  private readonly held = new Float64Array(HELD_ITEMS_MAX * 2);
+  private heldCount = 0;
   /** A meta set (ms) in flight: its reply is built when the value completes. */
   private metaSet: MetaSetReply | null = null;
   /** After `watch`: input is discarded and the connection only receives log lines. */
@@ -134,7 +143,7 @@ export class TextSession implements ProtocolSession {
     this.status = FeedStatus.Ok;
     if (this.watcher !== null) return end - start;
     this.engine.logger.clientId = this.conn.id;
-    this.flushMark = this.out.length;
+    this.markTransmitted();
     const perEvent = this.engine.settings.requestsPerEvent;
     let pos = start;
     let requests = 0;
@@ -409,7 +418,27 @@ export class TextSession implements ProtocolSession {
     }
     if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
+    this.markTransmitted();
+  }
+
+  /** memcached transmits here (start of a read event, end of a get, mn): replies let go of items. */
+  markTransmitted(): void {
     this.flushMark = this.out.length;
+    this.heldCount = 0;
+  }
+
+  /** An unsent reply refers to this item (bounded: past the limit, items count as not held). */
+  holdItem(ref: number, cas: number): void {
+    if (this.heldCount === HELD_ITEMS_MAX) return;
+    this.held[this.heldCount * 2] = ref;
+    this.held[this.heldCount * 2 + 1] = cas;
+    this.heldCount++;
+  }
+
+  isHeld(ref: number, cas: number): boolean {
+    const h = this.held;
+    for (let i = 0; i < this.heldCount; i++) if (h[i * 2] === ref && h[i * 2 + 1] === cas) return true;
+    return false;
   }
 
   /** "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" */
@@ -590,7 +619,7 @@ export class TextSession implements ProtocolSession {
     if (nkey > KEY_BYTES_MAX) return this.reply(R.BAD_FORMAT);
     if (!parseU64(b, this.tokStart[2], this.tokEnd[2])) return this.reply(R.BAD_DELTA);
     const engine = this.engine;
-    switch (engine.incrDecr(b, this.tokStart[1], nkey, incr, parsed.big)) {
+    switch (engine.incrDecr(b, this.tokStart[1], nkey, incr, parsed.big, 0, this)) {
       case DeltaResult.Ok:
         if (!this.noreply) {
           this.out.u64(engine.deltaValue);
