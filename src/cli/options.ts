@@ -866,9 +866,9 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   ['ext_drop_unread', flagSub((s) => void (s.extDropUnread = true))],
   [
     'slab_automove_freeratio',
-    // It tunes memcached's global page pool, which this server does not have (extstore's
-    // header pages grow by moving pages instead); taking it silently would mislead.
-    valued(() => notImplemented('-o slab_automove_freeratio (no global page pool here; see doc/extstore.md)')),
+    // It tunes memcached's extstore automover, not implemented here (extstore's header pages
+    // grow by moving pages instead); taking it silently would mislead.
+    valued(() => notImplemented('-o slab_automove_freeratio (the extstore automover; see doc/extstore.md)')),
   ],
   [
     'resp_obj_mem_limit',

@@ -15,7 +15,8 @@ import type { Settings } from '../settings';
 import { Clock } from '../store/clock';
 import { hashKey } from '../store/hash';
 import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store/items';
-import { SlabAllocator } from '../store/slabs';
+import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
+import { ReassignResult, SlabMover } from '../store/mover';
 import { Crawler, forEachItem } from '../store/crawler';
 import { collectGarbage } from '../store/gc';
 import { SlabAutomover } from '../store/automove';
@@ -74,6 +75,12 @@ const STORE_STATUSES: readonly StoreStatus[] = ['stored', 'not_stored', 'exists'
 /** How often the background crawler sweeps every class for expired items. */
 const CRAWL_PERIOD_SECONDS = 60;
 
+/** memcached's test-suite hook: bytes counted as allocated at start (T_MEMD_INITIAL_MALLOC). */
+function initialMallocBytes(): number {
+  const v = Number(process.env.T_MEMD_INITIAL_MALLOC);
+  return Number.isSafeInteger(v) && v > 0 ? v : 0;
+}
+
 export class Engine {
   readonly clock: Clock;
   readonly slabs: SlabAllocator;
@@ -88,9 +95,14 @@ export class Engine {
   lastRef = 0;
   readonly crawler: Crawler;
   readonly detail: PrefixStats;
+  /** Moves slab pages between classes and the global pool (`slabs reassign`, the automover). */
+  readonly mover: SlabMover;
   /** slab_automove=1 (and 2): pages follow the classes that evict young items. */
-  readonly automover: SlabAutomover | null;
+  private automover: SlabAutomover;
+  private automoverWindow = 0;
   private automoveSampledAt = 0;
+  /** The automover's last page went to the global pool: decide again without waiting a second. */
+  private automoveAgain = false;
   /** Passes of the LRU maintainer (memcached's lru_maintainer_juggles). */
   maintainerJuggles = 0;
   /** The `watch` streams; its hooks below cost one bit test while nobody watches. */
@@ -117,6 +129,7 @@ export class Engine {
       chunkSizeBytes: settings.chunkSizeBytes,
       growthFactor: settings.growthFactor,
       slabChunkMaxBytes: settings.slabChunkMaxBytes,
+      initialMallocBytes: initialMallocBytes(),
     });
     this.items = new Items(this.slabs, clock, {
       casEnabled: settings.casEnabled,
@@ -130,11 +143,9 @@ export class Engine {
       tempLru: settings.tempLru,
       temporaryTtlSeconds: settings.temporaryTtlSeconds,
       hashPowerInit: settings.hashPowerInit,
-      slabReassign: settings.slabReassign && settings.slabAutomove > 0,
     });
-    this.automover = settings.slabReassign && settings.evictToFree
-      ? new SlabAutomover(this.items, settings.slabAutomoveWindowSamples, () => settings.slabAutomoveRatio)
-      : null;
+    this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
+    this.automover = this.newAutomover();
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
       settings.lruCrawlerToCrawl);
     this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
@@ -145,7 +156,7 @@ export class Engine {
       this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 ? onEvict : null;
     };
     this.storage = settings.extPaths.length > 0
-      ? new Storage(this.items, settings, (level, message) => this.log(level, message))
+      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message))
       : null;
   }
 
@@ -193,15 +204,37 @@ export class Engine {
 
   /** One pass of the LRU maintainer over every class (bounded work). */
   maintain(): void {
-    this.clock.tick();
+    // The clock has its own timer (Clock.start): the maintainer reads it as it is.
     this.maintainerJuggles++;
     for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
     this.storage?.maintain();
-    // memcached's automover samples once a second.
-    if (this.automover !== null && this.settings.slabAutomove > 0 && this.clock.now !== this.automoveSampledAt) {
-      this.automoveSampledAt = this.clock.now;
-      this.automover.sample();
-    }
+    this.movePages();
+  }
+
+  private newAutomover(): SlabAutomover {
+    const settings = this.settings;
+    this.automoverWindow = settings.slabAutomoveWindowSamples;
+    return new SlabAutomover(this.items, this.automoverWindow, () => settings.slabAutomoveRatio);
+  }
+
+  /**
+   * memcached's slab maintenance thread: work on a page move in progress, else let the
+   * automover decide, once a second (at once again after a page went to the global pool).
+   */
+  private movePages(): void {
+    const mover = this.mover;
+    mover.step();
+    const s = this.settings;
+    if (mover.running || !s.slabReassign || s.slabAutomove === 0) return;
+    if (this.clock.now === this.automoveSampledAt && !this.automoveAgain) return;
+    this.automoveSampledAt = this.clock.now;
+    this.automoveAgain = false;
+    if (s.slabAutomoveWindowSamples !== this.automoverWindow) this.automover = this.newAutomover();
+    const decision = this.automover.run();
+    if (decision === null) return;
+    const result = mover.reassign(decision.src, decision.dst, false);
+    this.log(2, `slab automove: page from class ${decision.src} to ${decision.dst}: ${result === ReassignResult.Ok ? 'ok' : 'fail'}`);
+    this.automoveAgain = decision.dst === GLOBAL_POOL && result === ReassignResult.Ok;
   }
 
   // ---------------------------------------------------------------- retrieval

@@ -84,14 +84,18 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('hash_power_level', it.index.hashPower);
   out('hash_bytes', it.index.bytes);
   out('hash_is_expanding', it.index.expanding ? 1 : 0);
-  out('slab_reassign_rescues', it.slabReassignRescues);
-  out('slab_reassign_chunk_rescues', 0);
-  out('slab_reassign_evictions_nomem', it.slabReassignEvictions);
-  out('slab_reassign_inline_reclaim', 0);
-  out('slab_reassign_busy_items', it.slabReassignBusyItems);
-  out('slab_reassign_busy_deletes', 0);
-  out('slab_reassign_running', 0);
-  out('slabs_moved', it.slabsMoved);
+  if (set.slabReassign) {
+    const mv = e.mover;
+    out('slab_reassign_rescues', mv.rescues);
+    out('slab_reassign_chunk_rescues', mv.chunkRescues);
+    out('slab_reassign_inline_reclaim', mv.inlineReclaim);
+    out('slab_reassign_busy_items', mv.busyItems);
+    out('slab_reassign_busy_deletes', mv.busyDeletes);
+    out('slab_reassign_busy_nomem', mv.busyNomem);
+    out('slab_reassign_last_busy_status', mv.lastBusyStatus);
+    out('slab_reassign_running', mv.running ? 1 : 0);
+    out('slabs_moved', mv.slabsMoved);
+  }
   out('lru_crawler_running', e.crawler.running ? 1 : 0);
   out('lru_crawler_starts', e.crawler.starts);
   out('lru_maintainer_juggles', e.maintainerJuggles);
@@ -116,7 +120,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('bytes', it.currBytes);
   out('curr_items', it.currItems);
   out('total_items', it.totalItems);
-  out('slab_global_page_pool', 0);
+  out('slab_global_page_pool', e.slabs.globalPoolPages);
   out('expired_unfetched', sumClass('expired_unfetched'));
   out('evicted_unfetched', sumClass('evicted_unfetched'));
   out('evicted_active', sumClass('evicted_active'));
@@ -276,14 +280,15 @@ export function slabsStats(ctx: StatsContext, out: StatSink): void {
     out(p + 'total_chunks', total);
     out(p + 'used_chunks', sl.usedChunks[cls]);
     out(p + 'free_chunks', total - sl.usedChunks[cls]);
-    out(p + 'free_chunks_end', sl.uncarvedChunks(cls));
+    // memcached 1.6.45 carves whole pages and prints this stat as 0.
+    out(p + 'free_chunks_end', 0);
     for (const n of ['get_hits', 'cmd_set', 'delete_hits', 'incr_hits', 'decr_hits', 'cas_hits', 'cas_badval',
       'touch_hits'] as const) {
       out(p + n, it.counters[n][cls]);
     }
   }
   out('active_slabs', active);
-  out('total_malloced', sl.bytesMalloced);
+  out('total_malloced', sl.mallocedBytes);
 }
 
 /** `stats sizes`: item counts by size, in 32-byte buckets (computed on demand by a walk). */

@@ -30,6 +30,7 @@ import {
   hdrItemBytes, type ColdTier,
 } from '../store/items';
 import { KIND_ITEM, refPage } from '../store/slabs';
+import type { SlabMover } from '../store/mover';
 import type { Settings } from '../settings';
 
 export const RECORD_HEADER_BYTES = 16;
@@ -130,12 +131,11 @@ export class Storage implements ColdTier {
   /** True while ext.read() runs: its callback is then synchronous (record in a write buffer). */
   private inReadCall = false;
   private compaction: Compaction | null = null;
-  /** Items written by rescueForMove() during a page move, waiting for their headers. */
-  private pendingMoves: MovedRecord[] = [];
   private compactTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
-  constructor(items: Items, settings: Settings, log: (level: number, message: string) => void, io?: ExtstoreIo) {
+  constructor(items: Items, private readonly mover: SlabMover, settings: Settings,
+    log: (level: number, message: string) => void, io?: ExtstoreIo) {
     this.items = items;
     this.settings = settings;
     this.log = log;
@@ -182,20 +182,6 @@ export class Storage implements ColdTier {
     const u = this.items.u32(ref);
     const pw = this.items.hdrPointerWord(ref);
     this.ext.delete(u[pw], u[pw + 1], 1, u[pw + 3]);
-  }
-
-  rescueForMove(ref: number): boolean {
-    return this.stashForMove(ref, this.pendingMoves);
-  }
-
-  finishMove(): void {
-    const list = this.pendingMoves;
-    if (list.length === 0) return;
-    this.pendingMoves = [];
-    const items = this.items;
-    items.coldTierBusy = true;
-    for (const m of list) this.relinkMoved(m);
-    items.coldTierBusy = false;
   }
 
   valid(ref: number): boolean {
@@ -349,17 +335,18 @@ export class Storage implements ColdTier {
     // filled by a connection), a few others of the class.
     const tail = items.lruTail[(donor << 2) | COLD_LRU];
     const candidates: number[] = tail !== 0 ? [refPage(tail)] : [];
-    for (let p = 0; p < slabs.pages.length && candidates.length < DONOR_PAGE_TRIES; p++) {
-      if (slabs.pageClass[p] === donor && p !== candidates[0]) candidates.push(p);
+    for (const p of slabs.pagesOf(donor)) {
+      if (candidates.length >= DONOR_PAGE_TRIES) break;
+      if (p !== candidates[0]) candidates.push(p);
     }
     for (const page of candidates) {
       const saved: MovedRecord[] = [];
       let tookItem = false;
       items.coldTierBusy = true;
-      const moved = items.movePageTo(page, hdrCls, (r) => {
+      const moved = this.mover.evacuate(page, hdrCls, (r) => {
         if (r === ref) tookItem = true;
         return this.stashForMove(r, saved);
-      });
+      }, (r) => items.countEviction(r));
       if (moved) for (const m of saved) this.relinkMoved(m);
       items.coldTierBusy = false;
       if (!moved) continue;

@@ -7,7 +7,7 @@
  * says what it is in its first byte (see slabs.ts).
  */
 import { IF_LINKED, Items } from './items';
-import { KIND_ITEM } from './slabs';
+import { GLOBAL_POOL, KIND_ITEM, makeRef } from './slabs';
 
 /** Chunks examined per batch before yielding to the event loop. */
 const CHUNKS_PER_BATCH = 4096;
@@ -70,7 +70,7 @@ export class Crawler {
     this.running = true;
     this.starts++;
     this.classes = classes;
-    this.page = 0;
+    this.page = 1;
     this.offset = 0;
     this.checkedThisRun.fill(0);
     this.schedule();
@@ -89,27 +89,29 @@ export class Crawler {
     items.clock.tick();
     let budget = CHUNKS_PER_BATCH;
     const slabs = items.slabs;
-    while (budget > 0 && this.page < slabs.pages.length) {
+    while (budget > 0 && this.page <= slabs.highestPage) {
       const cls = slabs.pageClass[this.page];
-      if (this.classes !== null && this.classes[cls] === 0) {
+      if (cls === GLOBAL_POOL || (this.classes !== null && this.classes[cls] === 0)) {
         this.nextPage();
         continue;
       }
       const size = slabs.classSize[cls];
-      const u32 = slabs.pageU32[this.page];
-      const end = slabs.perPage[cls] * size;
+      const u32 = slabs.pageWords(this.page);
+      const base = slabs.pageWordBase(this.page);
+      const end = slabs.carvedBytes(this.page);
       while (budget > 0 && this.offset < end) {
-        const word = u32[this.offset >>> 2];
-        if ((word & 3) === KIND_ITEM && (word & IF_LINKED) !== 0 && this.underQuota(cls)) {
-          const ref = (((this.page + 1) << 17) | (this.offset >>> 3)) >>> 0;
-          this.check(ref, cls);
+        const word = u32[base + (this.offset >>> 2)];
+        // Counted on the item's own class: a large item's header sits in a small class's page.
+        const itemCls = (word >>> 16) & 0xff;
+        if ((word & 3) === KIND_ITEM && (word & IF_LINKED) !== 0 && this.underQuota(itemCls)) {
+          this.check(makeRef(this.page, this.offset), itemCls);
         }
         this.offset += size;
         budget--;
       }
       if (this.offset >= end) this.nextPage();
     }
-    if (this.page >= slabs.pages.length) {
+    if (this.page > slabs.highestPage) {
       this.running = false;
       return;
     }
@@ -139,17 +141,16 @@ export class Crawler {
 /** Visit every linked item (optionally of some classes). Synchronous; for dumps and stats. */
 export function forEachItem(items: Items, classes: Uint8Array | null, visit: (ref: number, cls: number) => void): void {
   const slabs = items.slabs;
-  for (let page = 0; page < slabs.pages.length; page++) {
+  for (let page = 1; page <= slabs.highestPage; page++) {
     const cls = slabs.pageClass[page];
-    if (classes !== null && classes[cls] === 0) continue;
+    if (cls === GLOBAL_POOL || (classes !== null && classes[cls] === 0)) continue;
     const size = slabs.classSize[cls];
-    const u32 = slabs.pageU32[page];
-    const end = slabs.perPage[cls] * size;
+    const u32 = slabs.pageWords(page);
+    const base = slabs.pageWordBase(page);
+    const end = slabs.carvedBytes(page);
     for (let off = 0; off < end; off += size) {
-      const word = u32[off >>> 2];
-      if ((word & 3) === KIND_ITEM && (word & IF_LINKED) !== 0) {
-        visit((((page + 1) << 17) | (off >>> 3)) >>> 0, cls);
-      }
+      const word = u32[base + (off >>> 2)];
+      if ((word & 3) === KIND_ITEM && (word & IF_LINKED) !== 0) visit(makeRef(page, off), (word >>> 16) & 0xff);
     }
   }
 }

@@ -22,9 +22,17 @@
  *   │    │ 36: key bytes, then the value bytes                                  │
  *   └────┴──────────────────────────────────────────────────────────────────────┘
  *
- * A value that does not fit the largest chunk class is "chunked": after the key (rounded up
- * to 4 bytes) comes a table of data-chunk references; each data chunk is
- * [kind=DATA|class][owner ref][payload...]. The CRLF after a value is written by the protocol.
+ * Byte 2 of word 0 is the item's class as memcached's slabs_clsid: the LRU it lives in and
+ * the class its counters belong to. For an ordinary item that is also the class of its chunk.
+ *
+ * A value that does not fit the largest chunk class is "chunked", as memcached's large items:
+ * the item lives in the LRU of the largest class (so evicting there frees the chunks a large
+ * value needs), while its header chunk comes from the small class that fits
+ * headerChunkBytes(nkey, chunks). After the key (rounded up to 4 bytes) comes a table of
+ * data-chunk references; each data chunk is [kind=DATA|its own class][owner ref][payload...],
+ * of the largest class except the last, which takes the class that fits what is left (or the
+ * largest when that class has nothing to give). The CRLF after a value is written by the
+ * protocol.
  *
  * A "header" item (HDR bit set, see src/engine/storage.ts) keeps only the key and metadata in
  * memory; its value lives in extstore. Word 8 still holds the value's length; after the key
@@ -35,12 +43,20 @@
 import { Clock } from './clock';
 import { HashIndex, hashKey } from './hash';
 import {
-  KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, PAGE_OFFSET_BITS, SlabAllocator,
+  KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
 } from './slabs';
 
 export const ITEM_HEADER_BYTES = 36;
 export const KEY_BYTES_MAX = 250;
 const DATA_CHUNK_HEADER_BYTES = 8;
+/**
+ * memcached's sizeof(item_chunk) on 64-bit. Data chunks are sized as memcached sizes them
+ * (each holds a chunk minus this, the last one takes the class that fits what is left plus
+ * this and the value's CRLF), so large values spread over classes exactly as in memcached
+ * and page balancing behaves the same; the bytes past our 8-byte chunk header are unused.
+ */
+const MEMCACHED_CHUNK_HEADER_BYTES = 48;
+const MEMCACHED_VALUE_CRLF_BYTES = 2;
 
 // byte 0 of word 0: bits 0-1 kind, the rest item flags
 export const IF_LINKED = 0x04;
@@ -85,12 +101,14 @@ export interface ColdTier {
   released(ref: number): void;
   /** Does header item `ref` still point at data on disk? */
   valid(ref: number): boolean;
-  /** A page is moving: write item `ref` to disk now (true), its header made by finishMove(). */
-  rescueForMove(ref: number): boolean;
-  /** The page moved: link header items for what rescueForMove() wrote. */
-  finishMove(): void;
   /** Copy header item `ref`'s value into dst now (for readers that cannot wait). */
   readValueSync(ref: number, dst: Uint8Array, dstOffset: number): number;
+}
+
+/** What the item store tells the page mover (src/store/mover.ts). */
+export interface PageMover {
+  /** memcached's slab_automove=2: `cls` just evicted; move a page to it from any class. */
+  evicted(cls: number): void;
 }
 
 export const enum AllocError {
@@ -111,8 +129,6 @@ export interface ItemOptions {
   tempLru: boolean;
   temporaryTtlSeconds: number;
   hashPowerInit: number;
-  /** -o slab_reassign with slab_automove > 0: move pages to a class that has none free. */
-  slabReassign: boolean;
 }
 
 /** Per-class counters for `stats items` and `stats slabs`, in Float64Arrays (no objects). */
@@ -184,24 +200,26 @@ export class Items {
     this.counters = new ClassCounters(slabs.largestClass + 1) as unknown as ClassCounterTables;
     this.index = new HashIndex(opts.hashPowerInit, (ref, key, start, len) => this.keyEquals(ref, key, start, len));
     this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
-    this.dataChunkPayloadBytes = this.singleChunkBytesMax - DATA_CHUNK_HEADER_BYTES;
+    this.dataChunkPayloadBytes = this.singleChunkBytesMax - MEMCACHED_CHUNK_HEADER_BYTES;
   }
 
   // ---------------------------------------------------------------- field access
 
+  /** The arena segment holding `ref`, as bytes; offsets below (off, keyOffset, ...) index it. */
   page(ref: number): Buffer {
-    return this.slabs.pages[(ref >>> PAGE_OFFSET_BITS) - 1];
+    return this.slabs.segU8[ref >>> 27];
   }
+  /** The arena segment holding `ref`, as 32-bit words; w(ref) indexes it. */
   u32(ref: number): Uint32Array {
-    return this.slabs.pageU32[(ref >>> PAGE_OFFSET_BITS) - 1];
+    return this.slabs.segU32[ref >>> 27];
   }
-  /** Word index of the item within its page's Uint32Array. */
+  /** Word index of the item within its segment's Uint32Array. */
   w(ref: number): number {
-    return (ref & 0x1ffff) << 1;
+    return wordOf(ref);
   }
-  /** Byte offset of the item within its page. */
+  /** Byte offset of the item within its segment. */
   off(ref: number): number {
-    return (ref & 0x1ffff) << 3;
+    return byteOf(ref);
   }
 
   iflags(ref: number): number {
@@ -222,8 +240,19 @@ export class Items {
   setKeyBinary(ref: number): void {
     this.u32(ref)[this.w(ref)] |= KEY_BINARY_BIT;
   }
+  /** memcached's slabs_clsid: the class whose LRU and counters the item belongs to. */
   classOf(ref: number): number {
     return (this.u32(ref)[this.w(ref)] >>> 16) & 0xff;
+  }
+  /** The class of the chunk at `ref` itself (differs from classOf for a chunked item's header). */
+  chunkClassOf(ref: number): number {
+    const word = this.u32(ref)[this.w(ref)];
+    if ((word & (IF_CHUNKED | 3)) !== (IF_CHUNKED | KIND_ITEM)) return (word >>> 16) & 0xff;
+    return this.slabs.classFor(headerChunkBytes(word >>> 24, this.chunkCount(ref)));
+  }
+  /** Data chunks of a chunked item. */
+  chunkCount(ref: number): number {
+    return Math.ceil(this.nbytes(ref) / this.dataChunkPayloadBytes);
   }
   nkey(ref: number): number {
     return this.u32(ref)[this.w(ref)] >>> 24;
@@ -418,15 +447,23 @@ export class Items {
     const total = ITEM_HEADER_BYTES + nkey + nbytes;
     let ref: number;
     if (total <= this.singleChunkBytesMax) {
-      ref = this.allocChunk(this.slabs.classFor(total));
-      if (ref === 0) return 0;
-      this.initHeader(ref, 0, nkey, flags, exptime, nbytes);
+      const cls = this.slabs.classFor(total);
+      ref = this.allocChunk(cls);
+      if (ref === 0) return this.outOfMemory(cls);
+      this.initHeader(ref, 0, cls, nkey, flags, exptime, nbytes);
     } else {
       ref = this.allocChunked(nkey, nbytes, flags, exptime);
-      if (ref === 0) return 0;
+      if (ref === 0) return this.outOfMemory(this.slabs.largestClass);
     }
     this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
     return ref;
+  }
+
+  /** memcached counts a failed item allocation once, on the item's class. */
+  private outOfMemory(cls: number): number {
+    this.counters.outofmemory[cls]++;
+    this.allocError = AllocError.NoMemory;
+    return 0;
   }
 
   /**
@@ -435,9 +472,10 @@ export class Items {
    * sets `allocError` when no memory can be had.
    */
   allocHdr(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
-    const ref = this.allocChunk(this.slabs.classFor(hdrItemBytes(nkey)));
-    if (ref === 0) return 0;
-    this.initHeader(ref, HDR_BIT, nkey, flags, exptime, nbytes);
+    const cls = this.slabs.classFor(hdrItemBytes(nkey));
+    const ref = this.allocChunk(cls);
+    if (ref === 0) return this.outOfMemory(cls);
+    this.initHeader(ref, HDR_BIT, cls, nkey, flags, exptime, nbytes);
     this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
     return ref;
   }
@@ -469,22 +507,10 @@ export class Items {
     this.linkMoved(fresh, this.hashOf(old), old, this.cas(old));
   }
 
-  /**
-   * Give page `page` to class `to`, unlinking every item with a chunk in it; `rescue` is
-   * offered each item first (true: it kept a copy elsewhere, counted as a rescue rather than
-   * an eviction). False, with nothing changed, when an item there is in use.
-   */
-  movePageTo(page: number, to: number, rescue: (ref: number) => boolean): boolean {
-    if (!this.evacuatePage(page, rescue)) return false;
-    this.slabs.movePage(page, to);
-    this.slabsMoved++;
-    return true;
-  }
-
-  private initHeader(ref: number, extraFlags: number, nkey: number, flags: number, exptime: number, nbytes: number): void {
+  private initHeader(ref: number, extraFlags: number, cls: number, nkey: number, flags: number, exptime: number,
+    nbytes: number): void {
     const u = this.u32(ref);
     const w = this.w(ref);
-    const cls = (u[w] >>> 16) & 0xff;
     const seg = this.opts.tempLru && exptime !== 0 && exptime - this.clock.now <= this.opts.temporaryTtlSeconds
       ? TEMP_LRU
       : this.opts.lruSegmented ? HOT_LRU : COLD_LRU;
@@ -499,34 +525,52 @@ export class Items {
     u[w + 8] = nbytes;
   }
 
+  /**
+   * A chunked item, as memcached's large items: a header chunk from the class that fits it,
+   * data chunks of the largest class, the last one of the class memcached would pick for what
+   * is left (or the largest when that class has nothing free and nothing to evict). The item
+   * belongs to the largest class's LRU.
+   */
   private allocChunked(nkey: number, nbytes: number, flags: number, exptime: number): number {
+    const slabs = this.slabs;
+    const largest = slabs.largestClass;
     const per = this.dataChunkPayloadBytes;
     const nchunks = Math.ceil(nbytes / per);
-    const headerBytes = ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + 4 * nchunks;
-    const head = this.allocChunk(this.slabs.classFor(headerBytes));
+    const head = this.allocChunk(slabs.classFor(headerChunkBytes(nkey, nchunks)));
     if (head === 0) return 0;
-    this.initHeader(head, IF_CHUNKED, nkey, flags, exptime, nbytes);
+    this.initHeader(head, IF_CHUNKED, largest, nkey, flags, exptime, nbytes);
     const table = this.chunkTableOffset(head) >>> 2;
+    const hu = this.u32(head);
+    for (let i = 0; i < nchunks; i++) hu[table + i] = 0;
+    // The header is not linked, so evictions and page moves leave it (and its chunks) alone.
+    let ok = true;
     for (let i = 0; i < nchunks; i++) {
       const payload = Math.min(per, nbytes - i * per);
-      const c = this.allocChunk(this.slabs.classFor(payload + DATA_CHUNK_HEADER_BYTES));
+      const tail = i === nchunks - 1 ? MEMCACHED_VALUE_CRLF_BYTES : 0;
+      const cls = slabs.classFor(Math.min(this.singleChunkBytesMax, payload + tail + MEMCACHED_CHUNK_HEADER_BYTES));
+      let c = this.allocChunk(cls);
+      if (c === 0 && cls !== largest) c = this.allocChunk(largest);
       if (c === 0) {
-        // Give back what was taken; the whole item fails.
-        for (let j = 0; j < i; j++) this.freeChunk(this.u32(head)[table + j]);
-        this.u32(head)[table + i] = 0;
-        this.freeChunk(head);
-        return 0;
+        ok = false;
+        break;
       }
       const cu = this.u32(c);
       const cw = this.w(c);
       cu[cw] = KIND_DATA | (cu[cw] & 0x00ff0000);
       cu[cw + 1] = head;
-      this.u32(head)[table + i] = c;
+      hu[table + i] = c;
     }
-    return head;
+    if (ok) return head;
+    // Give back what was taken; the whole item fails.
+    this.free(head);
+    return 0;
   }
 
-  /** A chunk of class `cls`, evicting from that class's LRU if memory is full. */
+  /**
+   * A chunk of class `cls`, evicting from that class's LRU when memory is full (memcached's
+   * do_item_alloc_pull). The chunk comes back marked as an unlinked item, which walkers and
+   * the page mover leave alone.
+   */
   private allocChunk(cls: number): number {
     let ref = 0;
     let tries = 0;
@@ -543,125 +587,80 @@ export class Items {
       }
     }
     if (tries > 0) this.counters.direct_reclaims[cls] += tries;
-    if (ref === 0 && this.opts.slabReassign && this.opts.evictToFree && this.reassignPageTo(cls)) {
-      ref = this.slabs.alloc(cls);
-    }
-    if (ref === 0) {
-      this.counters.outofmemory[cls]++;
-      this.allocError = AllocError.NoMemory;
-      return 0;
-    }
-    const u = this.u32(ref);
-    const w = this.w(ref);
-    u[w] = cls << 16;
+    if (ref === 0) return 0;
+    this.u32(ref)[this.w(ref)] = KIND_ITEM | (cls << 16);
     return ref;
   }
 
-  /** Page moves done (memcached's slabs_moved) and items evicted to make them. */
-  slabsMoved = 0;
-  slabReassignEvictions = 0;
-  slabReassignBusyItems = 0;
-  /** Items kept (written to extstore) when their page moved: memcached's slab_reassign_rescues. */
-  slabReassignRescues = 0;
-
-  /**
-   * Give one page of another class to `cls`, evicting what lives in it. Used when `cls` has
-   * nothing left to evict and no page can be had: without it a class that got no pages
-   * before memory filled up could never store again. The victim is the class holding the most
-   * pages; the page is the one holding that class's oldest COLD item.
-   */
-  private reassignPageTo(cls: number): boolean {
-    const slabs = this.slabs;
-    let victim = 0;
-    for (let c = 1; c <= slabs.largestClass; c++) {
-      if (c !== cls && slabs.pagesPerClass[c] > slabs.pagesPerClass[victim] && slabs.pagesPerClass[c] > 1) victim = c;
-    }
-    if (victim === 0) return false;
-    return this.movePageBetween(victim, cls);
-  }
-
-  /**
-   * Move one page from class `from` (the one holding its oldest COLD item) to class `to`,
-   * evicting (or, with extstore, rescuing to disk) what lives in it. False if nothing moved.
-   */
-  movePageBetween(from: number, to: number): boolean {
-    const page = this.pickVictimPage(from);
-    if (page < 0) return false;
-    // With extstore, the page's items are written to disk rather than lost.
-    const tier = this.coldTierBusy ? null : this.coldTier;
-    if (!this.evacuatePage(page, tier === null ? null : (ref) => tier.rescueForMove(ref))) return false;
-    this.slabs.movePage(page, to);
-    this.slabsMoved++;
-    tier?.finishMove();
-    return true;
-  }
-
-  private pickVictimPage(victim: number): number {
-    const tail = this.lruTail[(victim << 2) | COLD_LRU];
-    if (tail !== 0) return (tail >>> PAGE_OFFSET_BITS) - 1;
-    const pc = this.slabs.pageClass;
-    for (let p = 0; p < this.slabs.pages.length; p++) if (pc[p] === victim) return p;
-    return -1;
-  }
-
-  /** Evict every item with a chunk in `page`. False (nothing changed) if one is in flight. */
-  private evacuatePage(page: number, rescue: ((ref: number) => boolean) | null = null): boolean {
-    const slabs = this.slabs;
-    const cls = slabs.pageClass[page];
-    const size = slabs.classSize[cls];
-    const u32 = slabs.pageU32[page];
-    const end = slabs.perPage[cls] * size;
-    for (let pass = 0; pass < 2; pass++) {
-      for (let off = 0; off < end; off += size) {
-        const word = u32[off >>> 2];
-        const kind = word & 3;
-        if (kind === KIND_ITEM) {
-          const ref = (((page + 1) << PAGE_OFFSET_BITS) | (off >>> 3)) >>> 0;
-          if ((word & IF_LINKED) === 0 || ref === this.pinned || ref === this.flushPinned) {
-            // An item being filled by a connection (or read by append): leave the page alone.
-            this.slabReassignBusyItems++;
-            return false;
-          }
-          if (pass === 1) this.evictForMove(ref, rescue);
-        } else if (kind === KIND_DATA) {
-          const owner = u32[(off >>> 2) + 1];
-          if ((this.iflags(owner) & IF_LINKED) === 0 || owner === this.pinned || owner === this.flushPinned) {
-            this.slabReassignBusyItems++;
-            return false;
-          }
-          if (pass === 1) this.evictForMove(owner, rescue);
-        }
-      }
-    }
-    return true;
-  }
-
-  private evictForMove(ref: number, rescue: ((ref: number) => boolean) | null): void {
-    if (rescue !== null && rescue(ref)) {
-      this.slabReassignRescues++;
-    } else {
-      this.slabReassignEvictions++;
-      this.onEvict?.(ref);
-    }
-    this.unlink(ref, this.hashOf(ref));
-  }
-
-  private freeChunk(ref: number): void {
-    this.slabs.free(ref, this.classOf(ref));
-  }
+  /** Moves pages between classes (src/store/mover.ts); set by its constructor. */
+  mover: PageMover | null = null;
 
   /** Return an item's memory. It must be unlinked. */
   free(ref: number): void {
+    const slabs = this.slabs;
     if (this.isChunked(ref)) {
-      const n = Math.ceil(this.nbytes(ref) / this.dataChunkPayloadBytes);
+      const n = this.chunkCount(ref);
       const table = this.chunkTableOffset(ref) >>> 2;
       const u = this.u32(ref);
       for (let i = 0; i < n; i++) {
         const c = u[table + i];
-        if (c !== 0) this.freeChunk(c);
+        if (c !== 0) slabs.free(c, (this.u32(c)[this.w(c)] >>> 16) & 0xff);
       }
     }
-    this.freeChunk(ref);
+    slabs.free(ref, this.chunkClassOf(ref));
+  }
+
+  // ---------------------------------------------------------------- page moves
+
+  /**
+   * The chunk at `from` (a linked item, or a data chunk of one) now lives at `to`, a chunk
+   * of the same class taken by the page mover: copy it and point everything that referred
+   * to it (hash index, LRU neighbours, a chunked item's data chunks or its chunk table) at
+   * the copy. `from` is left for the mover to wipe. The item keeps its CAS and LRU place.
+   */
+  relocate(from: number, to: number, chunkBytes: number): void {
+    const src = this.page(from);
+    const so = this.off(from);
+    src.copy(this.page(to), this.off(to), so, so + chunkBytes);
+    const u = this.u32(to);
+    const w = this.w(to);
+    const word = u[w];
+    if ((word & 3) === KIND_DATA) {
+      const owner = u[w + 1];
+      const table = this.chunkTableOffset(owner) >>> 2;
+      const ou = this.u32(owner);
+      for (let i = 0, n = this.chunkCount(owner); i < n; i++) {
+        if (ou[table + i] === from) {
+          ou[table + i] = to;
+          break;
+        }
+      }
+      return;
+    }
+    this.index.replace(this.hashOf(to), from, to);
+    const id = (((word >>> 16) & 0xff) << 2) | ((word >>> 8) & 3);
+    const prev = u[w + 1];
+    const next = u[w + 2];
+    if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = to;
+    else this.lruHead[id] = to;
+    if (next !== 0) this.u32(next)[this.w(next) + 1] = to;
+    else this.lruTail[id] = to;
+    if ((word & IF_CHUNKED) !== 0) {
+      const table = this.chunkTableOffset(to) >>> 2;
+      for (let i = 0, n = this.chunkCount(to); i < n; i++) {
+        const c = u[table + i];
+        this.u32(c)[this.w(c) + 1] = to;
+      }
+    }
+  }
+
+  isLinked(ref: number): boolean {
+    return (this.u32(ref)[this.w(ref)] & IF_LINKED) !== 0;
+  }
+
+  /** Is the item at `ref` (an item chunk) in use outside the store: being filled, or pinned? */
+  isBusy(ref: number): boolean {
+    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.pinned || ref === this.flushPinned;
   }
 
   // ---------------------------------------------------------------- index + LRU
@@ -910,14 +909,10 @@ export class Items {
             break;
           }
           if (!this.opts.evictToFree) break;
-          counters.evicted[cls]++;
-          counters.evicted_time[cls] = now - this.atime(search);
-          if (this.exptime(search) !== 0) counters.evicted_nonzero[cls]++;
-          if ((f & IF_FETCHED) === 0) counters.evicted_unfetched[cls]++;
-          if ((f & IF_ACTIVE) !== 0) counters.evicted_active[cls]++;
-          this.onEvict?.(search);
+          this.countEviction(search);
           this.unlink(search, this.hashOf(search));
           removed++;
+          this.mover?.evicted(cls);
         } else if ((f & IF_ACTIVE) !== 0 && this.opts.lruSegmented) {
           counters.moves_to_warm[cls]++;
           this.setIflags(search, f & ~IF_ACTIVE);
@@ -935,6 +930,19 @@ export class Items {
   /** Observer for evictions (the `watch evictions` stream). */
   onEvict: ((ref: number) => void) | null = null;
 
+  /** Count the eviction of linked item `ref` (about to be unlinked) on its class, as memcached. */
+  countEviction(ref: number): void {
+    const cls = this.classOf(ref);
+    const f = this.iflags(ref);
+    const c = this.counters;
+    c.evicted[cls]++;
+    c.evicted_time[cls] = this.clock.now - this.atime(ref);
+    if (this.exptime(ref) !== 0) c.evicted_nonzero[cls]++;
+    if ((f & IF_FETCHED) === 0) c.evicted_unfetched[cls]++;
+    if ((f & IF_ACTIVE) !== 0) c.evicted_active[cls]++;
+    this.onEvict?.(ref);
+  }
+
   /** memcached's flush_all with an optional delay (already realtime()-converted, 0 = now). */
   flush(newOldest: number): void {
     const now = this.clock.now;
@@ -946,6 +954,11 @@ export class Items {
       this.oldestLive = oldest;
     }
   }
+}
+
+/** Bytes of a chunked item's header chunk: header, key rounded up to 4, the chunk table. */
+export function headerChunkBytes(nkey: number, chunks: number): number {
+  return ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + 4 * chunks;
 }
 
 /** Bytes of a header item with an `nkey`-byte key: header, key rounded up to 4, pointer. */

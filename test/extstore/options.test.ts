@@ -68,7 +68,7 @@ describe('ext_* options', () => {
     expect(s.extDropUnread).toBe(true);
   });
 
-  it('slab_automove_freeratio is refused, not ignored (no global page pool here)', () => {
+  it('slab_automove_freeratio is refused, not ignored (the extstore automover is not implemented)', () => {
     const r = parseCommandLine(['-o', 'slab_automove_freeratio=0.05']);
     expect(r.kind).toBe('exit');
     if (r.kind === 'exit') expect(r.stderr).toContain('not implemented');

@@ -240,8 +240,11 @@ function memlimit(s: TextSession): void {
   if (mb < 8) return s.replyString('MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m');
   if (mb > 1000000000) return s.replyString('MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes');
   const engine = s.engine;
+  // The arena reserved at startup bounds how far the limit can be raised (doc/store.md).
+  if (!engine.slabs.setMemoryLimit(mb * 1024 * 1024)) {
+    return s.replyString('MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust');
+  }
   engine.settings.memoryLimitBytes = mb * 1024 * 1024;
-  engine.slabs.setMemoryLimit(engine.settings.memoryLimitBytes);
   s.reply(R.OK);
 }
 
@@ -354,7 +357,7 @@ function lru(s: TextSession): void {
   s.reply(R.ERROR);
 }
 
-/** `slabs reassign <src> <dst>` and `slabs automove <0|1|2>|ratio <r>`, as memcached. */
+/** `slabs reassign <src> <dst>` and `slabs automove <0|1|2>|ratio <r>|window <n>`, as memcached. */
 function slabs(s: TextSession): void {
   const engine = s.engine;
   const sub = s.ntokens >= 3 ? s.tokString(1) : '';
@@ -363,38 +366,41 @@ function slabs(s: TextSession): void {
     if (!parseI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
     const src = parsed.value;
     if (!parseI32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
-    return s.replyString(reassign(engine, src, parsed.value));
+    return s.replyString(REASSIGN_REPLIES[engine.mover.reassign(src, parsed.value, true)]);
   }
-  if (s.ntokens >= 4 && sub === 'automove') {
-    s.setNoreplyMaybe();
-    if (s.tokString(2) === 'ratio') {
-      const ratio = Number(s.tokString(3));
-      if (s.ntokens < 5 || !Number.isFinite(ratio)) return s.reply(R.ERROR);
-      engine.settings.slabAutomoveRatio = ratio;
-      return s.reply(R.OK);
-    }
-    if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
-    if (parsed.value > 2) return s.reply(R.ERROR);
-    engine.settings.slabAutomove = parsed.value;
-    return s.reply(R.OK);
-  }
+  if (s.ntokens >= 4 && sub === 'automove') return slabsAutomove(s);
   s.reply(R.ERROR);
 }
 
-/** memcached's slabs_reassign: -1 as the source means any class with a page to spare. */
-function reassign(engine: TextSession['engine'], src: number, dst: number): string {
-  const slabs = engine.slabs;
-  const largest = slabs.largestClass;
-  if (src === dst) return 'SAME src and dst class are identical';
-  if (dst < 1 || dst > largest || src < -1 || src > largest) return 'BADCLASS invalid src or dst class id';
-  // Class 0 is memcached's global page pool; pages here always belong to a class, so it is empty.
-  if (src === 0) return 'NOSPARE source class has no spare pages';
-  if (src === -1) {
-    for (let c = 1; c <= largest && src === -1; c++) if (c !== dst && slabs.pagesPerClass[c] > 1) src = c;
-    if (src === -1) return 'NOSPARE source class has no spare pages';
+/** Replies to `slabs reassign`, by ReassignResult. */
+const REASSIGN_REPLIES = [
+  'OK',
+  'BUSY currently processing reassign request',
+  'BADCLASS invalid src or dst class id',
+  'NOSPARE source class has no spare pages',
+  'SAME src and dst class are identical',
+];
+
+function slabsAutomove(s: TextSession): void {
+  const settings = s.engine.settings;
+  s.setNoreplyMaybe();
+  const what = s.tokString(2);
+  if (what === 'ratio') {
+    const ratio = Number(s.tokString(3));
+    if (s.ntokens < 5 || s.tokLen(3) === 0 || !Number.isFinite(ratio)) return s.reply(R.ERROR);
+    settings.slabAutomoveRatio = ratio;
+    return s.reply(R.OK);
   }
-  if (slabs.pagesPerClass[src] < 2) return 'NOSPARE source class has no spare pages';
-  return engine.items.movePageBetween(src, dst) ? 'OK' : 'BUSY currently processing reassign request';
+  if (what === 'window') {
+    if (s.ntokens < 5 || !parseU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
+    if (parsed.value < 3 || parsed.value > 1800) return s.replyString('CLIENT_ERROR automove window too low or too high');
+    settings.slabAutomoveWindowSamples = parsed.value;
+    return s.reply(R.OK);
+  }
+  if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+  if (parsed.value > 2) return s.reply(R.ERROR);
+  settings.slabAutomove = parsed.value;
+  s.reply(R.OK);
 }
 
 /**
