@@ -391,13 +391,29 @@ export class Extstore {
     w.submitted = true;
     // Zero the tail so a reader walking the buffer (compaction) sees where records end.
     w.buf.fill(0, w.used);
-    const file = page.file;
     this.writesInFlight++;
-    this.io.write(file.fd, w.buf, 0, this.wbufBytes, page.offset + w.pageOffset, (err, written) => {
+    this.writeFrom(w, page, 0);
+  }
+
+  /**
+   * Write w.buf[from, wbufBytes) to its place in the page. A short write is continued with
+   * the rest, as pwrite(2) asks: on a filling disk the kernel takes what fits, and the next
+   * write reports why the rest does not (ENOSPC), so the error is counted for what it is.
+   */
+  private writeFrom(w: Wbuf, page: Page, from: number): void {
+    const len = this.wbufBytes - from;
+    this.io.write(page.file.fd, w.buf, from, len, page.offset + w.pageOffset + from, (err, written) => {
+      if (this.closed) {
+        this.writesInFlight--;
+        return;
+      }
+      if (err === null && written > 0 && written < len) {
+        this.writeFrom(w, page, from + written);
+        return;
+      }
       this.writesInFlight--;
-      if (this.closed) return;
-      if (err === null && written !== this.wbufBytes) {
-        err = Object.assign(new Error(`short write of ${written} bytes`), { code: 'EIO' }) as NodeJS.ErrnoException;
+      if (err === null && written !== len) {
+        err = Object.assign(new Error(`write of ${len} bytes wrote ${written}`), { code: 'EIO' }) as NodeJS.ErrnoException;
       }
       this.onWritten(w, err);
     });

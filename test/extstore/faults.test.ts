@@ -182,6 +182,33 @@ describe('extstore faults', () => {
     ext.io = real;
   });
 
+  it('a disk filling up mid-buffer (short write, then ENOSPC) counts as extstore_write_enospc', async () => {
+    server = await startExtServer();
+    client = new Client(server.port);
+    const s = server;
+    const c = client;
+    const ext = s.engine.storage!.ext;
+    const real = ext.io;
+    let calls = 0;
+    ext.io = {
+      ...real,
+      write: (_fd, _buf, _off, len, _pos, cb) => {
+        // As the kernel does when a disk fills: part of the first write lands, the rest fails.
+        const first = calls++ % 2 === 0;
+        setImmediate(() => {
+          if (first) cb(null, Math.floor(len / 3));
+          else cb(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }), 0);
+        });
+      },
+    };
+    await fill(c, COUNT, VALUE_BYTES);
+    await waitFor(() => statsOf(s.engine).extstore_write_enospc > 0, 'ENOSPC counted after a short write');
+    const st = statsOf(s.engine);
+    expect(st.extstore_write_enospc).toBe(st.extstore_write_errors);
+    expect(logLines(s, /EIO/).length).toBe(0);
+    ext.io = real;
+  });
+
   it('ENOSPC on a real full filesystem (tmpfs of 3 MiB; needs root)', async (ctx) => {
     const dir = tempDir('mcts-ext-tmpfs-');
     const mounted = process.getuid?.() === 0 &&
