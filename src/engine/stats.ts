@@ -4,7 +4,7 @@
  */
 import { cpuUsage } from 'node:process';
 import type { ConnectionInfo } from '../protocol/session';
-import { COLD_LRU, HOT_LRU, ITEM_HEADER_BYTES, TEMP_LRU, WARM_LRU } from '../store/items';
+import { COLD_LRU, HOT_LRU, TEMP_LRU, WARM_LRU } from '../store/items';
 import { processScheduling } from '../platform/sched';
 import { MEMCACHED_COMPAT_VERSION } from '../version';
 import type { Engine } from './engine';
@@ -300,7 +300,7 @@ export function sizesStats(ctx: StatsContext, out: StatSink): void {
   }
   const buckets = new Map<number, number>();
   e.walkItems((ref) => {
-    const size = ITEM_HEADER_BYTES + e.items.nkey(ref) + e.items.nbytes(ref);
+    const size = e.items.itemBytes(ref);
     const bucket = Math.ceil(size / 32) * 32;
     buckets.set(bucket, (buckets.get(bucket) ?? 0) + 1);
   });

@@ -243,7 +243,7 @@ export class Storage implements ColdTier {
     const word = items.u32(ref)[items.w(ref)];
     if ((word & IF_LINKED) === 0 || (word & HDR_BIT) !== 0) return false;
     // Headers grow into memory taken from value classes before they evict each other.
-    const hdrCls = items.slabs.classFor(hdrItemBytes(nkey));
+    const hdrCls = items.slabs.classFor(hdrItemBytes(nkey, items.flags(ref)));
     if (!items.slabs.hasFree(hdrCls) && this.growHeaderClass(hdrCls, ref) === Grow.TookItem) return true;
     const len = RECORD_HEADER_BYTES + nkey + nbytes;
     if (!this.ext.writeRequest(this.bucketFor(ref), len)) return false;

@@ -1,16 +1,20 @@
 /**
- * Hash index: key → item reference, over typed arrays (no JavaScript object per item).
+ * Hash index: key → item reference, as memcached's assoc.c: a power-of-two array of bucket
+ * heads, each the first item of a chain linked through the items themselves (their h_next
+ * word, see src/store/items.ts). No JavaScript object per item; 4 bytes per bucket.
  *
- * Open addressing with linear probing. Each slot holds the item reference (0 = empty) and
- * the key's full 32-bit hash, so most probes never touch item memory. Growth is incremental,
- * as memcached's assoc expansion is: when the table passes half full a table twice the size
- * is made, new inserts go there, and the old table is migrated a bounded number of slots at
- * a time (on each insert, and from an idle task), so no single call stalls the event loop.
+ * Growth is memcached's: when the items outnumber the buckets by half again, a table twice
+ * the size is made and the old buckets are moved over a bounded number at a time (on each
+ * insert, and from an idle task), never in one stall. A bucket below `migrated` has moved;
+ * lookups read the new table for those and the old one for the rest. An old bucket i splits
+ * into new buckets i and i + oldSize, so whatever locks a key's old bucket (its hash's low
+ * bits) also covers both new ones: the item locks of the threaded store stay valid during a
+ * growth.
  *
- * ┌──────── refs: Uint32Array(capacity) ────────┐  ┌──── hashes: Uint32Array(capacity) ────┐
- * │ ref │  0  │ ref │ TOMB │ ...                │  │ h(k) │  -  │ h(k) │  -  │ ...         │
- * └─────────────────────────────────────────────┘  └───────────────────────────────────────┘
- * TOMB only appears in the table being migrated away from (deletes there cannot shift).
+ *   buckets: Uint32Array(2^hashPower)       item            item
+ *   ┌─────┬─────┬─────┬───┐               ┌──────────┐     ┌──────────┐
+ *   │  0  │ ref │  0  │...│ ─── bucket ──►│ h_next ──┼───► │ h_next=0 │
+ *   └─────┴─────┴─────┴───┘               └──────────┘     └──────────┘
  */
 
 /** 32-bit murmur3 of key bytes; keys are compared as bytes, never decoded. */
@@ -44,156 +48,129 @@ export function hashKey(b: Uint8Array, start: number, len: number): number {
   return h >>> 0;
 }
 
-const TOMB = 0xffffffff;
-/** Slots migrated per insert while growing, and per idle task. */
-const MIGRATE_PER_INSERT = 32;
+/** Old buckets moved per insert while growing, and per idle task. */
+const MIGRATE_PER_INSERT = 8;
 const MIGRATE_PER_TASK = 16384;
 
-/** Does the item at `ref` have this key? Supplied by the item layer. */
-export type KeyEquals = (ref: number, key: Uint8Array, start: number, len: number) => boolean;
+/** What the index needs of the items it chains (src/store/items.ts supplies it). */
+export interface ChainLinks {
+  /** The next item in `ref`'s chain (0: none). */
+  chainNext(ref: number): number;
+  setChainNext(ref: number, next: number): void;
+  /** Does the item at `ref` have this key? */
+  keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean;
+}
 
 export class HashIndex {
-  private refs: Uint32Array;
-  private hashes: Uint32Array;
+  private buckets: Uint32Array;
   private mask: number;
-  private oldRefs: Uint32Array | null = null;
-  private oldHashes: Uint32Array | null = null;
+  /** The table being migrated away from, while growing. */
+  private oldBuckets: Uint32Array | null = null;
   private oldMask = 0;
-  private migrateCursor = 0;
+  /** Old buckets below this have moved to the new table. */
+  private migrated = 0;
   private migrateTask: NodeJS.Immediate | null = null;
-  /** Live entries in the current table (the old one's are counted in `oldCount`). */
   private count = 0;
-  private oldCount = 0;
-  /** Expansions done (memcached's `hash_power_level` grows with these). */
+  /** memcached's `hash_power_level`. */
   hashPower: number;
   expanding = false;
   /** Called when a growth has finished and the old table is garbage. */
   onGrowthDone: (() => void) | null = null;
 
-  constructor(hashPower: number, private readonly keyEquals: KeyEquals) {
+  constructor(hashPower: number, private readonly links: ChainLinks) {
     this.hashPower = hashPower;
-    const capacity = 2 ** hashPower;
-    this.refs = new Uint32Array(capacity);
-    this.hashes = new Uint32Array(capacity);
-    this.mask = capacity - 1;
+    this.buckets = new Uint32Array(2 ** hashPower);
+    this.mask = this.buckets.length - 1;
   }
 
   get size(): number {
-    return this.count + this.oldCount;
+    return this.count;
   }
 
   /** Bytes used by the tables (memcached's `hash_bytes`). */
   get bytes(): number {
-    return this.refs.byteLength * 2 + (this.oldRefs ? this.oldRefs.byteLength * 2 : 0);
+    return this.buckets.byteLength + (this.oldBuckets !== null ? this.oldBuckets.byteLength : 0);
+  }
+
+  /** The table and bucket holding `hash`'s chain. */
+  private tableFor(hash: number): Uint32Array {
+    const old = this.oldBuckets;
+    if (old !== null && (hash & this.oldMask) >= this.migrated) return old;
+    return this.buckets;
+  }
+
+  private bucketIn(table: Uint32Array, hash: number): number {
+    return hash & (table === this.buckets ? this.mask : this.oldMask);
   }
 
   find(hash: number, key: Uint8Array, start: number, len: number): number {
-    const refs = this.refs;
-    const hashes = this.hashes;
-    const mask = this.mask;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const ref = refs[i];
-      if (ref === 0) break;
-      if (hashes[i] === hash && this.keyEquals(ref, key, start, len)) return ref;
+    const table = this.tableFor(hash);
+    const links = this.links;
+    let ref = table[this.bucketIn(table, hash)];
+    while (ref !== 0) {
+      if (links.keyEquals(ref, key, start, len)) return ref;
+      ref = links.chainNext(ref);
     }
-    if (this.oldRefs !== null) return this.findOld(hash, key, start, len);
     return 0;
-  }
-
-  private findOld(hash: number, key: Uint8Array, start: number, len: number): number {
-    const refs = this.oldRefs!;
-    const hashes = this.oldHashes!;
-    const mask = this.oldMask;
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const ref = refs[i];
-      if (ref === 0) return 0;
-      if (ref !== TOMB && hashes[i] === hash && this.keyEquals(ref, key, start, len)) return ref;
-    }
   }
 
   /** Add an entry whose key is not present. */
   insert(hash: number, ref: number): void {
-    if (this.oldRefs !== null) this.migrate(MIGRATE_PER_INSERT);
-    else if (this.count * 2 >= this.refs.length) this.startGrowth();
-    this.put(this.refs, this.hashes, this.mask, hash, ref);
+    if (this.oldBuckets !== null) this.migrate(MIGRATE_PER_INSERT);
+    else if (this.count >= (this.buckets.length * 3) >>> 1) this.startGrowth();
+    const table = this.tableFor(hash);
+    const b = this.bucketIn(table, hash);
+    this.links.setChainNext(ref, table[b]);
+    table[b] = ref;
     this.count++;
   }
 
-  private put(refs: Uint32Array, hashes: Uint32Array, mask: number, hash: number, ref: number): void {
-    let i = hash & mask;
-    while (refs[i] !== 0) i = (i + 1) & mask;
-    refs[i] = ref;
-    hashes[i] = hash;
-  }
-
-  /** Point the entry holding `oldRef` at `newRef` (same key). */
+  /** Point the entry holding `oldRef` at `newRef` (same key), keeping its place in the chain. */
   replace(hash: number, oldRef: number, newRef: number): void {
-    let i = this.slotOf(this.refs, this.mask, hash, oldRef);
-    if (i >= 0) {
-      this.refs[i] = newRef;
+    const table = this.tableFor(hash);
+    const b = this.bucketIn(table, hash);
+    const links = this.links;
+    links.setChainNext(newRef, links.chainNext(oldRef));
+    if (table[b] === oldRef) {
+      table[b] = newRef;
       return;
     }
-    i = this.oldRefs ? this.slotOf(this.oldRefs, this.oldMask, hash, oldRef) : -1;
-    if (i < 0) throw new Error('hash index: replace of a missing entry');
-    this.oldRefs![i] = newRef;
+    for (let ref = table[b]; ref !== 0; ref = links.chainNext(ref)) {
+      if (links.chainNext(ref) === oldRef) {
+        links.setChainNext(ref, newRef);
+        return;
+      }
+    }
+    throw new Error('hash index: replace of a missing entry');
   }
 
   remove(hash: number, ref: number): void {
-    const i = this.slotOf(this.refs, this.mask, hash, ref);
-    if (i >= 0) {
-      this.shiftDelete(i);
-      this.count--;
+    const table = this.tableFor(hash);
+    const b = this.bucketIn(table, hash);
+    const links = this.links;
+    const next = links.chainNext(ref);
+    this.count--;
+    if (table[b] === ref) {
+      table[b] = next;
       return;
     }
-    const j = this.oldRefs ? this.slotOf(this.oldRefs, this.oldMask, hash, ref) : -1;
-    if (j < 0) throw new Error('hash index: remove of a missing entry');
-    this.oldRefs![j] = TOMB;
-    this.oldCount--;
-  }
-
-  private slotOf(refs: Uint32Array, mask: number, hash: number, ref: number): number {
-    for (let i = hash & mask; ; i = (i + 1) & mask) {
-      const r = refs[i];
-      if (r === ref) return i;
-      if (r === 0) return -1;
-    }
-  }
-
-  /** Linear-probing delete without tombstones: pull later entries of the run back. */
-  private shiftDelete(hole: number): void {
-    const refs = this.refs;
-    const hashes = this.hashes;
-    const mask = this.mask;
-    let i = hole;
-    for (;;) {
-      i = (i + 1) & mask;
-      const r = refs[i];
-      if (r === 0) break;
-      const home = hashes[i] & mask;
-      // Move entry i into the hole if its home is not cyclically within (hole, i].
-      const distHole = (hole - home) & mask;
-      const distI = (i - home) & mask;
-      if (distHole < distI) {
-        refs[hole] = r;
-        hashes[hole] = hashes[i];
-        hole = i;
+    for (let r = table[b]; r !== 0; r = links.chainNext(r)) {
+      if (links.chainNext(r) === ref) {
+        links.setChainNext(r, next);
+        return;
       }
     }
-    refs[hole] = 0;
+    this.count++;
+    throw new Error('hash index: remove of a missing entry');
   }
 
   private startGrowth(): void {
-    this.oldRefs = this.refs;
-    this.oldHashes = this.hashes;
+    this.oldBuckets = this.buckets;
     this.oldMask = this.mask;
-    this.oldCount = this.count;
-    this.count = 0;
-    this.migrateCursor = 0;
+    this.migrated = 0;
     this.hashPower++;
-    const capacity = 2 ** this.hashPower;
-    this.refs = new Uint32Array(capacity);
-    this.hashes = new Uint32Array(capacity);
-    this.mask = capacity - 1;
+    this.buckets = new Uint32Array(2 ** this.hashPower);
+    this.mask = this.buckets.length - 1;
     this.expanding = true;
     this.scheduleMigration();
   }
@@ -202,41 +179,60 @@ export class HashIndex {
     if (this.migrateTask !== null) return;
     this.migrateTask = setImmediate(() => {
       this.migrateTask = null;
-      if (this.oldRefs === null) return;
+      if (this.oldBuckets === null) return;
       this.migrate(MIGRATE_PER_TASK);
-      if (this.oldRefs !== null) this.scheduleMigration();
+      if (this.oldBuckets !== null) this.scheduleMigration();
     });
     this.migrateTask.unref();
   }
 
-  /** Move up to `slots` old slots into the new table. */
-  migrate(slots: number): void {
-    const oldRefs = this.oldRefs;
-    if (oldRefs === null) return;
-    const oldHashes = this.oldHashes!;
-    const end = Math.min(oldRefs.length, this.migrateCursor + slots);
-    for (let i = this.migrateCursor; i < end; i++) {
-      const ref = oldRefs[i];
-      if (ref !== 0 && ref !== TOMB) {
-        this.put(this.refs, this.hashes, this.mask, oldHashes[i], ref);
-        this.count++;
-        this.oldCount--;
+  /**
+   * Move up to `count` old buckets into the new table. Each old chain splits by one more
+   * bit of the hash; entries keep their relative order.
+   */
+  migrate(count: number): void {
+    const old = this.oldBuckets;
+    if (old === null) return;
+    const links = this.links;
+    const table = this.buckets;
+    const oldSize = old.length;
+    const end = Math.min(oldSize, this.migrated + count);
+    for (let i = this.migrated; i < end; i++) {
+      let ref = old[i];
+      old[i] = 0;
+      // Rebuild the two new chains in order: walk the old chain, append at each tail.
+      let lowTail = 0;
+      let highTail = 0;
+      table[i] = 0;
+      table[i + oldSize] = 0;
+      while (ref !== 0) {
+        const next = links.chainNext(ref);
+        links.setChainNext(ref, 0);
+        const high = (this.hashOf(ref) & oldSize) !== 0;
+        const tail = high ? highTail : lowTail;
+        if (tail === 0) table[high ? i + oldSize : i] = ref;
+        else links.setChainNext(tail, ref);
+        if (high) highTail = ref;
+        else lowTail = ref;
+        ref = next;
       }
-      // Migrated entries become tombstones so lookups keep probing past them.
-      if (ref !== 0) oldRefs[i] = TOMB;
     }
-    this.migrateCursor = end;
-    if (end === oldRefs.length) {
-      this.oldRefs = null;
-      this.oldHashes = null;
+    this.migrated = end;
+    if (end === oldSize) {
+      this.oldBuckets = null;
       this.expanding = false;
       this.onGrowthDone?.();
     }
   }
 
+  /** The hash of an item's key, to split a chain (set by the item layer). */
+  hashOf: (ref: number) => number = () => {
+    throw new Error('hash index: hashOf not set');
+  };
+
   /** Finish any growth now (tests, shutdown). */
   finishGrowth(): void {
-    while (this.oldRefs !== null) this.migrate(MIGRATE_PER_TASK);
+    while (this.oldBuckets !== null) this.migrate(MIGRATE_PER_TASK);
   }
 
   dispose(): void {

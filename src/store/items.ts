@@ -6,21 +6,25 @@
  * memcached's counters. Non-goals: protocol replies (src/protocol/), command semantics such
  * as add/replace/cas rules (src/engine/).
  *
- * Item layout, version 1 (little-endian 32-bit words from the chunk start):
+ * Item layout, version 2 (little-endian 32-bit words from the chunk start):
  *
  *   word  byte
  *   ┌────┬──────────────────────────────────────────────────────────────────────┐
- *   │ 0  │  0: kind|iflags   1: lru segment   2: class id   3: key length        │
+ *   │ 0  │  0: kind|iflags   1: lru segment + bits   2: class id   3: key length │
  *   │ 1  │  4: LRU prev (ref)                                                   │
  *   │ 2  │  8: LRU next (ref)                                                   │
- *   │ 3  │ 12: exptime (server-relative seconds, 0 = never)                     │
- *   │ 4  │ 16: time of last access (server-relative seconds)                    │
- *   │ 5  │ 20: client flags (32 bits)                                           │
+ *   │ 3  │ 12: next item in the hash chain (ref, see src/store/hash.ts)         │
+ *   │ 4  │ 16: exptime (server-relative seconds, 0 = never)                     │
+ *   │ 5  │ 20: time of last access (server-relative seconds)                    │
  *   │ 6  │ 24: CAS low 32 bits                                                  │
  *   │ 7  │ 28: CAS high 32 bits                                                 │
  *   │ 8  │ 32: value length in bytes (no trailing CRLF is stored)               │
- *   │    │ 36: key bytes, then the value bytes                                  │
+ *   │ 9  │ 36: client flags, only when the CFLAGS bit is set (as memcached)     │
+ *   │    │ 36 or 40: key bytes, then the value bytes                            │
  *   └────┴──────────────────────────────────────────────────────────────────────┘
+ *
+ * Byte 1 of word 0: bits 8-9 the LRU segment, then CFLAGS_BIT (client flags stored),
+ * HDR_BIT (a header item: the value lives in extstore) and KEY_BINARY_BIT.
  *
  * Byte 2 of word 0 is the item's class as memcached's slabs_clsid: the LRU it lives in and
  * the class its counters belong to. For an ordinary item that is also the class of its chunk.
@@ -46,7 +50,9 @@ import {
   KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
 } from './slabs';
 
+/** Bytes before the key (without client flags; 4 more with them). */
 export const ITEM_HEADER_BYTES = 36;
+const CLIENT_FLAGS_BYTES = 4;
 export const KEY_BYTES_MAX = 250;
 const DATA_CHUNK_HEADER_BYTES = 8;
 /**
@@ -72,6 +78,8 @@ export const IF_STALE = 0x80;
 const KEY_BINARY_BIT = 0x8000;
 /** Bit 14 of word 0: a header item; the value lives in extstore (memcached's ITEM_HDR). */
 export const HDR_BIT = 0x4000;
+/** Bit 13 of word 0: word 9 holds client flags (memcached's ITEM_CFLAGS); without it they are 0. */
+const CFLAGS_BIT = 0x2000;
 /** Size of the extstore pointer a header item holds instead of its value. */
 export const HDR_POINTER_BYTES = 20;
 
@@ -198,7 +206,8 @@ export class Items {
     this.lruBytes = new Float64Array(n);
     this.lruHits = new Float64Array(n);
     this.counters = new ClassCounters(slabs.largestClass + 1) as unknown as ClassCounterTables;
-    this.index = new HashIndex(opts.hashPowerInit, (ref, key, start, len) => this.keyEquals(ref, key, start, len));
+    this.index = new HashIndex(opts.hashPowerInit, this);
+    this.index.hashOf = (ref) => this.hashOf(ref);
     this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
     this.dataChunkPayloadBytes = this.singleChunkBytesMax - MEMCACHED_CHUNK_HEADER_BYTES;
   }
@@ -248,7 +257,7 @@ export class Items {
   chunkClassOf(ref: number): number {
     const word = this.u32(ref)[this.w(ref)];
     if ((word & (IF_CHUNKED | 3)) !== (IF_CHUNKED | KIND_ITEM)) return (word >>> 16) & 0xff;
-    return this.slabs.classFor(headerChunkBytes(word >>> 24, this.chunkCount(ref)));
+    return this.slabs.classFor(headerChunkBytes(word >>> 24, this.chunkCount(ref), this.flags(ref)));
   }
   /** Data chunks of a chunked item. */
   chunkCount(ref: number): number {
@@ -263,23 +272,29 @@ export class Items {
   next(ref: number): number {
     return this.u32(ref)[this.w(ref) + 2];
   }
-  exptime(ref: number): number {
+  /** The next item in the hash chain (src/store/hash.ts). */
+  chainNext(ref: number): number {
     return this.u32(ref)[this.w(ref) + 3];
   }
-  setExptime(ref: number, t: number): void {
-    this.u32(ref)[this.w(ref) + 3] = t;
+  setChainNext(ref: number, next: number): void {
+    this.u32(ref)[this.w(ref) + 3] = next;
   }
-  atime(ref: number): number {
+  exptime(ref: number): number {
     return this.u32(ref)[this.w(ref) + 4];
   }
-  setAtime(ref: number, t: number): void {
+  setExptime(ref: number, t: number): void {
     this.u32(ref)[this.w(ref) + 4] = t;
   }
-  flags(ref: number): number {
+  atime(ref: number): number {
     return this.u32(ref)[this.w(ref) + 5];
   }
-  setFlags(ref: number, f: number): void {
-    this.u32(ref)[this.w(ref) + 5] = f;
+  setAtime(ref: number, t: number): void {
+    this.u32(ref)[this.w(ref) + 5] = t;
+  }
+  flags(ref: number): number {
+    const u = this.u32(ref);
+    const w = this.w(ref);
+    return (u[w] & CFLAGS_BIT) !== 0 ? u[w + 9] : 0;
   }
   cas(ref: number): number {
     const u = this.u32(ref);
@@ -296,11 +311,11 @@ export class Items {
     return this.u32(ref)[this.w(ref) + 8];
   }
   keyOffset(ref: number): number {
-    return this.off(ref) + ITEM_HEADER_BYTES;
+    return this.off(ref) + headerBytes(this.u32(ref)[this.w(ref)]);
   }
   /** Byte offset of the value of a non-chunked item within its page. */
   valueOffset(ref: number): number {
-    return this.off(ref) + ITEM_HEADER_BYTES + this.nkey(ref);
+    return this.keyOffset(ref) + this.nkey(ref);
   }
   isChunked(ref: number): boolean {
     return (this.iflags(ref) & IF_CHUNKED) !== 0;
@@ -311,12 +326,13 @@ export class Items {
   }
   /** Total bytes an item stands for (header, key, value), as memcached's `bytes` counts them. */
   itemBytes(ref: number): number {
-    return ITEM_HEADER_BYTES + this.nkey(ref) + this.nbytes(ref);
+    return headerBytes(this.u32(ref)[this.w(ref)]) + this.nkey(ref) + this.nbytes(ref);
   }
   /** Bytes an item holds in memory, for its LRU's share: a header item holds no value. */
   private lruItemBytes(ref: number): number {
-    if ((this.u32(ref)[this.w(ref)] & HDR_BIT) === 0) return ITEM_HEADER_BYTES + this.nkey(ref) + this.nbytes(ref);
-    return hdrItemBytes(this.nkey(ref));
+    const word = this.u32(ref)[this.w(ref)];
+    if ((word & HDR_BIT) === 0) return headerBytes(word) + this.nkey(ref) + this.nbytes(ref);
+    return hdrItemBytes(this.nkey(ref), this.flags(ref));
   }
   /** Word index (in the page's Uint32Array) of a header item's extstore pointer. */
   hdrPointerWord(ref: number): number {
@@ -326,9 +342,10 @@ export class Items {
   keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean {
     const u = this.u32(ref);
     const w = this.w(ref);
-    if (u[w] >>> 24 !== len) return false;
+    const word = u[w];
+    if (word >>> 24 !== len) return false;
     const page = this.page(ref);
-    let p = (w << 2) + ITEM_HEADER_BYTES;
+    let p = (w << 2) + headerBytes(word);
     for (let i = start, end = start + len; i < end; i++, p++) {
       if (page[p] !== key[i]) return false;
     }
@@ -444,7 +461,7 @@ export class Items {
       this.allocError = AllocError.TooLarge;
       return 0;
     }
-    const total = ITEM_HEADER_BYTES + nkey + nbytes;
+    const total = ITEM_HEADER_BYTES + (flags !== 0 ? CLIENT_FLAGS_BYTES : 0) + nkey + nbytes;
     let ref: number;
     if (total <= this.singleChunkBytesMax) {
       const cls = this.slabs.classFor(total);
@@ -472,7 +489,7 @@ export class Items {
    * sets `allocError` when no memory can be had.
    */
   allocHdr(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
-    const cls = this.slabs.classFor(hdrItemBytes(nkey));
+    const cls = this.slabs.classFor(hdrItemBytes(nkey, flags));
     const ref = this.allocChunk(cls);
     if (ref === 0) return this.outOfMemory(cls);
     this.initHeader(ref, HDR_BIT, cls, nkey, flags, exptime, nbytes);
@@ -514,15 +531,16 @@ export class Items {
     const seg = this.opts.tempLru && exptime !== 0 && exptime - this.clock.now <= this.opts.temporaryTtlSeconds
       ? TEMP_LRU
       : this.opts.lruSegmented ? HOT_LRU : COLD_LRU;
-    u[w] = KIND_ITEM | extraFlags | (seg << 8) | (cls << 16) | (nkey << 24);
+    u[w] = KIND_ITEM | extraFlags | (flags !== 0 ? CFLAGS_BIT : 0) | (seg << 8) | (cls << 16) | (nkey << 24);
     u[w + 1] = 0;
     u[w + 2] = 0;
-    u[w + 3] = exptime;
-    u[w + 4] = this.clock.now;
-    u[w + 5] = flags;
+    u[w + 3] = 0;
+    u[w + 4] = exptime;
+    u[w + 5] = this.clock.now;
     u[w + 6] = 0;
     u[w + 7] = 0;
     u[w + 8] = nbytes;
+    if (flags !== 0) u[w + 9] = flags;
   }
 
   /**
@@ -536,7 +554,7 @@ export class Items {
     const largest = slabs.largestClass;
     const per = this.dataChunkPayloadBytes;
     const nchunks = Math.ceil(nbytes / per);
-    const head = this.allocChunk(slabs.classFor(headerChunkBytes(nkey, nchunks)));
+    const head = this.allocChunk(slabs.classFor(headerChunkBytes(nkey, nchunks, flags)));
     if (head === 0) return 0;
     this.initHeader(head, IF_CHUNKED, largest, nkey, flags, exptime, nbytes);
     const table = this.chunkTableOffset(head) >>> 2;
@@ -673,7 +691,7 @@ export class Items {
   isDead(ref: number): boolean {
     const u = this.u32(ref);
     const w = this.w(ref);
-    const exp = u[w + 3];
+    const exp = u[w + 4];
     const now = this.clock.now;
     if (exp !== 0 && exp <= now) return true;
     if ((u[w] & HDR_BIT) !== 0 && this.coldTier !== null && !this.coldTier.valid(ref)) return true;
@@ -956,12 +974,17 @@ export class Items {
   }
 }
 
+/** Bytes before the key of an item whose word 0 is `word`. */
+function headerBytes(word: number): number {
+  return (word & CFLAGS_BIT) !== 0 ? ITEM_HEADER_BYTES + CLIENT_FLAGS_BYTES : ITEM_HEADER_BYTES;
+}
+
 /** Bytes of a chunked item's header chunk: header, key rounded up to 4, the chunk table. */
-export function headerChunkBytes(nkey: number, chunks: number): number {
-  return ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + 4 * chunks;
+export function headerChunkBytes(nkey: number, chunks: number, flags: number): number {
+  return ((ITEM_HEADER_BYTES + (flags !== 0 ? CLIENT_FLAGS_BYTES : 0) + nkey + 3) & ~3) + 4 * chunks;
 }
 
 /** Bytes of a header item with an `nkey`-byte key: header, key rounded up to 4, pointer. */
-export function hdrItemBytes(nkey: number): number {
-  return ((ITEM_HEADER_BYTES + nkey + 3) & ~3) + HDR_POINTER_BYTES;
+export function hdrItemBytes(nkey: number, flags: number): number {
+  return ((ITEM_HEADER_BYTES + (flags !== 0 ? CLIENT_FLAGS_BYTES : 0) + nkey + 3) & ~3) + HDR_POINTER_BYTES;
 }

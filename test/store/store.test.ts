@@ -56,7 +56,13 @@ describe('slab classes', () => {
 describe('hash index', () => {
   it('finds every key through incremental growth and deletes', () => {
     const keys: Buffer[] = [];
-    const idx = new HashIndex(4, (ref, key, start, len) => keys[ref - 1].equals(key.subarray(start, start + len)));
+    const next = new Uint32Array(5001);
+    const idx = new HashIndex(4, {
+      chainNext: (ref) => next[ref],
+      setChainNext: (ref, n) => void (next[ref] = n),
+      keyEquals: (ref, key, start, len) => keys[ref - 1].equals(key.subarray(start, start + len)),
+    });
+    idx.hashOf = (ref) => hashKey(keys[ref - 1], 0, keys[ref - 1].length);
     for (let i = 0; i < 5000; i++) {
       const k = Buffer.from(`key:${i}`);
       keys.push(k);
