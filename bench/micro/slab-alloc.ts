@@ -3,6 +3,7 @@
  * chunk allocation behind every set. Steady state: chunks come off and go back on a class's
  * free list (pages carved once, during warm-up), as in a cache that is full and churning.
  */
+import { SharedMemory } from '../../src/store/shared';
 import { SlabAllocator } from '../../src/store/slabs';
 import { measure, runMain, type MicroOptions, type MicroResult } from './timing';
 
@@ -14,7 +15,7 @@ function allocator(): SlabAllocator {
     chunkSizeBytes: 48,
     growthFactor: 1.25,
     slabChunkMaxBytes: 512 * 1024,
-  });
+  }, SharedMemory.create());
 }
 
 export function run(opts: MicroOptions): MicroResult[] {

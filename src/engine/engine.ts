@@ -17,6 +17,7 @@ import { hashKey } from '../store/hash';
 import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store/items';
 import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
+import { SharedMemory } from '../store/shared';
 import { Crawler, forEachItem } from '../store/crawler';
 import { collectGarbage } from '../store/gc';
 import { SlabAutomover } from '../store/automove';
@@ -123,6 +124,7 @@ export class Engine {
     this.settings = settings;
     this.stats = stats;
     this.clock = clock;
+    const mem = SharedMemory.create();
     this.slabs = new SlabAllocator({
       memoryLimitBytes: settings.memoryLimitBytes,
       pageBytes: settings.slabPageBytes,
@@ -130,7 +132,7 @@ export class Engine {
       growthFactor: settings.growthFactor,
       slabChunkMaxBytes: settings.slabChunkMaxBytes,
       initialMallocBytes: initialMallocBytes(),
-    });
+    }, mem);
     this.items = new Items(this.slabs, clock, {
       casEnabled: settings.casEnabled,
       itemSizeMaxBytes: settings.itemSizeMaxBytes,
@@ -143,7 +145,7 @@ export class Engine {
       tempLru: settings.tempLru,
       temporaryTtlSeconds: settings.temporaryTtlSeconds,
       hashPowerInit: settings.hashPowerInit,
-    });
+    }, mem);
     this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
     this.automover = this.newAutomover();
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
@@ -169,7 +171,6 @@ export class Engine {
   resetStats(): void {
     for (const arr of Object.values(this.items.counters)) (arr as Float64Array).fill(0);
     this.items.lruHits.fill(0);
-    this.items.totalItems = 0;
     this.detail.clear();
     this.logger.resetCounters();
     this.storage?.counters.reset();
@@ -525,7 +526,7 @@ export class Engine {
       s.fill(0x20, 0, n);
       s.write(digits, 0, 'latin1');
       items.writeValue(ref, 0, s, 0, n);
-      items.setCas(ref, this.settings.casEnabled ? items.casNext++ : 0);
+      items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
       this.lastCas = items.cas(ref);
       this.lastRef = ref;
       return DeltaResult.Ok;
@@ -615,7 +616,7 @@ export class Engine {
     const items = this.items;
     if (exptime !== null) items.setExptime(ref, exptime);
     items.setIflags(ref, (items.iflags(ref) | IF_STALE) & ~IF_TOKEN_SENT);
-    items.setCas(ref, this.settings.casEnabled ? items.casNext++ : 0);
+    items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
   }
 
   /** Remove a found item (md). */

@@ -45,6 +45,8 @@
  *   +0 page id   +4 page version   +8 offset in page   +12 record bytes   +16 record CRC-32
  */
 import { Clock } from './clock';
+import { Mutexes } from './locks';
+import type { SharedMemory } from './shared';
 import { HashIndex, hashKey } from './hash';
 import {
   KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
@@ -88,6 +90,9 @@ export const WARM_LRU = 1;
 export const COLD_LRU = 2;
 export const TEMP_LRU = 3;
 export const LRU_NAMES = ['hot', 'warm', 'cold', 'temp'];
+
+/** Item lock stripes: 2^13, fewer when the hash table starts smaller (see hash.ts). */
+const ITEM_LOCK_POWER = 13;
 
 /** Items examined from a tail per pull (memcached: 5). */
 const PULL_TRIES = 5;
@@ -139,11 +144,11 @@ export interface ItemOptions {
   hashPowerInit: number;
 }
 
-/** Per-class counters for `stats items` and `stats slabs`, in Float64Arrays (no objects). */
-export class ClassCounters {
-  constructor(n: number) {
-    for (const k of CLASS_COUNTER_NAMES) (this as unknown as Record<string, Float64Array>)[k] = new Float64Array(n);
-  }
+/** Per-class counters for `stats items` and `stats slabs`, in shared Float64Arrays (no objects). */
+function classCounters(n: number, mem: SharedMemory): ClassCounterTables {
+  const tables: Partial<Record<ClassCounterName, Float64Array>> = {};
+  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(n);
+  return tables as ClassCounterTables;
 }
 export const CLASS_COUNTER_NAMES = [
   'evicted', 'evicted_nonzero', 'evicted_time', 'evicted_unfetched', 'evicted_active', 'outofmemory',
@@ -169,15 +174,18 @@ export class Items {
   readonly lruBytes: Float64Array;
   /** Fetch hits per (class, segment): memcached's hits_to_hot/warm/cold/temp. */
   readonly lruHits: Float64Array;
-
-  /** Next CAS value (64-bit in the item; a double counts exactly to 2^53). */
-  casNext = 1;
-  currItems = 0;
-  totalItems = 0;
-  currBytes = 0;
-  /** memcached's settings.oldest_live / oldest_cas, set by flush_all. */
-  oldestLive = 0;
-  oldestCas = 0;
+  /** Bytes of the items in each LRU as `stats` counts them (itemBytes). */
+  private readonly lruItemTotal: Float64Array;
+  /** One mutex per LRU list (memcached's lru_locks). */
+  readonly lruLocks: Mutexes;
+  /** Item locks, striped by the key's hash (memcached's item_locks). */
+  readonly itemLocks: Mutexes;
+  /** Item lock stripe of a hash: its low bits, no more than the hash table's (see hash.ts). */
+  readonly stripeMask: number;
+  /** The last CAS handed out (64 bits, shared: every thread takes the next one atomically). */
+  private readonly casCounter: BigInt64Array;
+  /** oldest_live and oldest_cas (flush_all), shared. */
+  private readonly flushState: Float64Array;
   /** Why the last find() missed, for get_expired / get_flushed. */
   lastMissExpired = false;
   lastMissFlushed = false;
@@ -195,17 +203,24 @@ export class Items {
   private readonly singleChunkBytesMax: number;
   private readonly dataChunkPayloadBytes: number;
 
-  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions) {
+  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions, mem: SharedMemory) {
     this.slabs = slabs;
     this.clock = clock;
     this.opts = opts;
     const n = (slabs.largestClass + 1) * 4;
-    this.lruHead = new Uint32Array(n);
-    this.lruTail = new Uint32Array(n);
-    this.lruCount = new Float64Array(n);
-    this.lruBytes = new Float64Array(n);
-    this.lruHits = new Float64Array(n);
-    this.counters = new ClassCounters(slabs.largestClass + 1) as unknown as ClassCounterTables;
+    this.lruHead = mem.uint32(n);
+    this.lruTail = mem.uint32(n);
+    this.lruCount = mem.float64(n);
+    this.lruBytes = mem.float64(n);
+    this.lruHits = mem.float64(n);
+    this.lruItemTotal = mem.float64(n);
+    this.lruLocks = new Mutexes(mem.int32(n), 0, n);
+    const stripes = 2 ** Math.min(ITEM_LOCK_POWER, opts.hashPowerInit);
+    this.stripeMask = stripes - 1;
+    this.itemLocks = new Mutexes(mem.int32(stripes), 0, stripes);
+    this.casCounter = mem.bigint64(1);
+    this.flushState = mem.float64(2);
+    this.counters = classCounters(slabs.largestClass + 1, mem);
     this.index = new HashIndex(opts.hashPowerInit, this);
     this.index.hashOf = (ref) => this.hashOf(ref);
     this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
@@ -497,33 +512,6 @@ export class Items {
     return ref;
   }
 
-  /**
-   * Link `fresh` with CAS `cas` instead of a new one: a value moved to or from extstore is
-   * the same value. With `old` (linked, same key) it takes old's place and old is freed.
-   */
-  linkMoved(fresh: number, hash: number, old: number, cas: number): void {
-    this.setCas(fresh, cas);
-    this.setAtime(fresh, this.clock.now);
-    const cls = this.classOf(fresh);
-    this.counters.total_items[cls]++;
-    this.totalItems++;
-    if (old !== 0) {
-      this.index.replace(hash, old, fresh);
-      this.unlinkFromLru(old);
-    } else {
-      this.index.insert(hash, fresh);
-    }
-    this.setIflags(fresh, this.iflags(fresh) | IF_LINKED);
-    this.currItems++;
-    this.currBytes += this.itemBytes(fresh);
-    this.lruLink(fresh, this.segment(fresh));
-  }
-
-  /** Put `fresh` in the place of the linked item `old`, keeping old's CAS; `old` is freed. */
-  replaceKeepingCas(old: number, fresh: number): void {
-    this.linkMoved(fresh, this.hashOf(old), old, this.cas(old));
-  }
-
   private initHeader(ref: number, extraFlags: number, cls: number, nkey: number, flags: number, exptime: number,
     nbytes: number): void {
     const u = this.u32(ref);
@@ -656,13 +644,7 @@ export class Items {
       return;
     }
     this.index.replace(this.hashOf(to), from, to);
-    const id = (((word >>> 16) & 0xff) << 2) | ((word >>> 8) & 3);
-    const prev = u[w + 1];
-    const next = u[w + 2];
-    if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = to;
-    else this.lruHead[id] = to;
-    if (next !== 0) this.u32(next)[this.w(next) + 1] = to;
-    else this.lruTail[id] = to;
+    this.lruRepoint(to);
     if ((word & IF_CHUNKED) !== 0) {
       const table = this.chunkTableOffset(to) >>> 2;
       for (let i = 0, n = this.chunkCount(to); i < n; i++) {
@@ -687,6 +669,42 @@ export class Items {
     return hashKey(this.page(ref), this.keyOffset(ref), this.nkey(ref));
   }
 
+  /** Curr items, bytes and total items, summed over the LRUs (each kept under its LRU lock). */
+  get currItems(): number {
+    let n = 0;
+    for (let i = 0; i < this.lruCount.length; i++) n += this.lruCount[i];
+    return n;
+  }
+  get currBytes(): number {
+    let n = 0;
+    for (let i = 0; i < this.lruItemTotal.length; i++) n += this.lruItemTotal[i];
+    return n;
+  }
+  get totalItems(): number {
+    let n = 0;
+    const t = this.counters.total_items;
+    for (let i = 0; i < t.length; i++) n += t[i];
+    return n;
+  }
+
+  /** The next CAS value, unique across threads (memcached's get_cas_id). */
+  nextCas(): number {
+    return Number(Atomics.add(this.casCounter, 0, 1n)) + 1;
+  }
+
+  /** memcached's settings.oldest_live / oldest_cas, set by flush_all. */
+  get oldestLive(): number {
+    return this.flushState[0];
+  }
+  get oldestCas(): number {
+    return this.flushState[1];
+  }
+
+  /** The item lock stripe of a key hash. */
+  stripeOf(hash: number): number {
+    return hash & this.stripeMask;
+  }
+
   /** Is the item dead by exptime or flush_all? */
   isDead(ref: number): boolean {
     const u = this.u32(ref);
@@ -703,12 +721,14 @@ export class Items {
     if (oldest === 0 || oldest > this.clock.now) return false;
     if (this.atime(ref) <= oldest) return true;
     const cas = this.cas(ref);
-    return this.oldestCas !== 0 && cas !== 0 && cas < this.oldestCas;
+    const oldestCas = this.oldestCas;
+    return oldestCas !== 0 && cas !== 0 && cas < oldestCas;
   }
 
   /**
-   * Look a key up. Expired or flushed items are unlinked on the way (memcached's lazy
-   * expiry) and reported as misses, with lastMissExpired/lastMissFlushed set.
+   * Look a key up (the caller holds its item lock). Expired or flushed items are unlinked
+   * on the way (memcached's lazy expiry) and reported as misses, with
+   * lastMissExpired/lastMissFlushed set.
    */
   find(key: Uint8Array, start: number, len: number, hash: number): number {
     this.lastMissExpired = false;
@@ -729,7 +749,7 @@ export class Items {
     return ref;
   }
 
-  /** Mark a fetch, as memcached's do_item_bump. */
+  /** Mark a fetch, as memcached's do_item_bump (the caller holds the item lock). */
   bump(ref: number): void {
     const f = this.iflags(ref);
     if (this.opts.lruSegmented) {
@@ -745,10 +765,14 @@ export class Items {
       }
       // memcached moves an active COLD item to WARM asynchronously; here it is immediate.
       this.setIflags(ref, f & ~IF_ACTIVE);
-      this.counters.moves_to_warm[this.classOf(ref)]++;
       this.lruUnlink(ref);
       this.setAtime(ref, this.clock.now);
-      this.lruLink(ref, WARM_LRU);
+      const cls = this.classOf(ref);
+      const warm = (cls << 2) | WARM_LRU;
+      this.lruLocks.lock(warm);
+      this.counters.moves_to_warm[cls]++;
+      this.lruLinkLocked(ref, WARM_LRU);
+      this.lruLocks.unlock(warm);
       return;
     }
     this.setIflags(ref, f | IF_FETCHED);
@@ -776,14 +800,27 @@ export class Items {
     this.setIflags(ref, this.iflags(ref) | IF_STALE | (this.iflags(old) & IF_TOKEN_SENT));
   }
 
-  /** Link a freshly written item, replacing any live item with the same key. */
+  /**
+   * Link a freshly written item, replacing any live item with the same key (the caller
+   * holds the key's item lock).
+   */
   link(ref: number, hash: number, old: number): void {
-    const cas = this.opts.casEnabled ? this.casNext++ : 0;
-    this.setCas(ref, cas);
+    this.setCas(ref, this.opts.casEnabled ? this.nextCas() : 0);
+    this.linkWithCas(ref, hash, old);
+    this.balance(this.classOf(ref));
+  }
+
+  /**
+   * Link `fresh` with CAS `cas` instead of a new one: a value moved to or from extstore is
+   * the same value. With `old` (linked, same key) it takes old's place and old is freed.
+   */
+  linkMoved(fresh: number, hash: number, old: number, cas: number): void {
+    this.setCas(fresh, cas);
+    this.linkWithCas(fresh, hash, old);
+  }
+
+  private linkWithCas(ref: number, hash: number, old: number): void {
     this.setAtime(ref, this.clock.now);
-    const cls = this.classOf(ref);
-    this.counters.total_items[cls]++;
-    this.totalItems++;
     if (old !== 0) {
       this.index.replace(hash, old, ref);
       this.unlinkFromLru(old);
@@ -791,13 +828,20 @@ export class Items {
       this.index.insert(hash, ref);
     }
     this.setIflags(ref, this.iflags(ref) | IF_LINKED);
-    this.currItems++;
-    this.currBytes += this.itemBytes(ref);
-    this.lruLink(ref, this.segment(ref));
-    this.balance(cls);
+    const cls = this.classOf(ref);
+    const id = (cls << 2) | this.segment(ref);
+    this.lruLocks.lock(id);
+    this.counters.total_items[cls]++;
+    this.lruLinkLocked(ref, this.segment(ref));
+    this.lruLocks.unlock(id);
   }
 
-  /** Take an item out of the index and LRU and free it. */
+  /** Put `fresh` in the place of the linked item `old`, keeping old's CAS; `old` is freed. */
+  replaceKeepingCas(old: number, fresh: number): void {
+    this.linkMoved(fresh, this.hashOf(old), old, this.cas(old));
+  }
+
+  /** Take an item out of the index and LRU and free it (the caller holds its item lock). */
   unlink(ref: number, hash: number): void {
     this.index.remove(hash, ref);
     this.unlinkFromLru(ref);
@@ -805,14 +849,38 @@ export class Items {
 
   private unlinkFromLru(ref: number): void {
     this.setIflags(ref, this.iflags(ref) & ~IF_LINKED);
-    this.currItems--;
-    this.currBytes -= this.itemBytes(ref);
     this.lruUnlink(ref);
+    this.released(ref);
+  }
+
+  /** An unlinked item's memory goes back (and its extstore record, if it is a header). */
+  private released(ref: number): void {
     if ((this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0) this.coldTier?.released(ref);
     this.free(ref);
   }
 
+  /** The LRU list id of an item: (class << 2) | segment. */
+  lruIdOf(ref: number): number {
+    const word = this.u32(ref)[this.w(ref)];
+    return (((word >>> 16) & 0xff) << 2) | ((word >>> 8) & 3);
+  }
+
   private lruLink(ref: number, seg: number): void {
+    const id = (this.classOf(ref) << 2) | seg;
+    this.lruLocks.lock(id);
+    this.lruLinkLocked(ref, seg);
+    this.lruLocks.unlock(id);
+  }
+
+  private lruUnlink(ref: number): void {
+    const id = this.lruIdOf(ref);
+    this.lruLocks.lock(id);
+    this.lruUnlinkLocked(ref, id);
+    this.lruLocks.unlock(id);
+  }
+
+  /** Link at the head of the item's class's `seg` list; the caller holds that list's lock. */
+  private lruLinkLocked(ref: number, seg: number): void {
     const u = this.u32(ref);
     const w = this.w(ref);
     const cls = (u[w] >>> 16) & 0xff;
@@ -826,12 +894,13 @@ export class Items {
     this.lruHead[id] = ref;
     this.lruCount[id]++;
     this.lruBytes[id] += this.lruItemBytes(ref);
+    this.lruItemTotal[id] += this.itemBytes(ref);
   }
 
-  private lruUnlink(ref: number): void {
+  /** Unlink from list `id`, the item's own; the caller holds that list's lock. */
+  private lruUnlinkLocked(ref: number, id: number): void {
     const u = this.u32(ref);
     const w = this.w(ref);
-    const id = (((u[w] >>> 16) & 0xff) << 2) | ((u[w] >>> 8) & 3);
     const prev = u[w + 1];
     const next = u[w + 2];
     if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = next;
@@ -842,6 +911,22 @@ export class Items {
     u[w + 2] = 0;
     this.lruCount[id]--;
     this.lruBytes[id] -= this.lruItemBytes(ref);
+    this.lruItemTotal[id] -= this.itemBytes(ref);
+  }
+
+  /** Point an item's LRU neighbours at `to`, its copy (page mover); takes the list's lock. */
+  private lruRepoint(to: number): void {
+    const u = this.u32(to);
+    const w = this.w(to);
+    const id = this.lruIdOf(to);
+    this.lruLocks.lock(id);
+    const prev = u[w + 1];
+    const next = u[w + 2];
+    if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = to;
+    else this.lruHead[id] = to;
+    if (next !== 0) this.u32(next)[this.w(next) + 1] = to;
+    else this.lruTail[id] = to;
+    this.lruLocks.unlock(id);
   }
 
   /** Keep HOT and WARM within their share of the class, as memcached's maintainer does. */
@@ -872,13 +957,25 @@ export class Items {
    * memcached's lru_pull_tail: look at up to PULL_TRIES items from the tail of one segment;
    * reclaim dead ones; move HOT/WARM overflow to COLD (active ones to WARM); in COLD, evict
    * (when `evict`) or move active items to WARM. Returns how many items were removed/moved.
+   *
+   * Locks as memcached's: the list's lock for the walk, and each candidate's item lock by
+   * trylock (a candidate whose lock is taken, by the caller itself or another thread, is
+   * skipped). An item leaving for another list is relinked after the walk's lock is let go,
+   * under its item lock, so no thread ever holds two LRU locks.
    */
   pullTail(cls: number, seg: number, totalBytes: number, evict: boolean): number {
     const id = (cls << 2) | seg;
-    let removed = 0;
-    let search = this.lruTail[id];
     const now = this.clock.now;
     const counters = this.counters;
+    const itemLocks = this.itemLocks;
+    let removed = 0;
+    /** The item kept locked past the walk, and what happens to it then. */
+    let held = 0;
+    let heldHash = 0;
+    let moveTo = -1;
+    let writeOut = false;
+    this.lruLocks.lock(id);
+    let search = this.lruTail[id];
     for (let tries = PULL_TRIES; tries > 0 && search !== 0; tries--) {
       const nextIt = this.prev(search);
       if (search === this.pinned || search === this.flushPinned) {
@@ -886,10 +983,17 @@ export class Items {
         search = nextIt;
         continue;
       }
+      const hash = this.hashOf(search);
+      const stripe = hash & this.stripeMask;
+      if (!itemLocks.tryLock(stripe)) {
+        search = nextIt;
+        continue;
+      }
       if (this.isDead(search)) {
         counters.reclaimed[cls]++;
         if ((this.iflags(search) & IF_FETCHED) === 0) counters.expired_unfetched[cls]++;
-        this.unlink(search, this.hashOf(search));
+        this.unlinkInList(search, hash, id);
+        itemLocks.unlock(stripe);
         removed++;
         search = nextIt;
         continue;
@@ -903,46 +1007,66 @@ export class Items {
         const maxAge = coldAge * (seg === HOT_LRU ? this.opts.hotMaxFactor : this.opts.warmMaxFactor);
         if ((f & IF_ACTIVE) !== 0) {
           this.setIflags(search, f & ~IF_ACTIVE);
-          removed++;
-          this.lruUnlink(search);
           if (seg === WARM_LRU) counters.moves_within_lru[cls]++;
           else counters.moves_to_warm[cls]++;
-          this.lruLink(search, WARM_LRU);
+          moveTo = WARM_LRU;
         } else if (this.lruBytes[id] > limit || now - this.atime(search) > maxAge) {
           counters.moves_to_cold[cls]++;
-          this.lruUnlink(search);
-          this.lruLink(search, COLD_LRU);
-          removed++;
+          moveTo = COLD_LRU;
         }
-        break;
-      }
-      if (seg === COLD_LRU) {
+      } else if (seg === COLD_LRU) {
         if (evict) {
           // With extstore, a qualifying value goes to disk instead (memcached's storage
           // writer does this ahead of time; here it happens at the eviction itself).
           const tier = this.coldTier;
-          if (tier !== null && !this.coldTierBusy && (this.u32(search)[this.w(search)] & HDR_BIT) === 0 &&
-            tier.flushForEviction(search, cls)) {
+          if (tier !== null && !this.coldTierBusy && (this.u32(search)[this.w(search)] & HDR_BIT) === 0) {
+            writeOut = true;
+          } else if (this.opts.evictToFree) {
+            this.countEviction(search);
+            this.unlinkInList(search, hash, id);
             removed++;
-            break;
+            this.mover?.evicted(cls);
           }
-          if (!this.opts.evictToFree) break;
-          this.countEviction(search);
-          this.unlink(search, this.hashOf(search));
-          removed++;
-          this.mover?.evicted(cls);
         } else if ((f & IF_ACTIVE) !== 0 && this.opts.lruSegmented) {
           counters.moves_to_warm[cls]++;
           this.setIflags(search, f & ~IF_ACTIVE);
-          this.lruUnlink(search);
-          this.lruLink(search, WARM_LRU);
+          moveTo = WARM_LRU;
+        }
+      }
+      if (moveTo >= 0 || writeOut) {
+        if (moveTo >= 0) {
+          this.lruUnlinkLocked(search, id);
           removed++;
         }
-        break;
+        held = search;
+        heldHash = hash;
+      } else {
+        itemLocks.unlock(stripe);
       }
-      break; // TEMP: only reclaims
+      break; // only reclaims go on past the first live item
     }
+    this.lruLocks.unlock(id);
+    if (held === 0) return removed;
+    if (moveTo >= 0) {
+      this.lruLink(held, moveTo);
+    } else if (this.coldTier!.flushForEviction(held, cls)) {
+      removed++;
+    } else if (this.opts.evictToFree) {
+      this.countEviction(held);
+      this.unlink(held, heldHash);
+      removed++;
+      this.mover?.evicted(cls);
+    }
+    itemLocks.unlock(heldHash & this.stripeMask);
     return removed;
+  }
+
+  /** Unlink a linked item while holding the lock of list `id`, its own. */
+  private unlinkInList(ref: number, hash: number, id: number): void {
+    this.index.remove(hash, ref);
+    this.setIflags(ref, this.iflags(ref) & ~IF_LINKED);
+    this.lruUnlinkLocked(ref, id);
+    this.released(ref);
   }
 
   /** Observer for evictions (the `watch evictions` stream). */
@@ -965,11 +1089,12 @@ export class Items {
   flush(newOldest: number): void {
     const now = this.clock.now;
     const oldest = newOldest > 0 ? newOldest : now;
+    const state = this.flushState;
     if (this.opts.casEnabled) {
-      this.oldestLive = oldest - 1;
-      if (this.oldestLive <= now) this.oldestCas = this.casNext++;
+      state[0] = oldest - 1;
+      if (state[0] <= now) state[1] = this.nextCas();
     } else {
-      this.oldestLive = oldest;
+      state[0] = oldest;
     }
   }
 }

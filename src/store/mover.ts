@@ -131,7 +131,7 @@ export class SlabMover implements PageMover {
     this.allowEvictions = allowEvictions || (slabs.memoryFull && slabs.globalPoolPages === 0);
     this.carvedEnd = slabs.carvedBytes(this.page);
     // A page being carved stops being carved: what was never carved holds nothing.
-    if (src !== GLOBAL_POOL && slabs.carvePage[src] === this.page) slabs.carvePage[src] = 0;
+    slabs.stopCarving(this.page);
   }
 
   /** Work on the move in progress, if any (the LRU maintainer calls this). */
@@ -199,7 +199,7 @@ export class SlabMover implements PageMover {
       const now = u[w];
       const kind = now & 3;
       if (kind === KIND_FREE) {
-        if (now !== MOVED) this.takeFree(cls, ref, w, u);
+        if (now !== MOVED) this.takeFree(cls, ref);
         continue;
       }
       if (kind !== KIND_ITEM && kind !== KIND_DATA) continue;
@@ -211,7 +211,7 @@ export class SlabMover implements PageMover {
       }
       if (items.isDead(owner)) {
         items.unlink(owner, items.hashOf(owner));
-        this.takeFree(cls, ref, w, u);
+        this.takeFree(cls, ref);
         continue;
       }
       if (this.spare === 0) {
@@ -222,7 +222,7 @@ export class SlabMover implements PageMover {
       }
       items.relocate(ref, this.spare, size);
       this.spare = 0;
-      slabs.usedChunks[cls]--;
+      slabs.forgetChunk(cls);
       u[w] = MOVED;
       if (kind === KIND_DATA) this.chunkRescues++;
       else this.rescues++;
@@ -234,9 +234,8 @@ export class SlabMover implements PageMover {
   private spare = 0;
 
   /** A free chunk of the page leaves the free list for good. */
-  private takeFree(cls: number, ref: number, w: number, u: Uint32Array): void {
-    this.slabs.unlinkFree(cls, ref);
-    u[w] = MOVED;
+  private takeFree(cls: number, ref: number): void {
+    this.slabs.takeFreeChunk(cls, ref, MOVED);
   }
 
   /**
@@ -269,7 +268,7 @@ export class SlabMover implements PageMover {
         slabs.u32Of(ref)[wordOf(ref)] = KIND_ITEM | (cls << 16);
         return ref;
       }
-      slabs.usedChunks[cls]--;
+      slabs.forgetChunk(cls);
       slabs.pageWords(page)[slabs.pageWordBase(page) + ((ref & 0x1ffff) << 1)] = MOVED;
       this.inlineReclaim++;
     }
@@ -301,7 +300,7 @@ export class SlabMover implements PageMover {
       if ((word & 3) === KIND_ITEM && items.isBusy(makeRef(page, off))) return false;
       if ((word & 3) === KIND_DATA && items.isBusy(u[base + (off >>> 2) + 1])) return false;
     }
-    if (slabs.carvePage[cls] === page) slabs.carvePage[cls] = 0;
+    slabs.stopCarving(page);
     for (let off = 0; off < end; off += size) {
       const w = base + (off >>> 2);
       const ref = makeRef(page, off);
@@ -312,7 +311,7 @@ export class SlabMover implements PageMover {
         items.unlink(owner, items.hashOf(owner));
         word = u[w];
       }
-      if (word !== MOVED) this.takeFree(cls, ref, w, u);
+      if (word !== MOVED) this.takeFree(cls, ref);
     }
     slabs.finishPageMove(page, to);
     this.slabsMoved++;

@@ -30,7 +30,13 @@
  * so walkers (crawler, dumps, the page mover) can read any chunk of a page. A free chunk is
  * [FREE | class << 16][next free][prev free]: each class's free list is doubly linked, so the
  * page mover takes a chunk out of it in O(1).
+ *
+ * Threads: every array and counter lives in shared memory (src/store/shared.ts). Chunk and
+ * page bookkeeping changes only under the slab lock, memcached's slabs_lock, taken by
+ * alloc(), free() and the page operations; it is the innermost lock (doc/threads.md).
  */
+import { Mutexes } from './locks';
+import type { SharedMemory } from './shared';
 
 export const PAGE_OFFSET_BITS = 17;
 /** Address space per physical page: pages are never larger (the offset has 17 bits of 8 bytes). */
@@ -47,6 +53,14 @@ export const CHUNK_ALIGN_BYTES = 8;
 export const CLASSES_MAX = 63;
 /** memcached's SLAB_GLOBAL_PAGE_POOL. */
 export const GLOBAL_POOL = 0;
+
+// Shared scalars.
+const S_RELEASED = 0;
+const S_TOUCHED = 1;
+const S_MALLOCED = 2;
+const S_LIMIT = 3;
+const S_LIMIT_REACHED = 4;
+const S_COUNT = 5;
 
 export const KIND_FREE = 0;
 export const KIND_ITEM = 1;
@@ -95,15 +109,45 @@ export class SlabAllocator {
   readonly pagesPerClass: Float64Array;
   /** Pages given back by a lowered limit, reused before fresh ones (a stack). */
   private readonly releasedPages: Int32Array;
-  private releasedCount = 0;
-  /** Highest physical page ever taken from the arena. */
-  private pagesTouched = 0;
+  /** Shared scalars, indexed by S_*. */
+  private readonly scalars: Float64Array;
+  /** memcached's slabs_lock. */
+  readonly lock: Mutexes;
 
-  /** Bytes of pages handed out (memcached's mem_malloced) and the limit (mem_limit). */
-  mallocedBytes: number;
-  limitBytes: number;
+  private get releasedCount(): number {
+    return this.scalars[S_RELEASED];
+  }
+  private set releasedCount(v: number) {
+    this.scalars[S_RELEASED] = v;
+  }
+  /** Highest physical page ever taken from the arena. */
+  private get pagesTouched(): number {
+    return this.scalars[S_TOUCHED];
+  }
+  private set pagesTouched(v: number) {
+    this.scalars[S_TOUCHED] = v;
+  }
+  /** Bytes of pages handed out (memcached's mem_malloced). */
+  get mallocedBytes(): number {
+    return this.scalars[S_MALLOCED];
+  }
+  private set mallocedBytes(v: number) {
+    this.scalars[S_MALLOCED] = v;
+  }
+  /** The limit (memcached's mem_limit). */
+  get limitBytes(): number {
+    return this.scalars[S_LIMIT];
+  }
+  private set limitBytes(v: number) {
+    this.scalars[S_LIMIT] = v;
+  }
   /** memcached's mem_limit_reached: a page was refused because of the limit. */
-  limitReached = false;
+  get limitReached(): boolean {
+    return this.scalars[S_LIMIT_REACHED] !== 0;
+  }
+  private set limitReached(v: boolean) {
+    this.scalars[S_LIMIT_REACHED] = v ? 1 : 0;
+  }
 
   /** Free list head per class, and the free chunks on it. */
   readonly freeHead: Uint32Array;
@@ -113,7 +157,7 @@ export class SlabAllocator {
   readonly carveOffset: Int32Array;
   readonly usedChunks: Float64Array;
 
-  constructor(opts: SlabOptions) {
+  constructor(opts: SlabOptions, mem: SharedMemory) {
     if (opts.pageBytes > PAGE_STRIDE_BYTES) throw new Error('slab page larger than 1 MiB');
     this.pageBytes = opts.pageBytes;
     let size = MEMCACHED_ITEM_HEADER_BYTES + opts.chunkSizeBytes;
@@ -129,30 +173,34 @@ export class SlabAllocator {
     this.classSize[cls] = opts.slabChunkMaxBytes;
     this.perPage[cls] = Math.floor(opts.pageBytes / opts.slabChunkMaxBytes);
 
-    this.mallocedBytes = opts.initialMallocBytes ?? 0;
-    this.limitBytes = opts.memoryLimitBytes;
+    this.scalars = mem.float64(S_COUNT);
+    this.lock = new Mutexes(mem.int32(1), 0, 1);
+    if (!mem.attaching) {
+      this.mallocedBytes = opts.initialMallocBytes ?? 0;
+      this.limitBytes = opts.memoryLimitBytes;
+    }
     const arenaBytes = opts.arenaBytes ?? Math.max(opts.memoryLimitBytes, 1024 * 1024 * 1024);
     this.arenaPages = Math.max(1, Math.min(PAGES_MAX, Math.floor(arenaBytes / this.pageBytes) + CLASSES_MAX));
     for (let first = 0; first <= this.arenaPages; first += SEGMENT_PAGES) {
       const pages = Math.min(SEGMENT_PAGES, this.arenaPages + 1 - first);
-      const sab = new SharedArrayBuffer(pages * PAGE_STRIDE_BYTES);
+      const sab = mem.buffer(pages * PAGE_STRIDE_BYTES);
       this.segU8.push(Buffer.from(sab));
       this.segU32.push(new Uint32Array(sab));
     }
     const n = cls + 1;
     const pageSlots = this.arenaPages + 1;
-    this.pageClass = new Uint8Array(pageSlots);
-    this.pageNext = new Int32Array(pageSlots);
-    this.pagePrev = new Int32Array(pageSlots);
-    this.releasedPages = new Int32Array(pageSlots);
-    this.firstPage = new Int32Array(n);
-    this.lastPage = new Int32Array(n);
-    this.pagesPerClass = new Float64Array(n);
-    this.freeHead = new Uint32Array(n);
-    this.freeCount = new Float64Array(n);
-    this.carvePage = new Int32Array(n);
-    this.carveOffset = new Int32Array(n);
-    this.usedChunks = new Float64Array(n);
+    this.pageClass = mem.uint8(pageSlots);
+    this.pageNext = mem.int32(pageSlots);
+    this.pagePrev = mem.int32(pageSlots);
+    this.releasedPages = mem.int32(pageSlots);
+    this.firstPage = mem.int32(n);
+    this.lastPage = mem.int32(n);
+    this.pagesPerClass = mem.float64(n);
+    this.freeHead = mem.uint32(n);
+    this.freeCount = mem.float64(n);
+    this.carvePage = mem.int32(n);
+    this.carveOffset = mem.int32(n);
+    this.usedChunks = mem.float64(n);
   }
 
   // ---------------------------------------------------------------- addressing
@@ -201,6 +249,13 @@ export class SlabAllocator {
    * (`newPage` false: only chunks already in the class, memcached's SLABS_ALLOC_NO_NEWPAGE).
    */
   alloc(cls: number, newPage = true): number {
+    this.lock.lock(0);
+    const ref = this.allocLocked(cls, newPage);
+    this.lock.unlock(0);
+    return ref;
+  }
+
+  private allocLocked(cls: number, newPage: boolean): number {
     let ref = this.freeHead[cls];
     if (ref !== 0) {
       this.unlinkFree(cls, ref);
@@ -295,8 +350,17 @@ export class SlabAllocator {
   }
 
   free(ref: number, cls: number): void {
+    this.lock.lock(0);
     this.linkFree(cls, ref);
     this.usedChunks[cls]--;
+    this.lock.unlock(0);
+  }
+
+  /** A chunk taken with alloc() that the caller gives up on without using (page mover). */
+  forgetChunk(cls: number): void {
+    this.lock.lock(0);
+    this.usedChunks[cls]--;
+    this.lock.unlock(0);
   }
 
   private linkFree(cls: number, ref: number): void {
@@ -311,8 +375,25 @@ export class SlabAllocator {
     this.freeCount[cls]++;
   }
 
+  /**
+   * Take a free chunk of a page being moved out of its class's free list for good, marking
+   * it `mark`; false (nothing done) when the chunk is not free (any more).
+   */
+  takeFreeChunk(cls: number, ref: number, mark: number): boolean {
+    this.lock.lock(0);
+    const u = this.segU32[ref >>> SEGMENT_SHIFT];
+    const w = (ref & SEGMENT_MASK) << 1;
+    const free = u[w] === (KIND_FREE | (cls << 16));
+    if (free) {
+      this.unlinkFree(cls, ref);
+      u[w] = mark;
+    }
+    this.lock.unlock(0);
+    return free;
+  }
+
   /** Take a free chunk out of its class's free list (it stays marked free until written). */
-  unlinkFree(cls: number, ref: number): void {
+  private unlinkFree(cls: number, ref: number): void {
     const u = this.segU32[ref >>> SEGMENT_SHIFT];
     const w = (ref & SEGMENT_MASK) << 1;
     const next = u[w + 1];
@@ -357,6 +438,12 @@ export class SlabAllocator {
    * accounted for by the mover) from its class to class `to` (GLOBAL_POOL: the global pool).
    */
   finishPageMove(page: number, to: number): void {
+    this.lock.lock(0);
+    this.finishPageMoveLocked(page, to);
+    this.lock.unlock(0);
+  }
+
+  private finishPageMoveLocked(page: number, to: number): void {
     const from = this.pageClass[page];
     this.listRemove(from, page);
     if (this.carvePage[from] === page) this.carvePage[from] = 0;
@@ -379,10 +466,20 @@ export class SlabAllocator {
    */
   setMemoryLimit(memoryBytes: number): boolean {
     if (Math.floor(memoryBytes / this.pageBytes) + CLASSES_MAX > this.arenaPages) return false;
+    this.lock.lock(0);
     this.limitBytes = memoryBytes;
     this.limitReached = false;
     this.releaseOverLimit();
+    this.lock.unlock(0);
     return true;
+  }
+
+  /** Stop carving `page` if it is its class's carve page (a page about to move). */
+  stopCarving(page: number): void {
+    this.lock.lock(0);
+    const cls = this.pageClass[page];
+    if (cls !== GLOBAL_POOL && this.carvePage[cls] === page) this.carvePage[cls] = 0;
+    this.lock.unlock(0);
   }
 
   /** memcached's memory_release: free pooled pages while more is allocated than the limit. */

@@ -3,6 +3,7 @@ import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
 import { ServerStats } from '../../src/metrics/stats';
 import { defaultSettings, type Settings } from '../../src/settings';
 import { HashIndex, hashKey } from '../../src/store/hash';
+import { SharedMemory } from '../../src/store/shared';
 import { SlabAllocator } from '../../src/store/slabs';
 
 const MIB = 1024 * 1024;
@@ -31,7 +32,7 @@ function read(e: Engine, key: string): Buffer | null {
 
 describe('slab classes', () => {
   it('match memcached 1.6 numbering for default -n 48 -f 1.25 (from memcached -vv)', () => {
-    const s = new SlabAllocator({ memoryLimitBytes: 64 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 });
+    const s = new SlabAllocator({ memoryLimitBytes: 64 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 }, SharedMemory.create());
     expect(s.classSize.slice(1, 8)).toEqual([96, 120, 152, 192, 240, 304, 384]);
     expect(s.perPage.slice(1, 5)).toEqual([10922, 8738, 6898, 5461]);
     expect(s.largestClass).toBe(39);
@@ -39,7 +40,7 @@ describe('slab classes', () => {
     expect(s.classSize[39]).toBe(524288);
   });
   it('never takes more pages than -m allows', () => {
-    const s = new SlabAllocator({ memoryLimitBytes: 2 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 });
+    const s = new SlabAllocator({ memoryLimitBytes: 2 * MIB, pageBytes: MIB, chunkSizeBytes: 48, growthFactor: 1.25, slabChunkMaxBytes: 512 * 1024 }, SharedMemory.create());
     let n = 0;
     while (s.alloc(1) !== 0) n++;
     expect(n).toBe(2 * 10922);
