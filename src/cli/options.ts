@@ -16,6 +16,7 @@
  * 64 (EX_USAGE) for relations between options and for what memcached-ts does not implement.
  */
 
+import { HASH_POWER_LIMIT } from '../store/hash';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
@@ -574,6 +575,10 @@ function setHashpower(state: ParseState, value: string): void {
   if (power > HASHPOWER_MAX) {
     const advice = 'choose it from "STAT hash_power_level" of a running instance';
     throw new UsageError(`Initial hashtable multiplier of ${power} is too high; ${advice}`);
+  }
+  if (power > HASH_POWER_LIMIT) {
+    // memcached takes up to 32; 2^30 buckets already index more items than the arena can hold.
+    throw new UsageError(`Initial hashtable multiplier of ${power} is above ${HASH_POWER_LIMIT}, the most this server supports`, EX_USAGE);
   }
   state.settings.hashPowerInit = power;
 }

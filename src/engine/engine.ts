@@ -19,7 +19,6 @@ import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
 import { SharedMemory } from '../store/shared';
 import { Crawler, forEachItem } from '../store/crawler';
-import { collectGarbage } from '../store/gc';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
@@ -184,8 +183,6 @@ export class Engine {
   /** Start the clock and the LRU maintainer. */
   start(): void {
     this.clock.start();
-    // Release the old hash table's memory as soon as a growth completes (off the request path).
-    this.items.index.onGrowthDone = () => setImmediate(collectGarbage).unref();
     if (this.settings.lruSegmented || this.settings.tempLru) {
       this.maintainer = setInterval(() => this.maintain(), 100);
       this.maintainer.unref();
@@ -200,7 +197,8 @@ export class Engine {
     this.maintainer = null;
     this.crawler.stop();
     this.storage?.stop();
-    this.items.index.dispose();
+    if (this.indexTask !== null) clearImmediate(this.indexTask);
+    this.indexTask = null;
   }
 
   /** One pass of the LRU maintainer over every class (bounded work). */
@@ -210,6 +208,17 @@ export class Engine {
     for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
     this.storage?.maintain();
     this.movePages();
+    if (this.indexTask === null && this.items.growIndex(this.settings.hashExpand)) this.scheduleIndexGrowth();
+  }
+
+  /** A hash index growth in progress moves its buckets in steps, between other work. */
+  private indexTask: NodeJS.Immediate | null = null;
+  private scheduleIndexGrowth(): void {
+    this.indexTask = setImmediate(() => {
+      this.indexTask = null;
+      if (this.items.growIndex(false)) this.scheduleIndexGrowth();
+    });
+    this.indexTask.unref();
   }
 
   private newAutomover(): SlabAutomover {

@@ -3,18 +3,24 @@
  * heads, each the first item of a chain linked through the items themselves (their h_next
  * word, see src/store/items.ts). No JavaScript object per item; 4 bytes per bucket.
  *
- * Growth is memcached's: when the items outnumber the buckets by half again, a table twice
- * the size is made and the old buckets are moved over a bounded number at a time (on each
- * insert, and from an idle task), never in one stall. A bucket below `migrated` has moved;
- * lookups read the new table for those and the old one for the rest. An old bucket i splits
- * into new buckets i and i + oldSize, so whatever locks a key's old bucket (its hash's low
- * bits) also covers both new ones: the item locks of the threaded store stay valid during a
- * growth.
- *
  *   buckets: Uint32Array(2^hashPower)       item            item
  *   ┌─────┬─────┬─────┬───┐               ┌──────────┐     ┌──────────┐
  *   │  0  │ ref │  0  │...│ ─── bucket ──►│ h_next ──┼───► │ h_next=0 │
  *   └─────┴─────┴─────┴───┘               └──────────┘     └──────────┘
+ *
+ * Threads: the tables live in shared memory, in two areas reserved at startup for the
+ * largest table the arena can need (address space only; a page of it becomes resident when
+ * first written). A bucket is read and written only under the item lock of its low hash
+ * bits (ItemLocks stripe = hash & stripeMask, stripeMask < bucket count), which the caller
+ * holds. Growth is memcached's: when the items outnumber the buckets by half again, the
+ * thread that runs background work (growIfNeeded, then migrate in steps) starts a table
+ * twice the size in the other area and moves the old buckets over, each under its stripe's
+ * lock. Old bucket i splits into new buckets i and i + oldSize, covered by the same stripe,
+ * so a lookup holding its key's lock reads a stable answer to "has my bucket moved yet".
+ *
+ * The shape of the table (power, area, growing or not) is one 32-bit word, changed
+ * atomically, so no reader sees half of a change. Starting a growth needs no lock: until
+ * its bucket moves, the old table stays the one for every key.
  */
 
 /** 32-bit murmur3 of key bytes; keys are compared as bytes, never decoded. */
@@ -48,9 +54,25 @@ export function hashKey(b: Uint8Array, start: number, len: number): number {
   return h >>> 0;
 }
 
-/** Old buckets moved per insert while growing, and per idle task. */
-const MIGRATE_PER_INSERT = 8;
-const MIGRATE_PER_TASK = 16384;
+import type { Mutexes } from './locks';
+import type { SharedMemory } from './shared';
+
+/** Old buckets moved per migration step (each under its stripe's lock). */
+const MIGRATE_PER_STEP = 4096;
+
+// The shape word: bits 0-5 hash power, bit 6 the area of the current table, bit 7 growing.
+const POWER_MASK = 0x3f;
+const AREA_BIT = 0x40;
+const GROWING_BIT = 0x80;
+// Shared words.
+const W_SHAPE = 0;
+/** Old buckets below this have moved to the new table. */
+const W_MIGRATED = 1;
+const W_COUNT = 2;
+/** The bucket part of a slot (see slotOf). */
+const SLOT_MASK = (1 << 30) - 1;
+/** Largest hash power: a bucket index must fit below bit 30 of a slot. */
+export const HASH_POWER_LIMIT = 30;
 
 /** What the index needs of the items it chains (src/store/items.ts supplies it). */
 export interface ChainLinks {
@@ -59,54 +81,62 @@ export interface ChainLinks {
   setChainNext(ref: number, next: number): void;
   /** Does the item at `ref` have this key? */
   keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean;
+  /** The hash of the item's key (to split a chain when the table grows). */
+  hashOf(ref: number): number;
 }
 
 export class HashIndex {
-  private buckets: Uint32Array;
-  private mask: number;
-  /** The table being migrated away from, while growing. */
-  private oldBuckets: Uint32Array | null = null;
-  private oldMask = 0;
-  /** Old buckets below this have moved to the new table. */
-  private migrated = 0;
-  private migrateTask: NodeJS.Immediate | null = null;
-  private count = 0;
-  /** memcached's `hash_power_level`. */
-  hashPower: number;
-  expanding = false;
-  /** Called when a growth has finished and the old table is garbage. */
+  private readonly areas: [Uint32Array, Uint32Array];
+  private readonly state: Int32Array;
+  /** Largest hash power the reserved areas hold. */
+  readonly powerMax: number;
+  /** Called when a growth has finished. */
   onGrowthDone: (() => void) | null = null;
 
-  constructor(hashPower: number, private readonly links: ChainLinks) {
-    this.hashPower = hashPower;
-    this.buckets = new Uint32Array(2 ** hashPower);
-    this.mask = this.buckets.length - 1;
+  constructor(hashPowerInit: number, hashPowerMax: number, private readonly links: ChainLinks, mem: SharedMemory) {
+    this.powerMax = Math.min(HASH_POWER_LIMIT, Math.max(hashPowerInit, hashPowerMax));
+    const buckets = 2 ** this.powerMax;
+    this.areas = [mem.uint32(buckets), mem.uint32(buckets)];
+    this.state = mem.int32(W_COUNT);
+    if (!mem.attaching) Atomics.store(this.state, W_SHAPE, hashPowerInit);
   }
 
-  get size(): number {
-    return this.count;
+  /** memcached's `hash_power_level`. */
+  get hashPower(): number {
+    return Atomics.load(this.state, W_SHAPE) & POWER_MASK;
+  }
+
+  /** memcached's `hash_is_expanding`. */
+  get expanding(): boolean {
+    return (Atomics.load(this.state, W_SHAPE) & GROWING_BIT) !== 0;
   }
 
   /** Bytes used by the tables (memcached's `hash_bytes`). */
   get bytes(): number {
-    return this.buckets.byteLength + (this.oldBuckets !== null ? this.oldBuckets.byteLength : 0);
+    const shape = Atomics.load(this.state, W_SHAPE);
+    const size = 4 * 2 ** (shape & POWER_MASK);
+    return (shape & GROWING_BIT) !== 0 ? size + size / 2 : size;
   }
 
-  /** The table and bucket holding `hash`'s chain. */
-  private tableFor(hash: number): Uint32Array {
-    const old = this.oldBuckets;
-    if (old !== null && (hash & this.oldMask) >= this.migrated) return old;
-    return this.buckets;
-  }
-
-  private bucketIn(table: Uint32Array, hash: number): number {
-    return hash & (table === this.buckets ? this.mask : this.oldMask);
+  /**
+   * Where `hash`'s chain starts: the area of its table in bit 30, the bucket below (the
+   * caller holds the item lock of the hash, so the answer stays true while it works).
+   */
+  private slotOf(hash: number): number {
+    const shape = Atomics.load(this.state, W_SHAPE);
+    const power = shape & POWER_MASK;
+    const area = (shape & AREA_BIT) >>> 6;
+    if ((shape & GROWING_BIT) !== 0) {
+      const oldBucket = hash & ((1 << (power - 1)) - 1);
+      if (oldBucket >= Atomics.load(this.state, W_MIGRATED)) return ((area ^ 1) << 30) | oldBucket;
+    }
+    return (area << 30) | (hash & ((1 << power) - 1));
   }
 
   find(hash: number, key: Uint8Array, start: number, len: number): number {
-    const table = this.tableFor(hash);
+    const slot = this.slotOf(hash);
     const links = this.links;
-    let ref = table[this.bucketIn(table, hash)];
+    let ref = this.areas[slot >>> 30][slot & SLOT_MASK];
     while (ref !== 0) {
       if (links.keyEquals(ref, key, start, len)) return ref;
       ref = links.chainNext(ref);
@@ -116,19 +146,18 @@ export class HashIndex {
 
   /** Add an entry whose key is not present. */
   insert(hash: number, ref: number): void {
-    if (this.oldBuckets !== null) this.migrate(MIGRATE_PER_INSERT);
-    else if (this.count >= (this.buckets.length * 3) >>> 1) this.startGrowth();
-    const table = this.tableFor(hash);
-    const b = this.bucketIn(table, hash);
+    const slot = this.slotOf(hash);
+    const table = this.areas[slot >>> 30];
+    const b = slot & SLOT_MASK;
     this.links.setChainNext(ref, table[b]);
     table[b] = ref;
-    this.count++;
   }
 
   /** Point the entry holding `oldRef` at `newRef` (same key), keeping its place in the chain. */
   replace(hash: number, oldRef: number, newRef: number): void {
-    const table = this.tableFor(hash);
-    const b = this.bucketIn(table, hash);
+    const slot = this.slotOf(hash);
+    const table = this.areas[slot >>> 30];
+    const b = slot & SLOT_MASK;
     const links = this.links;
     links.setChainNext(newRef, links.chainNext(oldRef));
     if (table[b] === oldRef) {
@@ -145,11 +174,11 @@ export class HashIndex {
   }
 
   remove(hash: number, ref: number): void {
-    const table = this.tableFor(hash);
-    const b = this.bucketIn(table, hash);
+    const slot = this.slotOf(hash);
+    const table = this.areas[slot >>> 30];
+    const b = slot & SLOT_MASK;
     const links = this.links;
     const next = links.chainNext(ref);
-    this.count--;
     if (table[b] === ref) {
       table[b] = next;
       return;
@@ -160,55 +189,51 @@ export class HashIndex {
         return;
       }
     }
-    this.count++;
     throw new Error('hash index: remove of a missing entry');
   }
 
-  private startGrowth(): void {
-    this.oldBuckets = this.buckets;
-    this.oldMask = this.mask;
-    this.migrated = 0;
-    this.hashPower++;
-    this.buckets = new Uint32Array(2 ** this.hashPower);
-    this.mask = this.buckets.length - 1;
-    this.expanding = true;
-    this.scheduleMigration();
-  }
+  // ---------------------------------------------------------------- growth (one thread)
 
-  private scheduleMigration(): void {
-    if (this.migrateTask !== null) return;
-    this.migrateTask = setImmediate(() => {
-      this.migrateTask = null;
-      if (this.oldBuckets === null) return;
-      this.migrate(MIGRATE_PER_TASK);
-      if (this.oldBuckets !== null) this.scheduleMigration();
-    });
-    this.migrateTask.unref();
+  /** Start growing when `items` outnumber the buckets by half again (memcached's rule). */
+  growIfNeeded(items: number): boolean {
+    const shape = Atomics.load(this.state, W_SHAPE);
+    const power = shape & POWER_MASK;
+    if ((shape & GROWING_BIT) !== 0 || power >= this.powerMax || items <= (2 ** power * 3) / 2) return false;
+    const area = (shape & AREA_BIT) !== 0 ? 1 : 0;
+    // The other area may still hold the table of two growths ago: clear what the new one uses.
+    this.areas[area ^ 1].fill(0, 0, 2 ** (power + 1));
+    Atomics.store(this.state, W_MIGRATED, 0);
+    Atomics.store(this.state, W_SHAPE, (power + 1) | (area === 0 ? AREA_BIT : 0) | GROWING_BIT);
+    return true;
   }
 
   /**
-   * Move up to `count` old buckets into the new table. Each old chain splits by one more
-   * bit of the hash; entries keep their relative order.
+   * Move up to `count` old buckets to the new table, each under its stripe's lock (memcached's
+   * assoc maintenance thread). Returns true while buckets are left to move.
    */
-  migrate(count: number): void {
-    const old = this.oldBuckets;
-    if (old === null) return;
+  migrate(locks: Mutexes, stripeMask: number, count = MIGRATE_PER_STEP): boolean {
+    const shape = Atomics.load(this.state, W_SHAPE);
+    if ((shape & GROWING_BIT) === 0) return false;
+    const power = shape & POWER_MASK;
+    const area = (shape & AREA_BIT) !== 0 ? 1 : 0;
+    const table = this.areas[area];
+    const old = this.areas[area ^ 1];
+    const oldSize = 2 ** (power - 1);
     const links = this.links;
-    const table = this.buckets;
-    const oldSize = old.length;
-    const end = Math.min(oldSize, this.migrated + count);
-    for (let i = this.migrated; i < end; i++) {
+    let i = Atomics.load(this.state, W_MIGRATED);
+    const end = Math.min(oldSize, i + count);
+    for (; i < end; i++) {
+      const stripe = i & stripeMask;
+      locks.lock(stripe);
       let ref = old[i];
       old[i] = 0;
       // Rebuild the two new chains in order: walk the old chain, append at each tail.
       let lowTail = 0;
       let highTail = 0;
-      table[i] = 0;
-      table[i + oldSize] = 0;
       while (ref !== 0) {
         const next = links.chainNext(ref);
         links.setChainNext(ref, 0);
-        const high = (this.hashOf(ref) & oldSize) !== 0;
+        const high = (links.hashOf(ref) & oldSize) !== 0;
         const tail = high ? highTail : lowTail;
         if (tail === 0) table[high ? i + oldSize : i] = ref;
         else links.setChainNext(tail, ref);
@@ -216,27 +241,17 @@ export class HashIndex {
         else lowTail = ref;
         ref = next;
       }
+      Atomics.store(this.state, W_MIGRATED, i + 1);
+      locks.unlock(stripe);
     }
-    this.migrated = end;
-    if (end === oldSize) {
-      this.oldBuckets = null;
-      this.expanding = false;
-      this.onGrowthDone?.();
-    }
+    if (end < oldSize) return true;
+    Atomics.store(this.state, W_SHAPE, power | (area === 1 ? AREA_BIT : 0));
+    this.onGrowthDone?.();
+    return false;
   }
+}
 
-  /** The hash of an item's key, to split a chain (set by the item layer). */
-  hashOf: (ref: number) => number = () => {
-    throw new Error('hash index: hashOf not set');
-  };
-
-  /** Finish any growth now (tests, shutdown). */
-  finishGrowth(): void {
-    while (this.oldBuckets !== null) this.migrate(MIGRATE_PER_TASK);
-  }
-
-  dispose(): void {
-    if (this.migrateTask) clearImmediate(this.migrateTask);
-    this.migrateTask = null;
-  }
+/** The hash power a table needs to hold `items` at memcached's load (1.5 per bucket). */
+export function hashPowerFor(items: number): number {
+  return Math.max(1, Math.ceil(Math.log2(Math.max(2, items / 1.5))));
 }

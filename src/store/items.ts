@@ -47,7 +47,7 @@
 import { Clock } from './clock';
 import { Mutexes } from './locks';
 import type { SharedMemory } from './shared';
-import { HashIndex, hashKey } from './hash';
+import { HashIndex, hashKey, hashPowerFor } from './hash';
 import {
   KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
 } from './slabs';
@@ -221,8 +221,8 @@ export class Items {
     this.casCounter = mem.bigint64(1);
     this.flushState = mem.float64(2);
     this.counters = classCounters(slabs.largestClass + 1, mem);
-    this.index = new HashIndex(opts.hashPowerInit, this);
-    this.index.hashOf = (ref) => this.hashOf(ref);
+    // Room for as many items as the arena's smallest chunks could ever hold.
+    this.index = new HashIndex(opts.hashPowerInit, hashPowerFor(slabs.arenaPages * slabs.perPage[1]), this, mem);
     this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
     this.dataChunkPayloadBytes = this.singleChunkBytesMax - MEMCACHED_CHUNK_HEADER_BYTES;
   }
@@ -698,6 +698,15 @@ export class Items {
   }
   get oldestCas(): number {
     return this.flushState[1];
+  }
+
+  /**
+   * Background work on the hash index (one thread): start growing when the items outnumber
+   * the buckets by half again, and move a step of buckets. True while a growth is under way.
+   */
+  growIndex(enabled: boolean): boolean {
+    if (enabled) this.index.growIfNeeded(this.currItems);
+    return this.index.migrate(this.itemLocks, this.stripeMask);
   }
 
   /** The item lock stripe of a key hash. */

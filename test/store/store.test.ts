@@ -3,6 +3,7 @@ import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
 import { ServerStats } from '../../src/metrics/stats';
 import { defaultSettings, type Settings } from '../../src/settings';
 import { HashIndex, hashKey } from '../../src/store/hash';
+import { Mutexes } from '../../src/store/locks';
 import { SharedMemory } from '../../src/store/shared';
 import { SlabAllocator } from '../../src/store/slabs';
 
@@ -55,30 +56,41 @@ describe('slab classes', () => {
 });
 
 describe('hash index', () => {
-  it('finds every key through incremental growth and deletes', () => {
+  it('finds every key through a growth (buckets moved in steps between operations) and deletes', () => {
     const keys: Buffer[] = [];
     const next = new Uint32Array(5001);
-    const idx = new HashIndex(4, {
-      chainNext: (ref) => next[ref],
-      setChainNext: (ref, n) => void (next[ref] = n),
-      keyEquals: (ref, key, start, len) => keys[ref - 1].equals(key.subarray(start, start + len)),
-    });
-    idx.hashOf = (ref) => hashKey(keys[ref - 1], 0, keys[ref - 1].length);
+    const links = {
+      chainNext: (ref: number): number => next[ref],
+      setChainNext: (ref: number, n: number): void => void (next[ref] = n),
+      keyEquals: (ref: number, key: Uint8Array, start: number, len: number): boolean => keys[ref - 1].equals(key.subarray(start, start + len)),
+      hashOf: (ref: number): number => hashKey(keys[ref - 1], 0, keys[ref - 1].length),
+    };
+    const mem = SharedMemory.create();
+    const idx = new HashIndex(4, 16, links, mem);
+    const locks = new Mutexes(mem.int32(16), 0, 16);
+    const hashOf = (i: number): number => hashKey(keys[i], 0, keys[i].length);
+    let growths = 0;
     for (let i = 0; i < 5000; i++) {
       const k = Buffer.from(`key:${i}`);
       keys.push(k);
-      idx.insert(hashKey(k, 0, k.length), i + 1);
-      if (i % 7 === 0) idx.migrate(3);
+      idx.insert(hashOf(i), i + 1);
+      if (idx.growIfNeeded(i + 1)) growths++;
+      if (i % 7 === 0) idx.migrate(locks, 15, 3);
     }
+    expect(growths).toBeGreaterThan(3);
     expect(idx.hashPower).toBeGreaterThan(4);
-    for (let i = 0; i < 5000; i += 2) idx.remove(hashKey(keys[i], 0, keys[i].length), i + 1);
-    for (let i = 0; i < 5000; i++) {
-      const found = idx.find(hashKey(keys[i], 0, keys[i].length), keys[i], 0, keys[i].length);
-      expect(found).toBe(i % 2 === 0 ? 0 : i + 1);
+    for (let i = 0; i < 5000; i += 2) idx.remove(hashOf(i), i + 1);
+    for (let i = 0; i < 5000; i++) expect(idx.find(hashOf(i), keys[i], 0, keys[i].length)).toBe(i % 2 === 0 ? 0 : i + 1);
+    while (idx.migrate(locks, 15)) { /* finish */ }
+    expect(idx.expanding).toBe(false);
+    for (let i = 1; i < 5000; i += 2) expect(idx.find(hashOf(i), keys[i], 0, keys[i].length)).toBe(i + 1);
+    // the table never grows past what its areas were reserved for
+    for (let i = 0; i < 8; i++) {
+      idx.growIfNeeded(1e9);
+      while (idx.migrate(locks, 15)) { /* finish */ }
     }
-    idx.finishGrowth();
-    expect(idx.size).toBe(2500);
-    idx.dispose();
+    expect(idx.hashPower).toBe(16);
+    for (let i = 1; i < 5000; i += 2) expect(idx.find(hashOf(i), keys[i], 0, keys[i].length)).toBe(i + 1);
   });
 });
 
