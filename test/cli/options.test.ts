@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { OPTION_SPECS, parseCommandLine, ParseResult } from '../../src/cli/options';
 import { VERSION } from '../../src/cli/help';
 import { defaultSettings, MIB, Settings } from '../../src/settings';
+import { memcachedBin } from '../helpers/servers';
 
 const KIB = 1024;
 
@@ -422,7 +423,7 @@ function sampleValue(short: string): string {
 }
 
 /** The same bad command lines against memcached itself, where it is installed. */
-describe.skipIf(!existsSync('/usr/bin/memcached'))('exit codes agree with /usr/bin/memcached', () => {
+describe.skipIf(!existsSync(memcachedBin()))('exit codes agree with the reference memcached', () => {
   it.each([
     [['-c', '0']],
     [['-t', '0']],
@@ -448,7 +449,7 @@ describe.skipIf(!existsSync('/usr/bin/memcached'))('exit codes agree with /usr/b
     [['-o', 'slab_chunk_max=48']],
   ])('%j', (argv) => {
     // -u nobody so that memcached gets past its own root check when the tests run as root.
-    const memcached = spawnSync('/usr/bin/memcached', ['-u', 'nobody', '-p', '0', '-U', '0', ...argv], { timeout: 5000 });
+    const memcached = spawnSync(memcachedBin(), ['-u', 'nobody', '-p', '0', '-U', '0', ...argv], { timeout: 5000 });
     expect(memcached.status).not.toBeNull();
     expect(exitOf(argv).code).toBe(memcached.status);
   });

@@ -7,7 +7,8 @@
  *
  *   MCTS_TARGET          `ours` (default) or `memcached`
  *   MCTS_OURS_CMD        command line that starts ours (default: `<node> <repo>/bin/memcached-ts.js`)
- *   MCTS_MEMCACHED_BIN   reference memcached binary (default: /usr/bin/memcached)
+ *   MCTS_MEMCACHED_BIN   reference memcached binary (default: the 1.6.45 build that
+ *                        scripts/install-test-deps.sh makes; see scripts/memcached-reference.js)
  *   MCTS_START_TIMEOUT_MS  bound on waiting for a server to accept connections (default 15000)
  *   MCTS_KEEP_LOGS=1     keep server logs (stdout+stderr, $TMPDIR/mcts-<kind>-<port>-XXXXXX) after a stop
  *
@@ -19,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { referenceBin } from '../../scripts/memcached-reference';
 
 export type ServerKind = 'ours' | 'memcached';
 
@@ -40,8 +42,9 @@ export function targetKind(): ServerKind {
   throw new Error(`MCTS_TARGET must be "ours" or "memcached", got ${JSON.stringify(value)}`);
 }
 
+/** The reference memcached (1.6.45, built outside the repository by install-test-deps.sh). */
 export function memcachedBin(): string {
-  return process.env.MCTS_MEMCACHED_BIN ?? '/usr/bin/memcached';
+  return referenceBin();
 }
 
 function commandFor(kind: ServerKind): { file: string; args: string[] } {
@@ -310,7 +313,7 @@ export async function startTarget(args: readonly string[] = [], startTimeoutMs?:
   return await startServer({ kind: targetKind(), args, startTimeoutMs });
 }
 
-/** Starts Debian's memcached, the reference implementation. */
+/** Starts the reference memcached (1.6.45). */
 export async function startReference(args: readonly string[] = [], startTimeoutMs?: number): Promise<ServerProcess> {
   return await startServer({ kind: 'memcached', args, startTimeoutMs });
 }

@@ -1,5 +1,5 @@
 /**
- * ASCII authentication (-Y) against Debian's memcached 1.6.18 started with the same auth
+ * ASCII authentication (-Y) against the reference memcached (1.6.45) started with the same auth
  * file: the same scripts, replies compared byte for byte.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +15,7 @@ import { Output } from '../../src/protocol/output';
 import { FeedStatus, type ConnectionInfo } from '../../src/protocol/session';
 import { defaultSettings } from '../../src/settings';
 import { freePort, connectTo } from './binary-memcached';
+import { memcachedBin } from '../helpers/servers';
 
 const FILE = 'alice:secret\r\nbob:pa:ss\nnoterm:last\n';
 let dir = '';
@@ -88,7 +89,7 @@ beforeAll(async () => {
   fs.chmodSync(dir, 0o755);
   fs.chmodSync(file, 0o644);
   port = await freePort();
-  mc = spawn('memcached', ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-Y', file], { stdio: 'ignore' });
+  mc = spawn(memcachedBin(), ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-Y', file], { stdio: 'ignore' });
   (await connectTo(port)).destroy();
 });
 
