@@ -137,8 +137,10 @@ export interface Settings {
   lockMemory: boolean;
 
   // --- LRU
-  /** -o lru_maintainer / no_lru_maintainer: segmented LRU on/off. */
+  /** -o lru_maintainer / no_lru_maintainer: segmented LRU on/off (also `lru mode`). */
   lruSegmented: boolean;
+  /** -o lru_maintainer / no_lru_maintainer: the background LRU maintainer runs. */
+  lruMaintainerThread: boolean;
   /** -o lru_crawler / no_lru_crawler. */
   lruCrawler: boolean;
   /** -o lru_crawler_sleep: microseconds between crawler batches. */
@@ -204,6 +206,11 @@ export interface Settings {
   authFile: string | null;
   /** -o relaxed_privileges. */
   relaxedPrivileges: boolean;
+  /**
+   * -o debug_commands: memcached-debug's `debugtime` command (memcached's own test suite
+   * drives the clock with it). Off by default, as in a release build of memcached.
+   */
+  debugCommands: boolean;
   /** -o maxconns_fast / no_maxconns_fast. */
   maxconnsFast: boolean;
   /** -o tail_repair_time (accepted for compatibility; 0 = disabled as in memcached 1.6). */
@@ -316,6 +323,7 @@ export function defaultSettings(): Settings {
     lockMemory: false,
 
     lruSegmented: true,
+    lruMaintainerThread: true,
     lruCrawler: true,
     lruCrawlerSleepMicros: 100,
     lruCrawlerToCrawl: 0,
@@ -328,7 +336,7 @@ export function defaultSettings(): Settings {
     slabReassign: true,
     slabAutomove: 1,
     slabAutomoveRatio: 0.8,
-    slabAutomoveWindowSamples: 30,
+    slabAutomoveWindowSamples: 10,
 
     shutdownEnabled: false,
     flushEnabled: true,
@@ -346,6 +354,7 @@ export function defaultSettings(): Settings {
     saslEnabled: false,
     authFile: null,
     relaxedPrivileges: false,
+    debugCommands: false,
     maxconnsFast: true,
     tailRepairTimeSeconds: 0,
     watcherLogbufBytes: 256 * 1024,

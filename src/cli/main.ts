@@ -4,6 +4,7 @@
  *
  * Startup order follows memcached: check -r, switch user, daemonize, listen, write the pid file.
  */
+import { DebugClock } from '../engine/debug-clock';
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
@@ -78,7 +79,8 @@ export function main(argv: string[]): void {
 /** Start everything; resolves once listening. Exported for in-process tests. */
 export async function run(settings: Settings): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
   const stats = new ServerStats();
-  const engine = new Engine(settings, stats);
+  // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
+  const engine = new Engine(settings, stats, settings.debugCommands ? new DebugClock() : undefined);
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };

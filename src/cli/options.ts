@@ -617,6 +617,7 @@ function noModern(state: ParseState): void {
   s.slabAutomove = 0;
   s.maxconnsFast = false;
   s.lruSegmented = false;
+  s.lruMaintainerThread = false;
   s.lruCrawler = false;
 }
 
@@ -815,8 +816,8 @@ const SUB_OPTIONS = new Map<string, SubOption>([
       'lru_crawler_tocrawl takes a numeric 32bit value',
     ),
   ],
-  ['lru_maintainer', flagSub((s) => void (s.lruSegmented = true))],
-  ['no_lru_maintainer', flagSub((s) => void (s.lruSegmented = false))],
+  ['lru_maintainer', flagSub((s) => void (s.lruSegmented = s.lruMaintainerThread = true))],
+  ['no_lru_maintainer', flagSub((s) => void (s.lruSegmented = s.lruMaintainerThread = false))],
   ['hot_lru_pct', integerSub('hot_lru_pct', [1, 79], (s, n) => void (s.hotLruPct = n))],
   ['warm_lru_pct', integerSub('warm_lru_pct', [1, 79], (s, n) => void (s.warmLruPct = n))],
   ['hot_max_factor', valued((state, v) => void (state.settings.hotMaxFactor = positiveFactor(v, 'hot_max_factor')))],
@@ -843,6 +844,8 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   // Syscall filtering is off by default in memcached and absent here: nothing to turn off.
   ['no_drop_privileges', flag(() => {})],
   ['relaxed_privileges', flagSub((s) => void (s.relaxedPrivileges = true))],
+  // memcached-debug's test commands (debugtime); memcached's own test suite needs them.
+  ['debug_commands', flagSub((s) => void (s.debugCommands = true))],
   // extstore: memcached's names and defaults (storage.c); relations are checked in validateExtstore
   ['ext_path', valued(addExtPath)],
   ['ext_page_size', integerSub('ext_page_size', [1, EXT_SIZE_MIB_MAX], (s, n) => void (s.extPageBytes = n * MIB))],
@@ -980,7 +983,7 @@ function validateLru(s: Settings): void {
   if (s.hotLruPct + s.warmLruPct > 80) {
     throw new UsageError('hot_lru_pct + warm_lru_pct cannot be more than 80% combined', EX_USAGE);
   }
-  if (s.tempLru && !s.lruSegmented) {
+  if (s.tempLru && !s.lruMaintainerThread) {
     throw new UsageError('temporary_ttl requires lru_maintainer to be enabled', EX_USAGE);
   }
 }

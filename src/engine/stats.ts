@@ -84,17 +84,23 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('hash_power_level', it.index.hashPower);
   out('hash_bytes', it.index.bytes);
   out('hash_is_expanding', it.index.expanding ? 1 : 0);
-  out('slab_reassign_rescues', it.slabReassignRescues);
-  out('slab_reassign_chunk_rescues', 0);
-  out('slab_reassign_evictions_nomem', it.slabReassignEvictions);
-  out('slab_reassign_inline_reclaim', 0);
-  out('slab_reassign_busy_items', it.slabReassignBusyItems);
-  out('slab_reassign_busy_deletes', 0);
-  out('slab_reassign_running', 0);
-  out('slabs_moved', it.slabsMoved);
-  out('lru_crawler_running', e.crawler.running ? 1 : 0);
-  out('lru_crawler_starts', e.crawler.starts);
-  out('lru_maintainer_juggles', e.maintainerJuggles);
+  if (set.slabReassign) {
+    out('slab_reassign_rescues', it.slabReassignRescues);
+    out('slab_reassign_chunk_rescues', 0);
+    out('slab_reassign_inline_reclaim', 0);
+    out('slab_reassign_busy_items', it.slabReassignBusyItems);
+    out('slab_reassign_busy_deletes', 0);
+    // valid items lost while moving a page (memcached 1.6.18 called these evictions_nomem)
+    out('slab_reassign_busy_nomem', it.slabReassignEvictions);
+    out('slab_reassign_last_busy_status', it.slabReassignBusyItems > 0 ? 'busy' : 'none');
+    out('slab_reassign_running', 0);
+    out('slabs_moved', it.slabsMoved);
+  }
+  if (e.crawler.enabled) {
+    out('lru_crawler_running', e.crawler.running ? 1 : 0);
+    out('lru_crawler_starts', e.crawler.starts);
+  }
+  if (set.lruMaintainerThread) out('lru_maintainer_juggles', e.maintainerJuggles);
   out('malloc_fails', 0);
   const lc = e.logger.counters;
   out('log_worker_dropped', lc.workerDropped);
@@ -164,8 +170,8 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('hashpower_init', s.hashPowerInit === 16 ? 0 : s.hashPowerInit);
   out('slab_reassign', yesNo(s.slabReassign));
   out('slab_automove', s.slabAutomove);
-  out('slab_automove_ratio', '0.80');
-  out('slab_automove_window', 30);
+  out('slab_automove_ratio', fmtFloat(s.slabAutomoveRatio, 2));
+  out('slab_automove_window', s.slabAutomoveWindowSamples);
   out('slab_chunk_max', s.slabChunkMaxBytes);
   out('lru_crawler', yesNo(ctx.engine.crawler.enabled));
   out('lru_crawler_sleep', s.lruCrawlerSleepMicros);
@@ -174,7 +180,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('flush_enabled', yesNo(s.flushEnabled));
   out('dump_enabled', yesNo(s.dumpEnabled));
   out('hash_algorithm', 'murmur3');
-  out('lru_maintainer_thread', yesNo(s.lruSegmented));
+  out('lru_maintainer_thread', yesNo(s.lruMaintainerThread));
   out('lru_segmented', yesNo(s.lruSegmented));
   out('hot_lru_pct', s.hotLruPct);
   out('warm_lru_pct', s.warmLruPct);
@@ -211,8 +217,10 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('ssl_session_cache', yesNo(s.tlsSessionCache));
   out('ssl_kernel_tls', 'no');
   out('ssl_min_version', s.tlsMinVersion);
-  out('num_napi_ids', '(null)');
+  out('num_napi_ids', 0);
   out('memory_file', '(null)');
+  // 4: client flags are 32 bits (memcached built without --enable-large-client-flags)
+  out('client_flags_size', 4);
   // memcached-ts's own settings (memcached has no such names): the CPU scheduling policy the
   // process was launched with (chrt, systemd), read live, and -o tcp_fastopen.
   const sched = processScheduling();

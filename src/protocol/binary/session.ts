@@ -553,6 +553,7 @@ export class BinarySession implements ProtocolSession {
     const engine = this.engine;
     if (!engine.settings.flushEnabled) return this.error(Status.AuthError, ERROR_TEXT.authFailure);
     engine.flushAll(exptime);
+    engine.stats.cmd_flush++;
     this.respond(null);
   }
 
