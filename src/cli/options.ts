@@ -240,9 +240,11 @@ export function requireRange(
   return value;
 }
 
-function parsePort(text: string, what: string): number {
+/** A port; with `ephemeral`, -1 too (memcached's -p -1 / -U -1: any free port). */
+function parsePort(text: string, what: string, ephemeral = false): number {
   const port = parseInteger(text, what);
-  return requireRange(port, 0, PORT_MAX, `invalid port number ${port} for ${what} (0-${PORT_MAX})`, EX_USAGE);
+  const min = ephemeral ? -1 : 0;
+  return requireRange(port, min, PORT_MAX, `invalid port number ${port} for ${what} (${min}-${PORT_MAX})`, EX_USAGE);
 }
 
 /** -I: bytes, or kilobytes/megabytes with k/m (memcached knows no other suffix). */
@@ -430,12 +432,12 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   A: (s) => void (s.settings.shutdownEnabled = true),
   Z: (s) => void (s.settings.tlsEnabled = true),
   p: (s, v) => {
-    s.settings.tcpPort = parsePort(v, '-p');
+    s.settings.tcpPort = parsePort(v, '-p', true);
     s.tcpSpecified = true;
   },
   s: setSocketPath,
   U: (s, v) => {
-    s.settings.udpPort = parsePort(v, '-U');
+    s.settings.udpPort = parsePort(v, '-U', true);
     s.udpSpecified = true;
   },
   m: (s, v) => void (s.settings.memoryLimitBytes = parseMemoryLimit(v)),

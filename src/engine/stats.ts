@@ -20,6 +20,9 @@ export interface StatsContext {
   acceptingConnections(): boolean;
 }
 
+/** memcached's item_hdr (page version, offset, page id, CAS?): the value of an item on disk. */
+const EXTSTORE_HEADER_BYTES = 12;
+
 function fmtFloat(v: number, digits: number): string {
   return v.toFixed(digits);
 }
@@ -72,9 +75,12 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   }
   for (const k of ['delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
     'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large',
-    'store_no_memory', 'auth_cmds', 'auth_errors', 'bytes_read', 'bytes_written'] as const) {
+    'store_no_memory', 'auth_cmds', 'auth_errors'] as const) {
     out(k, s[k]);
   }
+  if (set.idleTimeoutSeconds > 0) out('idle_kicks', s.idle_kicks);
+  out('bytes_read', s.bytes_read);
+  out('bytes_written', s.bytes_written);
   out('limit_maxbytes', set.memoryLimitBytes);
   out('accepting_conns', ctx.acceptingConnections() ? 1 : 0);
   out('listen_disabled_num', s.listen_disabled_num);
@@ -125,17 +131,21 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('slab_global_page_pool', 0);
   out('expired_unfetched', sumClass('expired_unfetched'));
   out('evicted_unfetched', sumClass('evicted_unfetched'));
-  out('evicted_active', sumClass('evicted_active'));
+  // memcached prints the segmented LRU's counters only while its maintainer runs.
+  const maintainer = set.lruMaintainerThread;
+  if (maintainer) out('evicted_active', sumClass('evicted_active'));
   out('evictions', sumClass('evicted'));
   out('reclaimed', sumClass('reclaimed'));
   out('crawler_reclaimed', sumClass('crawler_reclaimed'));
   out('crawler_items_checked', sumClass('crawler_items_checked'));
   out('lrutail_reflocked', sumClass('lrutail_reflocked'));
-  out('moves_to_cold', sumClass('moves_to_cold'));
-  out('moves_to_warm', sumClass('moves_to_warm'));
-  out('moves_within_lru', sumClass('moves_within_lru'));
-  out('direct_reclaims', sumClass('direct_reclaims'));
-  out('lru_bumps_dropped', 0);
+  if (maintainer) {
+    out('moves_to_cold', sumClass('moves_to_cold'));
+    out('moves_to_warm', sumClass('moves_to_warm'));
+    out('moves_within_lru', sumClass('moves_within_lru'));
+    out('direct_reclaims', sumClass('direct_reclaims'));
+    out('lru_bumps_dropped', 0);
+  }
 }
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
@@ -239,9 +249,19 @@ export function itemsStats(ctx: StatsContext, out: StatSink): void {
   const e = ctx.engine;
   const it = e.items;
   const now = e.clock.now;
+  const maintainer = e.settings.lruMaintainerThread;
   const names = ['evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'tailrepairs', 'reclaimed',
     'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'crawler_items_checked',
     'lrutail_reflocked', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims'] as const;
+  const maintainerOnly = new Set<string>(['evicted_active', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims']);
+  // mem_requested is memcached's ITEM_ntotal summed per class (its header, key, CRLF, flags
+  // and CAS sizes), not this store's own item sizes.
+  const requested = new Float64Array(e.slabs.largestClass + 1);
+  e.walkItems((ref, cls) => {
+    requested[cls] += it.isHdr(ref)
+      ? it.memcachedItemTotal(it.nkey(ref), 0, it.flags(ref)) - 2 + EXTSTORE_HEADER_BYTES
+      : it.memcachedItemTotal(it.nkey(ref), it.nbytes(ref), it.flags(ref));
+  });
   for (let cls = 1; cls <= e.slabs.largestClass; cls++) {
     const b = cls << 2;
     const number = it.lruCount[b] + it.lruCount[b + 1] + it.lruCount[b + 2] + it.lruCount[b + 3];
@@ -252,19 +272,23 @@ export function itemsStats(ctx: StatsContext, out: StatSink): void {
       return tail !== 0 ? now - it.atime(tail) : 0;
     };
     out(p + 'number', number);
-    out(p + 'number_hot', it.lruCount[b | HOT_LRU]);
-    out(p + 'number_warm', it.lruCount[b | WARM_LRU]);
-    out(p + 'number_cold', it.lruCount[b | COLD_LRU]);
-    if (e.settings.tempLru) out(p + 'number_temp', it.lruCount[b | TEMP_LRU]);
-    out(p + 'age_hot', age(HOT_LRU));
-    out(p + 'age_warm', age(WARM_LRU));
+    if (maintainer) {
+      out(p + 'number_hot', it.lruCount[b | HOT_LRU]);
+      out(p + 'number_warm', it.lruCount[b | WARM_LRU]);
+      out(p + 'number_cold', it.lruCount[b | COLD_LRU]);
+      if (e.settings.tempLru) out(p + 'number_temp', it.lruCount[b | TEMP_LRU]);
+      out(p + 'age_hot', age(HOT_LRU));
+      out(p + 'age_warm', age(WARM_LRU));
+    }
     out(p + 'age', age(COLD_LRU));
-    out(p + 'mem_requested', it.lruBytes[b] + it.lruBytes[b + 1] + it.lruBytes[b + 2] + it.lruBytes[b + 3]);
-    for (const n of names) out(p + n, it.counters[n][cls]);
-    out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
-    out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
-    out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
-    out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+    out(p + 'mem_requested', requested[cls]);
+    for (const n of names) if (maintainer || !maintainerOnly.has(n)) out(p + n, it.counters[n][cls]);
+    if (maintainer) {
+      out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
+      out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
+      out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
+      out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+    }
   }
 }
 

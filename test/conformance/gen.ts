@@ -322,10 +322,13 @@ export class CommandGenerator {
         tokens = [name, key, '0', this.rng.pick(invalidExptimes), len, ...casTokens, ...noreply];
         label = 'bad exptime';
         break;
-      case 3:
-        tokens = [name, key, '0', '0', this.rng.pick(['-1', '-100', 'abc', '4294967295', '2147483647', '1.5', '']), ...casTokens, ...noreply];
+      case 3: {
+        // An empty length would make cas's unique the length (memcached 1.6.45 then reads a value).
+        const length = this.rng.pick(['-1', '-100', 'abc', '4294967295', '2147483647', '1.5', '']);
+        tokens = [name, key, '0', '0', length, ...(length === '' ? [] : casTokens), ...noreply];
         label = 'bad length';
         break;
+      }
       case 4:
         tokens = [name, key, '0', '0'].slice(0, this.rng.int(1, 4));
         label = 'missing arguments';

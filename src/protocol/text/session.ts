@@ -88,6 +88,7 @@ const c = (ch: string): number => ch.charCodeAt(0);
 
 export class TextSession implements ProtocolSession {
   status: FeedStatus = FeedStatus.Ok;
+  closeIsError = false;
   private state = State.Line;
   private noreply = false;
 
@@ -170,7 +171,7 @@ export class TextSession implements ProtocolSession {
       }
       const nl = buf.indexOf(LF, pos);
       if (nl < 0 || nl >= end) {
-        if (end - pos > LINE_BYTES_NON_GET_MAX && !this.mayBeLongGet(buf, pos, end)) this.status = FeedStatus.Close;
+        if (end - pos > LINE_BYTES_NON_GET_MAX && !this.mayBeLongGet(buf, pos, end)) this.closeWithError();
         break;
       }
       const next = nl + 1;
@@ -192,6 +193,11 @@ export class TextSession implements ProtocolSession {
     if (p - pos > 100) return false;
     if (end - pos > this.engine.settings.multigetLineBytesMax) return false;
     return startsWith(buf, p, end, GET_PREFIX) || startsWith(buf, p, end, GETS_PREFIX);
+  }
+
+  private closeWithError(): void {
+    this.status = FeedStatus.Close;
+    this.closeIsError = true;
   }
 
   release(): void {
@@ -486,10 +492,7 @@ export class TextSession implements ProtocolSession {
     }
     if (this.ntokens > 1) {
       const last = this.ntokens - 1;
-      if (startsWith(this.line, this.tokStart[last], this.tokEnd[last], HTTP)) {
-        this.status = FeedStatus.Close;
-        return;
-      }
+      if (startsWith(this.line, this.tokStart[last], this.tokEnd[last], HTTP)) return this.closeWithError();
     }
     this.reply(R.ERROR);
   }
