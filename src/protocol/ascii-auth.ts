@@ -131,6 +131,8 @@ export class AsciiAuthSession implements ProtocolSession {
         return 0;
       }
       if (nl - pos < LINE_BYTES_MIN) {
+        // memcached closes at once: the replies of this read are never sent.
+        if (this.replyStart >= 0) this.out.length = this.replyStart;
         this.closeWithError();
         return 0;
       }

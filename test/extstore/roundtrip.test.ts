@@ -78,7 +78,7 @@ describe('round trips through extstore', () => {
       exp.push(valueReply(`k${d}`, d, valueOf(d, VALUE_BYTES)), Buffer.from('END\r\n'));
       exp.push(valueReply(`k${m}`, m, valueOf(m, VALUE_BYTES)), valueReply(`k${d}`, d, valueOf(d, VALUE_BYTES)),
         Buffer.from('END\r\n'));
-      exp.push(Buffer.from('VERSION 1.6.18\r\n'));
+      exp.push(Buffer.from('VERSION 1.6.45\r\n'));
       req.push(Buffer.from(`mg k${d} v f k\r\nmg nosuchkey v\r\nmn\r\n`));
       exp.push(Buffer.from(`VA ${VALUE_BYTES} f${d} kk${d}\r\n`), valueOf(d, VALUE_BYTES), Buffer.from('\r\nEN\r\nMN\r\n'));
     }

@@ -112,9 +112,14 @@ const scripts: Record<string, string> = {
   'auth then quit': 'set x 0 0 12\r\nalice secret\r\nquit\r\nget a\r\n',
   'a long line without newline closes': 'g'.repeat(3000),
   'binary request is just text here': '\x80\x0a\x00\x00\r\nmn\r\n',
+  'a token over 16 KiB is refused, the connection stays': 'set x 0 0 16385\r\n',
+  'a token of 2^31-2 bytes is refused, the connection stays': 'set x 0 0 2147483646\r\n',
+  'a short line closes without sending earlier replies': 'get a\r\nget\r\n',
+  'the command only has to begin with set': 'setx x 0 0 12\r\nalice secret\r\nversion\r\n',
+  'a length that is not a plain number': 'set x 0 0 +12\r\nalice secret\r\nset x 0 0 12 \r\nalice secret\r\nversion\r\n',
 };
 
-describe('-Y ASCII authentication matches memcached 1.6.18', () => {
+describe('-Y ASCII authentication matches memcached 1.6.45', () => {
   for (const [name, script] of Object.entries(scripts)) {
     it(name, async () => {
       const data = Buffer.from(script, 'latin1');

@@ -130,11 +130,12 @@ describe('SASL in-process', () => {
     expect(h.engine.stats.auth_errors).toBe(1);
   });
 
-  it('accepts memcached-style user@hostname lines and plain user lines, first line decides', () => {
+  it('accepts memcached-style user@hostname lines and plain user lines; every line is checked (1.6.45)', () => {
     fs.writeFileSync(path.join(dir, 'pw2'), `${USER}@${os.hostname()}:other\n${USER}:${PASS}\nu2:p2:extra\r\nu3:p3\n`);
     const server = new SaslServer(path.join(dir, 'pw2'), os.hostname());
-    expect(server.checkPassword(USER, Buffer.from(PASS))).toBe(false);
+    expect(server.checkPassword(USER, Buffer.from(PASS))).toBe(true);
     expect(server.checkPassword(USER, Buffer.from('other'))).toBe(true);
+    expect(server.checkPassword(USER, Buffer.from('nope'))).toBe(false);
     expect(server.checkPassword('u2', Buffer.from('p2'))).toBe(true);
     expect(server.checkPassword('u2', Buffer.from('p'))).toBe(false);
     expect(server.checkPassword('u3', Buffer.from('p3'))).toBe(true);

@@ -117,8 +117,8 @@ export class TextSession implements ProtocolSession {
 
   private swallowLeft = 0;
   /**
-   * Output position at memcached's last transmit point (start of a read event, end of a get,
-   * mn). A get with an over-long key drops every reply after it, as memcached does.
+   * Output position at memcached's last transmit point (start of a read event, mn). A get with
+   * an over-long key drops every reply after it, as memcached does.
    */
   flushMark = 0;
   /**
@@ -580,10 +580,12 @@ export class TextSession implements ProtocolSession {
     }
     if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
-    this.markTransmitted();
   }
 
-  /** memcached transmits here (start of a read event, end of a get, mn): replies let go of items. */
+  /**
+   * memcached transmits here (once it has handled what one read brought, and at mn): replies
+   * let go of items. memcached 1.6.18 also transmitted after every get; 1.6.45 does not.
+   */
   markTransmitted(): void {
     this.flushMark = this.out.length;
     this.heldCount = 0;
