@@ -356,8 +356,12 @@ function storageStats(e: Engine, out: StatSink): void {
   const sc = storage.counters;
   const ext = storage.ext;
   const c = ext.counters;
+  out('extstore_memory_pressure', fmtFloat(memoryPressure(e), 2));
   out('extstore_compact_lost', sc.extstore_compact_lost);
   out('extstore_compact_rescues', sc.extstore_compact_rescues);
+  // rescues into memcached's cold-compact and old buckets: only the default bucket exists here
+  out('extstore_compact_resc_cold', 0);
+  out('extstore_compact_resc_old', 0);
   out('extstore_compact_skipped', sc.extstore_compact_skipped);
   out('extstore_page_allocs', c.page_allocs);
   out('extstore_page_evictions', c.page_evictions);
@@ -385,6 +389,24 @@ function storageStats(e: Engine, out: StatSink): void {
   out('extstore_files_truncated', c.files_truncated);
   out('extstore_pages_lost', c.pages_lost);
   out('extstore_objects_lost', c.objects_lost);
+}
+
+/**
+ * memcached 1.6.45's extstore_memory_pressure: the share (percent) of slab pages held by
+ * classes of chunks smaller than ext_item_size (whose items stay in memory), among those and
+ * the pages of larger classes that hold more than 2 pages. 100 means item headers must be
+ * evicted. memcached's automover computes it once a second; here it is computed when asked.
+ */
+function memoryPressure(e: Engine): number {
+  const sl = e.slabs;
+  let low = 0;
+  let high = 0;
+  for (let cls = 1; cls <= sl.largestClass; cls++) {
+    const pages = sl.pagesPerClass[cls];
+    if (sl.classSize[cls] < e.settings.extItemSizeBytes) low += pages;
+    else if (pages > 2) high += pages;
+  }
+  return low + high === 0 ? 0 : (low / (low + high)) * 100;
 }
 
 /** `stats extstore`: memcached's per-page data (version, live bytes, bucket, free bucket). */

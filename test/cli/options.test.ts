@@ -239,7 +239,7 @@ describe('bad values fail like memcached', () => {
     [['-u', ''], 1, '-u must not be empty'],
     [['-B', 'foo'], 64, 'Invalid value for binding protocol: foo'],
     [['-p', '70000'], 64, 'invalid port number 70000'],
-    [['-U', '-1'], 64, 'invalid port number -1'],
+    [['-U', '-2'], 64, 'invalid port number -2'],
     [['-p', 'http'], 1, 'takes a whole number'],
     [['-x'], 1, "unknown option '-x'"],
     [['--portt=1'], 1, "unknown option '--portt=1' (Did you mean --port?)"],
