@@ -67,7 +67,13 @@ export interface Settings {
   requestsPerEvent: number;
   /** -o idle_timeout: seconds before an idle client is closed; 0 = never. */
   idleTimeoutSeconds: number;
-  /** -o read_buf_mem_limit etc are not implemented. Size of the per-connection static read buffer. */
+  /**
+   * -o read_buf_mem_limit (given in megabytes; 0: none): memcached's cap on the memory of read
+   * buffers and response objects, split between its worker threads (-t). Here it bounds the
+   * replies a connection may queue per read (see TextSession.startResponse).
+   */
+  readBufMemLimitBytes: number;
+  /** Size of the per-connection static read buffer. */
   readBufferBytes: number;
   /** Unsent output above which a connection stops being read until it drains. */
   writeBacklogBytesMax: number;
@@ -354,6 +360,7 @@ export function defaultSettings(): Settings {
     saslEnabled: false,
     authFile: null,
     relaxedPrivileges: false,
+    readBufMemLimitBytes: 0,
     debugCommands: false,
     maxconnsFast: true,
     tailRepairTimeSeconds: 0,

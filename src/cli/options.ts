@@ -513,7 +513,6 @@ const LOGBUF_KIB_MAX = 1024 * 1024;
 /** -o names memcached 1.6 has and memcached-ts rejects, with the feature they belong to. */
 const UNIMPLEMENTED_SUB_OPTIONS = new Map<string, string>([
   ['drop_privileges', 'syscall filtering'],
-  ['read_buf_mem_limit', 'a global cap on connection buffers'],
   ['slab_sizes', 'explicit slab class sizes'],
   ['sock_cookie_id', 'socket cookies'],
   ['slab_automove_freeratio', 'extstore'],
@@ -846,6 +845,11 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   // Syscall filtering is off by default in memcached and absent here: nothing to turn off.
   ['no_drop_privileges', flag(() => {})],
   ['relaxed_privileges', flagSub((s) => void (s.relaxedPrivileges = true))],
+  [
+    'read_buf_mem_limit',
+    integerSub('read_buf_mem_limit', [0, 4095], (s, n) => void (s.readBufMemLimitBytes = n * MIB),
+      'read_buf_mem_limit takes megabytes, from 0 (no limit) to 4095'),
+  ],
   // memcached-debug's test commands (debugtime); memcached's own test suite needs them.
   ['debug_commands', flagSub((s) => void (s.debugCommands = true))],
   // extstore: memcached's names and defaults (storage.c); relations are checked in validateExtstore

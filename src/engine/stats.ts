@@ -53,7 +53,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('total_connections', s.total_connections);
   out('rejected_connections', s.rejected_connections);
   out('connection_structures', s.connection_structures);
-  out('response_obj_oom', 0);
+  out('response_obj_oom', s.response_obj_oom);
   out('response_obj_count', 0);
   out('response_obj_bytes', 0);
   out('read_buf_count', s.curr_connections);
@@ -201,7 +201,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('idle_timeout', s.idleTimeoutSeconds);
   out('watcher_logbuf_size', s.watcherLogbufBytes);
   out('worker_logbuf_size', s.workerLogbufBytes);
-  out('read_buf_mem_limit', 0);
+  out('read_buf_mem_limit', s.readBufMemLimitBytes);
   out('track_sizes', yesNo(s.trackSizes));
   out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
   // memcached (built with extstore, as Debian's is) prints these even when extstore is off.

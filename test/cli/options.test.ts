@@ -38,6 +38,9 @@ describe('flags map to settings', () => {
     [['--port=11300'], { tcpPort: 11300 }],
     [['--port', '11300'], { tcpPort: 11300 }],
     [['-p', '0'], { tcpPort: 0 }],
+    // memcached's test suite asks for ephemeral ports this way
+    [['-p', '-1'], { tcpPort: -1 }],
+    [['-U', '-1'], { udpPort: -1, tcpPort: -1 }],
     [['-p', '11300', '-U', '11301'], { tcpPort: 11300, udpPort: 11301 }],
     [['-a', '0755'], { socketAccessMask: 0o755 }],
     [['-A'], { shutdownEnabled: true }],
@@ -267,7 +270,6 @@ describe('options memcached-ts does not implement', () => {
     [['-N', '2'], 'option -N'],
     [['-o', 'proxy_config=/x.lua'], '-o proxy_config is not implemented yet (the proxy)'],
     [['-o', 'drop_privileges'], '-o drop_privileges is not implemented yet'],
-    [['-o', 'read_buf_mem_limit=64'], '-o read_buf_mem_limit is not implemented yet'],
     [['-o', 'slab_sizes=96-192'], '-o slab_sizes is not implemented yet'],
     [['-o', 'sock_cookie_id=5'], '-o sock_cookie_id is not implemented yet'],
   ])('%j exits 64 naming it', (argv, message) => {
@@ -295,7 +297,9 @@ describe('-o', () => {
     ['no_lru_crawler', { lruCrawler: false }],
     ['lru_crawler_sleep=500', { lruCrawlerSleepMicros: 500 }],
     ['lru_crawler_tocrawl=4294967295', { lruCrawlerToCrawl: 4294967295 }],
-    ['no_lru_maintainer', { lruSegmented: false }],
+    ['no_lru_maintainer', { lruSegmented: false, lruMaintainerThread: false }],
+    ['read_buf_mem_limit=64', { readBufMemLimitBytes: 64 * MIB }],
+    ['debug_commands', { debugCommands: true }],
     ['hot_lru_pct=30,warm_lru_pct=50', { hotLruPct: 30, warmLruPct: 50 }],
     ['hot_max_factor=0.5,warm_max_factor=3', { hotMaxFactor: 0.5, warmMaxFactor: 3 }],
     ['temporary_ttl=30', { tempLru: true, temporaryTtlSeconds: 30 }],
@@ -369,7 +373,7 @@ describe('-o', () => {
 
 describe('-h, -V, -i', () => {
   it('-V prints the version and exits 0', () => {
-    expect(exitOf(['-V'])).toEqual({ kind: 'exit', code: 0, stdout: 'memcached-ts 0.1.0\n', stderr: '' });
+    expect(exitOf(['-V'])).toEqual({ kind: 'exit', code: 0, stdout: 'memcached-ts 0.1.0 (memcached 1.6.45 compatible)\n', stderr: '' });
   });
 
   it('VERSION matches package.json', () => {

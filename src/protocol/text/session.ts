@@ -38,6 +38,10 @@ const TOKENIZER_BYTES_MAX = 65534;
 export const LINE_BYTES_NON_GET_MAX = 2048;
 /** Items tracked as held by unsent replies per read event (meta gets between transmits). */
 const HELD_ITEMS_MAX = 64;
+/** memcached's READ_BUFFER_SIZE: read_buf_mem_limit is counted in buffers of this size. */
+const READ_BUFFER_BYTES = 16384;
+/** memcached's MAX_RESP_PER_BUNDLE on 64-bit Linux: response objects per 16 KiB buffer. */
+const RESPONSES_PER_BUFFER = 13;
 /** Tokenizer: no token is a meta flag (memcached passes 255 as the first flag token). */
 const NO_FLAGS = 255;
 /** process_request's results besides a command: refused, or a name it does not know. */
@@ -137,13 +141,37 @@ export class TextSession implements ProtocolSession {
   private timedLineMs = 0;
   /** The Op of the line being handled, for the latency histograms (-1: none). */
   private lineOp = -1;
+  /** Replies (memcached's response objects) queued since the last transmit point. */
+  private responses = 0;
+  /** The most -o read_buf_mem_limit allows (Infinity without a limit). */
+  private readonly responsesMax: number;
 
   constructor(
     readonly engine: Engine,
     readonly out: Output,
     readonly conn: ConnectionInfo,
     private readonly admin: AdminHooks,
-  ) {}
+  ) {
+    // memcached splits the limit between its worker threads, in 16 KiB buffers; a
+    // connection's read buffer takes one, and each further one holds 13 response objects.
+    const limit = engine.settings.readBufMemLimitBytes;
+    const perThread = Math.floor(limit / Math.max(1, engine.settings.threadCount));
+    const buffers = perThread < READ_BUFFER_BYTES ? 1 : Math.floor(perThread / READ_BUFFER_BYTES);
+    this.responsesMax = limit === 0 ? Infinity : (buffers - 1) * RESPONSES_PER_BUFFER;
+  }
+
+  /**
+   * memcached's resp_start: one response object per command (and per further key of a get),
+   * freed when transmitted. False when -o read_buf_mem_limit has none left (response_obj_oom).
+   */
+  private startResponse(): boolean {
+    if (this.responses >= this.responsesMax) {
+      this.engine.stats.response_obj_oom++;
+      return false;
+    }
+    this.responses++;
+    return true;
+  }
 
   feed(buf: Buffer, start: number, end: number): number {
     this.status = FeedStatus.Ok;
@@ -348,6 +376,11 @@ export class TextSession implements ProtocolSession {
 
   /** memcached 1.6.45's process_command_ascii for the request b[s, next). */
   private processLine(b: Buffer, s: number, next: number): void {
+    if (!this.startResponse()) {
+      // no memory for a response: memcached closes, and what was not yet sent is lost
+      this.out.truncate(this.flushMark);
+      return this.closeWithError();
+    }
     this.noreply = false;
     this.line = b;
     this.reqStart = s;
@@ -577,6 +610,15 @@ export class TextSession implements ProtocolSession {
         klen = k - p;
         break;
       }
+      if (klen !== 0 && !this.startResponse()) {
+        // process_get_command_err: the unsent replies are culled, which frees the memory for
+        // the error's own response.
+        this.out.truncate(this.flushMark);
+        this.responses = 1;
+        this.noreply = false;
+        this.replyString('SERVER_ERROR out of memory writing get response');
+        return;
+      }
     }
     if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
@@ -589,6 +631,7 @@ export class TextSession implements ProtocolSession {
   markTransmitted(): void {
     this.flushMark = this.out.length;
     this.heldCount = 0;
+    this.responses = 0;
   }
 
   /** An unsent reply refers to this item (bounded: past the limit, items count as not held). */
