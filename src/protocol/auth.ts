@@ -14,7 +14,7 @@
  * Not for: the protocol state machines (binary/session.ts, ascii-auth.ts). Nothing here runs
  * on the request path after a connection has authenticated.
  */
-import * as crypto from 'node:crypto';
+import crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Settings } from '../settings';

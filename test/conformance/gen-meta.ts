@@ -1,6 +1,6 @@
 /**
  * Random meta-protocol command sequences (mg, ms, md, ma, mn) mixed with text commands, for
- * the differential test against Debian's memcached (differential-meta.test.ts).
+ * the differential test against memcached 1.6.45 (differential-meta.test.ts).
  *
  * Like gen.ts, the generator does not model server state; it draws commands over a small key
  * space and lets the reference define the answers. It keeps to the rules gen.ts documents

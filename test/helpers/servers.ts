@@ -186,6 +186,8 @@ export interface ServerOptions {
   /** memcached flags other than `-p` and `-l`, which are always added. `-U 0` is added unless given. */
   args?: readonly string[];
   startTimeoutMs?: number;
+  /** How readiness is seen: a `version` reply (default), or only an accepted connection (-Y). */
+  ready?: 'version' | 'connect';
 }
 
 export class ServerProcess {
@@ -253,7 +255,8 @@ function withDefaults(args: readonly string[]): string[] {
   return out;
 }
 
-async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number): Promise<ServerProcess | 'port-in-use'> {
+async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number,
+  ready: 'version' | 'connect' = 'version'): Promise<ServerProcess | 'port-in-use'> {
   const command = commandFor(kind);
   const fullArgs = [...args, '-p', String(port), '-l', LOOPBACK];
   // One directory per server (removed by stop() unless MCTS_KEEP_LOGS=1).
@@ -287,7 +290,7 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
       }
       throw new Error(`${server.describe()} exited during startup (${server.exitDescription()}):\n${log}`);
     }
-    if ((await canConnect(port)) && (await answersVersion(port, LOOPBACK, 1_000))) return server;
+    if ((await canConnect(port)) && (ready === 'connect' || (await answersVersion(port, LOOPBACK, 1_000)))) return server;
     await sleep(connectProbeIntervalMs);
   }
   const log = server.logTail();
@@ -302,7 +305,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerPr
   const startTimeoutMs = options.startTimeoutMs ?? Number(process.env.MCTS_START_TIMEOUT_MS ?? startTimeoutMsDefault);
   for (let attempt = 1; attempt <= portAttemptsMax; attempt++) {
     const port = await freePort();
-    const result = await startOnce(kind, port, args, startTimeoutMs);
+    const result = await startOnce(kind, port, args, startTimeoutMs, options.ready);
     if (result !== 'port-in-use') return result;
   }
   throw new Error(`could not find a free port for ${kind} after ${portAttemptsMax} attempts`);

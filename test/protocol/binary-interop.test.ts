@@ -1,7 +1,7 @@
 /**
  * Real binary-protocol clients against the server process: the memjs npm client (with and
  * without SASL) and libmemcached's `memccapable -b`. Each suite starts its own server on a
- * loopback port and stops it by PID. The same suites run against Debian's memcached
+ * loopback port and stops it by PID. The same suites run against memcached 1.6.45
  * (MCTS_TARGET=memcached), which is how the expectations here were checked.
  *
  * The server command is `node bin/memcached-ts.js` (after `npm run build`), or MCTS_OURS_CMD.
