@@ -153,9 +153,10 @@ describe('round trips through extstore', () => {
     expect(at('get_extstore')).toBe(at('get_flushed') + 1);
     expect(names.slice(at('get_extstore'), at('get_extstore') + 6)).toEqual(['get_extstore', 'get_aborted_extstore',
       'get_oom_extstore', 'recache_from_extstore', 'miss_from_extstore', 'badcrc_from_extstore']);
-    expect(at('extstore_compact_lost')).toBe(at('log_watchers') + 1);
-    expect(names.slice(at('extstore_compact_lost'), at('extstore_compact_lost') + 19)).toEqual([
-      'extstore_compact_lost', 'extstore_compact_rescues', 'extstore_compact_skipped', 'extstore_page_allocs',
+    expect(at('extstore_memory_pressure')).toBe(at('log_watchers') + 1);
+    expect(names.slice(at('extstore_memory_pressure'), at('extstore_memory_pressure') + 22)).toEqual([
+      'extstore_memory_pressure', 'extstore_compact_lost', 'extstore_compact_rescues', 'extstore_compact_resc_cold',
+      'extstore_compact_resc_old', 'extstore_compact_skipped', 'extstore_page_allocs',
       'extstore_page_evictions', 'extstore_page_reclaims', 'extstore_pages_free', 'extstore_pages_used',
       'extstore_objects_evicted', 'extstore_objects_read', 'extstore_objects_written', 'extstore_objects_used',
       'extstore_bytes_evicted', 'extstore_bytes_written', 'extstore_bytes_read', 'extstore_bytes_used',
