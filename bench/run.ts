@@ -1,5 +1,5 @@
 /**
- * `npm run bench`: this server against Debian's memcached, same flags, same CPU pinning,
+ * `npm run bench`: this server against memcached 1.6.45, same flags, same CPU pinning,
  * measured in alternation (for each workload: round 1 ours, round 1 memcached, round 2 ours,
  * ...), each run on a freshly started server. Results: results.json (every round's raw
  * numbers, medians, ratios, commit, machine), results.md and chart.svg in one directory.
@@ -42,7 +42,8 @@ const USAGE = `Usage: npm run bench -- [options]
                           PATH, else memcaslap); env BENCH_LOAD
   --self ours|memcached   what runs in ours' slot (memcached: validate the harness with
                           memcached on both sides); env BENCH_SELF
-  --memcached PATH        reference memcached binary (default /usr/bin/memcached)
+  --memcached PATH        reference memcached binary (default: the 1.6.45 build of
+                          scripts/install-test-deps.sh, see scripts/memcached-reference.js)
   --server-cpus LIST      taskset CPU list for the servers (default 0)
   --load-cpus LIST        taskset CPU list for the load generator (default 1)
   --no-pin                do not pin with taskset
@@ -133,12 +134,19 @@ function parseOptions(argv: string[]): Options | { render: string } | null {
     fillKeys: values['fill-keys'] === undefined ? null : positiveInt('fill-keys', values['fill-keys'], 1),
     load,
     self,
-    memcached: values.memcached ?? '/usr/bin/memcached',
+    memcached: values.memcached ?? referenceMemcached(),
     serverCpus: values['server-cpus'] ?? '0',
     loadCpus: values['load-cpus'] ?? '1',
     pin: values['no-pin'] !== true,
     build: values['no-build'] !== true && !smoke,
   };
+}
+
+/** The reference memcached binary, from scripts/memcached-reference.js (the one place that knows it). */
+function referenceMemcached(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const reference = require(path.join(findRepoRoot(), 'scripts', 'memcached-reference.js')) as { referenceBin(): string };
+  return reference.referenceBin();
 }
 
 function findRepoRoot(): string {

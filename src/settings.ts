@@ -67,7 +67,13 @@ export interface Settings {
   requestsPerEvent: number;
   /** -o idle_timeout: seconds before an idle client is closed; 0 = never. */
   idleTimeoutSeconds: number;
-  /** -o read_buf_mem_limit etc are not implemented. Size of the per-connection static read buffer. */
+  /**
+   * -o read_buf_mem_limit (given in megabytes; 0: none): memcached's cap on the memory of read
+   * buffers and response objects, split between its worker threads (-t). Here it bounds the
+   * replies a connection may queue per read (see TextSession.startResponse).
+   */
+  readBufMemLimitBytes: number;
+  /** Size of the per-connection static read buffer. */
   readBufferBytes: number;
   /** Unsent output above which a connection stops being read until it drains. */
   writeBacklogBytesMax: number;
@@ -137,8 +143,10 @@ export interface Settings {
   lockMemory: boolean;
 
   // --- LRU
-  /** -o lru_maintainer / no_lru_maintainer: segmented LRU on/off. */
+  /** -o lru_maintainer / no_lru_maintainer: segmented LRU on/off (also `lru mode`). */
   lruSegmented: boolean;
+  /** -o lru_maintainer / no_lru_maintainer: the background LRU maintainer runs. */
+  lruMaintainerThread: boolean;
   /** -o lru_crawler / no_lru_crawler. */
   lruCrawler: boolean;
   /** -o lru_crawler_sleep: microseconds between crawler batches. */
@@ -204,6 +212,11 @@ export interface Settings {
   authFile: string | null;
   /** -o relaxed_privileges. */
   relaxedPrivileges: boolean;
+  /**
+   * -o debug_commands: memcached-debug's `debugtime` command (memcached's own test suite
+   * drives the clock with it). Off by default, as in a release build of memcached.
+   */
+  debugCommands: boolean;
   /** -o maxconns_fast / no_maxconns_fast. */
   maxconnsFast: boolean;
   /** -o tail_repair_time (accepted for compatibility; 0 = disabled as in memcached 1.6). */
@@ -316,6 +329,7 @@ export function defaultSettings(): Settings {
     lockMemory: false,
 
     lruSegmented: true,
+    lruMaintainerThread: true,
     lruCrawler: true,
     lruCrawlerSleepMicros: 100,
     lruCrawlerToCrawl: 0,
@@ -328,7 +342,7 @@ export function defaultSettings(): Settings {
     slabReassign: true,
     slabAutomove: 1,
     slabAutomoveRatio: 0.8,
-    slabAutomoveWindowSamples: 30,
+    slabAutomoveWindowSamples: 10,
 
     shutdownEnabled: false,
     flushEnabled: true,
@@ -346,6 +360,8 @@ export function defaultSettings(): Settings {
     saslEnabled: false,
     authFile: null,
     relaxedPrivileges: false,
+    readBufMemLimitBytes: 0,
+    debugCommands: false,
     maxconnsFast: true,
     tailRepairTimeSeconds: 0,
     watcherLogbufBytes: 256 * 1024,

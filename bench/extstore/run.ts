@@ -11,7 +11,7 @@
  *   --rounds N          alternating rounds, ours then memcached (default 1)
  *   --clients N         memtier connections per thread (default 8), --load-threads N (default 2)
  *   --dir DIR           where the extstore files go (default: a fresh directory under /tmp)
- *   --memcached PATH    reference binary (default /usr/bin/memcached)
+ *   --memcached PATH    reference binary (default: the 1.6.45 build, scripts/memcached-reference.js)
  *   --ext OPTS          extra -o options for both (default ext_threads=4)
  *
  * Each run: a fresh server (-t 1 -U 0 -l 127.0.0.1 -m M -o ext_path=<dir>/<name>:<2x data>G,...),
@@ -32,6 +32,13 @@ const LOOPBACK = '127.0.0.1';
 const REPO = path.resolve(__dirname, '..', '..', '..');
 const MIB = 1024 * 1024;
 
+/** The reference memcached binary, from scripts/memcached-reference.js (the one place that knows it). */
+function referenceMemcached(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const reference = require(path.join(REPO, 'scripts', 'memcached-reference.js')) as { referenceBin(): string };
+  return reference.referenceBin();
+}
+
 interface Options {
   memoryMb: number;
   ratio: number;
@@ -48,7 +55,7 @@ interface Options {
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     memoryMb: 64, ratio: 10, valueBytes: 4096, seconds: 30, rounds: 1, clients: 8, loadThreads: 2,
-    dir: null, memcached: '/usr/bin/memcached', ext: 'ext_threads=4',
+    dir: null, memcached: referenceMemcached(), ext: 'ext_threads=4',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];

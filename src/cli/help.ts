@@ -16,9 +16,12 @@ export const VERSION = SERVER_VERSION;
 
 const KIB = 1024;
 
-/** -V: our own name, so that nobody mistakes this server for memcached's C code. */
+/**
+ * -V: our own name, so that nobody mistakes this server for memcached's C code, and the
+ * memcached release whose protocols, options and stats it follows.
+ */
 export function versionText(): string {
-  return `${PROGRAM_NAME} ${VERSION}\n`;
+  return `${PROGRAM_NAME} ${VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} compatible)\n`;
 }
 
 /** -i: memcached prints its and libevent's licence; we have one licence of our own. */
@@ -46,8 +49,8 @@ export function helpText(defaults: Settings = defaultSettings()): string {
 
 function listenerLines(d: Settings): string[] {
   return [
-    `-p, --port=<num>          TCP port to listen on (default: ${d.tcpPort}, 0 is off)`,
-    `-U, --udp-port=<num>      UDP port to listen on (default: ${d.udpPort}, off)`,
+    `-p, --port=<num>          TCP port to listen on (default: ${d.tcpPort}, 0 is off, -1 any free port)`,
+    `-U, --udp-port=<num>      UDP port to listen on (default: ${d.udpPort}, off; -1 any free port)`,
     '-s, --unix-socket=<file>  UNIX socket to listen on (disables network support)',
     `-a, --unix-mask=<mask>    access mask for UNIX socket, in octal (default: ${d.socketAccessMask.toString(8)})`,
     '-l, --listen=<addr>       interface to listen on (default: INADDR_ANY)',
@@ -107,7 +110,7 @@ function commandLines(): string[] {
   return [
     '-A, --enable-shutdown     enable ascii "shutdown" command',
     '-F, --disable-flush-all   disable flush_all command',
-    '-X, --disable-dumping     disable stats cachedump and lru_crawler metadump',
+    '-X, --disable-dumping     disable stats cachedump, stats detail, and lru_crawler metadump',
     '-W, --disable-watch       disable watch commands (live logging)',
     '-S, --enable-sasl         turn on SASL authentication (binary protocol, PLAIN;',
     '                          users from the file named by $MEMCACHED_SASL_PWDB,',
@@ -153,6 +156,10 @@ function extendedLines(d: Settings): string[] {
     '   - modern:              enables options which will be default in future (currently nothing)',
     '   - no_modern:           uses defaults of previous major version (1.4.x)',
     '   - relaxed_privileges:  recorded for compatibility',
+    `   - read_buf_mem_limit:  limit in megabytes for connection read/response buffers,`,
+    `                          split between the -t threads; 0 means unlimited (default: ${d.readBufMemLimitBytes / MIB})`,
+    '   - debug_commands:      the "debugtime" command of memcached\'s debug build, which',
+    '                          moves the server clock (for memcached\'s own test suite)',
     ...platformLines(),
     ...tlsLines(d),
     ...extstoreLines(d),
@@ -186,9 +193,9 @@ function extstoreLines(d: Settings): string[] {
     '   - ext_drop_unread:     don\'t re-write unread values during compaction (default: disabled)',
     `   - ext_recache_rate:    recache an item every N accesses (default: ${d.extRecacheRate})`,
     '   - ext_compact_under:   compact when fewer than this many free pages',
-    '                          (default: 1/4th of the assigned storage)',
+    '                          (default: 1 percent of the assigned storage)',
     '   - ext_drop_under:      drop COLD items when fewer than this many free pages',
-    '                          (default: 1/4th of the assigned storage)',
+    '                          (default: 1 percent of the assigned storage)',
     `   - ext_max_frag:        max page fragmentation to tolerate (default: ${d.extMaxFrag.toFixed(2)})`,
     `   - ext_max_sleep:       max sleep time of background threads in us (default: ${d.extMaxSleepMicros})`,
   ];

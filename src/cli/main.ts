@@ -4,6 +4,8 @@
  *
  * Startup order follows memcached: check -r, switch user, daemonize, listen, write the pid file.
  */
+import * as fs from 'node:fs';
+import { DebugClock } from '../engine/debug-clock';
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
@@ -78,7 +80,8 @@ export function main(argv: string[]): void {
 /** Start everything; resolves once listening. Exported for in-process tests. */
 export async function run(settings: Settings): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
   const stats = new ServerStats();
-  const engine = new Engine(settings, stats);
+  // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
+  const engine = new Engine(settings, stats, settings.debugCommands ? new DebugClock() : undefined);
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
@@ -134,6 +137,7 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     clockSeconds: () => engine.clock.now,
     connectionEvents: connectionEventsFor(engine.logger),
   });
+  writePortFile(settings, network, log);
   if (settings.metricsListen !== null) {
     const { host, port } = settings.metricsListen;
     try {
@@ -174,5 +178,25 @@ function logSlabClasses(engine: Engine, log: (level: number, msg: string) => voi
   const s = engine.slabs;
   for (let cls = 1; cls <= s.largestClass; cls++) {
     log(2, `slab class ${String(cls).padStart(3)}: chunk size ${String(s.classSize[cls]).padStart(9)} perslab ${String(s.perPage[cls]).padStart(7)}`);
+  }
+}
+
+/**
+ * memcached's MEMCACHED_PORT_FILENAME: once the TCP and UDP sockets are bound (not with -s),
+ * one line per socket, "TCP INET: <port>", "UDP INET6: <port>", written to <file>.lck and then
+ * renamed to <file>. memcached's test suite finds ephemeral ports (-p -1) this way.
+ */
+function writePortFile(settings: Settings, network: NetworkHandle, log: (level: number, msg: string) => void): void {
+  const file = process.env.MEMCACHED_PORT_FILENAME;
+  if (file === undefined || settings.socketPath !== null) return;
+  const { tcp, udp } = network.addresses();
+  const line = (kind: string, a: { family: string | number; port: number }): string =>
+    `${kind} ${a.family === 'IPv6' || a.family === 6 ? 'INET6' : 'INET'}: ${a.port}\n`;
+  const text = [...tcp.map((a) => line('TCP', a)), ...udp.map((a) => line('UDP', a))].join('');
+  try {
+    fs.writeFileSync(`${file}.lck`, text, { flag: 'a' });
+    fs.renameSync(`${file}.lck`, file);
+  } catch (e) {
+    log(0, `Failed to open "${file}.lck": ${e instanceof Error ? e.message : String(e)}`);
   }
 }

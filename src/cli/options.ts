@@ -241,9 +241,11 @@ export function requireRange(
   return value;
 }
 
-function parsePort(text: string, what: string): number {
+/** A port; with `ephemeral`, -1 too (memcached's -p -1 / -U -1: any free port). */
+function parsePort(text: string, what: string, ephemeral = false): number {
   const port = parseInteger(text, what);
-  return requireRange(port, 0, PORT_MAX, `invalid port number ${port} for ${what} (0-${PORT_MAX})`, EX_USAGE);
+  const min = ephemeral ? -1 : 0;
+  return requireRange(port, min, PORT_MAX, `invalid port number ${port} for ${what} (${min}-${PORT_MAX})`, EX_USAGE);
 }
 
 /** -I: bytes, or kilobytes/megabytes with k/m (memcached knows no other suffix). */
@@ -431,12 +433,12 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   A: (s) => void (s.settings.shutdownEnabled = true),
   Z: (s) => void (s.settings.tlsEnabled = true),
   p: (s, v) => {
-    s.settings.tcpPort = parsePort(v, '-p');
+    s.settings.tcpPort = parsePort(v, '-p', true);
     s.tcpSpecified = true;
   },
   s: setSocketPath,
   U: (s, v) => {
-    s.settings.udpPort = parsePort(v, '-U');
+    s.settings.udpPort = parsePort(v, '-U', true);
     s.udpSpecified = true;
   },
   m: (s, v) => void (s.settings.memoryLimitBytes = parseMemoryLimit(v)),
@@ -512,7 +514,6 @@ const LOGBUF_KIB_MAX = 1024 * 1024;
 /** -o names memcached 1.6 has and memcached-ts rejects, with the feature they belong to. */
 const UNIMPLEMENTED_SUB_OPTIONS = new Map<string, string>([
   ['drop_privileges', 'syscall filtering'],
-  ['read_buf_mem_limit', 'a global cap on connection buffers'],
   ['slab_sizes', 'explicit slab class sizes'],
   ['sock_cookie_id', 'socket cookies'],
   ['slab_automove_freeratio', 'extstore'],
@@ -622,6 +623,7 @@ function noModern(state: ParseState): void {
   s.slabAutomove = 0;
   s.maxconnsFast = false;
   s.lruSegmented = false;
+  s.lruMaintainerThread = false;
   s.lruCrawler = false;
 }
 
@@ -820,8 +822,8 @@ const SUB_OPTIONS = new Map<string, SubOption>([
       'lru_crawler_tocrawl takes a numeric 32bit value',
     ),
   ],
-  ['lru_maintainer', flagSub((s) => void (s.lruSegmented = true))],
-  ['no_lru_maintainer', flagSub((s) => void (s.lruSegmented = false))],
+  ['lru_maintainer', flagSub((s) => void (s.lruSegmented = s.lruMaintainerThread = true))],
+  ['no_lru_maintainer', flagSub((s) => void (s.lruSegmented = s.lruMaintainerThread = false))],
   ['hot_lru_pct', integerSub('hot_lru_pct', [1, 79], (s, n) => void (s.hotLruPct = n))],
   ['warm_lru_pct', integerSub('warm_lru_pct', [1, 79], (s, n) => void (s.warmLruPct = n))],
   ['hot_max_factor', valued((state, v) => void (state.settings.hotMaxFactor = positiveFactor(v, 'hot_max_factor')))],
@@ -848,6 +850,13 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   // Syscall filtering is off by default in memcached and absent here: nothing to turn off.
   ['no_drop_privileges', flag(() => {})],
   ['relaxed_privileges', flagSub((s) => void (s.relaxedPrivileges = true))],
+  [
+    'read_buf_mem_limit',
+    integerSub('read_buf_mem_limit', [0, 4095], (s, n) => void (s.readBufMemLimitBytes = n * MIB),
+      'read_buf_mem_limit takes megabytes, from 0 (no limit) to 4095'),
+  ],
+  // memcached-debug's test commands (debugtime); memcached's own test suite needs them.
+  ['debug_commands', flagSub((s) => void (s.debugCommands = true))],
   // extstore: memcached's names and defaults (storage.c); relations are checked in validateExtstore
   ['ext_path', valued(addExtPath)],
   ['ext_page_size', integerSub('ext_page_size', [1, EXT_SIZE_MIB_MAX], (s, n) => void (s.extPageBytes = n * MIB))],
@@ -985,7 +994,7 @@ function validateLru(s: Settings): void {
   if (s.hotLruPct + s.warmLruPct > 80) {
     throw new UsageError('hot_lru_pct + warm_lru_pct cannot be more than 80% combined', EX_USAGE);
   }
-  if (s.tempLru && !s.lruSegmented) {
+  if (s.tempLru && !s.lruMaintainerThread) {
     throw new UsageError('temporary_ttl requires lru_maintainer to be enabled', EX_USAGE);
   }
 }

@@ -30,6 +30,9 @@ export const enum StoreMode {
   Append = 3,
   Prepend = 4,
   Cas = 5,
+  /** meta ms MA/MP with N: append/prepend, or store as new when the key is missing. */
+  AppendVivify = 6,
+  PrependVivify = 7,
 }
 
 export const enum StoreResult {
@@ -69,9 +72,11 @@ export const enum DeleteResult {
 const DELTA_VALUE_BYTES_MAX = 24;
 const TWO_64 = 1n << 64n;
 /** `watch mutations` names, indexed by StoreMode and by StoreResult. */
-const STORE_COMMANDS: readonly StoreCommand[] = ['set', 'add', 'replace', 'append', 'prepend', 'cas'];
+const STORE_COMMANDS: readonly StoreCommand[] = ['set', 'add', 'replace', 'append', 'prepend', 'cas', 'append', 'prepend'];
 const STORE_STATUSES: readonly StoreStatus[] = ['stored', 'not_stored', 'exists', 'not_found'];
 
+/** The CAS of the first item stored (memcached 1.6.45's get_cas_id). */
+const FIRST_CAS = 2;
 /** How often the background crawler sweeps every class for expired items. */
 const CRAWL_PERIOD_SECONDS = 60;
 
@@ -93,6 +98,10 @@ export class Engine {
   lastCas = 0;
   /** The item an incrDecr left in place (meta ma reports its TTL and CAS). */
   lastRef = 0;
+  /** The last incrDecr stored a copy (the new value did not fit, or a reply held the item). */
+  lastDeltaCopied = false;
+  /** Size of the value an append/prepend stored by the last commitStore (-1: none). */
+  lastMergedBytes = -1;
   readonly crawler: Crawler;
   readonly detail: PrefixStats;
   /** Moves slab pages between classes and the global pool (`slabs reassign`, the automover). */
@@ -114,6 +123,8 @@ export class Engine {
   /** Operator log (stderr, by verbosity); storage faults are logged through it. */
   log: (level: number, message: string) => void;
   private readonly scratch = Buffer.alloc(64);
+  /** meta E<cas> of the store in progress (-1: none). */
+  private casIdIn = -1;
   private maintainer: NodeJS.Timeout | null = null;
 
   constructor(settings: Settings, stats: ServerStats, clock = new Clock()) {
@@ -145,6 +156,8 @@ export class Engine {
       temporaryTtlSeconds: settings.temporaryTtlSeconds,
       hashPowerInit: settings.hashPowerInit,
     }, mem);
+    // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
+    this.items.startCasAt(FIRST_CAS);
     this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
     this.automover = this.newAutomover();
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
@@ -183,7 +196,7 @@ export class Engine {
   /** Start the clock and the LRU maintainer. */
   start(): void {
     this.clock.start();
-    if (this.settings.lruSegmented || this.settings.tempLru) {
+    if (this.settings.lruMaintainerThread) {
       this.maintainer = setInterval(() => this.maintain(), 100);
       this.maintainer.unref();
     }
@@ -199,6 +212,12 @@ export class Engine {
     this.storage?.stop();
     if (this.indexTask !== null) clearImmediate(this.indexTask);
     this.indexTask = null;
+  }
+
+  /** `slabs automove window <n>`: the automover averages over n samples from now on. */
+  setAutomoveWindow(samples: number): void {
+    // movePages() starts a new window when it sees the setting change.
+    this.settings.slabAutomoveWindowSamples = samples;
   }
 
   /** One pass of the LRU maintainer over every class (bounded work). */
@@ -249,14 +268,29 @@ export class Engine {
 
   // ---------------------------------------------------------------- retrieval
 
-  /** Find a live item for a read (get/gets/mg), counting and bumping as memcached does. */
+  /**
+   * memcached's do_item_get: find a live item (expired or flushed ones are unlinked on the
+   * way and counted in get_expired / get_flushed, whatever the command), logged for `watch
+   * fetchers`.
+   */
+  private lookup(key: Uint8Array, start: number, len: number, hash: number): number {
+    const items = this.items;
+    const ref = items.find(key, start, len, hash);
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    if (ref === 0) {
+      if (items.lastMissFlushed) this.stats.get_flushed++;
+      else if (items.lastMissExpired) this.stats.get_expired++;
+    }
+    return ref;
+  }
+
+  /** Find a live item for a read (get/gets), counting and bumping as memcached does. */
   get(key: Uint8Array, start: number, len: number): number {
     const items = this.items;
-    const ref = items.find(key, start, len, hashKey(key, start, len));
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    const ref = this.lookup(key, start, len, hashKey(key, start, len));
     this.stats.cmd_get++;
     if (ref === 0) {
-      this.countMiss();
+      this.stats.get_misses++;
       return 0;
     }
     this.stats.get_hits++;
@@ -267,17 +301,9 @@ export class Engine {
     return ref;
   }
 
-  private countMiss(): void {
-    this.stats.get_misses++;
-    if (this.items.lastMissExpired) this.stats.get_expired++;
-    else if (this.items.lastMissFlushed) this.stats.get_flushed++;
-  }
-
-  /** Look up without counting or bumping (meta flags that only peek, internal use). */
+  /** Look up without counting hits or bumping (meta commands count and bump themselves). */
   peek(key: Uint8Array, start: number, len: number): number {
-    const ref = this.items.find(key, start, len, hashKey(key, start, len));
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
-    return ref;
+    return this.lookup(key, start, len, hashKey(key, start, len));
   }
 
   /** gat/gats: fetch and set a new exptime (memcached 1.6 counts these as touches only). */
@@ -291,8 +317,7 @@ export class Engine {
 
   private touchItem(key: Uint8Array, start: number, len: number, exptime: number): number {
     const items = this.items;
-    const ref = items.find(key, start, len, hashKey(key, start, len));
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    const ref = this.lookup(key, start, len, hashKey(key, start, len));
     this.stats.cmd_touch++;
     if (ref === 0) {
       this.stats.touch_misses++;
@@ -327,8 +352,7 @@ export class Engine {
     }
     if (mode === StoreMode.Set) {
       const hash = hashKey(key, start, len);
-      const old = items.find(key, start, len, hash);
-      if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(old, key, start, len);
+      const old = this.lookup(key, start, len, hash);
       if (old !== 0) items.unlink(old, hash);
     }
     return 0;
@@ -342,9 +366,12 @@ export class Engine {
   /**
    * Complete a storage command whose item is fully written, as memcached's do_store_item.
    * `casIn` is the CAS the client supplied (0 = none). `setStale` (meta ms I) lets a CAS
-   * lower than the item's replace it, marked stale. Frees `ref` unless it was linked.
+   * lower than the item's replace it, marked stale. `casIdIn` (meta E) is the CAS the
+   * stored item gets (-1: the next one). Frees `ref` unless it was linked.
    */
-  commitStore(mode: StoreMode, ref: number, casIn: number, setStale = false): StoreResult {
+  commitStore(mode: StoreMode, ref: number, casIn: number, setStale = false, casIdIn = -1): StoreResult {
+    this.casIdIn = casIdIn;
+    this.lastMergedBytes = -1;
     if ((this.logger.flags & LOG_MUTATIONS) === 0) return this.storeItem(mode, ref, casIn, setStale);
     // memcached's line names the item linked, else the one refused: freed by then, so read first.
     const items = this.items;
@@ -370,8 +397,7 @@ export class Engine {
     const ko = items.keyOffset(ref);
     const nkey = items.nkey(ref);
     const hash = hashKey(page, ko, nkey);
-    const old = items.find(page, ko, nkey, hash);
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(old, page, ko, nkey);
+    const old = this.lookup(page, ko, nkey, hash);
     this.stats.cmd_set++;
     items.counters.cmd_set[items.classOf(ref)]++;
     this.lastCas = 0;
@@ -398,6 +424,8 @@ export class Engine {
         return StoreResult.Exists;
       case StoreMode.Append:
       case StoreMode.Prepend:
+      case StoreMode.AppendVivify:
+      case StoreMode.PrependVivify:
         if (cas !== CasCheck.None && cas !== CasCheck.Match) {
           items.free(ref);
           return StoreResult.Exists;
@@ -416,6 +444,8 @@ export class Engine {
     switch (mode) {
       case StoreMode.Add:
       case StoreMode.Set:
+      case StoreMode.AppendVivify:
+      case StoreMode.PrependVivify:
         return this.linkStored(ref, hash, 0);
       case StoreMode.Cas:
         this.stats.cas_misses++;
@@ -429,6 +459,7 @@ export class Engine {
 
   private linkStored(ref: number, hash: number, old: number): StoreResult {
     this.items.link(ref, hash, old);
+    if (this.casIdIn >= 0) this.items.setCas(ref, this.casIdIn);
     this.storedRef = ref;
     this.lastCas = this.items.cas(ref);
     return StoreResult.Stored;
@@ -449,11 +480,13 @@ export class Engine {
       items.free(ref);
       return StoreResult.NotStored;
     }
-    const first = mode === StoreMode.Append ? old : ref;
-    const second = mode === StoreMode.Append ? ref : old;
+    const append = mode === StoreMode.Append || mode === StoreMode.AppendVivify;
+    const first = append ? old : ref;
+    const second = append ? ref : old;
     this.copyItemValue(first, merged, 0);
     this.copyItemValue(second, merged, items.nbytes(first));
     items.free(ref);
+    this.lastMergedBytes = oldBytes + addBytes;
     return this.linkStored(merged, hash, old);
   }
 
@@ -480,8 +513,7 @@ export class Engine {
   delete(key: Uint8Array, start: number, len: number, casIn = 0): DeleteResult {
     const items = this.items;
     const hash = hashKey(key, start, len);
-    const ref = items.find(key, start, len, hash);
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    const ref = this.lookup(key, start, len, hash);
     if (ref === 0) {
       this.stats.delete_misses++;
       return DeleteResult.NotFound;
@@ -500,14 +532,15 @@ export class Engine {
    * padding with spaces; otherwise it stores a new item.
    */
   incrDecr(key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0,
-    held: HeldItems | null = null): DeltaResult {
+    held: HeldItems | null = null, countMiss = true): DeltaResult {
     const items = this.items;
     const hash = hashKey(key, start, len);
-    const ref = items.find(key, start, len, hash);
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
+    const ref = this.lookup(key, start, len, hash);
+    this.lastDeltaCopied = false;
     if (ref === 0) {
-      if (incr) this.stats.incr_misses++;
-      else this.stats.decr_misses++;
+      // meta ma with N creates the item instead, and memcached counts no miss then.
+      if (countMiss && incr) this.stats.incr_misses++;
+      else if (countMiss) this.stats.decr_misses++;
       return DeltaResult.NotFound;
     }
     const n = items.nbytes(ref);
@@ -551,6 +584,7 @@ export class Engine {
     items.link(fresh, hash, ref);
     this.lastCas = items.cas(fresh);
     this.lastRef = fresh;
+    this.lastDeltaCopied = true;
     return DeltaResult.Ok;
   }
 
@@ -591,19 +625,23 @@ export class Engine {
     items.lruHits[(cls << 2) | items.segment(ref)]++;
   }
 
-  /** mg N: create an empty placeholder item after a miss. Returns 0 if memory is short. */
-  vivify(key: Uint8Array, start: number, len: number, keyBinary: boolean): number {
+  /**
+   * mg N: create an empty placeholder item after a miss, with CAS `casIdIn` (meta E) or the
+   * next one. Returns 0 if memory is short.
+   */
+  vivify(key: Uint8Array, start: number, len: number, keyBinary: boolean, casIdIn = -1): number {
     const items = this.items;
     items.allocError = AllocError.None;
     const ref = items.alloc(key, start, len, 0, 0, 0);
     if (ref === 0) return 0;
     if (keyBinary) items.setKeyBinary(ref);
     items.link(ref, hashKey(key, start, len), 0);
+    if (casIdIn >= 0) items.setCas(ref, casIdIn);
     return ref;
   }
 
   /** ma N: store the initial value after a miss, as an add. Returns 0 if not stored. */
-  createNumber(key: Uint8Array, start: number, len: number, digits: string, keyBinary: boolean): number {
+  createNumber(key: Uint8Array, start: number, len: number, digits: string, keyBinary: boolean, casIdIn = -1): number {
     const items = this.items;
     items.allocError = AllocError.None;
     const ref = items.alloc(key, start, len, 0, 0, digits.length);
@@ -612,29 +650,50 @@ export class Engine {
     this.scratch.write(digits, 0, 'latin1');
     items.writeValue(ref, 0, this.scratch, 0, digits.length);
     const hash = hashKey(key, start, len);
-    if (items.find(key, start, len, hash) !== 0) {
+    if (this.lookup(key, start, len, hash) !== 0) {
       items.free(ref);
       return 0;
     }
     items.link(ref, hash, 0);
+    if (casIdIn >= 0) items.setCas(ref, casIdIn);
     return ref;
   }
 
-  /** md I: keep the item but mark it stale with a new CAS, so the next reader may win. */
-  invalidate(ref: number, exptime: number | null): void {
+  /**
+   * md I: keep the item but mark it stale with a new CAS (`casIdIn`, meta E, or the next
+   * one), so the next reader may win.
+   */
+  invalidate(ref: number, exptime: number | null, casIdIn = -1): void {
     const items = this.items;
     if (exptime !== null) items.setExptime(ref, exptime);
     items.setIflags(ref, (items.iflags(ref) | IF_STALE) & ~IF_TOKEN_SENT);
-    items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
+    items.setCas(ref, casIdIn >= 0 ? casIdIn : this.settings.casEnabled ? items.nextCas() : 0);
   }
 
-  /** Remove a found item (md). */
-  unlinkFound(ref: number): void {
+  /**
+   * md x: replace a found item by one with an empty value, `flags`, `exptime` and CAS `cas`.
+   * Returns the new item, or -1 when memory is short.
+   */
+  replaceWithEmpty(old: number, flags: number, exptime: number, cas: number): number {
+    const items = this.items;
+    items.allocError = AllocError.None;
+    items.pinned = old;
+    const ref = items.alloc(items.page(old), items.keyOffset(old), items.nkey(old), flags, exptime, 0);
+    items.pinned = 0;
+    if (ref === 0) return -1;
+    if (items.keyBinary(old)) items.setKeyBinary(ref);
+    items.link(ref, items.hashOf(old), old);
+    items.setCas(ref, cas);
+    return ref;
+  }
+
+  /** md: count a found item as deleted and (unless `unlink` is false) remove it. */
+  deleteFound(ref: number, unlink = true): void {
     const items = this.items;
     this.stats.delete_hits++;
     items.counters.delete_hits[items.classOf(ref)]++;
     if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('md', ref);
-    items.unlink(ref, items.hashOf(ref));
+    if (unlink) items.unlink(ref, items.hashOf(ref));
   }
 
   // ---------------------------------------------------------------- watch streams
@@ -666,10 +725,22 @@ export class Engine {
 
   // ---------------------------------------------------------------- flush
 
-  /** flush_all with a delay in client exptime units (0 = now). */
+  /**
+   * flush_all with a delay in client exptime units (0 or less = now), as memcached 1.6.45:
+   * items last used at or before oldest_live (the flush time minus one second) are flushed
+   * lazily, and item_flush_expired removes at once those used since, so an item stored after
+   * the flush survives even in the same second. No CAS is involved (1.6.18 compared CAS
+   * values, and without CAS flushed items stored in the same second after it).
+   */
   flushAll(delay: number): void {
-    this.stats.cmd_flush++;
-    this.items.flush(delay > 0 ? this.clock.realtime(delay) : 0);
+    const items = this.items;
+    const now = this.clock.now;
+    const oldest = (delay > 0 ? this.clock.realtime(delay) : now) - 1;
+    items.setFlushState(oldest, 0);
+    if (oldest > now) return;
+    forEachItem(items, null, (ref) => {
+      if (items.atime(ref) >= oldest) items.unlink(ref, items.hashOf(ref));
+    });
   }
 }
 

@@ -20,6 +20,9 @@ export interface StatsContext {
   acceptingConnections(): boolean;
 }
 
+/** memcached's item_hdr (page version, offset, page id, CAS?): the value of an item on disk. */
+const EXTSTORE_HEADER_BYTES = 12;
+
 function fmtFloat(v: number, digits: number): string {
   return v.toFixed(digits);
 }
@@ -50,7 +53,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('total_connections', s.total_connections);
   out('rejected_connections', s.rejected_connections);
   out('connection_structures', s.connection_structures);
-  out('response_obj_oom', 0);
+  out('response_obj_oom', s.response_obj_oom);
   out('response_obj_count', 0);
   out('response_obj_bytes', 0);
   out('read_buf_count', s.curr_connections);
@@ -72,9 +75,12 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   }
   for (const k of ['delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
     'decr_hits', 'cas_misses', 'cas_hits', 'cas_badval', 'touch_hits', 'touch_misses', 'store_too_large',
-    'store_no_memory', 'auth_cmds', 'auth_errors', 'bytes_read', 'bytes_written'] as const) {
+    'store_no_memory', 'auth_cmds', 'auth_errors'] as const) {
     out(k, s[k]);
   }
+  if (set.idleTimeoutSeconds > 0) out('idle_kicks', s.idle_kicks);
+  out('bytes_read', s.bytes_read);
+  out('bytes_written', s.bytes_written);
   out('limit_maxbytes', set.memoryLimitBytes);
   out('accepting_conns', ctx.acceptingConnections() ? 1 : 0);
   out('listen_disabled_num', s.listen_disabled_num);
@@ -96,9 +102,11 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
     out('slab_reassign_running', mv.running ? 1 : 0);
     out('slabs_moved', mv.slabsMoved);
   }
-  out('lru_crawler_running', e.crawler.running ? 1 : 0);
-  out('lru_crawler_starts', e.crawler.starts);
-  out('lru_maintainer_juggles', e.maintainerJuggles);
+  if (e.crawler.enabled) {
+    out('lru_crawler_running', e.crawler.running ? 1 : 0);
+    out('lru_crawler_starts', e.crawler.starts);
+  }
+  if (set.lruMaintainerThread) out('lru_maintainer_juggles', e.maintainerJuggles);
   out('malloc_fails', 0);
   const lc = e.logger.counters;
   out('log_worker_dropped', lc.workerDropped);
@@ -123,17 +131,21 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('slab_global_page_pool', e.slabs.globalPoolPages);
   out('expired_unfetched', sumClass('expired_unfetched'));
   out('evicted_unfetched', sumClass('evicted_unfetched'));
-  out('evicted_active', sumClass('evicted_active'));
+  // memcached prints the segmented LRU's counters only while its maintainer runs.
+  const maintainer = set.lruMaintainerThread;
+  if (maintainer) out('evicted_active', sumClass('evicted_active'));
   out('evictions', sumClass('evicted'));
   out('reclaimed', sumClass('reclaimed'));
   out('crawler_reclaimed', sumClass('crawler_reclaimed'));
   out('crawler_items_checked', sumClass('crawler_items_checked'));
   out('lrutail_reflocked', sumClass('lrutail_reflocked'));
-  out('moves_to_cold', sumClass('moves_to_cold'));
-  out('moves_to_warm', sumClass('moves_to_warm'));
-  out('moves_within_lru', sumClass('moves_within_lru'));
-  out('direct_reclaims', sumClass('direct_reclaims'));
-  out('lru_bumps_dropped', 0);
+  if (maintainer) {
+    out('moves_to_cold', sumClass('moves_to_cold'));
+    out('moves_to_warm', sumClass('moves_to_warm'));
+    out('moves_within_lru', sumClass('moves_within_lru'));
+    out('direct_reclaims', sumClass('direct_reclaims'));
+    out('lru_bumps_dropped', 0);
+  }
 }
 
 const yesNo = (b: boolean): string => (b ? 'yes' : 'no');
@@ -168,8 +180,8 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('hashpower_init', s.hashPowerInit === 16 ? 0 : s.hashPowerInit);
   out('slab_reassign', yesNo(s.slabReassign));
   out('slab_automove', s.slabAutomove);
-  out('slab_automove_ratio', '0.80');
-  out('slab_automove_window', 30);
+  out('slab_automove_ratio', fmtFloat(s.slabAutomoveRatio, 2));
+  out('slab_automove_window', s.slabAutomoveWindowSamples);
   out('slab_chunk_max', s.slabChunkMaxBytes);
   out('lru_crawler', yesNo(ctx.engine.crawler.enabled));
   out('lru_crawler_sleep', s.lruCrawlerSleepMicros);
@@ -178,7 +190,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('flush_enabled', yesNo(s.flushEnabled));
   out('dump_enabled', yesNo(s.dumpEnabled));
   out('hash_algorithm', 'murmur3');
-  out('lru_maintainer_thread', yesNo(s.lruSegmented));
+  out('lru_maintainer_thread', yesNo(s.lruMaintainerThread));
   out('lru_segmented', yesNo(s.lruSegmented));
   out('hot_lru_pct', s.hotLruPct);
   out('warm_lru_pct', s.warmLruPct);
@@ -189,7 +201,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('idle_timeout', s.idleTimeoutSeconds);
   out('watcher_logbuf_size', s.watcherLogbufBytes);
   out('worker_logbuf_size', s.workerLogbufBytes);
-  out('read_buf_mem_limit', 0);
+  out('read_buf_mem_limit', s.readBufMemLimitBytes);
   out('track_sizes', yesNo(s.trackSizes));
   out('inline_ascii_response', yesNo(s.inlineAsciiResponse));
   // memcached (built with extstore, as Debian's is) prints these even when extstore is off.
@@ -215,8 +227,10 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('ssl_session_cache', yesNo(s.tlsSessionCache));
   out('ssl_kernel_tls', 'no');
   out('ssl_min_version', s.tlsMinVersion);
-  out('num_napi_ids', '(null)');
+  out('num_napi_ids', 0);
   out('memory_file', '(null)');
+  // 4: client flags are 32 bits (memcached built without --enable-large-client-flags)
+  out('client_flags_size', 4);
   // memcached-ts's own settings (memcached has no such names): the CPU scheduling policy the
   // process was launched with (chrt, systemd), read live, and -o tcp_fastopen.
   const sched = processScheduling();
@@ -235,9 +249,19 @@ export function itemsStats(ctx: StatsContext, out: StatSink): void {
   const e = ctx.engine;
   const it = e.items;
   const now = e.clock.now;
+  const maintainer = e.settings.lruMaintainerThread;
   const names = ['evicted', 'evicted_nonzero', 'evicted_time', 'outofmemory', 'tailrepairs', 'reclaimed',
     'expired_unfetched', 'evicted_unfetched', 'evicted_active', 'crawler_reclaimed', 'crawler_items_checked',
     'lrutail_reflocked', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims'] as const;
+  const maintainerOnly = new Set<string>(['evicted_active', 'moves_to_cold', 'moves_to_warm', 'moves_within_lru', 'direct_reclaims']);
+  // mem_requested is memcached's ITEM_ntotal summed per class (its header, key, CRLF, flags
+  // and CAS sizes), not this store's own item sizes.
+  const requested = new Float64Array(e.slabs.largestClass + 1);
+  e.walkItems((ref, cls) => {
+    requested[cls] += it.isHdr(ref)
+      ? it.memcachedItemTotal(it.nkey(ref), 0, it.flags(ref)) - 2 + EXTSTORE_HEADER_BYTES
+      : it.memcachedItemTotal(it.nkey(ref), it.nbytes(ref), it.flags(ref));
+  });
   for (let cls = 1; cls <= e.slabs.largestClass; cls++) {
     const b = cls << 2;
     const number = it.lruCount[b] + it.lruCount[b + 1] + it.lruCount[b + 2] + it.lruCount[b + 3];
@@ -248,19 +272,23 @@ export function itemsStats(ctx: StatsContext, out: StatSink): void {
       return tail !== 0 ? now - it.atime(tail) : 0;
     };
     out(p + 'number', number);
-    out(p + 'number_hot', it.lruCount[b | HOT_LRU]);
-    out(p + 'number_warm', it.lruCount[b | WARM_LRU]);
-    out(p + 'number_cold', it.lruCount[b | COLD_LRU]);
-    if (e.settings.tempLru) out(p + 'number_temp', it.lruCount[b | TEMP_LRU]);
-    out(p + 'age_hot', age(HOT_LRU));
-    out(p + 'age_warm', age(WARM_LRU));
+    if (maintainer) {
+      out(p + 'number_hot', it.lruCount[b | HOT_LRU]);
+      out(p + 'number_warm', it.lruCount[b | WARM_LRU]);
+      out(p + 'number_cold', it.lruCount[b | COLD_LRU]);
+      if (e.settings.tempLru) out(p + 'number_temp', it.lruCount[b | TEMP_LRU]);
+      out(p + 'age_hot', age(HOT_LRU));
+      out(p + 'age_warm', age(WARM_LRU));
+    }
     out(p + 'age', age(COLD_LRU));
-    out(p + 'mem_requested', it.lruBytes[b] + it.lruBytes[b + 1] + it.lruBytes[b + 2] + it.lruBytes[b + 3]);
-    for (const n of names) out(p + n, it.counters[n][cls]);
-    out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
-    out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
-    out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
-    out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+    out(p + 'mem_requested', requested[cls]);
+    for (const n of names) if (maintainer || !maintainerOnly.has(n)) out(p + n, it.counters[n][cls]);
+    if (maintainer) {
+      out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
+      out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
+      out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
+      out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+    }
   }
 }
 
@@ -329,8 +357,12 @@ function storageStats(e: Engine, out: StatSink): void {
   const sc = storage.counters;
   const ext = storage.ext;
   const c = ext.counters;
+  out('extstore_memory_pressure', fmtFloat(memoryPressure(e), 2));
   out('extstore_compact_lost', sc.extstore_compact_lost);
   out('extstore_compact_rescues', sc.extstore_compact_rescues);
+  // rescues into memcached's cold-compact and old buckets: only the default bucket exists here
+  out('extstore_compact_resc_cold', 0);
+  out('extstore_compact_resc_old', 0);
   out('extstore_compact_skipped', sc.extstore_compact_skipped);
   out('extstore_page_allocs', c.page_allocs);
   out('extstore_page_evictions', c.page_evictions);
@@ -358,6 +390,24 @@ function storageStats(e: Engine, out: StatSink): void {
   out('extstore_files_truncated', c.files_truncated);
   out('extstore_pages_lost', c.pages_lost);
   out('extstore_objects_lost', c.objects_lost);
+}
+
+/**
+ * memcached 1.6.45's extstore_memory_pressure: the share (percent) of slab pages held by
+ * classes of chunks smaller than ext_item_size (whose items stay in memory), among those and
+ * the pages of larger classes that hold more than 2 pages. 100 means item headers must be
+ * evicted. memcached's automover computes it once a second; here it is computed when asked.
+ */
+function memoryPressure(e: Engine): number {
+  const sl = e.slabs;
+  let low = 0;
+  let high = 0;
+  for (let cls = 1; cls <= sl.largestClass; cls++) {
+    const pages = sl.pagesPerClass[cls];
+    if (sl.classSize[cls] < e.settings.extItemSizeBytes) low += pages;
+    else if (pages > 2) high += pages;
+  }
+  return low + high === 0 ? 0 : (low / (low + high)) * 100;
 }
 
 /** `stats extstore`: memcached's per-page data (version, live bytes, bucket, free bucket). */

@@ -151,10 +151,11 @@ export class Storage implements ColdTier {
       log: (level, message) => this.log(level, message),
     });
     if (settings.extCompactUnderPages === 0) {
-      // memcached sizes both from the ext_path given last (the head of its list).
-      const quarter = Math.floor(files[files.length - 1].pageCount / 4);
-      settings.extCompactUnderPages = quarter;
-      settings.extDropUnderPages = quarter;
+      // memcached 1.6.45 sizes both at 1% of the pages of the ext_path given last (the head of
+      // its list), at least 1.
+      const onePercent = Math.max(1, Math.floor(files[files.length - 1].pageCount * 0.01));
+      settings.extCompactUnderPages = onePercent;
+      settings.extDropUnderPages = onePercent;
     }
     items.coldTier = this;
   }

@@ -58,6 +58,9 @@ export const WATCH_STREAMS: ReadonlyMap<string, number> = new Map([
   ['deletions', LOG_DELETIONS],
 ]);
 
+/** How often a skipping watcher's socket is looked at again (memcached's logger polls as often). */
+const WATCHER_RETRY_MS = 10;
+
 /** memcached's WATCHER_LIMIT. */
 export const WATCHERS_MAX = 20;
 
@@ -102,6 +105,10 @@ export class Watcher {
   /** Socket backlog as of the last write. */
   backlogBytes = 0;
   closed = false;
+  /** The newest line skipped (delivered late once the socket drains, if nothing followed it). */
+  lastSkipped = '';
+  /** While skipping: the timer that looks again whether the socket has drained. */
+  retry: NodeJS.Timeout | null = null;
 
   constructor(
     readonly streams: number,
@@ -175,6 +182,8 @@ export class WatchLogger {
 
   remove(w: Watcher): void {
     w.closed = true;
+    if (w.retry !== null) clearTimeout(w.retry);
+    w.retry = null;
     const i = this.watchers.indexOf(w);
     if (i < 0) return;
     this.watchers.splice(i, 1);
@@ -229,17 +238,48 @@ export class WatchLogger {
       if ((w.streams & stream) === 0) continue;
       if (w.backlogBytes + w.pending.length + line.length > this.bufferBytesMax) {
         w.skipped++;
+        w.lastSkipped = line;
         this.counters.watcherSkipped++;
+        this.scheduleRetry(w);
       } else {
-        if (w.skipped > 0) {
-          w.pending += `skipped=${w.skipped}\n`;
-          w.skipped = 0;
-        }
-        w.pending += line;
-        this.counters.watcherSent++;
+        this.deliver(w, line);
       }
     }
     this.scheduleFlush();
+  }
+
+  private deliver(w: Watcher, line: string): void {
+    if (w.skipped > 0) {
+      w.pending += `skipped=${w.skipped}\n`;
+      w.skipped = 0;
+    }
+    w.lastSkipped = '';
+    w.pending += line;
+    this.counters.watcherSent++;
+  }
+
+  /**
+   * memcached's logger thread polls its watchers: once a skipping watcher's socket has room
+   * again, the newest line it missed goes out after its skipped=N. Here a short timer looks
+   * again while a watcher skips (the socket's queue is only known after the event loop has
+   * written it), so a watcher that has read everything does not wait for lines forever.
+   */
+  private scheduleRetry(w: Watcher): void {
+    if (w.retry !== null) return;
+    w.retry = setTimeout(() => {
+      w.retry = null;
+      if (w.closed || w.skipped === 0 || w.lastSkipped === '') return;
+      const backlog = w.push(EMPTY);
+      if (backlog < 0) return this.remove(w);
+      w.backlogBytes = backlog;
+      if (backlog + w.pending.length + w.lastSkipped.length > this.bufferBytesMax) return this.scheduleRetry(w);
+      const line = w.lastSkipped;
+      w.skipped--;
+      this.counters.watcherSkipped--;
+      this.deliver(w, line);
+      this.scheduleFlush();
+    }, WATCHER_RETRY_MS);
+    w.retry.unref();
   }
 
   private scheduleFlush(): void {

@@ -14,6 +14,8 @@ export class ServerStats {
   listen_disabled_num = 0;
   conn_yields = 0;
   idle_kicks = 0;
+  /** Replies refused for lack of response memory (-o read_buf_mem_limit). */
+  response_obj_oom = 0;
   bytes_read = 0;
   bytes_written = 0;
   /** Connections refused because of -c limits at accept time. */

@@ -282,6 +282,7 @@ export class Connection implements TrackedConnection {
       info.stateName = STATE_NEW_CMD;
     } else if (status === FeedStatus.Close) {
       this.flags |= Flag.Closing;
+      if (session.closeIsError === true && this.closeReason === 'normal') this.closeReason = 'error';
     } else if (info.stateName === STATE_PARSE_CMD) {
       // A session may have named its wait itself (conn_nread); otherwise the connection is
       // waiting for a new command, or for the rest of a partial line.

@@ -14,6 +14,7 @@
  * Not for: the protocol state machines (binary/session.ts, ascii-auth.ts). Nothing here runs
  * on the request path after a connection has authenticated.
  */
+import crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Settings } from '../settings';
@@ -78,13 +79,20 @@ export class AuthFile {
     return this.entries.length;
   }
 
-  /** authfile_check: exact user and password bytes. */
+  /**
+   * authfile_check: exact user and password bytes. Every entry of the right lengths is
+   * compared in constant time (crypto.timingSafeEqual, as memcached's safe_memcmp), so the
+   * time taken does not tell how many leading bytes of a guess were right.
+   */
   check(b: Buffer, userStart: number, userEnd: number, passStart: number, passEnd: number): boolean {
     let ok = false;
+    const user = b.subarray(userStart, userEnd);
+    const pass = b.subarray(passStart, passEnd);
     for (const e of this.entries) {
-      // compare every entry fully, as memcached's safe_memcmp avoids early exits
-      const match = bytesEqual(e.user, b, userStart, userEnd) && bytesEqual(e.pass, b, passStart, passEnd);
-      ok = ok || match;
+      if (e.user.length !== user.length || e.pass.length !== pass.length) continue;
+      const userMatch = crypto.timingSafeEqual(e.user, user);
+      const passMatch = crypto.timingSafeEqual(e.pass, pass);
+      if (userMatch && passMatch) ok = true;
     }
     return ok;
   }
@@ -118,12 +126,6 @@ export function parseAuthFile(data: Buffer): Entry[] | null {
   return entries;
 }
 
-function bytesEqual(a: Buffer, b: Buffer, start: number, end: number): boolean {
-  if (end - start !== a.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i] ^ b[start + i];
-  return diff === 0;
-}
 
 // ---------------------------------------------------------------- -S: SASL PLAIN
 
@@ -193,23 +195,29 @@ export class SaslServer {
     } catch {
       return false;
     }
-    // fgets() with a 256-byte buffer: lines, and long lines cut into 255-byte pieces
+    // fgets() with a 256-byte buffer: lines, and long lines cut into 255-byte pieces. As
+    // memcached 1.6.45, every line is checked (no early exit) and bytes are compared in
+    // constant time (crypto.timingSafeEqual; memcached's safe_memcmp) against the line as
+    // memcached's zero-filled buffer holds it.
+    const entry = Buffer.alloc(ENTRY_BYTES_MAX);
+    let ok = false;
     let pos = 0;
     while (pos < data.length) {
       let end = data.indexOf(LF, pos);
       end = end < 0 ? data.length : end + 1;
       if (end - pos > ENTRY_BYTES_MAX - 1) end = pos + ENTRY_BYTES_MAX - 1;
-      const line = data.subarray(pos, end);
+      entry.fill(0);
+      data.copy(entry, 0, pos, end);
       pos = end;
       for (const name of names) {
-        if (line.length <= name.length || line[name.length] !== COLON || !line.subarray(0, name.length).equals(name)) continue;
+        const userMatch = crypto.timingSafeEqual(entry.subarray(0, name.length), name) && entry[name.length] === COLON;
         const at = name.length + 1;
-        if (line.length < at + pass.length || !line.subarray(at, at + pass.length).equals(pass)) return false;
-        const after = at + pass.length < line.length ? line[at + pass.length] : 0;
-        return after === COLON || after === LF || after === CR || after === 0;
+        const passMatch = crypto.timingSafeEqual(entry.subarray(at, at + pass.length), pass);
+        const after = entry[at + pass.length];
+        if (userMatch && passMatch && (after === COLON || after === LF || after === CR || after === 0)) ok = true;
       }
     }
-    return false;
+    return ok;
   }
 }
 

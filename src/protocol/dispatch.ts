@@ -58,6 +58,7 @@ function binarySession(engine: Engine, output: Output, conn: ConnectionInfo, hoo
 /** -B auto: decide on the first byte, then hand every call to the chosen session. */
 class NegotiatingSession implements ProtocolSession {
   status: FeedStatus = FeedStatus.Ok;
+  closeIsError = false;
   private inner: ProtocolSession | null = null;
 
   constructor(
@@ -71,6 +72,7 @@ class NegotiatingSession implements ProtocolSession {
     }
     const n = this.inner.feed(buf, start, end);
     this.status = this.inner.status;
+    this.closeIsError = this.inner.closeIsError === true;
     return n;
   }
 

@@ -1,20 +1,25 @@
 /**
- * Meta protocol (mg, ms, md, ma, me, mn) as memcached 1.6.18 speaks it (doc/protocol.txt,
- * "Meta Commands"), over the same engine and the same tokenized line as the text protocol.
+ * Meta protocol (mg, ms, md, ma, me, mn) as memcached 1.6.45 speaks it (doc/protocol.txt,
+ * "Meta Commands"; proto_parser.c), over the same engine and the same tokenized line as the
+ * text protocol.
  *
  * Flags are single characters, some with a token ("T30", "Oopaque"); replies echo requested
  * flags in request order. Quiet mode (q) hides the nominal reply of each command (EN for mg,
- * HD for ms/md/ma); errors are always sent. Quirks of 1.6.18 kept on purpose: `me` prints
- * exp as now-minus-exptime; md/ma report NF even in quiet mode; a bad flag in ms still
- * swallows the value.
+ * HD for ms/md/ma, VA for ma); errors are always sent. Besides 1.6.18's flags, 1.6.45 has:
+ * E<cas> (the CAS an mg/ms/md/ma that stores gives the item), mg C<cas> with v (the value is
+ * left out when the CAS matches), ms s (the stored size), ms N with append/prepend (create
+ * the item when missing), md x (keep the item with an empty value). Quirks kept on purpose:
+ * md/ma report NF even in quiet mode; a bad flag in ms still swallows the value; `me b`
+ * decodes the key only when another token follows (memcached counts tokens the old way there).
  */
 import { DeltaResult, StoreMode, StoreResult } from '../engine/engine';
 import { IF_FETCHED, IF_STALE, IF_TOKEN_SENT, KEY_BYTES_MAX } from '../store/items';
-import { parseI32, parseU32, parseU64, parsed } from './numbers';
-import { R, type TextSession } from './text/session';
+import { Op } from './commands';
+import { parsed, tokI32, tokU32, tokU64 } from './numbers';
+import type { TextSession } from './text/session';
 import { fetchIntoHole } from './disk-value';
 
-/** memcached's MFLAG_MAX_OPT_LENGTH (tokens, terminal included) and opaque limit. */
+/** memcached's MFLAG_MAX_OPT_LENGTH (tokens) and MFLAG_MAX_OPAQUE_LENGTH. */
 export const META_TOKENS_MAX = 20;
 export const OPAQUE_BYTES_MAX = 32;
 
@@ -30,13 +35,17 @@ class MetaFlags {
   vivify = false;
   newTtl = false;
   hasCas = false;
+  hasCasIn = false;
   setStale = false;
   keyBinary = false;
+  removeValue = false;
   exptime = 0;
   autovivExptime = 0;
   recacheTime = 0;
   clientFlags = 0;
   casIn = 0;
+  /** E<cas>: the CAS a stored item gets. */
+  casIdIn = 0;
   mode = 0;
   delta = 1n;
   initial = 0n;
@@ -45,8 +54,8 @@ class MetaFlags {
   reset(): void {
     this.error = '';
     this.quiet = this.value = this.noUpdate = this.locked = this.vivify = false;
-    this.newTtl = this.hasCas = this.setStale = this.keyBinary = false;
-    this.exptime = this.autovivExptime = this.recacheTime = this.clientFlags = this.casIn = this.mode = 0;
+    this.newTtl = this.hasCas = this.hasCasIn = this.setStale = this.keyBinary = this.removeValue = false;
+    this.exptime = this.autovivExptime = this.recacheTime = this.clientFlags = this.casIn = this.casIdIn = this.mode = 0;
     this.delta = 1n;
     this.initial = 0n;
     this.seen.fill(0);
@@ -60,10 +69,19 @@ let keyBuf: Buffer = keyScratch;
 let keyStart = 0;
 let keyLen = 0;
 
+const BAD_FORMAT = 'CLIENT_ERROR bad command line format';
 const BAD_TOKEN = 'CLIENT_ERROR bad token in command line format';
+const OPAQUE_TOO_LONG = 'CLIENT_ERROR opaque token too long';
 /** memcached turns a failed extstore read of an mg into a bare EN (nothing in quiet mode). */
 const EN_CRLF = Buffer.from('EN\r\n', 'latin1');
 const EMPTY = Buffer.alloc(0);
+
+/** The flag's argument: the token after its first byte (mcmc_token_get_flag_arg_*: 1+ bytes). */
+function flagArg(s: TextSession, i: number, parse: (b: Uint8Array, st: number, e: number) => boolean): boolean {
+  const ts = s.tokStart[i];
+  const te = s.tokEnd[i];
+  return te - ts > 1 && parse(s.line, ts + 1, te);
+}
 
 /**
  * memcached's _meta_flag_preparse: validate every flag token from `first`, decode a base64
@@ -73,12 +91,24 @@ const EMPTY = Buffer.alloc(0);
 function preparse(s: TextSession, first: number): boolean {
   const f = flags;
   f.reset();
+  keyBuf = s.line;
+  keyStart = s.tokStart[1];
+  keyLen = s.tokLen(1);
+  f.error = BAD_FORMAT;
+  if (keyLen > KEY_BYTES_MAX) return false;
+  if (s.ntokens > META_TOKENS_MAX) {
+    f.error = 'CLIENT_ERROR options flags are too long';
+    return false;
+  }
   const b = s.line;
   let failed = false;
-  for (let i = first; i < s.ntokens - 1; i++) {
-    const ts = s.tokStart[i];
-    const te = s.tokEnd[i];
-    const o = b[ts];
+  const bad = (message: string): void => {
+    f.error = message;
+    failed = true;
+  };
+  const clock = s.engine.clock;
+  for (let i = first; i < s.ntokens; i++) {
+    const o = b[s.tokStart[i]];
     if (o >= 127 || f.seen[o] !== 0) {
       f.error = 'CLIENT_ERROR duplicate flag';
       return false;
@@ -88,27 +118,28 @@ function preparse(s: TextSession, first: number): boolean {
       case 0x62: // b
         f.keyBinary = true;
         if (!decodeKey(s)) {
-          f.error = 'CLIENT_ERROR error decoding key';
-          failed = true;
+          keyLen = 0;
+          bad('CLIENT_ERROR error decoding key');
         }
         break;
       case 0x4e: // N
         f.locked = f.vivify = true;
-        if (!parseI32(b, ts + 1, te)) [f.error, failed] = [BAD_TOKEN, true];
-        else f.autovivExptime = s.engine.clock.realtime(parsed.value);
+        if (flagArg(s, i, tokI32)) f.autovivExptime = clock.realtime(parsed.value);
+        else bad(BAD_TOKEN);
         break;
       case 0x54: // T
         f.locked = true;
-        if (!parseI32(b, ts + 1, te)) [f.error, failed] = [BAD_TOKEN, true];
-        else {
-          f.exptime = s.engine.clock.realtime(parsed.value);
+        if (flagArg(s, i, tokI32)) {
+          f.exptime = clock.realtime(parsed.value);
           f.newTtl = true;
+        } else {
+          bad(BAD_TOKEN);
         }
         break;
       case 0x52: // R
         f.locked = true;
-        if (!parseI32(b, ts + 1, te)) [f.error, failed] = [BAD_TOKEN, true];
-        else f.recacheTime = s.engine.clock.realtime(parsed.value);
+        if (flagArg(s, i, tokI32)) f.recacheTime = clock.realtime(parsed.value);
+        else bad(BAD_TOKEN);
         break;
       case 0x6c: // l
       case 0x68: // h
@@ -120,28 +151,37 @@ function preparse(s: TextSession, first: number): boolean {
       case 0x76: f.value = true; break; // v
       case 0x75: f.noUpdate = true; break; // u
       case 0x71: f.quiet = true; break; // q
-      case 0x46: // F
-        if (!parseU32(b, ts + 1, te)) failed = true;
-        else f.clientFlags = parsed.value;
+      case 0x78: f.removeValue = true; break; // x
+      case 0x46: // F: a bad value keeps the error message memcached had so far
+        if (flagArg(s, i, tokU32)) f.clientFlags = parsed.value;
+        else failed = true;
         break;
       case 0x43: // C
-        if (!parseU64(b, ts + 1, te)) [f.error, failed] = [BAD_TOKEN, true];
-        else {
+        if (flagArg(s, i, tokU64)) {
           f.casIn = parsed.value;
           f.hasCas = true;
+        } else {
+          bad(BAD_TOKEN);
         }
         break;
-      case 0x4d: // M
-        if (te - ts !== 2) [f.error, failed] = ['CLIENT_ERROR incorrect length for M token', true];
-        else f.mode = b[ts + 1];
+      case 0x45: // E
+        if (flagArg(s, i, tokU64)) {
+          f.casIdIn = parsed.value;
+          f.hasCasIn = true;
+        } else {
+          bad(BAD_TOKEN);
+        }
+        break;
+      case 0x4d: // M: the byte after it, whatever the token's length
+        f.mode = b[s.tokStart[i] + 1];
         break;
       case 0x4a: // J
-        if (!parseU64(b, ts + 1, te)) [f.error, failed] = ['CLIENT_ERROR invalid numeric initial value', true];
-        else f.initial = parsed.big;
+        if (flagArg(s, i, tokU64)) f.initial = parsed.big;
+        else bad('CLIENT_ERROR invalid numeric initial value');
         break;
       case 0x44: // D
-        if (!parseU64(b, ts + 1, te)) [f.error, failed] = ['CLIENT_ERROR invalid numeric delta value', true];
-        else f.delta = parsed.big;
+        if (flagArg(s, i, tokU64)) f.delta = parsed.big;
+        else bad('CLIENT_ERROR invalid numeric delta value');
         break;
       case 0x49: f.setStale = true; break; // I
       default:
@@ -149,15 +189,7 @@ function preparse(s: TextSession, first: number): boolean {
         return false;
     }
   }
-  if (failed && f.error === '') f.error = 'CLIENT_ERROR bad command line format';
   return !failed;
-}
-
-/** The key token, base64-decoded when 'b' was given. */
-function useKeyToken(s: TextSession): void {
-  keyBuf = s.line;
-  keyStart = s.tokStart[1];
-  keyLen = s.tokLen(1);
 }
 
 const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -165,7 +197,7 @@ const B64_VALUE = new Int16Array(256).fill(-1);
 for (let i = 0; i < 64; i++) B64_VALUE[B64.charCodeAt(i)] = i;
 B64_VALUE[0x3d] = 0; // '='
 
-/** memcached's base64_decode: skip non-alphabet bytes; the rest must come in fours. */
+/** memcached's base64_decode of the key token: skip non-alphabet bytes; the rest must come in fours. */
 function decodeKey(s: TextSession): boolean {
   const b = s.line;
   const start = s.tokStart[1];
@@ -212,18 +244,23 @@ function writeKey(s: TextSession, src: Uint8Array, start: number, len: number, b
   out.ascii(' b');
 }
 
-/** Echo O and k flags (miss and error-free replies without an item). Returns false if O too long. */
+/** Echo the O and k flags of a reply without an item. Returns false if an opaque is too long. */
 function echoOpaqueAndKey(s: TextSession, first: number): boolean {
-  for (let i = first; i < s.ntokens - 1; i++) {
-    const c = s.line[s.tokStart[i]];
-    if (c === 0x4f) {
-      if (s.tokLen(i) > OPAQUE_BYTES_MAX) return false;
-      s.out.byte(SPACE);
-      s.out.bytes(s.line, s.tokStart[i], s.tokEnd[i]);
-    } else if (c === 0x6b) {
+  for (let i = first; i < s.ntokens; i++) {
+    const ch = s.line[s.tokStart[i]];
+    if (ch === 0x4f) {
+      if (!writeOpaque(s, i)) return false;
+    } else if (ch === 0x6b) {
       writeKey(s, keyBuf, keyStart, keyLen, flags.keyBinary);
     }
   }
+  return true;
+}
+
+function writeOpaque(s: TextSession, i: number): boolean {
+  if (s.tokLen(i) > OPAQUE_BYTES_MAX) return false;
+  s.out.byte(SPACE);
+  s.out.bytes(s.line, s.tokStart[i], s.tokEnd[i]);
   return true;
 }
 
@@ -235,57 +272,55 @@ function writeTtl(s: TextSession, ref: number): void {
   else s.out.uint((exp - s.engine.clock.now) >>> 0);
 }
 
-function opaqueTooLong(s: TextSession, mark: number): void {
+/** memcached's pout_errstring: the reply built so far is replaced by `message`, quiet or not. */
+function error(s: TextSession, mark: number, message: string): void {
   s.out.length = mark;
-  s.replyError('CLIENT_ERROR opaque token too long');
+  s.out.ascii(message);
+  s.out.crlf();
 }
 
-/** Entry point for a two-letter command starting with 'm'. */
-export function runMeta(s: TextSession): void {
-  switch (s.line[s.tokStart[0] + 1]) {
-    case 0x67: return metaGet(s); // mg
-    case 0x73: return metaSet(s); // ms
-    case 0x64: return metaDelete(s); // md
-    case 0x61: return metaArithmetic(s); // ma
-    case 0x65: return metaDebug(s); // me
-    case 0x6e: // mn: replies so far are transmitted
+export function runMeta(s: TextSession, op: Op): void {
+  switch (op) {
+    case Op.MetaGet: return metaGet(s);
+    case Op.MetaSet: return metaSet(s);
+    case Op.MetaDelete: return metaDelete(s);
+    case Op.MetaArithmetic: return metaArithmetic(s);
+    case Op.MetaDebug: return metaDebug(s);
+    default: // mn: replies so far are transmitted
       s.replyString('MN');
       s.markTransmitted();
-      return;
-    default: return s.reply(R.ERROR);
   }
 }
 
 function metaGet(s: TextSession): void {
-  if (s.ntokens < 3) return s.reply(R.ERROR);
-  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyError('CLIENT_ERROR bad command line format');
-  if (s.ntokens > META_TOKENS_MAX) return s.replyError('CLIENT_ERROR options flags are too long');
-  useKeyToken(s);
-  if (!preparse(s, 2)) return s.replyError(flags.error);
-  s.setQuiet(flags.quiet);
+  const out = s.out;
+  const mark = out.length;
+  if (!preparse(s, 2)) return error(s, mark, flags.error);
   const engine = s.engine;
   const items = engine.items;
   const f = flags;
   let ref = engine.peek(keyBuf, keyStart, keyLen);
+  // Without flags that need the item locked, memcached bumps it while fetching it.
+  if (ref !== 0 && !f.locked && !f.noUpdate) items.bump(ref);
   let created = false;
   if (ref === 0 && f.vivify) {
-    // memcached 1.6.18 does not mark an item autovivified by mg/ma as having a binary
-    // key (only ms does), so later k flags print its raw key.
-    ref = engine.vivify(keyBuf, keyStart, keyLen, false);
+    // memcached does not mark an item autovivified by mg as having a binary key (only ms
+    // does), so later k flags print its raw key.
+    ref = engine.vivify(keyBuf, keyStart, keyLen, false, f.hasCasIn ? f.casIdIn : -1);
     created = ref !== 0;
   }
-  const out = s.out;
-  const mark = out.length;
   if (ref === 0) {
     engine.countMetaFetch(0, false);
     out.ascii('EN');
-    if (!echoOpaqueAndKey(s, 2)) return opaqueTooLong(s, mark);
-    if (s.quiet) out.length = mark;
+    if (!echoOpaqueAndKey(s, 2)) return error(s, mark, OPAQUE_TOO_LONG);
+    if (f.quiet) out.length = mark;
     else out.crlf();
     return;
   }
+  // mg C<cas> v: the client has this version already, so the value is left out.
+  const withValue = f.value && !(f.hasCas && items.cas(ref) === f.casIn);
   const nbytes = items.nbytes(ref);
-  if (f.value) {
+  if (withValue) {
     out.ascii('VA ');
     out.uint(nbytes);
   } else {
@@ -295,7 +330,7 @@ function metaGet(s: TextSession): void {
   let ttlSet = false;
   const now = engine.clock.now;
   const b = s.line;
-  for (let i = 2; i < s.ntokens - 1; i++) {
+  for (let i = 2; i < s.ntokens; i++) {
     switch (b[s.tokStart[i]]) {
       case 0x54: // T
         ttlSet = true;
@@ -319,9 +354,7 @@ function metaGet(s: TextSession): void {
       case 0x6c: out.ascii(' l'); out.uint((now - items.atime(ref)) >>> 0); break;
       case 0x68: out.ascii((items.iflags(ref) & IF_FETCHED) !== 0 ? ' h1' : ' h0'); break;
       case 0x4f: // O
-        if (s.tokLen(i) > OPAQUE_BYTES_MAX) return opaqueTooLong(s, mark);
-        out.byte(SPACE);
-        out.bytes(b, s.tokStart[i], s.tokEnd[i]);
+        if (!writeOpaque(s, i)) return error(s, mark, OPAQUE_TOO_LONG);
         break;
       case 0x6b: // k
         writeKey(s, items.page(ref), items.keyOffset(ref), items.nkey(ref), items.keyBinary(ref));
@@ -339,78 +372,85 @@ function metaGet(s: TextSession): void {
     items.setIflags(ref, items.iflags(ref) | IF_TOKEN_SENT);
   }
   out.crlf();
-  if (f.value && items.isHdr(ref)) {
+  if (withValue && items.isHdr(ref)) {
     const valueAt = out.length - mark;
-    const hole = out.holeFrom(mark, nbytes + 2, s.quiet ? EMPTY : EN_CRLF);
+    const hole = out.holeFrom(mark, nbytes + 2, f.quiet ? EMPTY : EN_CRLF);
     out.buf[hole.start + valueAt + nbytes] = 13;
     out.buf[hole.start + valueAt + nbytes + 1] = 10;
     fetchIntoHole(engine, out, ref, hole, valueAt);
-  } else if (f.value) {
+  } else if (withValue) {
     out.ensure(nbytes + 2);
     items.copyValue(ref, out.buf, out.length);
     out.length += nbytes;
     out.crlf();
   }
-  if (!f.noUpdate) items.bump(ref);
+  // The delayed bump of a locked fetch, after the flags saw the item as it was.
+  if (f.locked && !f.noUpdate) items.bump(ref);
   engine.countMetaFetch(ref, ttlSet);
   s.holdItem(ref, items.cas(ref)); // memcached's reply keeps a reference until transmitted
 }
 
-/** Reply stash for ms: which flags to echo, kept until the value has arrived. */
+/** Reply stash for ms: what to echo, kept until the value has arrived. */
 export class MetaSetReply {
   setStale = false;
-  /** Flag characters to echo, in order ('O', 'k', 'c'). */
+  quiet = false;
+  /** E<cas>: the CAS the stored item gets (-1: the next one). */
+  casIdIn = -1;
+  /** Flag characters to echo, in order ('O', 'k', 'c', 's'). */
   private codes: number[] = [];
   private readonly opaque = Buffer.alloc(META_TOKENS_MAX * OPAQUE_BYTES_MAX);
   private readonly opaqueEnd: number[] = [];
-  private readonly key = Buffer.alloc(KEY_BYTES_MAX);
-  private keyLen = 0;
-  private keyBinary = false;
 
-  prepare(s: TextSession, setStale: boolean): boolean {
+  /** Stash the flags to echo (tokens from the data length on). False if an opaque is too long. */
+  prepare(s: TextSession): boolean {
     this.codes = [];
     this.opaqueEnd.length = 0;
-    this.setStale = setStale;
-    this.keyBinary = flags.keyBinary;
-    keyBuf.copy(this.key, 0, keyStart, keyStart + keyLen);
-    this.keyLen = keyLen;
     let used = 0;
-    let ok = true;
-    for (let i = 3; i < s.ntokens - 1; i++) {
-      const c = s.line[s.tokStart[i]];
-      if (c === 0x4f) {
-        if (s.tokLen(i) > OPAQUE_BYTES_MAX) {
-          ok = false;
-          continue;
-        }
+    for (let i = 2; i < s.ntokens; i++) {
+      const ch = s.line[s.tokStart[i]];
+      if (ch === 0x4f) {
+        if (s.tokLen(i) > OPAQUE_BYTES_MAX) return false;
         used += s.line.copy(this.opaque, used, s.tokStart[i], s.tokEnd[i]);
         this.opaqueEnd.push(used);
-        this.codes.push(c);
-      } else if (c === 0x6b || c === 0x63) {
-        this.codes.push(c);
+        this.codes.push(ch);
+      } else if (ch === 0x6b || ch === 0x63 || ch === 0x73) {
+        this.codes.push(ch);
       }
     }
-    return ok;
+    return true;
   }
 
-  finish(s: TextSession, result: StoreResult): void {
+  /** memcached's _finalize_mset, once the value is complete. */
+  finish(s: TextSession, ref: number, mode: StoreMode, casIn: number): void {
+    const engine = s.engine;
+    const items = engine.items;
     const out = s.out;
-    if (result === StoreResult.Stored && s.quiet) return;
+    // Read what the reply needs from the request's item before the store frees or links it.
+    const nbytes = items.nbytes(ref);
+    const keyBinary = items.keyBinary(ref);
+    const needsKey = this.codes.includes(0x6b);
+    const key = needsKey ? Buffer.from(items.page(ref).subarray(items.keyOffset(ref), items.keyOffset(ref) + items.nkey(ref))) : EMPTY;
+    const result = engine.commitStore(mode, ref, casIn, this.setStale, this.casIdIn);
+    if (result === StoreResult.Stored && this.quiet) return;
     out.ascii(result === StoreResult.Stored ? 'HD' : result === StoreResult.Exists ? 'EX'
       : result === StoreResult.NotFound ? 'NF' : 'NS');
     let opaqueIndex = 0;
     let from = 0;
-    for (const c of this.codes) {
-      if (c === 0x4f) {
+    for (const ch of this.codes) {
+      if (ch === 0x4f) {
         const to = this.opaqueEnd[opaqueIndex++];
         out.byte(SPACE);
         out.bytes(this.opaque, from, to);
         from = to;
-      } else if (c === 0x6b) {
-        writeKey(s, this.key, 0, this.keyLen, this.keyBinary);
-      } else {
+      } else if (ch === 0x6b) {
+        writeKey(s, key, 0, key.length, keyBinary);
+      } else if (ch === 0x63) {
         out.ascii(' c');
-        out.uint(s.engine.lastCas);
+        out.uint(engine.lastCas);
+      } else {
+        // s: the stored size (the merged value after append/prepend)
+        out.ascii(' s');
+        out.uint(result === StoreResult.Stored && engine.lastMergedBytes >= 0 ? engine.lastMergedBytes : nbytes);
       }
     }
     out.crlf();
@@ -420,83 +460,86 @@ export class MetaSetReply {
 const replies = new WeakMap<TextSession, MetaSetReply>();
 
 function metaSet(s: TextSession): void {
-  if (s.ntokens < 3) return s.reply(R.ERROR);
-  if (s.tokLen(1) > KEY_BYTES_MAX || s.ntokens === 3) return s.replyError('CLIENT_ERROR bad command line format');
-  if (s.ntokens > META_TOKENS_MAX) return s.replyError('CLIENT_ERROR options flags too long');
-  if (!parseI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.replyError('CLIENT_ERROR bad command line format');
-  const vlen = parsed.value;
-  if (vlen < 0 || vlen > 0x7fffffff - 2) return s.replyError('CLIENT_ERROR bad command line format');
-  const fail = (msg: string): void => {
+  const vlen = s.vlen;
+  const out = s.out;
+  const mark = out.length;
+  const fail = (message: string): void => {
+    error(s, mark, message);
     s.beginSwallow(vlen + 2);
-    s.replyError(msg);
   };
-  useKeyToken(s);
   if (!preparse(s, 3)) return fail(flags.error);
   const f = flags;
-  s.setQuiet(f.quiet);
-  let reply = replies.get(s);
-  if (reply === undefined) {
-    reply = new MetaSetReply();
-    replies.set(s, reply);
-  }
-  const opaqueOk = reply.prepare(s, false);
+  const engine = s.engine;
   let mode: StoreMode;
+  let exptime = f.exptime;
   switch (f.mode) {
     case 0: case 0x53: mode = StoreMode.Set; break; // S
     case 0x45: mode = StoreMode.Add; break; // E
-    case 0x41: mode = StoreMode.Append; break; // A
-    case 0x50: mode = StoreMode.Prepend; break; // P
+    case 0x41: // A
+      mode = f.vivify ? StoreMode.AppendVivify : StoreMode.Append;
+      if (f.vivify) exptime = f.autovivExptime;
+      break;
+    case 0x50: // P
+      mode = f.vivify ? StoreMode.PrependVivify : StoreMode.Prepend;
+      if (f.vivify) exptime = f.autovivExptime;
+      break;
     case 0x52: mode = StoreMode.Replace; break; // R
     default: return fail('CLIENT_ERROR invalid mode for ms M token');
   }
   if (f.hasCas && (mode === StoreMode.Set || mode === StoreMode.Replace)) mode = StoreMode.Cas;
-  if (!opaqueOk) return fail('CLIENT_ERROR opaque token too long');
-  const engine = s.engine;
-  const ref = engine.allocForStore(StoreMode.Set, keyBuf, keyStart, keyLen, f.clientFlags, f.exptime, vlen);
+  // memcached removes the old value when it cannot allocate, whatever the mode.
+  const ref = engine.allocForStore(StoreMode.Set, keyBuf, keyStart, keyLen, f.clientFlags, exptime, vlen);
   if (ref === 0) {
     return fail(engine.items.allocError === 1 ? 'SERVER_ERROR object too large for cache'
       : 'SERVER_ERROR out of memory storing object');
   }
   if (f.keyBinary) engine.items.setKeyBinary(ref);
+  let reply = replies.get(s);
+  if (reply === undefined) {
+    reply = new MetaSetReply();
+    replies.set(s, reply);
+  }
+  if (!reply.prepare(s)) {
+    engine.abortStore(ref);
+    return fail('CLIENT_ERROR opaque token too long');
+  }
   reply.setStale = f.setStale && mode === StoreMode.Cas;
-  s.beginValue(ref, mode, f.casIn, vlen, reply);
-}
-
-/**
- * md and ma share memcached's checks: token count, key length, flag count, then the flags
- * (any flag error answered as "invalid or duplicate flag"). False when a reply was sent.
- */
-function keyAndFlags(s: TextSession): boolean {
-  if (s.ntokens < 3) return s.reply(R.ERROR), false;
-  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyString('CLIENT_ERROR bad command line format'), false;
-  if (s.ntokens > META_TOKENS_MAX) return s.replyString('CLIENT_ERROR options flags too long'), false;
-  useKeyToken(s);
-  if (!preparse(s, 2)) return s.replyError('CLIENT_ERROR invalid or duplicate flag'), false;
-  s.setQuiet(flags.quiet);
-  return true;
+  reply.quiet = f.quiet;
+  reply.casIdIn = f.hasCasIn ? f.casIdIn : -1;
+  s.beginValue(ref, mode, f.hasCas ? f.casIn : 0, vlen, reply);
 }
 
 function metaDelete(s: TextSession): void {
-  if (!keyAndFlags(s)) return;
-  const f = flags;
   const out = s.out;
   const mark = out.length;
+  if (!preparse(s, 2)) return error(s, mark, flags.error);
+  const f = flags;
   out.ascii('XX');
-  if (!echoOpaqueAndKey(s, 2)) return opaqueTooLong(s, mark);
+  if (!echoOpaqueAndKey(s, 2)) return error(s, mark, OPAQUE_TOO_LONG);
   const engine = s.engine;
-  const ref = engine.peek(keyBuf, keyStart, keyLen);
+  const items = engine.items;
+  let ref = engine.peek(keyBuf, keyStart, keyLen);
   let code = 'NF';
   if (ref === 0) {
     engine.stats.delete_misses++;
-  } else if (f.hasCas && engine.items.cas(ref) !== f.casIn) {
+  } else if (f.hasCas && items.cas(ref) !== f.casIn) {
     engine.stats.delete_misses++;
     code = 'EX';
   } else {
-    if (f.setStale) engine.invalidate(ref, f.newTtl ? f.exptime : null);
-    else engine.unlinkFound(ref);
     code = 'HD';
+    if (f.removeValue) {
+      // x: the item stays, with an empty value, F's flags, T's exptime and its old CAS (or E's).
+      const emptied = engine.replaceWithEmpty(ref, f.clientFlags, f.exptime, f.hasCasIn ? f.casIdIn : items.cas(ref));
+      if (emptied < 0) return error(s, mark, 'SERVER_ERROR out of memory');
+      if (emptied === 0) code = 'NS';
+      else ref = emptied;
+    }
+    if (code === 'HD') {
+      if (f.setStale) engine.invalidate(ref, f.newTtl ? f.exptime : null, f.hasCasIn ? f.casIdIn : -1);
+      else engine.deleteFound(ref, !f.removeValue);
+    }
   }
-  if (code === 'HD' && s.quiet) {
+  if (code === 'HD' && f.quiet) {
     out.length = mark;
     return;
   }
@@ -505,53 +548,64 @@ function metaDelete(s: TextSession): void {
 }
 
 function metaArithmetic(s: TextSession): void {
-  if (!keyAndFlags(s)) return;
+  const out = s.out;
+  const mark = out.length;
+  if (!preparse(s, 2)) return error(s, mark, 'CLIENT_ERROR invalid or duplicate flag');
   const f = flags;
   let incr = true;
   switch (f.mode) {
     case 0: case 0x49: case 0x2b: break; // I +
     case 0x44: case 0x2d: incr = false; break; // D -
-    default: return s.replyError('CLIENT_ERROR invalid mode for ma M token');
+    default: return error(s, mark, 'CLIENT_ERROR invalid mode for ma M token');
   }
   const engine = s.engine;
   const items = engine.items;
-  const out = s.out;
-  const mark = out.length;
   let ref = 0;
   let created = false;
+  /** The item memcached's reply reads: after a copy, the old (unlinked) one. */
+  let replaced = false;
+  let cas = 0;
   let digits = '';
   let status = '';
-  switch (engine.incrDecr(keyBuf, keyStart, keyLen, incr, f.delta, f.casIn, s)) {
+  switch (engine.incrDecr(keyBuf, keyStart, keyLen, incr, f.delta, f.hasCas ? f.casIn : 0, s, !f.vivify)) {
     case DeltaResult.Ok:
       ref = engine.lastRef;
+      replaced = engine.lastDeltaCopied;
       digits = engine.deltaValue.toString();
+      cas = engine.lastCas;
+      if (f.hasCasIn) {
+        // memcached sets E's CAS on the item do_add_delta handed back: after a copy that is
+        // the old item, so only the reply shows it.
+        cas = f.casIdIn;
+        if (!replaced) items.setCas(ref, f.casIdIn);
+      }
       break;
     case DeltaResult.NonNumeric:
-      return s.replyError('CLIENT_ERROR cannot increment or decrement non-numeric value');
+      return error(s, mark, 'CLIENT_ERROR cannot increment or decrement non-numeric value');
     case DeltaResult.NoMemory:
-      return s.replyError('SERVER_ERROR out of memory');
+      return error(s, mark, 'SERVER_ERROR out of memory');
     case DeltaResult.CasMismatch:
       status = 'EX';
       break;
     case DeltaResult.NotFound:
       if (f.vivify) {
         digits = f.initial.toString();
-        ref = engine.createNumber(keyBuf, keyStart, keyLen, digits, false); // see vivify in mg
+        ref = engine.createNumber(keyBuf, keyStart, keyLen, digits, false, f.hasCasIn ? f.casIdIn : -1);
         if (ref === 0) {
-          if (items.allocError !== 0) return s.replyError('SERVER_ERROR Out of memory allocating new item');
+          if (items.allocError !== 0) return error(s, mark, 'SERVER_ERROR Out of memory allocating new item');
           status = 'NS';
         } else {
           created = true;
+          cas = items.cas(ref);
         }
       } else {
-        // incrDecr counted the miss
         status = 'NF';
       }
       break;
   }
   if (ref === 0) {
     out.ascii(status);
-    if (!echoOpaqueAndKey(s, 2)) return opaqueTooLong(s, mark);
+    if (!echoOpaqueAndKey(s, 2)) return error(s, mark, OPAQUE_TOO_LONG);
     out.crlf();
     return;
   }
@@ -562,16 +616,29 @@ function metaArithmetic(s: TextSession): void {
     out.ascii('HD');
   }
   const b = s.line;
-  for (let i = 2; i < s.ntokens - 1; i++) {
+  // After a copy, T changes the old item memcached's reply reads (and t shows that), not the
+  // stored one.
+  let replyExptime = items.exptime(ref);
+  for (let i = 2; i < s.ntokens; i++) {
     switch (b[s.tokStart[i]]) {
-      case 0x63: out.ascii(' c'); out.uint(items.cas(ref)); break;
-      case 0x74: writeTtl(s, ref); break;
-      case 0x54: items.setExptime(ref, f.exptime); break;
-      case 0x4e: if (created) items.setExptime(ref, f.autovivExptime); break;
+      case 0x63: out.ascii(' c'); out.uint(cas); break;
+      case 0x74:
+        out.ascii(' t');
+        if (replyExptime === 0) out.ascii('-1');
+        else out.uint((replyExptime - engine.clock.now) >>> 0);
+        break;
+      case 0x54:
+        replyExptime = f.exptime;
+        if (!replaced) items.setExptime(ref, f.exptime);
+        break;
+      case 0x4e:
+        if (created) {
+          replyExptime = f.autovivExptime;
+          items.setExptime(ref, f.autovivExptime);
+        }
+        break;
       case 0x4f:
-        if (s.tokLen(i) > OPAQUE_BYTES_MAX) return opaqueTooLong(s, mark);
-        out.byte(SPACE);
-        out.bytes(b, s.tokStart[i], s.tokEnd[i]);
+        if (!writeOpaque(s, i)) return error(s, mark, OPAQUE_TOO_LONG);
         break;
       case 0x6b: writeKey(s, keyBuf, keyStart, keyLen, f.keyBinary); break;
     }
@@ -581,21 +648,24 @@ function metaArithmetic(s: TextSession): void {
     out.ascii(digits);
   }
   out.crlf();
-  // memcached hides only the nominal reply of an existing item's update in quiet mode.
-  if (s.quiet && !created) out.length = mark;
+  if (f.quiet) out.length = mark;
 }
 
+/** me <key> [b ...]: memcached's debug line for one item. */
 function metaDebug(s: TextSession): void {
-  if (s.ntokens < 3 || s.tokLen(1) > KEY_BYTES_MAX) return s.replyString('CLIENT_ERROR bad command line format');
-  useKeyToken(s);
+  if (s.tokLen(1) > KEY_BYTES_MAX) return s.replyString(BAD_FORMAT);
+  keyBuf = s.line;
+  keyStart = s.tokStart[1];
+  keyLen = s.tokLen(1);
+  // memcached still asks for four tokens here (its old count, with a terminal token).
   if (s.ntokens >= 4 && s.tokLen(2) === 1 && s.line[s.tokStart[2]] === 0x62) {
-    if (!decodeKey(s)) return s.replyString('CLIENT_ERROR bad command line format');
+    if (!decodeKey(s)) return s.replyString(BAD_FORMAT);
   }
   const engine = s.engine;
   const items = engine.items;
-  engine.stats.cmd_meta++;
   const ref = engine.peek(keyBuf, keyStart, keyLen);
-  if (ref === 0) return s.replyString('EN');
+  engine.stats.cmd_meta++;
+  if (ref === 0) return s.reply(EN_CRLF);
   const now = engine.clock.now;
   const out = s.out;
   out.ascii('ME ');
@@ -603,7 +673,7 @@ function metaDebug(s: TextSession): void {
   if (items.keyBinary(ref)) out.ascii(items.page(ref).toString('base64', ko, ko + items.nkey(ref)));
   else out.bytes(items.page(ref), ko, ko + items.nkey(ref));
   const exp = items.exptime(ref);
-  out.ascii(` exp=${exp === 0 ? -1 : (now - exp) | 0} la=${now - items.atime(ref)} cas=${items.cas(ref)} ` +
+  out.ascii(` exp=${exp === 0 ? -1 : (exp - now) | 0} la=${now - items.atime(ref)} cas=${items.cas(ref)} ` +
     `fetch=${(items.iflags(ref) & IF_FETCHED) !== 0 ? 'yes' : 'no'} cls=${items.classOf(ref)} ` +
     `size=${items.memcachedItemTotal(items.nkey(ref), items.nbytes(ref), items.flags(ref))}\r\n`);
 }

@@ -1,11 +1,18 @@
 /**
- * Number tokens read the way memcached 1.6 reads them (strtoul/strtol/strtoull plus its
- * safe_* wrappers), so odd input gets memcached's answer: leading whitespace and '+' are
- * allowed, a number must end at the token's end or at whitespace, negative values are
- * refused where memcached refuses them, and 32-bit fields wrap exactly as the C casts do.
+ * Numbers read the two ways memcached 1.6.45 reads them, so odd input gets memcached's answer:
+ *
+ *   - parseU64/parseU32/parseI32: strtoul/strtol/strtoull plus memcached's safe_* wrappers,
+ *     which memcached still uses for the flags and exptime of storage commands (reading a C
+ *     string from the token on: it may end at whitespace or a NUL byte), for `cas` values of
+ *     the binary protocol's text twins and for values stored by incr/decr. Leading whitespace
+ *     and '+' are allowed, negative values are refused as memcached refuses them, 32-bit
+ *     fields wrap exactly as the C casts do;
+ *   - tokU32/tokU64/tokI32/tokI64: the strict token parsers of memcached 1.6.45's request
+ *     parser (vendor/mcmc's mcmc_toktou32 etc.): decimal digits only (a leading '-' for the
+ *     signed ones), at most 11 (32-bit) or 22 (64-bit) characters, no wrapping.
  *
  * Results come back through `parsed` (no allocation); each function returns false when the
- * token is not a number memcached would accept.
+ * text is not a number memcached would accept.
  */
 
 export const parsed = { value: 0, big: 0n };
@@ -23,7 +30,7 @@ let scanSmall = 0;
 let scanBig = 0n;
 let scanIsBig = false;
 
-function scan(b: Uint8Array, s: number, e: number): boolean {
+function scan(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
   let i = s;
   while (i < e && isSpace(b[i])) i++;
   scanNeg = false;
@@ -46,30 +53,41 @@ function scan(b: Uint8Array, s: number, e: number): boolean {
   }
   scanSmall = v;
   if (i === d0) return false;
-  return i === e || isSpace(b[i]);
+  return i === e || isSpace(b[i]) || (nulEnds && b[i] === 0);
 }
 
-/** strtoull + safe_strtoull: 0..2^64-1, a '-' on a non-zero value refused. */
-export function parseU64(b: Uint8Array, s: number, e: number): boolean {
-  if (!scan(b, s, e)) return false;
-  const big = scanIsBig ? scanBig : BigInt(scanSmall);
+/**
+ * strtoull + safe_strtoull: 0..2^64-1. strtoull negates a number after '-' modulo 2^64, and
+ * safe_strtoull refuses the result only when it is negative as a signed number ("-1"), so
+ * "-0" is 0. `nulEnds`: the text is a C string that may end at a NUL byte.
+ */
+export function parseU64(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
+  if (!scan(b, s, e, nulEnds)) return false;
+  let big = scanIsBig ? scanBig : BigInt(scanSmall);
   if (big >= TWO_64) return false;
-  if (scanNeg && big !== 0n) return false;
+  let small = scanIsBig ? Number(big) : scanSmall;
+  if (scanNeg && big !== 0n) {
+    big = TWO_64 - big;
+    if (big >= TWO_63) return false;
+    small = Number(big);
+    scanIsBig = true;
+    scanBig = big;
+  }
   parsed.big = big;
-  parsed.value = scanIsBig ? Number(big) : scanSmall;
+  parsed.value = small;
   return true;
 }
 
 /** safe_strtoul into a uint32_t: as parseU64, then truncated to 32 bits like the C cast. */
-export function parseU32(b: Uint8Array, s: number, e: number): boolean {
-  if (!parseU64(b, s, e)) return false;
+export function parseU32(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
+  if (!parseU64(b, s, e, nulEnds)) return false;
   parsed.value = scanIsBig ? Number(parsed.big & 0xffffffffn) : scanSmall % 4294967296;
   return true;
 }
 
 /** safe_strtol into an int32_t: strtol's 64-bit range, then truncated to 32 bits. */
-export function parseI32(b: Uint8Array, s: number, e: number): boolean {
-  if (!scan(b, s, e)) return false;
+export function parseI32(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
+  if (!scan(b, s, e, nulEnds)) return false;
   if (scanIsBig) {
     const v = scanNeg ? -scanBig : scanBig;
     if (v >= TWO_63 || v < -TWO_63) return false;
@@ -78,5 +96,89 @@ export function parseI32(b: Uint8Array, s: number, e: number): boolean {
   }
   const v = scanNeg ? -scanSmall : scanSmall;
   parsed.value = (v | 0) === v ? v : Number(BigInt.asIntN(32, BigInt(v)));
+  return true;
+}
+
+// ---- memcached 1.6.45's request parser (vendor/mcmc): strict tokens
+
+/** mcmc's MCMC_TOKTO32_MAX and MCMC_TOKTO64_MAX: longer tokens are refused outright. */
+const TOK32_CHARS_MAX = 11;
+const TOK64_CHARS_MAX = 22;
+const U32_MAX = 4294967295;
+const I32_MAX = 2147483647;
+const I32_MIN = -2147483648;
+const U64_MAX = TWO_64 - 1n;
+const I64_MAX = TWO_63 - 1n;
+
+/** mcmc_toktou32: digits only, at most 11 of them, no wrap. An empty token is 0. */
+export function tokU32(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s > TOK32_CHARS_MAX) return false;
+  let v = 0;
+  for (let i = s; i < e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return false;
+    v = v * 10 + d;
+    if (v > U32_MAX) return false;
+  }
+  parsed.value = v;
+  parsed.big = BigInt(v);
+  return true;
+}
+
+/** mcmc_tokto32: an optional '-', digits, at most 11 characters, within int32. "-" is 0. */
+export function tokI32(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s > TOK32_CHARS_MAX) return false;
+  let i = s;
+  const negative = i < e && b[i] === 0x2d;
+  if (negative) i++;
+  let v = 0;
+  for (; i < e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return false;
+    v = v * 10 + d;
+    if (negative ? -v < I32_MIN : v > I32_MAX) return false;
+  }
+  parsed.value = negative ? -v || 0 : v;
+  parsed.big = BigInt(parsed.value);
+  return true;
+}
+
+/** mcmc_toktou64: digits only, at most 22 of them, below 2^64. */
+export function tokU64(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s > TOK64_CHARS_MAX) return false;
+  let small = 0;
+  let i = s;
+  for (; i < e && i - s < 15; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return false;
+    small = small * 10 + d;
+  }
+  let big = BigInt(small);
+  for (; i < e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return false;
+    big = big * 10n + BigInt(d);
+    if (big > U64_MAX) return false;
+  }
+  parsed.big = big;
+  parsed.value = e - s <= 15 ? small : Number(big);
+  return true;
+}
+
+/** mcmc_tokto64: an optional '-', digits, at most 22 characters, within int64. */
+export function tokI64(b: Uint8Array, s: number, e: number): boolean {
+  if (e - s > TOK64_CHARS_MAX) return false;
+  let i = s;
+  const negative = i < e && b[i] === 0x2d;
+  if (negative) i++;
+  let v = 0n;
+  for (; i < e; i++) {
+    const d = b[i] - 0x30;
+    if (d < 0 || d > 9) return false;
+    v = v * 10n + BigInt(d);
+    if (negative ? v > I64_MAX + 1n : v > I64_MAX) return false;
+  }
+  parsed.big = negative ? -v : v;
+  parsed.value = Number(parsed.big);
   return true;
 }

@@ -43,6 +43,12 @@ export interface ProtocolSession {
    */
   feed(buf: Buffer, start: number, end: number): number;
   status: FeedStatus;
+  /**
+   * With status Close: the session closes because the peer broke the protocol (an HTTP
+   * request, an endless line), which `watch connevents` reports as reason=error, as memcached
+   * does for every close it does not call normal (quit, end of input).
+   */
+  closeIsError?: boolean;
   /** The connection is going away (closed by peer, error, or server shutdown). */
   release(): void;
 }

@@ -1094,18 +1094,17 @@ export class Items {
     this.onEvict?.(ref);
   }
 
-  /** memcached's flush_all with an optional delay (already realtime()-converted, 0 = now). */
-  flush(newOldest: number): void {
-    const now = this.clock.now;
-    const oldest = newOldest > 0 ? newOldest : now;
-    const state = this.flushState;
-    if (this.opts.casEnabled) {
-      state[0] = oldest - 1;
-      if (state[0] <= now) state[1] = this.nextCas();
-    } else {
-      state[0] = oldest;
-    }
+  /** Set flush_all's state: items last used at or before `oldestLive` (and, with CAS, older than `oldestCas`) are gone. */
+  setFlushState(oldestLive: number, oldestCas: number): void {
+    this.flushState[0] = oldestLive;
+    this.flushState[1] = oldestCas;
   }
+
+  /** The first CAS handed out will be `first` (memcached 1.6.45 starts at 2). */
+  startCasAt(first: number): void {
+    Atomics.store(this.casCounter, 0, BigInt(first - 1));
+  }
+
 }
 
 /** Bytes before the key of an item whose word 0 is `word`. */

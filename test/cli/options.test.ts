@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { OPTION_SPECS, parseCommandLine, ParseResult } from '../../src/cli/options';
 import { VERSION } from '../../src/cli/help';
 import { defaultSettings, MIB, Settings } from '../../src/settings';
+import { memcachedBin } from '../helpers/servers';
 
 const KIB = 1024;
 
@@ -37,6 +38,9 @@ describe('flags map to settings', () => {
     [['--port=11300'], { tcpPort: 11300 }],
     [['--port', '11300'], { tcpPort: 11300 }],
     [['-p', '0'], { tcpPort: 0 }],
+    // memcached's test suite asks for ephemeral ports this way
+    [['-p', '-1'], { tcpPort: -1 }],
+    [['-U', '-1'], { udpPort: -1, tcpPort: -1 }],
     [['-p', '11300', '-U', '11301'], { tcpPort: 11300, udpPort: 11301 }],
     [['-a', '0755'], { socketAccessMask: 0o755 }],
     [['-A'], { shutdownEnabled: true }],
@@ -238,7 +242,7 @@ describe('bad values fail like memcached', () => {
     [['-u', ''], 1, '-u must not be empty'],
     [['-B', 'foo'], 64, 'Invalid value for binding protocol: foo'],
     [['-p', '70000'], 64, 'invalid port number 70000'],
-    [['-U', '-1'], 64, 'invalid port number -1'],
+    [['-U', '-2'], 64, 'invalid port number -2'],
     [['-p', 'http'], 1, 'takes a whole number'],
     [['-x'], 1, "unknown option '-x'"],
     [['--portt=1'], 1, "unknown option '--portt=1' (Did you mean --port?)"],
@@ -266,7 +270,6 @@ describe('options memcached-ts does not implement', () => {
     [['-N', '2'], 'option -N'],
     [['-o', 'proxy_config=/x.lua'], '-o proxy_config is not implemented yet (the proxy)'],
     [['-o', 'drop_privileges'], '-o drop_privileges is not implemented yet'],
-    [['-o', 'read_buf_mem_limit=64'], '-o read_buf_mem_limit is not implemented yet'],
     [['-o', 'slab_sizes=96-192'], '-o slab_sizes is not implemented yet'],
     [['-o', 'sock_cookie_id=5'], '-o sock_cookie_id is not implemented yet'],
   ])('%j exits 64 naming it', (argv, message) => {
@@ -294,7 +297,9 @@ describe('-o', () => {
     ['no_lru_crawler', { lruCrawler: false }],
     ['lru_crawler_sleep=500', { lruCrawlerSleepMicros: 500 }],
     ['lru_crawler_tocrawl=4294967295', { lruCrawlerToCrawl: 4294967295 }],
-    ['no_lru_maintainer', { lruSegmented: false }],
+    ['no_lru_maintainer', { lruSegmented: false, lruMaintainerThread: false }],
+    ['read_buf_mem_limit=64', { readBufMemLimitBytes: 64 * MIB }],
+    ['debug_commands', { debugCommands: true }],
     ['hot_lru_pct=30,warm_lru_pct=50', { hotLruPct: 30, warmLruPct: 50 }],
     ['hot_max_factor=0.5,warm_max_factor=3', { hotMaxFactor: 0.5, warmMaxFactor: 3 }],
     ['temporary_ttl=30', { tempLru: true, temporaryTtlSeconds: 30 }],
@@ -368,7 +373,7 @@ describe('-o', () => {
 
 describe('-h, -V, -i', () => {
   it('-V prints the version and exits 0', () => {
-    expect(exitOf(['-V'])).toEqual({ kind: 'exit', code: 0, stdout: 'memcached-ts 0.1.0\n', stderr: '' });
+    expect(exitOf(['-V'])).toEqual({ kind: 'exit', code: 0, stdout: 'memcached-ts 0.1.0 (memcached 1.6.45 compatible)\n', stderr: '' });
   });
 
   it('VERSION matches package.json', () => {
@@ -422,7 +427,7 @@ function sampleValue(short: string): string {
 }
 
 /** The same bad command lines against memcached itself, where it is installed. */
-describe.skipIf(!existsSync('/usr/bin/memcached'))('exit codes agree with /usr/bin/memcached', () => {
+describe.skipIf(!existsSync(memcachedBin()))('exit codes agree with the reference memcached', () => {
   it.each([
     [['-c', '0']],
     [['-t', '0']],
@@ -448,7 +453,7 @@ describe.skipIf(!existsSync('/usr/bin/memcached'))('exit codes agree with /usr/b
     [['-o', 'slab_chunk_max=48']],
   ])('%j', (argv) => {
     // -u nobody so that memcached gets past its own root check when the tests run as root.
-    const memcached = spawnSync('/usr/bin/memcached', ['-u', 'nobody', '-p', '0', '-U', '0', ...argv], { timeout: 5000 });
+    const memcached = spawnSync(memcachedBin(), ['-u', 'nobody', '-p', '0', '-U', '0', ...argv], { timeout: 5000 });
     expect(memcached.status).not.toBeNull();
     expect(exitOf(argv).code).toBe(memcached.status);
   });

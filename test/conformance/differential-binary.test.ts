@@ -2,7 +2,7 @@
  * Differential conformance for the binary protocol: seeded random request sequences
  * (gen-binary.ts: get/getq/getk/getkq, set/add/replace(q) with random flags, exptime and CAS,
  * delete(q), incr/decr(q) with initial values and 0xffffffff expiry, append/prepend(q),
- * touch, gat/gatq, noop, version; random opaques) go to Debian's memcached and the target
+ * touch, gat/gatq, noop, version; random opaques) go to memcached 1.6.45 and the target
  * (MCTS_TARGET), pipelined in batches cut at random offsets; every response packet must be
  * equal after renaming CAS values per server in first-seen order, blanking the version
  * body, and dropping the space padding of a decremented number in GET values.

@@ -1,7 +1,7 @@
 /**
  * Differential conformance for the meta protocol: seeded random sequences of mg/ms/md/ma/mn
  * with random flags (gen-meta.ts), mixed with text commands, pipelined in batches and cut at
- * random offsets into several writes, go to Debian's memcached and to the target
+ * random offsets into several writes, go to memcached 1.6.45 and to the target
  * (MCTS_TARGET); the reply streams must be equal byte for byte after normalising CAS values
  * (VALUE and `c` flags, per server in order of first appearance), positive `t` values, the
  * VERSION text and the space padding of decremented numbers.

@@ -1,6 +1,6 @@
 /**
  * Random meta-protocol command sequences (mg, ms, md, ma, mn) mixed with text commands, for
- * the differential test against Debian's memcached (differential-meta.test.ts).
+ * the differential test against memcached 1.6.45 (differential-meta.test.ts).
  *
  * Like gen.ts, the generator does not model server state; it draws commands over a small key
  * space and lets the reference define the answers. It keeps to the rules gen.ts documents
@@ -28,6 +28,16 @@
  */
 
 import { Prng } from '../helpers/prng';
+
+/**
+ * A base64 key whose bytes hold CR or LF. memcached does not mark an item autovivified by
+ * mg N as having a binary key, so its `k` flag then prints the raw bytes and the reply line
+ * breaks in two; the comparison cannot tell the CAS on the second half from data, so these
+ * keys are never vivified by mg (a plain key with such bytes cannot be sent at all).
+ */
+function lineBreaking(key: { text: string; base64: boolean }): boolean {
+  return key.base64 && Buffer.from(key.text, 'base64').some((b) => b === 0x0d || b === 0x0a);
+}
 import type { GenCommand, Segment } from './gen';
 
 const latin1 = (text: string): Buffer => Buffer.from(text, 'latin1');
@@ -108,7 +118,7 @@ export class MetaGenerator {
     const f = (s: string) => () => [latin1(s)];
     const flags = this.flags([
       [0.6, f('v')], [0.4, f('k')], [0.4, f('c')], [0.3, f('f')], [key.numeric ? 0 : 0.3, f('s')], [0.2, f('t')],
-      [0.15, () => [latin1(`T${this.ttl()}`)]], [key.numeric ? 0 : 0.15, () => [latin1(`N${this.ttl()}`)]],
+      [0.15, () => [latin1(`T${this.ttl()}`)]], [key.numeric || lineBreaking(key) ? 0 : 0.15, () => [latin1(`N${this.ttl()}`)]],
       [key.numeric ? 0 : 0.1, () => [latin1(`R${this.rng.pick(['30', '100', '100000', '999999'])}`)]],
       [0.25, f('q')], [0.4, () => [latin1(this.opaque())]], [0.05, f('u')],
     ]);

@@ -3,17 +3,21 @@
  *
  * The generator does not model server state: it draws commands over a small key space so
  * hits, misses, EXISTS, NOT_STORED, wrap-arounds and errors all occur, and leaves it to the
- * reference server (Debian's memcached) to define the right answer.
+ * reference server (memcached 1.6.45) to define the right answer.
  *
  * What it must guarantee is that the byte stream never leaves memcached waiting for more
  * input at a batch boundary (otherwise the sentinel would be eaten as data), and that the
  * reference's answers never depend on timing or on memory contents, or the comparison would
- * be flaky. Each rule below answers a behaviour of memcached 1.6.18 seen in this suite:
+ * be flaky. Each rule below answers a behaviour of memcached seen in this suite (1.6.18 first,
+ * still true of 1.6.45 unless said otherwise):
  *   - every storage command that memcached will accept is followed by exactly its data
  *     block (or, for bad-chunk cases, by a blob whose leftovers parse as an unknown command);
  *   - every storage command that memcached rejects on its command line is followed by a
- *     junk line of upper-case letters, which memcached then answers with `ERROR`, as it does
- *     for any data line after a rejected command line;
+ *     junk line of upper-case letters, exactly as long as the length the line declares:
+ *     memcached 1.6.45 skips it as the value when it refuses the key, flags, exptime or CAS
+ *     unique, and answers it with `ERROR` when the parser refuses the line itself (too few
+ *     tokens, a bad length); an empty length never comes with a CAS unique, which would be
+ *     taken as the length;
  *   - command lines stay under 2048 bytes (memcached closes on longer lines without a
  *     newline when they arrive split);
  *   - a get/gets/gat/gats with a key over 250 bytes only opens a batch: memcached answers it
@@ -30,8 +34,8 @@
  *   - append/prepend never touch the numeric keys: after decr, memcached pads the number
  *     with spaces in place, or allocates a new item without padding, depending on whether an
  *     unsent reply still holds the item; appending would make the difference visible;
- *   - flags stay within 32 bits (memcached 1.6.18 silently truncates larger ones, a bug
- *     later fixed upstream).
+ *   - flags are drawn within 32 bits mostly (memcached truncates larger ones to 32 bits
+ *     unless built with --enable-large-client-flags).
  * Meta commands (mg, ms, ...) and admin commands are out of scope here.
  */
 
@@ -234,7 +238,7 @@ export class CommandGenerator {
 
   /**
    * get/gets/gat/gats. A key over 250 bytes only in the first command of a batch:
-   * memcached 1.6.18 answers it by discarding every response not yet sent on the
+   * memcached 1.6.45 answers it by discarding every response not yet sent on the
    * connection (conn_release_items), which for pipelined commands depends on timing.
    */
   private retrieval(knownKeys: string[], allowTooLongKey: boolean): GenCommand {
@@ -322,10 +326,13 @@ export class CommandGenerator {
         tokens = [name, key, '0', this.rng.pick(invalidExptimes), len, ...casTokens, ...noreply];
         label = 'bad exptime';
         break;
-      case 3:
-        tokens = [name, key, '0', '0', this.rng.pick(['-1', '-100', 'abc', '4294967295', '2147483647', '1.5', '']), ...casTokens, ...noreply];
+      case 3: {
+        // An empty length would make cas's unique the length (memcached 1.6.45 then reads a value).
+        const length = this.rng.pick(['-1', '-100', 'abc', '4294967295', '2147483647', '1.5', '']);
+        tokens = [name, key, '0', '0', length, ...(length === '' ? [] : casTokens), ...noreply];
         label = 'bad length';
         break;
+      }
       case 4:
         tokens = [name, key, '0', '0'].slice(0, this.rng.int(1, 4));
         label = 'missing arguments';

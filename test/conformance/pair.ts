@@ -1,5 +1,5 @@
 /**
- * Drives the reference server (Debian's memcached) and the target with identical byte
+ * Drives the reference server (memcached 1.6.45) and the target with identical byte
  * streams and compares their replies after normalisation (see helpers/replies.ts).
  *
  * A batch always ends with the `version` sentinel; a reply stream is complete when it holds

@@ -147,8 +147,9 @@ export function scenarios(): Scenario[] {
         { send: [`get ${Array.from({ length: 60 }, (_, i) => `m${(i % 4) + 1}`).join(' ')}\r\n`, `gets ${Array.from({ length: 30 }, (_, i) => `x${i}`).join(' ')} m1\r\n`] },
         { send: ['get\r\n', 'gets\r\n', 'gat\r\n', 'gat 0\r\n', 'gats 100\r\n', 'gat abc m1\r\n', 'gat 100 m1 m2 m3\r\n', 'gats 0 m1\r\n', 'bget m1\r\n'] },
         // A key over 250 bytes only opens a batch: memcached then drops every reply not yet
-        // sent on the connection, which for pipelined commands depends on timing.
-        { send: [`get m1 ${'L'.repeat(251)} m2\r\n`], expect: 'CLIENT_ERROR bad command line format\r\n' },
+        // sent on the connection, which for pipelined commands depends on timing. 1.6.45 sends
+        // the error with a second CRLF.
+        { send: [`get m1 ${'L'.repeat(251)} m2\r\n`], expect: 'CLIENT_ERROR bad command line format\r\n\r\n' },
         { send: [`gets ${'L'.repeat(251)}\r\n`, 'get m1\r\n'] },
         { send: [`gat 0 m1 ${'L'.repeat(300)}\r\n`, 'get m1\r\n'] },
         { send: ['gat -1 m1\r\n', 'get m1\r\n', 'gats 2592001 m2\r\n', 'get m2\r\n'] },
@@ -191,12 +192,13 @@ export function scenarios(): Scenario[] {
     {
       name: 'bad data chunks and rejected command lines',
       batches: [
-        { send: ['set bc 0 0 3\r\nabcd\r\n', 'get bc\r\n'], expect: 'CLIENT_ERROR bad data chunk\r\nERROR\r\nEND\r\n' },
+        // The LF left after the bad chunk is a line too short for 1.6.45's parser.
+        { send: ['set bc 0 0 3\r\nabcd\r\n', 'get bc\r\n'], expect: 'CLIENT_ERROR bad data chunk\r\nCLIENT_ERROR bad command line format\r\nEND\r\n' },
         { send: ['set bc 0 0 5\r\nab\r\nXYZW\r\n', 'get bc\r\n', 'set bc 0 0 0\r\nA\r\n', 'set bc 0 0 1 noreply\r\nAB\r\n', 'get bc\r\n'] },
         { send: ['set bc 0 0 -1\r\n', 'set bc 0 0 -1\r\nJUNK\r\n', 'set bc 0 0 abc\r\nJUNK\r\n', 'set bc 0 0 4294967295\r\n', 'set bc 0 0 2147483647\r\n'] },
         { send: ['set bc 0 0\r\n', 'set bc\r\n', 'set\r\n', 'cas bc 0 0 1\r\nX\r\n', 'cas bc 0 0 1 abc\r\nX\r\n', 'set bc 0 0 1 noreply extra\r\nX\r\n', 'set bc abc 0 1\r\nX\r\n', 'set bc -1 0 1\r\nX\r\n', 'set bc 0 abc 1\r\nX\r\n'] },
         { send: [`set ${'L'.repeat(251)} 0 0 1\r\nX\r\n`, `add ${'L'.repeat(251)} 0 0 1 noreply\r\nX\r\n`, `delete ${'L'.repeat(251)}\r\n`, `touch ${'L'.repeat(251)} 0\r\n`] },
-        { send: [`get ${'L'.repeat(251)}\r\n`], expect: 'CLIENT_ERROR bad command line format\r\n' },
+        { send: [`get ${'L'.repeat(251)}\r\n`], expect: 'CLIENT_ERROR bad command line format\r\n\r\n' },
         { send: ['delete bc 0\r\n', 'delete bc 1\r\n', 'delete bc 0 noreply\r\n', 'delete bc x y\r\n', 'delete bc noreply 0\r\n', 'delete\r\n', 'touch bc\r\n', 'touch\r\n'] },
       ],
     },

@@ -1,5 +1,5 @@
 /**
- * Side by side with Debian's memcached 1.6.18 (built with extstore), both started as
+ * Side by side with memcached 1.6.45 (built with extstore), both started as
  * processes with the same ext_* options: the same settings report, the same `extstore`
  * command replies, memcached's `stats` names in memcached's order, and values that come
  * back byte for byte from both after the data set outgrew memory.
@@ -58,7 +58,7 @@ async function fillAndRead(port: number): Promise<{ hits: number; bad: number }>
   }
 }
 
-describe.skipIf(!haveMemcached)('extstore next to memcached 1.6.18', () => {
+describe.skipIf(!haveMemcached)('extstore next to memcached 1.6.45', () => {
   let ours: ServerProcess;
   let theirs: ServerProcess;
   const dirs: string[] = [];

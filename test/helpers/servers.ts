@@ -7,7 +7,8 @@
  *
  *   MCTS_TARGET          `ours` (default) or `memcached`
  *   MCTS_OURS_CMD        command line that starts ours (default: `<node> <repo>/bin/memcached-ts.js`)
- *   MCTS_MEMCACHED_BIN   reference memcached binary (default: /usr/bin/memcached)
+ *   MCTS_MEMCACHED_BIN   reference memcached binary (default: the 1.6.45 build that
+ *                        scripts/install-test-deps.sh makes; see scripts/memcached-reference.js)
  *   MCTS_START_TIMEOUT_MS  bound on waiting for a server to accept connections (default 15000)
  *   MCTS_KEEP_LOGS=1     keep server logs (stdout+stderr, $TMPDIR/mcts-<kind>-<port>-XXXXXX) after a stop
  *
@@ -19,6 +20,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { referenceBin } from '../../scripts/memcached-reference';
 
 export type ServerKind = 'ours' | 'memcached';
 
@@ -40,8 +42,9 @@ export function targetKind(): ServerKind {
   throw new Error(`MCTS_TARGET must be "ours" or "memcached", got ${JSON.stringify(value)}`);
 }
 
+/** The reference memcached (1.6.45, built outside the repository by install-test-deps.sh). */
 export function memcachedBin(): string {
-  return process.env.MCTS_MEMCACHED_BIN ?? '/usr/bin/memcached';
+  return referenceBin();
 }
 
 function commandFor(kind: ServerKind): { file: string; args: string[] } {
@@ -183,6 +186,8 @@ export interface ServerOptions {
   /** memcached flags other than `-p` and `-l`, which are always added. `-U 0` is added unless given. */
   args?: readonly string[];
   startTimeoutMs?: number;
+  /** How readiness is seen: a `version` reply (default), or only an accepted connection (-Y). */
+  ready?: 'version' | 'connect';
 }
 
 export class ServerProcess {
@@ -250,7 +255,8 @@ function withDefaults(args: readonly string[]): string[] {
   return out;
 }
 
-async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number): Promise<ServerProcess | 'port-in-use'> {
+async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number,
+  ready: 'version' | 'connect' = 'version'): Promise<ServerProcess | 'port-in-use'> {
   const command = commandFor(kind);
   const fullArgs = [...args, '-p', String(port), '-l', LOOPBACK];
   // One directory per server (removed by stop() unless MCTS_KEEP_LOGS=1).
@@ -284,7 +290,7 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
       }
       throw new Error(`${server.describe()} exited during startup (${server.exitDescription()}):\n${log}`);
     }
-    if ((await canConnect(port)) && (await answersVersion(port, LOOPBACK, 1_000))) return server;
+    if ((await canConnect(port)) && (ready === 'connect' || (await answersVersion(port, LOOPBACK, 1_000)))) return server;
     await sleep(connectProbeIntervalMs);
   }
   const log = server.logTail();
@@ -299,7 +305,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerPr
   const startTimeoutMs = options.startTimeoutMs ?? Number(process.env.MCTS_START_TIMEOUT_MS ?? startTimeoutMsDefault);
   for (let attempt = 1; attempt <= portAttemptsMax; attempt++) {
     const port = await freePort();
-    const result = await startOnce(kind, port, args, startTimeoutMs);
+    const result = await startOnce(kind, port, args, startTimeoutMs, options.ready);
     if (result !== 'port-in-use') return result;
   }
   throw new Error(`could not find a free port for ${kind} after ${portAttemptsMax} attempts`);
@@ -310,7 +316,7 @@ export async function startTarget(args: readonly string[] = [], startTimeoutMs?:
   return await startServer({ kind: targetKind(), args, startTimeoutMs });
 }
 
-/** Starts Debian's memcached, the reference implementation. */
+/** Starts the reference memcached (1.6.45). */
 export async function startReference(args: readonly string[] = [], startTimeoutMs?: number): Promise<ServerProcess> {
   return await startServer({ kind: 'memcached', args, startTimeoutMs });
 }

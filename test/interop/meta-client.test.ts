@@ -61,8 +61,10 @@ describe('meta client against the target', () => {
     expect((await c.set('m', 'zz', [`C${BigInt(cas!) + 1000n}`])).status).toBe('EX');
     expect((await c.set('m', 'zz', [`C${cas!}`, 'c'])).status).toBe('HD');
     expect((await c.set('nope', 'v', ['C1'])).status).toBe('NF');
-    // memcached 1.6.18 does not autovivify an append with N.
-    expect((await c.set('viv', 'tail', ['MA', 'N1000'])).status).toBe('NS');
+    // memcached 1.6.45 creates the item when an append with N finds none.
+    expect((await c.set('viv', 'tail', ['MA', 'N1000'])).status).toBe('HD');
+    expect((await c.set('viv', '+', ['MA', 'N1000', 's'])).line).toBe('HD s5');
+    expect((await c.get('viv', ['v'])).value?.toString()).toBe('tail+');
   }, 10_000);
 
   it('delete, with CAS and quietly', async () => {

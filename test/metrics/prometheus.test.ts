@@ -188,7 +188,7 @@ describe('GET /metrics', () => {
     }
     expect(wrong).toEqual([]);
     expect(value(families, 'memcached_up')).toBe(1);
-    expect(families.get('memcached_version')?.samples[0].labels).toEqual({ version: '1.6.18' });
+    expect(families.get('memcached_version')?.samples[0].labels).toEqual({ version: '1.6.45' });
   });
 
   it('labels as the exporter does: command/status, slab, slab/lru, slab/command/status', async () => {

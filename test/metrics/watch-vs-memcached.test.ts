@@ -1,10 +1,10 @@
 /**
- * `watch fetchers mutations` side by side with Debian's memcached 1.6.18: the same commands
+ * `watch fetchers mutations` side by side with memcached 1.6.45: the same commands
  * from a second connection produce the same log lines, once the parts memcached documents as
  * variable are masked (ts, gid, cfd: a file descriptor there, a connection id here).
  *
- * Left out on purpose: a too-large set (memcached 1.6.18 prints its connection's fd as clsid
- * and stack garbage as cfd there), evictions (which item goes first depends on LRU timing),
+ * Left out on purpose: a too-large set (memcached prints its connection's fd as clsid and
+ * stack garbage as cfd there), evictions (which item goes first depends on LRU timing),
  * connevents and deletions (tested in logger.test.ts; deletions is memcached 1.6.20's), and
  * an item stored already expired (`set k 0 -1 ...`): memcached keeps it until the next get
  * (status=expired, get_expired), while this server's LRU balancing reclaims it when it is
@@ -69,7 +69,7 @@ async function watchLines(server: ServerProcess): Promise<string[]> {
   }
 }
 
-describe('watch, side by side with memcached 1.6.18', () => {
+describe('watch, side by side with memcached 1.6.45', () => {
   it('prints the same fetchers and mutations lines', async () => {
     const [mine, theirs] = await Promise.all([watchLines(ours as ServerProcess), watchLines(reference as ServerProcess)]);
     expect(theirs.length).toBeGreaterThan(COMMANDS.length);

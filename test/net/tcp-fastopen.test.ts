@@ -109,7 +109,7 @@ describe('TCP Fast Open', () => {
     const before = tcpExt();
     const r = inNs(['python3', '-c', CLIENT, String(PORT_TFO)]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim().split('\n')).toEqual(['VERSION 1.6.18', 'VERSION 1.6.18']);
+    expect(r.stdout.trim().split('\n')).toEqual(['VERSION 1.6.45', 'VERSION 1.6.45']);
     const after = tcpExt();
     // The first connection asks for a cookie, the second sends data with it.
     expect((after.get('TCPFastOpenCookieReqd') ?? 0) - (before.get('TCPFastOpenCookieReqd') ?? 0)).toBeGreaterThanOrEqual(1);
@@ -121,7 +121,7 @@ describe('TCP Fast Open', () => {
     const before = tcpExt();
     const r = inNs(['python3', '-c', CLIENT, String(PORT_PLAIN)]);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.trim().split('\n')).toEqual(['VERSION 1.6.18', 'VERSION 1.6.18']);
+    expect(r.stdout.trim().split('\n')).toEqual(['VERSION 1.6.45', 'VERSION 1.6.45']);
     const after = tcpExt();
     expect((after.get('TCPFastOpenPassive') ?? 0) - (before.get('TCPFastOpenPassive') ?? 0)).toBe(0);
   });

@@ -1,5 +1,5 @@
 /**
- * ASCII authentication (-Y) against Debian's memcached 1.6.18 started with the same auth
+ * ASCII authentication (-Y) against the reference memcached (1.6.45) started with the same auth
  * file: the same scripts, replies compared byte for byte.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -15,6 +15,7 @@ import { Output } from '../../src/protocol/output';
 import { FeedStatus, type ConnectionInfo } from '../../src/protocol/session';
 import { defaultSettings } from '../../src/settings';
 import { freePort, connectTo } from './binary-memcached';
+import { memcachedBin } from '../helpers/servers';
 
 const FILE = 'alice:secret\r\nbob:pa:ss\nnoterm:last\n';
 let dir = '';
@@ -88,7 +89,7 @@ beforeAll(async () => {
   fs.chmodSync(dir, 0o755);
   fs.chmodSync(file, 0o644);
   port = await freePort();
-  mc = spawn('memcached', ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-Y', file], { stdio: 'ignore' });
+  mc = spawn(memcachedBin(), ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-Y', file], { stdio: 'ignore' });
   (await connectTo(port)).destroy();
 });
 
@@ -111,9 +112,14 @@ const scripts: Record<string, string> = {
   'auth then quit': 'set x 0 0 12\r\nalice secret\r\nquit\r\nget a\r\n',
   'a long line without newline closes': 'g'.repeat(3000),
   'binary request is just text here': '\x80\x0a\x00\x00\r\nmn\r\n',
+  'a token over 16 KiB is refused, the connection stays': 'set x 0 0 16385\r\n',
+  'a token of 2^31-2 bytes is refused, the connection stays': 'set x 0 0 2147483646\r\n',
+  'a short line closes without sending earlier replies': 'get a\r\nget\r\n',
+  'the command only has to begin with set': 'setx x 0 0 12\r\nalice secret\r\nversion\r\n',
+  'a length that is not a plain number': 'set x 0 0 +12\r\nalice secret\r\nset x 0 0 12 \r\nalice secret\r\nversion\r\n',
 };
 
-describe('-Y ASCII authentication matches memcached 1.6.18', () => {
+describe('-Y ASCII authentication matches memcached 1.6.45', () => {
   for (const [name, script] of Object.entries(scripts)) {
     it(name, async () => {
       const data = Buffer.from(script, 'latin1');

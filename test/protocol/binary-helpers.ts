@@ -116,7 +116,7 @@ export function parsePackets(data: Buffer): { packets: Packet[]; rest: Buffer } 
 }
 
 /**
- * Stat names memcached-ts prints and memcached 1.6.18 does not (documented in
+ * Stat names memcached-ts prints and memcached 1.6.45 does not (documented in
  * doc/compatibility.md); like the text-side stats test, extra names are allowed.
  */
 export const OURS_ONLY_STAT_NAMES = new Set(['sched_policy', 'sched_priority', 'tcp_fastopen', 'metrics_listen']);

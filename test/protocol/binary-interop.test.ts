@@ -1,7 +1,7 @@
 /**
  * Real binary-protocol clients against the server process: the memjs npm client (with and
  * without SASL) and libmemcached's `memccapable -b`. Each suite starts its own server on a
- * loopback port and stops it by PID. The same suites run against Debian's memcached
+ * loopback port and stops it by PID. The same suites run against memcached 1.6.45
  * (MCTS_TARGET=memcached), which is how the expectations here were checked.
  *
  * The server command is `node bin/memcached-ts.js` (after `npm run build`), or MCTS_OURS_CMD.
@@ -14,6 +14,7 @@ import { Client } from 'memjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OP, parsePackets, req } from './binary-helpers';
 import { connectTo, freePort } from './binary-memcached';
+import { memcachedBin } from '../helpers/servers';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const TARGET = (process.env.MCTS_TARGET ?? 'ours').trim() === 'memcached' ? 'memcached' : 'ours';
@@ -25,7 +26,7 @@ interface Running {
 }
 
 function command(): { file: string; args: string[] } {
-  if (TARGET === 'memcached') return { file: process.env.MCTS_MEMCACHED_BIN ?? '/usr/bin/memcached', args: [] };
+  if (TARGET === 'memcached') return { file: memcachedBin(), args: [] };
   const override = process.env.MCTS_OURS_CMD?.trim();
   if (override) {
     const words = override.split(/\s+/);
@@ -210,7 +211,7 @@ describe('memjs with SASL (-S)', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-sasl-interop-'));
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (TARGET === 'memcached') {
-      // Debian's memcached has no MEMCACHED_SASL_PWDB: give Cyrus a sasldb instead
+      // memcached through Cyrus SASL's own sasldb (works with or without --enable-sasl-pwdb)
       const db = path.join(dir, 'sasldb2');
       fs.writeFileSync(path.join(dir, 'memcached.conf'), `mech_list: plain\nsasldb_path: ${db}\n`);
       execFileSync('saslpasswd2', ['-a', 'memcached', '-c', '-p', '-f', db, 'user'], { input: 'secret', stdio: ['pipe', 'ignore', 'ignore'] });

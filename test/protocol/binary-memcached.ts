@@ -1,9 +1,10 @@
 /**
- * Debian's memcached for the binary differential tests: start one on a free loopback port,
+ * The reference memcached (1.6.45) for the binary differential tests: start one on a free loopback port,
  * send it request bytes, collect its replies up to a NOOP sentinel or until it closes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
+import { memcachedBin } from '../helpers/servers';
 import { OP, noop, parsePackets } from './binary-helpers';
 
 export const SENTINEL = 0x5e171e1;
@@ -38,10 +39,10 @@ export async function connectTo(port: number): Promise<net.Socket> {
   throw new Error('memcached did not start');
 }
 
-/** Debian's memcached on a free loopback port; stop it with stopMemcached. */
+/** The reference memcached on a free loopback port; stop it with stopMemcached. */
 export async function startMemcached(args: string[] = [], env: NodeJS.ProcessEnv = process.env): Promise<Memcached> {
   const port = await freePort();
-  const proc = spawn('memcached', ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-m', '64', ...args],
+  const proc = spawn(memcachedBin(), ['-u', 'nobody', '-p', String(port), '-U', '0', '-l', '127.0.0.1', '-m', '64', ...args],
     { stdio: 'ignore', env });
   (await connectTo(port)).destroy();
   return { proc, port };

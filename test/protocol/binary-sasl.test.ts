@@ -1,10 +1,11 @@
 /**
  * SASL over the binary protocol (-S).
  *
- * Debian's memcached is built with Cyrus SASL but without --enable-sasl-pwdb, so it cannot
- * read MEMCACHED_SASL_PWDB. It is run here with a Cyrus sasldb (made with saslpasswd2, when
- * sasl2-bin is installed) and `mech_list: plain`; our session reads the same user from a
- * MEMCACHED_SASL_PWDB file. The two must then answer every exchange byte for byte.
+ * The reference memcached 1.6.45 is run here with a Cyrus sasldb (made with saslpasswd2, when
+ * sasl2-bin is installed) and `mech_list: plain` (Debian's own build could not read
+ * MEMCACHED_SASL_PWDB; the 1.6.45 reference could, the sasldb keeps the test independent of
+ * that); our session reads the same user from a MEMCACHED_SASL_PWDB file. The two must then
+ * answer every exchange byte for byte.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -86,7 +87,7 @@ const scripts: Record<string, Script> = {
   'list mechanisms with a key closes': { parts: [req({ op: OP.SASL_LIST, key: 'x' })], closes: true },
 };
 
-describe('SASL PLAIN matches memcached 1.6.18 with Cyrus SASL', () => {
+describe('SASL PLAIN matches memcached 1.6.45 with Cyrus SASL', () => {
   let mc: Memcached | undefined;
   let available = true;
 
@@ -130,11 +131,12 @@ describe('SASL in-process', () => {
     expect(h.engine.stats.auth_errors).toBe(1);
   });
 
-  it('accepts memcached-style user@hostname lines and plain user lines, first line decides', () => {
+  it('accepts memcached-style user@hostname lines and plain user lines; every line is checked (1.6.45)', () => {
     fs.writeFileSync(path.join(dir, 'pw2'), `${USER}@${os.hostname()}:other\n${USER}:${PASS}\nu2:p2:extra\r\nu3:p3\n`);
     const server = new SaslServer(path.join(dir, 'pw2'), os.hostname());
-    expect(server.checkPassword(USER, Buffer.from(PASS))).toBe(false);
+    expect(server.checkPassword(USER, Buffer.from(PASS))).toBe(true);
     expect(server.checkPassword(USER, Buffer.from('other'))).toBe(true);
+    expect(server.checkPassword(USER, Buffer.from('nope'))).toBe(false);
     expect(server.checkPassword('u2', Buffer.from('p2'))).toBe(true);
     expect(server.checkPassword('u2', Buffer.from('p'))).toBe(false);
     expect(server.checkPassword('u3', Buffer.from('p3'))).toBe(true);

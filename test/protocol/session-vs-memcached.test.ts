@@ -1,5 +1,5 @@
 /**
- * Our text/meta session (in-process) against Debian's memcached (over loopback TCP): the same
+ * Our text/meta session (in-process) against memcached 1.6.45 (over loopback TCP): the same
  * scripts, replies compared byte for byte after mapping CAS values to first-seen order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -84,6 +84,9 @@ function keyIs(b: Buffer, start: number, len: number, word: string): boolean {
 
 const EMPTY = Buffer.alloc(0);
 
+/** memcached's ITEM_SIZE_MAX_UPPER_LIMIT: the largest request body it takes (1 GiB). */
+const BODY_BYTES_MAX = 1024 * 1024 * 1024;
+
 export class BinarySession implements ProtocolSession {
   status: FeedStatus = FeedStatus.Ok;
   private state = State.Header;
@@ -260,6 +263,13 @@ export class BinarySession implements ProtocolSession {
 
     if (keylen > bodylen || keylen + extlen > bodylen) {
       this.error(Status.UnknownCommand, ERROR_TEXT.unknownCommand);
+      this.status = FeedStatus.Close;
+      return;
+    }
+    // memcached 1.6.45: a body above 1 GiB (ITEM_SIZE_MAX_UPPER_LIMIT) is refused before
+    // anything is sized from it, so no length arithmetic can overflow.
+    if (bodylen > BODY_BYTES_MAX) {
+      this.error(Status.InvalidArguments, ERROR_TEXT.invalid);
       this.status = FeedStatus.Close;
       return;
     }
@@ -553,6 +563,7 @@ export class BinarySession implements ProtocolSession {
     const engine = this.engine;
     if (!engine.settings.flushEnabled) return this.error(Status.AuthError, ERROR_TEXT.authFailure);
     engine.flushAll(exptime);
+    engine.stats.cmd_flush++;
     this.respond(null);
   }
 
@@ -582,6 +593,8 @@ export class BinarySession implements ProtocolSession {
     } else if (prefixIs(buf, keyStart, nkey, 'settings')) {
       settingsStats(ctx, sink);
     } else if (prefixIs(buf, keyStart, nkey, 'detail')) {
+      // -X blocks stats detail too (memcached 1.6.19 and later)
+      if (!engine.settings.dumpEnabled) return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
       const at = keyStart + 6;
       const left = nkey - 6;
       if (prefixIs(buf, at, left, ' dump')) this.statPacket('detailed', engine.detail.dump());
@@ -594,20 +607,6 @@ export class BinarySession implements ProtocolSession {
       slabsStats(ctx, sink);
     } else if (keyIs(buf, keyStart, nkey, 'sizes')) {
       sizesStats(ctx, sink);
-    } else if (keyIs(buf, keyStart, nkey, 'sizes_enable')) {
-      // memcached sends no terminating packet after these two
-      if (!engine.settings.casEnabled) {
-        this.statPacket('sizes_status', 'error');
-        this.statPacket('sizes_error', 'cas_support_disabled');
-      } else {
-        engine.settings.trackSizes = true;
-        this.statPacket('sizes_status', 'enabled');
-      }
-      return;
-    } else if (keyIs(buf, keyStart, nkey, 'sizes_disable')) {
-      engine.settings.trackSizes = false;
-      this.statPacket('sizes_status', 'disabled');
-      return;
     } else {
       return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
     }

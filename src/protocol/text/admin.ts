@@ -12,7 +12,8 @@ import { COLD_LRU } from '../../store/items';
 import { WATCH_STREAMS, LOG_FETCHERS } from '../../metrics/logger';
 import { MEMCACHED_COMPAT_VERSION } from '../../version';
 import { Op } from '../commands';
-import { parseI32, parseU32, parsed } from '../numbers';
+import { parseU32, parsed, tokI32, tokI64, tokU32 } from '../numbers';
+import { DebugClock } from '../../engine/debug-clock';
 import { FeedStatus } from '../session';
 import { R, type TextSession } from './session';
 
@@ -51,6 +52,7 @@ export function runAdmin(s: TextSession, op: Op, hooks: AdminHooks): void {
     case Op.Watch: return watch(s);
     case Op.RefreshCerts: return refreshCerts(s, hooks);
     case Op.Extstore: return extstoreCommand(s);
+    case Op.DebugTime: return debugTime(s);
     default: return s.reply(R.ERROR);
   }
 }
@@ -61,61 +63,61 @@ function statLines(s: TextSession): StatSink {
   };
 }
 
+/**
+ * memcached 1.6.45's process_stat: a subcommand may be abbreviated ("stats s" is "stats
+ * settings": reset, detail, settings, cachedump, conns, extstore are tried in this order);
+ * items, slabs and sizes must be spelled out.
+ */
 function stats(s: TextSession, ctx: StatsContext): void {
   const engine = s.engine;
-  if (s.ntokens === 2) {
+  if (s.ntokens === 1) {
     generalStats(ctx, statLines(s));
     s.out.bytes(R.END, 0, 5);
     return;
   }
-  const sub = s.tokString(1);
-  switch (sub) {
-    case 'reset':
-      engine.stats.reset();
-      engine.resetStats();
-      return s.replyString('RESET');
-    case 'detail': {
-      const arg = s.ntokens < 4 ? '' : s.tokString(2);
-      if (arg === 'on' || arg === 'off') {
-        engine.detail.enabled = arg === 'on';
-        return s.reply(R.OK);
-      }
-      if (arg === 'dump') return s.out.ascii(engine.detail.dump());
-      return s.replyString('CLIENT_ERROR usage: stats detail on|off|dump');
-    }
-    case 'settings':
-      settingsStats(ctx, statLines(s));
-      break;
-    case 'items':
-      itemsStats(ctx, statLines(s));
-      break;
-    case 'slabs':
-      slabsStats(ctx, statLines(s));
-      break;
-    case 'sizes':
-      sizesStats(ctx, statLines(s));
-      break;
-    case 'conns':
-      connsStats(ctx, statLines(s));
-      break;
-    case 'extstore':
-      extstoreStats(ctx, statLines(s));
-      break;
-    case 'cachedump':
-      return cachedump(s);
-    default:
-      return s.reply(R.ERROR);
+  if (s.tokPrefixOf(1, 'reset')) {
+    engine.stats.reset();
+    engine.resetStats();
+    return s.replyString('RESET');
   }
+  if (s.tokPrefixOf(1, 'detail')) {
+    // -X (dump_enabled off) blocks stats detail too since memcached 1.6.19
+    if (!engine.settings.dumpEnabled) return s.replyString('CLIENT_ERROR stats detail not allowed');
+    // memcached matches "stats detail" without an argument against its own first token.
+    const arg = s.ntokens < 3 ? 0 : 2;
+    if (s.tokPrefixOf(arg, 'on')) {
+      engine.detail.enabled = true;
+      return s.reply(R.OK);
+    }
+    if (s.tokPrefixOf(arg, 'off')) {
+      engine.detail.enabled = false;
+      return s.reply(R.OK);
+    }
+    if (s.tokPrefixOf(arg, 'dump')) return s.out.ascii(engine.detail.dump());
+    return s.replyString('CLIENT_ERROR usage: stats detail on|off|dump');
+  }
+  if (s.tokPrefixOf(1, 'settings')) settingsStats(ctx, statLines(s));
+  else if (s.tokPrefixOf(1, 'cachedump')) return cachedump(s);
+  else if (s.tokPrefixOf(1, 'conns')) connsStats(ctx, statLines(s));
+  else if (s.tokPrefixOf(1, 'extstore')) extstoreStats(ctx, statLines(s));
+  else if (s.tokEquals(1, ITEMS)) itemsStats(ctx, statLines(s));
+  else if (s.tokEquals(1, SLABS)) slabsStats(ctx, statLines(s));
+  else if (s.tokEquals(1, SIZES)) sizesStats(ctx, statLines(s));
+  else return s.reply(R.ERROR);
   s.out.bytes(R.END, 0, 5);
 }
+
+const ITEMS = Buffer.from('items', 'latin1');
+const SLABS = Buffer.from('slabs', 'latin1');
+const SIZES = Buffer.from('sizes', 'latin1');
 
 function cachedump(s: TextSession): void {
   const engine = s.engine;
   if (!engine.settings.dumpEnabled) return s.replyString('CLIENT_ERROR stats cachedump not allowed');
-  if (s.ntokens < 5) return s.replyString('CLIENT_ERROR bad command line');
-  if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+  if (s.ntokens < 4) return s.replyString('CLIENT_ERROR bad command line');
+  if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.replyString('CLIENT_ERROR bad command line format');
   const id = parsed.value;
-  if (!parseU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
+  if (!tokU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.replyString('CLIENT_ERROR bad command line format');
   const limit = parsed.value;
   if (id >= SLAB_CLASS_IDS) return s.replyString('CLIENT_ERROR Illegal slab id');
   const items = engine.items;
@@ -124,8 +126,12 @@ function cachedump(s: TextSession): void {
   let shown = 0;
   if (id >= 1 && id <= engine.slabs.largestClass) {
     for (let ref = items.lruHead[(id << 2) | COLD_LRU]; ref !== 0 && (limit === 0 || shown < limit); ref = items.next(ref)) {
+      // memcached leaves out binary keys, and prints a key as a C string (up to a NUL byte).
+      if (items.keyBinary(ref)) continue;
       const exp = items.exptime(ref);
-      const line = `ITEM ${items.keyString(ref)} [${items.nbytes(ref)} b; ${exp === 0 ? 0 : exp + started} s]\r\n`;
+      const key = items.keyString(ref);
+      const nul = key.indexOf('\0');
+      const line = `ITEM ${nul < 0 ? key : key.slice(0, nul)} [${items.nbytes(ref)} b; ${exp === 0 ? 0 : exp + started} s]\r\n`;
       if (text.length + line.length + 6 > CACHEDUMP_BYTES_MAX) break;
       text += line;
       shown++;
@@ -134,19 +140,14 @@ function cachedump(s: TextSession): void {
   s.out.ascii(text + 'END\r\n');
 }
 
+/** flush_all [delay] [noreply]: counted even when refused. */
 function flushAll(s: TextSession): void {
   const engine = s.engine;
-  const noreply = s.setNoreplyMaybe();
-  if (!engine.settings.flushEnabled) {
-    engine.stats.cmd_flush++;
-    return s.replyString('CLIENT_ERROR flush_all not allowed');
-  }
+  engine.stats.cmd_flush++;
+  if (!engine.settings.flushEnabled) return s.replyString('CLIENT_ERROR flush_all not allowed');
   let delay = 0;
-  if (s.ntokens !== (noreply ? 3 : 2)) {
-    if (!parseI32(s.line, s.tokStart[1], s.tokEnd[1])) {
-      engine.stats.cmd_flush++;
-      return s.reply(R.BAD_EXPTIME);
-    }
+  if (s.ntokens !== (s.noreplyGiven ? 2 : 1)) {
+    if (!tokI32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.BAD_EXPTIME);
     delay = parsed.value;
   }
   engine.flushAll(delay);
@@ -154,18 +155,17 @@ function flushAll(s: TextSession): void {
 }
 
 function verbosity(s: TextSession): void {
-  s.setNoreplyMaybe();
-  if (!parseU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.BAD_FORMAT);
+  if (s.ntokens < 2 || !tokU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.BAD_FORMAT);
   s.engine.settings.verbose = Math.min(parsed.value, VERBOSITY_MAX);
   s.reply(R.OK);
 }
 
 function shutdown(s: TextSession, hooks: AdminHooks): void {
-  if (!s.engine.settings.shutdownEnabled) return s.replyString('ERROR: shutdown not enabled');
-  if (s.ntokens === 2) {
+  if (!s.engine.settings.shutdownEnabled) return s.replyString('SERVER_ERROR: shutdown not enabled');
+  if (s.ntokens === 1) {
     s.status = FeedStatus.Close;
     hooks.shutdown(false);
-  } else if (s.ntokens === 3 && s.tokString(1) === 'graceful') {
+  } else if (s.ntokens === 2 && s.tokPrefixOf(1, 'graceful')) {
     s.status = FeedStatus.Close;
     hooks.shutdown(true);
   } else {
@@ -174,59 +174,87 @@ function shutdown(s: TextSession, hooks: AdminHooks): void {
 }
 
 /**
+ * memcached-debug's `debugtime <seconds>|p|r` (only with -o debug_commands): moves the server
+ * clock by a number of seconds, or pauses (p) and resumes (r) it. Its tests use it to expire
+ * items without waiting.
+ */
+function debugTime(s: TextSession): void {
+  const clock = s.engine.clock;
+  if (s.ntokens < 2 || !(clock instanceof DebugClock)) return s.reply(R.ERROR);
+  if (s.tokPrefixOf(1, 'p')) {
+    clock.pause();
+  } else if (s.tokPrefixOf(1, 'r')) {
+    clock.resume();
+  } else {
+    if (!tokI64(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.ERROR);
+    clock.shift(parsed.value);
+  }
+  s.reply(R.OK);
+}
+
+/**
  * `extstore <setting> <value>`: memcached's runtime tuning (process_extstore_command). It
- * works whether or not extstore is enabled, parses as safe_strtoul/safe_strtod (a bad value
- * still zeroes the setting) and answers OK or ERROR.
+ * works whether or not extstore is enabled and answers OK or ERROR; a value that does not
+ * parse leaves the setting alone.
  */
 function extstoreCommand(s: TextSession): void {
-  s.setNoreplyMaybe();
   const set = s.engine.settings;
   const nt = s.ntokens;
-  const sub = nt >= 2 ? s.tokString(1) : '';
   const u32 = (apply: (v: number) => void): boolean => {
-    const ok = parseU32(s.line, s.tokStart[2], s.tokEnd[2]);
-    apply(ok ? parsed.value : 0);
-    return ok;
+    if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return false;
+    apply(parsed.value);
+    return true;
   };
   let ok: boolean;
-  if (nt < 4) {
+  if (nt < 3) {
     ok = false;
-  } else if (sub === 'free_memchunks' && nt > 4) {
+  } else if (s.tokPrefixOf(1, 'free_memchunks') && nt > 3) {
     // Deprecated and ignored by memcached, but still checked.
-    const cls = parseU32(s.line, s.tokStart[2], s.tokEnd[2]) ? parsed.value : -1;
-    ok = cls >= 0 && cls < SLAB_CLASS_IDS && parseU32(s.line, s.tokStart[3], s.tokEnd[3]);
-  } else if (sub === 'item_size') {
+    ok = tokU32(s.line, s.tokStart[2], s.tokEnd[2]) && parsed.value < SLAB_CLASS_IDS &&
+      tokU32(s.line, s.tokStart[3], s.tokEnd[3]);
+  } else if (s.tokPrefixOf(1, 'item_size')) {
     ok = u32((v) => void (set.extItemSizeBytes = v));
-  } else if (sub === 'item_age') {
+  } else if (s.tokPrefixOf(1, 'item_age')) {
     ok = u32((v) => void (set.extItemAgeSeconds = v));
-  } else if (sub === 'low_ttl') {
+  } else if (s.tokPrefixOf(1, 'low_ttl')) {
     ok = u32((v) => void (set.extLowTtlSeconds = v));
-  } else if (sub === 'recache_rate') {
+  } else if (s.tokPrefixOf(1, 'recache_rate')) {
     ok = u32((v) => void (set.extRecacheRate = v));
-  } else if (sub === 'compact_under') {
+  } else if (s.tokPrefixOf(1, 'compact_under')) {
     ok = u32((v) => void (set.extCompactUnderPages = v));
-  } else if (sub === 'drop_under') {
+  } else if (s.tokPrefixOf(1, 'drop_under')) {
     ok = u32((v) => void (set.extDropUnderPages = v));
-  } else if (sub === 'max_sleep') {
+  } else if (s.tokPrefixOf(1, 'max_sleep')) {
     ok = u32((v) => void (set.extMaxSleepMicros = v));
-  } else if (sub === 'max_frag') {
-    const text = s.tokString(2);
-    const v = /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text) ? Number(text) : NaN;
-    ok = Number.isFinite(v);
-    set.extMaxFrag = ok ? v : 0;
-  } else if (sub === 'drop_unread') {
-    let v = 0;
-    ok = u32((n) => void (v = n));
-    if (ok) set.extDropUnread = v !== 0;
+  } else if (s.tokPrefixOf(1, 'max_frag')) {
+    const v = tokDouble(s, 2);
+    ok = v !== null;
+    if (v !== null) set.extMaxFrag = v;
+  } else if (s.tokPrefixOf(1, 'drop_unread')) {
+    ok = u32((v) => void (set.extDropUnread = v !== 0));
   } else {
     ok = false;
   }
   s.reply(ok ? R.OK : R.ERROR);
 }
 
+/**
+ * memcached's mc_toktod: strtod over the token (at most 31 bytes), which must be a whole
+ * number as strtod reads it. Null when it is not.
+ */
+function tokDouble(s: TextSession, i: number): number | null {
+  if (i >= s.ntokens || s.tokLen(i) > 31) return null;
+  const text = s.tokString(i);
+  if (!/^[\t\n\v\f\r ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) {
+    if (/^[\t\n\v\f\r ]*[+-]?(inf|infinity|nan)$/i.test(text)) return Number(text.trim().replace(/^([+-]?)inf(inity)?$/i, '$1Infinity'));
+    return null;
+  }
+  const v = Number(text.trim());
+  return Number.isFinite(v) ? v : null;
+}
+
 /** memcached: OK (noreply applies), or the error text (written even with noreply). */
 function refreshCerts(s: TextSession, hooks: AdminHooks): void {
-  s.setNoreplyMaybe();
   const error = hooks.refreshCerts === undefined ? TLS_NOT_ENABLED : hooks.refreshCerts();
   if (error === null) return s.reply(R.OK);
   s.out.ascii(error);
@@ -234,8 +262,7 @@ function refreshCerts(s: TextSession, hooks: AdminHooks): void {
 }
 
 function memlimit(s: TextSession): void {
-  s.setNoreplyMaybe();
-  if (!parseU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.ERROR);
+  if (s.ntokens < 2 || !tokU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.ERROR);
   const mb = parsed.value;
   if (mb < 8) return s.replyString('MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m');
   if (mb > 1000000000) return s.replyString('MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes');
@@ -245,33 +272,60 @@ function memlimit(s: TextSession): void {
     return s.replyString('MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust');
   }
   engine.settings.memoryLimitBytes = mb * 1024 * 1024;
+  engine.log(1, `maxbytes adjusted to ${mb}m`);
   s.reply(R.OK);
 }
 
+/** memcached's class list of lru_crawler: "all", "hash", or ids from 1 to 63 joined by ','. */
+function crawlerClasses(arg: string): Uint8Array | null | 'hash' | 'bad' {
+  if (arg === 'all') return null;
+  if (arg === 'hash') return 'hash';
+  const mask = new Uint8Array(SLAB_CLASS_IDS);
+  for (const part of arg.split(',')) {
+    if (part === '') continue; // strtok skips empty fields
+    const id = parseU32(Buffer.from(part, 'latin1'), 0, part.length, true) ? parsed.value : -1;
+    if (id < 1 || id >= SLAB_CLASS_IDS) return 'bad';
+    mask[id] = 1;
+  }
+  return mask;
+}
+
+/**
+ * memcached 1.6.45's process_lru_crawler_command: crawl, metadump, mgdump, tocrawl, sleep,
+ * enable, disable (subcommands may be abbreviated).
+ */
 function lruCrawler(s: TextSession): void {
   const engine = s.engine;
   const crawler = engine.crawler;
   const nt = s.ntokens;
-  const sub = nt >= 3 ? s.tokString(1) : '';
-  if (nt === 4 && sub === 'crawl') {
+  if (nt === 3 && s.tokPrefixOf(1, 'crawl')) {
     if (!crawler.enabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
-    const classes = crawler.parseClasses(s.tokString(2));
+    const classes = crawlerClasses(s.tokString(2).slice(0, 511));
     if (classes === 'bad') return s.replyString('BADCLASS invalid class id');
+    // memcached's expiry crawl cannot walk the hash table
+    if (classes === 'hash') return s.replyString('ERROR an unknown error happened');
+    if (classes !== null && !classes.some((v) => v !== 0)) return s.replyString('NOTSTARTED no items to crawl');
     if (!crawler.crawl(classes)) return s.replyString('BUSY currently processing crawler request');
     return s.reply(R.OK);
   }
-  if (nt === 4 && sub === 'metadump') {
+  const dump = nt === 3 && s.tokPrefixOf(1, 'metadump') ? 'metadump' : nt === 3 && s.tokPrefixOf(1, 'mgdump') ? 'mgdump' : null;
+  if (dump !== null) {
     if (!crawler.enabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
-    if (!engine.settings.dumpEnabled) return s.replyString('ERROR metadump not allowed');
-    if (s.out.length > 0) return s.replyString('ERROR cannot pipeline other commands before metadump');
-    const arg = s.tokString(2);
-    const classes = arg === 'hash' ? null : crawler.parseClasses(arg);
+    if (!engine.settings.dumpEnabled) {
+      return s.replyString(dump === 'metadump' ? 'ERROR metadump not allowed' : 'ERROR key dump not allowed');
+    }
+    if (s.out.length > 0) return s.replyString(`ERROR cannot pipeline other commands before ${dump}`);
+    const classes = crawlerClasses(s.tokString(2).slice(0, 511));
     if (classes === 'bad') return s.replyString('BADCLASS invalid class id');
-    return metadump(s, classes);
+    if (classes !== null && classes !== 'hash' && !classes.some((v) => v !== 0)) {
+      return s.replyString('NOTSTARTED no items to crawl');
+    }
+    return itemDump(s, classes === 'hash' ? null : classes, dump === 'mgdump');
   }
-  if (nt === 4 && (sub === 'tocrawl' || sub === 'sleep')) {
-    if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
-    if (sub === 'tocrawl') {
+  if (nt === 3 && (s.tokPrefixOf(1, 'tocrawl') || s.tokPrefixOf(1, 'sleep'))) {
+    const tocrawl = s.tokPrefixOf(1, 'tocrawl');
+    if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+    if (tocrawl) {
       crawler.toCrawl = parsed.value;
       engine.settings.lruCrawlerToCrawl = parsed.value;
     } else {
@@ -281,10 +335,19 @@ function lruCrawler(s: TextSession): void {
     }
     return s.reply(R.OK);
   }
-  if (nt === 3 && (sub === 'enable' || sub === 'disable')) {
-    crawler.enabled = sub === 'enable';
-    engine.settings.lruCrawler = crawler.enabled;
-    return s.reply(R.OK);
+  if (nt === 2) {
+    if (s.tokPrefixOf(1, 'enable')) {
+      // memcached cannot start a crawler thread that is already running
+      if (crawler.enabled) return s.replyString('ERROR failed to start lru crawler thread');
+      crawler.enabled = true;
+      engine.settings.lruCrawler = true;
+      return s.reply(R.OK);
+    }
+    if (s.tokPrefixOf(1, 'disable')) {
+      crawler.enabled = false;
+      engine.settings.lruCrawler = false;
+      return s.reply(R.OK);
+    }
   }
   s.reply(R.ERROR);
 }
@@ -301,33 +364,52 @@ function uriEncode(key: string): string {
   return out;
 }
 
-function metadump(s: TextSession, classes: Uint8Array | null): void {
+/**
+ * lru_crawler metadump / mgdump: "OK", one line per live item, then "END" (metadump: a
+ * key=value line ending in a space and a bare LF, as memcached writes it) or "EN" (mgdump:
+ * an "mg <key>" line, base64 and " b" for binary keys). Produced in one pass.
+ */
+function itemDump(s: TextSession, classes: Uint8Array | null, mg: boolean): void {
   const engine = s.engine;
   const items = engine.items;
   const started = engine.clock.processStartedUnix;
   engine.clock.tick();
+  s.out.bytes(R.OK, 0, R.OK.length);
   forEachItem(items, classes, (ref, cls) => {
     if (items.isDead(ref)) return;
+    if (mg) {
+      const ko = items.keyOffset(ref);
+      const nkey = items.nkey(ref);
+      s.out.ascii('mg ');
+      if (items.keyBinary(ref)) {
+        s.out.ascii(items.page(ref).toString('base64', ko, ko + nkey));
+        s.out.ascii(' b\r\n');
+      } else {
+        s.out.bytes(items.page(ref), ko, ko + nkey);
+        s.out.crlf();
+      }
+      return;
+    }
     const exp = items.exptime(ref);
     s.out.ascii(`key=${uriEncode(items.keyString(ref))} exp=${exp === 0 ? -1 : exp + started} ` +
       `la=${items.atime(ref) + started} cas=${items.cas(ref)} fetch=${(items.iflags(ref) & 0x10) !== 0 ? 'yes' : 'no'} ` +
-      `cls=${cls} size=${items.memcachedItemTotal(items.nkey(ref), items.nbytes(ref), items.flags(ref))}\r\n`);
+      `cls=${cls} size=${items.memcachedItemTotal(items.nkey(ref), items.nbytes(ref), items.flags(ref))} ` +
+      `flags=${items.flags(ref)} \n`);
   });
-  s.out.bytes(R.END, 0, 5);
+  s.out.ascii(mg ? 'EN\r\n' : 'END\r\n');
 }
 
 /** `lru tune|mode|temp_ttl`: runtime LRU tuning, as memcached's process_lru_command. */
 function lru(s: TextSession): void {
   const set = s.engine.settings;
   const opts = s.engine.items.opts;
-  const sub = s.tokString(1);
   const nt = s.ntokens;
-  if (sub === 'tune' && nt >= 7) {
-    const hot = Number(s.tokString(2));
-    const warm = Number(s.tokString(3));
-    const hotF = Number(s.tokString(4));
-    const warmF = Number(s.tokString(5));
-    if (![hot, warm, hotF, warmF].every(Number.isFinite)) return s.reply(R.ERROR);
+  if (nt >= 2 && s.tokPrefixOf(1, 'tune') && nt >= 6) {
+    const hot = tokU32(s.line, s.tokStart[2], s.tokEnd[2]) ? parsed.value : -1;
+    const warm = tokU32(s.line, s.tokStart[3], s.tokEnd[3]) ? parsed.value : -1;
+    const hotF = tokDouble(s, 4);
+    const warmF = tokDouble(s, 5);
+    if (hot < 0 || warm < 0 || hotF === null || warmF === null) return s.reply(R.ERROR);
     if (hot + warm > 80) return s.replyString('ERROR hot and warm pcts must not exceed 80');
     if (hotF <= 0 || warmF <= 0) return s.replyString('ERROR hot/warm age factors must be greater than 0');
     set.hotLruPct = opts.hotLruPct = hot;
@@ -336,16 +418,15 @@ function lru(s: TextSession): void {
     set.warmMaxFactor = opts.warmMaxFactor = warmF;
     return s.reply(R.OK);
   }
-  if (sub === 'mode' && nt >= 4) {
-    const mode = s.tokString(2);
-    if (mode === 'flat') set.lruSegmented = opts.lruSegmented = false;
-    else if (mode === 'segmented') set.lruSegmented = opts.lruSegmented = true;
+  if (nt >= 3 && s.tokPrefixOf(1, 'mode') && set.lruMaintainerThread) {
+    if (s.tokPrefixOf(2, 'flat')) set.lruSegmented = opts.lruSegmented = false;
+    else if (s.tokPrefixOf(2, 'segmented')) set.lruSegmented = opts.lruSegmented = true;
     else return s.reply(R.ERROR);
     return s.reply(R.OK);
   }
-  if (sub === 'temp_ttl' && nt >= 4) {
-    const ttl = Number(s.tokString(2));
-    if (!Number.isInteger(ttl)) return s.reply(R.ERROR);
+  if (nt >= 3 && s.tokPrefixOf(1, 'temp_ttl') && set.lruMaintainerThread) {
+    if (!tokI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.ERROR);
+    const ttl = parsed.value;
     if (ttl < 0) {
       set.tempLru = opts.tempLru = false;
     } else {
@@ -360,16 +441,43 @@ function lru(s: TextSession): void {
 /** `slabs reassign <src> <dst>` and `slabs automove <0|1|2>|ratio <r>|window <n>`, as memcached. */
 function slabs(s: TextSession): void {
   const engine = s.engine;
-  const sub = s.ntokens >= 3 ? s.tokString(1) : '';
-  if (s.ntokens === 5 && sub === 'reassign') {
+  const nt = s.ntokens;
+  if (nt === 4 && s.tokPrefixOf(1, 'reassign')) {
     if (!engine.settings.slabReassign) return s.replyString('CLIENT_ERROR slab reassignment disabled');
-    if (!parseI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+    if (!tokI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
     const src = parsed.value;
-    if (!parseI32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
+    if (!tokI32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
     return s.replyString(REASSIGN_REPLIES[engine.mover.reassign(src, parsed.value, true)]);
   }
-  if (s.ntokens >= 4 && sub === 'automove') return slabsAutomove(s);
+  if (nt >= 3 && s.tokPrefixOf(1, 'automove')) return automove(s);
   s.reply(R.ERROR);
+}
+
+function automove(s: TextSession): void {
+  const engine = s.engine;
+  const nt = s.ntokens;
+  if (s.tokPrefixOf(2, 'ratio')) {
+    const ratio = nt < 4 ? null : tokDouble(s, 3);
+    if (ratio === null) return s.reply(R.ERROR);
+    engine.settings.slabAutomoveRatio = ratio;
+    return s.reply(R.OK);
+  }
+  if (s.tokPrefixOf(2, 'freeratio')) {
+    // memcached's free-memory ratio tunes its extstore automover, not implemented here
+    // (see doc/compatibility.md): refused as a value memcached cannot take is.
+    return s.reply(R.ERROR);
+  }
+  if (s.tokPrefixOf(2, 'window')) {
+    if (nt < 4 || !tokU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
+    const window = parsed.value;
+    if (window < 3 || window > 1800) return s.replyString('CLIENT_ERROR automove window too low or too high');
+    engine.setAutomoveWindow(window);
+    return s.reply(R.OK);
+  }
+  if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
+  if (parsed.value > 2) return s.reply(R.ERROR);
+  engine.settings.slabAutomove = parsed.value;
+  s.reply(R.OK);
 }
 
 /** Replies to `slabs reassign`, by ReassignResult. */
@@ -381,46 +489,29 @@ const REASSIGN_REPLIES = [
   'SAME src and dst class are identical',
 ];
 
-function slabsAutomove(s: TextSession): void {
-  const settings = s.engine.settings;
-  s.setNoreplyMaybe();
-  const what = s.tokString(2);
-  if (what === 'ratio') {
-    const ratio = Number(s.tokString(3));
-    if (s.ntokens < 5 || s.tokLen(3) === 0 || !Number.isFinite(ratio)) return s.reply(R.ERROR);
-    settings.slabAutomoveRatio = ratio;
-    return s.reply(R.OK);
-  }
-  if (what === 'window') {
-    if (s.ntokens < 5 || !parseU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
-    if (parsed.value < 3 || parsed.value > 1800) return s.replyString('CLIENT_ERROR automove window too low or too high');
-    settings.slabAutomoveWindowSamples = parsed.value;
-    return s.reply(R.OK);
-  }
-  if (!parseU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
-  if (parsed.value > 2) return s.reply(R.ERROR);
-  settings.slabAutomove = parsed.value;
-  s.reply(R.OK);
-}
-
 /**
  * `watch [stream ...]` (memcached's process_watch_command): the connection stops taking
- * commands and receives the log lines of the streams named (fetchers when none is), from
- * src/metrics/logger.ts. "OK" is not subject to noreply: memcached queues it in the
- * watcher's own buffer.
+ * commands and receives the log lines of the streams named (fetchers when none is; a name
+ * may be abbreviated, the first stream it begins wins), from src/metrics/logger.ts. "OK" is
+ * not subject to noreply: memcached queues it in the watcher's own buffer.
  */
 function watch(s: TextSession): void {
-  s.setNoreplyMaybe();
   const engine = s.engine;
   if (!engine.settings.watchEnabled) return s.replyString('CLIENT_ERROR watch commands not allowed');
   if (s.out.length > 0) return s.replyString('ERROR cannot pipeline other commands before watch');
   let streams = 0;
-  for (let i = 1; i < s.ntokens - 1; i++) {
-    const stream = WATCH_STREAMS.get(s.tokString(i));
+  for (let i = 1; i < s.ntokens; i++) {
+    let stream: number | undefined;
+    for (const [name, bit] of WATCH_STREAMS) {
+      if (s.tokPrefixOf(i, name)) {
+        stream = bit;
+        break;
+      }
+    }
     if (stream === undefined) return s.reply(R.ERROR);
     streams |= stream;
   }
-  if (s.ntokens <= 2) streams = LOG_FETCHERS;
+  if (s.ntokens <= 1) streams = LOG_FETCHERS;
   const push = s.conn.push;
   if (push === undefined) return s.replyString('WATCHER_FAILED failed to add log watcher');
   const watcher = engine.logger.add(streams, push, s.conn.id);

@@ -5,14 +5,21 @@
  * tokenized into (start, end) pairs in preallocated arrays, values are copied straight from
  * the read buffer into slab memory as they arrive (across as many reads as it takes), and
  * replies are appended to the connection's Output. No per-request allocation on the get/set
- * path. Error strings, token rules and odd-input behaviour follow memcached 1.6.18.
+ * path.
+ *
+ * Request lines are parsed as memcached 1.6.45's request parser does (proto_parser.c's
+ * process_request over vendor/mcmc's tokenizer): the command is the bytes before the first
+ * space, tokens are split on spaces only (a NUL byte is an ordinary byte), at most 23 are
+ * kept, a meta command's flag tokens must start with a letter or a digit, numbers in tokens
+ * are strict, and a line the parser refuses is answered `CLIENT_ERROR bad command line
+ * format`. Error strings and odd-input behaviour follow memcached 1.6.45.
  *
  * States:  LINE ──set/add/..──► VALUE (copy nbytes, then check CRLF) ──► LINE
- *            └──too large / no memory──► SWALLOW (discard nbytes+2) ──► LINE
+ *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
 import { DeleteResult, DeltaResult, Engine, StoreMode, StoreResult } from '../../engine/engine';
-import { Op, COMMANDS, CommandTable, tokenCountOk, type CommandEntry } from '../commands';
-import { parseI32, parseU32, parseU64, parsed } from '../numbers';
+import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
+import { parseI32, parseU32, parsed, tokI32, tokU64 } from '../numbers';
 import type { Output } from '../output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from '../session';
 import { AllocError, KEY_BYTES_MAX } from '../../store/items';
@@ -23,12 +30,23 @@ import { fetchIntoHole } from '../disk-value';
 import type { Watcher } from '../../metrics/logger';
 import { commandLatency, nowMs } from '../../metrics/latency';
 
-/** memcached's MAX_TOKENS: tokens per tokenizer pass, terminal included. */
-export const TOKENS_MAX = 24;
+/** mcmc's MCMC_PARSER_MAX_TOKENS - 1: tokens kept per line; the rest of a line is ignored. */
+export const TOKENS_MAX = 23;
+/** mcmc's TOKENIZER_MAXLEN (USHRT_MAX - 1): tokens are only looked for this far into a line. */
+const TOKENIZER_BYTES_MAX = 65534;
 /** A line with no newline after this many bytes must be a multiget, or the peer is hostile. */
 export const LINE_BYTES_NON_GET_MAX = 2048;
 /** Items tracked as held by unsent replies per read event (meta gets between transmits). */
 const HELD_ITEMS_MAX = 64;
+/** memcached's READ_BUFFER_SIZE: read_buf_mem_limit is counted in buffers of this size. */
+const READ_BUFFER_BYTES = 16384;
+/** memcached's MAX_RESP_PER_BUNDLE on 64-bit Linux: response objects per 16 KiB buffer. */
+const RESPONSES_PER_BUFFER = 13;
+/** Tokenizer: no token is a meta flag (memcached passes 255 as the first flag token). */
+const NO_FLAGS = 255;
+/** process_request's results besides a command: refused, or a name it does not know. */
+const PARSE_BAD = -1;
+const PARSE_UNKNOWN = -2;
 
 const enum State {
   Line = 0,
@@ -39,19 +57,6 @@ const enum State {
 const CR = 13;
 const LF = 10;
 const SPACE = 32;
-
-const table = new CommandTable(COMMANDS);
-/** Meta commands by their second letter (-1: not a meta command), for the latency histograms. */
-const META_OPS = (() => {
-  const t = new Int8Array(256).fill(-1);
-  t[0x67] = Op.MetaGet;
-  t[0x73] = Op.MetaSet;
-  t[0x64] = Op.MetaDelete;
-  t[0x61] = Op.MetaArithmetic;
-  t[0x6e] = Op.MetaNoop;
-  t[0x65] = Op.MetaDebug;
-  return t;
-})();
 
 function bytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
@@ -75,7 +80,6 @@ export const R = {
   BAD_EXPTIME: bytes('CLIENT_ERROR invalid exptime argument\r\n'),
   BAD_DELTA: bytes('CLIENT_ERROR invalid numeric delta argument\r\n'),
   NON_NUMERIC: bytes('CLIENT_ERROR cannot increment or decrement non-numeric value\r\n'),
-  DELETE_USAGE: bytes('CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n'),
 };
 
 const EMPTY = Buffer.alloc(0);
@@ -83,11 +87,12 @@ const GET_PREFIX = bytes('get ');
 const GETS_PREFIX = bytes('gets ');
 const NOREPLY = bytes('noreply');
 const HTTP = bytes('HTTP/');
-/** First letters memcached dispatches by family: an unknown name there is just ERROR. */
-const FAMILY_LETTERS = new Set('gsacidt'.split('').map((c) => c.charCodeAt(0)));
+
+const c = (ch: string): number => ch.charCodeAt(0);
 
 export class TextSession implements ProtocolSession {
   status: FeedStatus = FeedStatus.Ok;
+  closeIsError = false;
   private state = State.Line;
   private noreply = false;
 
@@ -96,8 +101,13 @@ export class TextSession implements ProtocolSession {
   line: Buffer = Buffer.alloc(0);
   readonly tokStart = new Int32Array(TOKENS_MAX + 1);
   readonly tokEnd = new Int32Array(TOKENS_MAX + 1);
+  /** Tokens of the current line (memcached 1.6.45 counts no terminal token). */
   ntokens = 0;
-  private lineEnd = 0;
+  /** The current request: its first byte, and the index just after its '\n'. */
+  reqStart = 0;
+  reqNext = 0;
+  /** The value length a storage or ms line announced (without the CRLF). */
+  vlen = 0;
 
   // VALUE state
   private item = 0;
@@ -111,8 +121,8 @@ export class TextSession implements ProtocolSession {
 
   private swallowLeft = 0;
   /**
-   * Output position at memcached's last transmit point (start of a read event, end of a get,
-   * mn). A get with an over-long key drops every reply after it, as memcached does.
+   * Output position at memcached's last transmit point (start of a read event, mn). A get with
+   * an over-long key drops every reply after it, as memcached does.
    */
   flushMark = 0;
   /**
@@ -129,15 +139,39 @@ export class TextSession implements ProtocolSession {
   /** -o metrics_listen: the storage command whose value is being read, and its line's time. */
   private timedValueOp = -1;
   private timedLineMs = 0;
-  /** The Op of the line being handled, for the latency histograms (-1: none, meta: by letter). */
+  /** The Op of the line being handled, for the latency histograms (-1: none). */
   private lineOp = -1;
+  /** Replies (memcached's response objects) queued since the last transmit point. */
+  private responses = 0;
+  /** The most -o read_buf_mem_limit allows (Infinity without a limit). */
+  private readonly responsesMax: number;
 
   constructor(
     readonly engine: Engine,
     readonly out: Output,
     readonly conn: ConnectionInfo,
     private readonly admin: AdminHooks,
-  ) {}
+  ) {
+    // memcached splits the limit between its worker threads, in 16 KiB buffers; a
+    // connection's read buffer takes one, and each further one holds 13 response objects.
+    const limit = engine.settings.readBufMemLimitBytes;
+    const perThread = Math.floor(limit / Math.max(1, engine.settings.threadCount));
+    const buffers = perThread < READ_BUFFER_BYTES ? 1 : Math.floor(perThread / READ_BUFFER_BYTES);
+    this.responsesMax = limit === 0 ? Infinity : (buffers - 1) * RESPONSES_PER_BUFFER;
+  }
+
+  /**
+   * memcached's resp_start: one response object per command (and per further key of a get),
+   * freed when transmitted. False when -o read_buf_mem_limit has none left (response_obj_oom).
+   */
+  private startResponse(): boolean {
+    if (this.responses >= this.responsesMax) {
+      this.engine.stats.response_obj_oom++;
+      return false;
+    }
+    this.responses++;
+    return true;
+  }
 
   feed(buf: Buffer, start: number, end: number): number {
     this.status = FeedStatus.Ok;
@@ -163,16 +197,15 @@ export class TextSession implements ProtocolSession {
         this.status = FeedStatus.Yield;
         break;
       }
-      let nl = buf.indexOf(LF, pos);
+      const nl = buf.indexOf(LF, pos);
       if (nl < 0 || nl >= end) {
-        if (end - pos > LINE_BYTES_NON_GET_MAX && !this.mayBeLongGet(buf, pos, end)) this.status = FeedStatus.Close;
+        if (end - pos > LINE_BYTES_NON_GET_MAX && !this.mayBeLongGet(buf, pos, end)) this.closeWithError();
         break;
       }
       const next = nl + 1;
-      if (nl - pos > 1 && buf[nl - 1] === CR) nl--;
       this.conn.lastCommandTime = this.engine.clock.now;
-      if (commandLatency.enabled) this.processLineTimed(buf, pos, nl);
-      else this.processLine(buf, pos, nl);
+      if (commandLatency.enabled) this.processLineTimed(buf, pos, next);
+      else this.processLine(buf, pos, next);
       pos = next;
       requests++;
       if ((this.status as FeedStatus) === FeedStatus.Close) break;
@@ -190,6 +223,11 @@ export class TextSession implements ProtocolSession {
     return startsWith(buf, p, end, GET_PREFIX) || startsWith(buf, p, end, GETS_PREFIX);
   }
 
+  private closeWithError(): void {
+    this.status = FeedStatus.Close;
+    this.closeIsError = true;
+  }
+
   release(): void {
     if (this.watcher !== null) this.engine.logger.remove(this.watcher);
     this.watcher = null;
@@ -200,41 +238,45 @@ export class TextSession implements ProtocolSession {
 
   // ---------------------------------------------------------------- tokens
 
-  /** memcached's tokenize_command over line[s, e): split on spaces, at most TOKENS_MAX. */
-  tokenize(b: Buffer, s: number, e: number): void {
+  /**
+   * vendor/mcmc's tokenizer over the request b[s, next) (`next` is just after its '\n'):
+   * tokens are runs of bytes other than a space, at most TOKENS_MAX of them, looked for in
+   * the first TOKENIZER_BYTES_MAX bytes. From token `mstart` on, each token is a meta flag
+   * and must start with a byte from 'A' to 'z' or a digit; otherwise the line is refused
+   * (returns false, no tokens).
+   */
+  tokenize(b: Buffer, s: number, next: number, mstart: number = NO_FLAGS): boolean {
+    const len = Math.min(next - s, TOKENIZER_BYTES_MAX);
+    const end = s + len - (len >= 2 && b[s + len - 2] === CR ? 2 : 1);
     let n = 0;
-    let tokenStart = s;
-    let i = s;
-    let rest = -1;
-    for (; i < e; i++) {
-      const c = b[i];
-      if (c === 0) break; // memcached stops at a NUL (C string)
-      if (c === SPACE) {
-        if (tokenStart !== i) {
-          this.tokStart[n] = tokenStart;
-          this.tokEnd[n] = i;
-          n++;
-          if (n === TOKENS_MAX - 1) {
-            tokenStart = i + 1;
-            rest = tokenStart < e && b[tokenStart] !== 0 ? tokenStart : -1;
-            i = e;
-            break;
-          }
+    let ts = s;
+    for (let i = s; i < end; i++) {
+      if (b[i] !== SPACE) continue;
+      if (ts !== i) {
+        if (n >= mstart && !flagStartOk(b[ts])) return this.noTokens();
+        this.tokStart[n] = ts;
+        this.tokEnd[n] = i;
+        n++;
+        if (n === TOKENS_MAX) {
+          this.ntokens = n;
+          return true;
         }
-        tokenStart = i + 1;
       }
+      ts = i + 1;
     }
-    const lineStop = i < e ? i : e;
-    if (rest < 0 && tokenStart < lineStop && n < TOKENS_MAX - 1) {
-      this.tokStart[n] = tokenStart;
-      this.tokEnd[n] = lineStop;
+    if (ts < end) {
+      if (n >= mstart && !flagStartOk(b[ts])) return this.noTokens();
+      this.tokStart[n] = ts;
+      this.tokEnd[n] = end;
       n++;
     }
-    // terminal token: start = rest of line (or -1 when the line was consumed), length 0
-    this.tokStart[n] = rest;
-    this.tokEnd[n] = rest;
-    this.ntokens = n + 1;
-    this.lineEnd = lineStop;
+    this.ntokens = n;
+    return true;
+  }
+
+  private noTokens(): false {
+    this.ntokens = 0;
+    return false;
   }
 
   tokLen(i: number): number {
@@ -242,26 +284,45 @@ export class TextSession implements ProtocolSession {
   }
 
   tokEquals(i: number, word: Buffer): boolean {
+    if (i >= this.ntokens) return false;
     const s = this.tokStart[i];
-    if (s < 0 || this.tokEnd[i] - s !== word.length) return false;
+    if (this.tokEnd[i] - s !== word.length) return false;
     const b = this.line;
     for (let k = 0; k < word.length; k++) if (b[s + k] !== word[k]) return false;
     return true;
   }
 
+  /** Token i as text; '' when the line has no such token (mcmc_token_get returns NULL). */
   tokString(i: number): string {
-    return this.tokStart[i] < 0 ? '' : this.line.toString('latin1', this.tokStart[i], this.tokEnd[i]);
+    return i >= this.ntokens ? '' : this.line.toString('latin1', this.tokStart[i], this.tokEnd[i]);
   }
 
-  /** memcached's set_noreply_maybe: the last real token is "noreply". */
-  setNoreplyMaybe(): boolean {
-    if (this.ntokens >= 2 && this.tokEquals(this.ntokens - 2, NOREPLY)) this.noreply = true;
+  /**
+   * memcached's strncmp(token, word, token length) == 0: the token is `word` or a prefix of
+   * it. memcached matches several subcommands this way ("stats s" is "stats settings").
+   */
+  tokPrefixOf(i: number, word: string): boolean {
+    if (i >= this.ntokens) return false;
+    const s = this.tokStart[i];
+    const n = this.tokEnd[i] - s;
+    if (n > word.length) return false;
+    for (let k = 0; k < n; k++) if (this.line[s + k] !== word.charCodeAt(k)) return false;
+    return true;
+  }
+
+  /** proto_parser.c's _process_request_noreply: the last token is "noreply". */
+  private noreplyMaybe(): void {
+    if (this.ntokens > 0 && this.tokEquals(this.ntokens - 1, NOREPLY)) this.noreply = true;
+  }
+
+  /** noreply was given on this line (admin commands check it against the token count). */
+  get noreplyGiven(): boolean {
     return this.noreply;
   }
 
   // ---------------------------------------------------------------- replies
 
-  /** A fixed reply, unless noreply is in force (memcached's out_string). */
+  /** A fixed reply, unless noreply is in force (memcached's out_string, -vv echo included). */
   reply(r: Buffer): void {
     if (this.engine.settings.verbose > 1) this.echoReply(r.toString('latin1', 0, r.length - 2));
     if (this.noreply) return;
@@ -273,6 +334,12 @@ export class TextSession implements ProtocolSession {
     if (this.noreply) return;
     this.out.ascii(s);
     this.out.crlf();
+  }
+
+  /** A reply of memcached's request parser (pout_string): noreply applies, nothing is echoed. */
+  preply(r: Buffer): void {
+    if (this.noreply) return;
+    this.out.bytes(r, 0, r.length);
   }
 
   /** memcached -vv's reply echo (out_string): ">fd STORED", ">fd NOREPLY STORED". */
@@ -292,10 +359,10 @@ export class TextSession implements ProtocolSession {
    * processLine under -o metrics_listen: the command's service time goes to its histogram. A
    * storage command's time is the line's plus completing the value (not the wait for it).
    */
-  private processLineTimed(b: Buffer, s: number, e: number): void {
+  private processLineTimed(b: Buffer, s: number, next: number): void {
     const started = nowMs();
     this.lineOp = -1;
-    this.processLine(b, s, e);
+    this.processLine(b, s, next);
     const ms = nowMs() - started;
     const op = this.lineOp;
     if (op < 0) return;
@@ -307,124 +374,264 @@ export class TextSession implements ProtocolSession {
     commandLatency.observe(op, ms / 1000);
   }
 
-  private processLine(b: Buffer, s: number, e: number): void {
-    // memcached -vv echoes each command line.
-    if (this.engine.settings.verbose > 1) this.engine.log(2, `<${this.conn.id} ${b.toString('latin1', s, e)}`);
+  /** memcached 1.6.45's process_command_ascii for the request b[s, next). */
+  private processLine(b: Buffer, s: number, next: number): void {
+    if (!this.startResponse()) {
+      // no memory for a response: memcached closes, and what was not yet sent is lost
+      this.out.truncate(this.flushMark);
+      return this.closeWithError();
+    }
     this.noreply = false;
     this.line = b;
-    this.tokenize(b, s, e);
-    const nt = this.ntokens;
-    if (nt < 2 || this.tokLen(0) < 2) {
-      this.reply(R.ERROR);
-      return;
+    this.reqStart = s;
+    this.reqNext = next;
+    this.ntokens = 0;
+    // process_request: a request is at least two bytes and its line end.
+    const op = next - s < 4 ? PARSE_BAD : this.parseRequest(b, s, next);
+    // memcached -vv echoes each command line (its length minus two bytes).
+    if (this.engine.settings.verbose > 1) {
+      this.engine.log(2, `<${this.conn.id} ${b.toString('latin1', s, Math.max(s, next - 2))}`);
     }
-    const c0 = b[this.tokStart[0]];
-    if (c0 === 0x6d /* m */ && this.tokLen(0) === 2) {
-      this.lineOp = META_OPS[b[this.tokStart[0] + 1]];
-      runMeta(this);
-      return;
-    }
-    const entry = table.find(b, this.tokStart[0], this.tokEnd[0]);
-    if (entry === undefined) {
-      this.unknown(c0);
-      return;
-    }
-    if (!tokenCountOk(entry, nt)) {
-      this.reply(R.ERROR);
-      return;
-    }
-    this.run(entry);
+    if (op === PARSE_BAD) return this.reply(R.BAD_FORMAT);
+    if (op === PARSE_UNKNOWN) return this.unknown();
+    this.lineOp = op;
+    this.run(op);
   }
 
-  private unknown(firstByte: number): void {
-    if (!FAMILY_LETTERS.has(firstByte)) {
-      const last = this.ntokens - 2;
-      const s = this.tokStart[last];
-      if (s >= 0 && startsWith(this.line, s, this.tokEnd[last], HTTP)) {
-        this.status = FeedStatus.Close;
+  /**
+   * proto_parser.c's process_request: the command is the bytes before the first space (a
+   * leading space makes it unknown); each command tokenizes and checks its line. Returns the
+   * Op, PARSE_BAD (refused: `CLIENT_ERROR bad command line format`) or PARSE_UNKNOWN.
+   */
+  private parseRequest(b: Buffer, s: number, next: number): number {
+    const contentEnd = next - (b[next - 2] === CR ? 2 : 1);
+    let sp = b.indexOf(SPACE, s);
+    if (sp < 0 || sp >= contentEnd) sp = contentEnd;
+    const c0 = b[s];
+    const c1 = b[s + 1];
+    const c2 = b[s + 2];
+    switch (sp - s) {
+      case 2:
+        if (c0 !== c('m')) break;
+        switch (c1) {
+          case c('g'): return this.parseMeta(b, s, next, Op.MetaGet);
+          case c('s'): return this.parseMetaSet(b, s, next);
+          case c('d'): return this.parseMeta(b, s, next, Op.MetaDelete);
+          case c('n'): return Op.MetaNoop;
+          case c('a'): return this.parseMeta(b, s, next, Op.MetaArithmetic);
+          case c('e'): return this.parseMeta(b, s, next, Op.MetaDebug);
+        }
+        break;
+      case 3:
+        if (c0 === c('g')) {
+          if (c1 === c('e') && c2 === c('t')) return this.parseSimple(b, s, next, Op.Get, 2);
+          if (c1 === c('a') && c2 === c('t')) return this.parseGat(b, s, next, Op.Gat);
+        } else if (c0 === c('s') && c1 === c('e') && c2 === c('t')) {
+          return this.parseStorage(b, s, next, Op.Set);
+        } else if (c0 === c('a') && c1 === c('d') && c2 === c('d')) {
+          return this.parseStorage(b, s, next, Op.Add);
+        } else if (c0 === c('c') && c1 === c('a') && c2 === c('s')) {
+          return this.parseStorage(b, s, next, Op.Cas);
+        }
+        break;
+      case 4:
+        if (isWord(b, s, 'gets')) return this.parseSimple(b, s, next, Op.Gets, 2);
+        if (isWord(b, s, 'incr')) return this.parseSimple(b, s, next, Op.Incr, 3);
+        if (isWord(b, s, 'decr')) return this.parseSimple(b, s, next, Op.Decr, 3);
+        if (isWord(b, s, 'gats')) return this.parseGat(b, s, next, Op.Gats);
+        if (isWord(b, s, 'quit')) return Op.Quit;
+        break;
+      case 5:
+        if (isWord(b, s, 'touch')) return this.parseSimple(b, s, next, Op.Touch, 3);
+        if (isWord(b, s, 'stats')) return this.parseWords(b, s, next, Op.Stats);
+        if (isWord(b, s, 'watch')) return this.parseWords(b, s, next, Op.Watch);
+        break;
+      case 6:
+        if (isWord(b, s, 'delete')) return this.parseSimple(b, s, next, Op.Delete, 2);
+        if (isWord(b, s, 'append')) return this.parseStorage(b, s, next, Op.Append);
+        break;
+      case 7:
+        if (isWord(b, s, 'replace')) return this.parseStorage(b, s, next, Op.Replace);
+        if (isWord(b, s, 'prepend')) return this.parseStorage(b, s, next, Op.Prepend);
+        if (isWord(b, s, 'version')) return this.parseWords(b, s, next, Op.Version);
+        break;
+    }
+    // Not a command the parser knows: tokenized for the other commands' table.
+    this.tokenize(b, s, next);
+    this.noreplyMaybe();
+    return PARSE_UNKNOWN;
+  }
+
+  /** mg, md, ma, me: flags from the third token on. */
+  private parseMeta(b: Buffer, s: number, next: number, op: Op): number {
+    if (!this.tokenize(b, s, next, 2) || this.ntokens < 2) return PARSE_BAD;
+    return op;
+  }
+
+  /** ms <key> <datalen> <flags>*: the length must be known to read (or skip) the value. */
+  private parseMetaSet(b: Buffer, s: number, next: number): number {
+    if (!this.tokenize(b, s, next, 3) || this.ntokens < 3) return PARSE_BAD;
+    if (!tokI32(b, this.tokStart[2], this.tokEnd[2])) return PARSE_BAD;
+    const vlen = parsed.value;
+    if (vlen < 0 || vlen > 0x7fffffff - 2) return PARSE_BAD;
+    this.vlen = vlen;
+    return Op.MetaSet;
+  }
+
+  private parseSimple(b: Buffer, s: number, next: number, op: Op, min: number): number {
+    this.tokenize(b, s, next);
+    if (this.ntokens < min) return PARSE_BAD;
+    this.noreplyMaybe();
+    return op;
+  }
+
+  /** gat[s] <exptime> <key>*: noreply is not looked for. */
+  private parseGat(b: Buffer, s: number, next: number, op: Op): number {
+    this.tokenize(b, s, next);
+    return this.ntokens < 3 ? PARSE_BAD : op;
+  }
+
+  /** <cmd> <key> <flags> <exptime> <bytes> [...]: the length is checked here. */
+  private parseStorage(b: Buffer, s: number, next: number, op: Op): number {
+    this.tokenize(b, s, next);
+    if (this.ntokens < 5) return PARSE_BAD;
+    if (!tokI32(b, this.tokStart[4], this.tokEnd[4])) return PARSE_BAD;
+    const vlen = parsed.value;
+    if (vlen < 0 || vlen > 0x7fffffff - 2) return PARSE_BAD;
+    this.vlen = vlen;
+    this.noreplyMaybe();
+    return op;
+  }
+
+  private parseWords(b: Buffer, s: number, next: number, op: Op): number {
+    this.tokenize(b, s, next);
+    return op;
+  }
+
+  /**
+   * A command process_request does not know: memcached's table of other commands, by the
+   * first token (so a leading space is allowed here), then the HTTP check, then ERROR.
+   */
+  private unknown(): void {
+    if (this.ntokens > 0 && this.tokLen(0) <= ADMIN_NAME_BYTES_MAX) {
+      const name = this.tokString(0);
+      let op = ADMIN_COMMANDS.get(name);
+      if (op === undefined && this.engine.settings.debugCommands) op = DEBUG_COMMANDS.get(name);
+      if (op !== undefined) {
+        this.lineOp = op;
+        runAdmin(this, op, this.admin);
         return;
       }
+    }
+    if (this.ntokens > 1) {
+      const last = this.ntokens - 1;
+      if (startsWith(this.line, this.tokStart[last], this.tokEnd[last], HTTP)) return this.closeWithError();
     }
     this.reply(R.ERROR);
   }
 
-  private run(entry: CommandEntry): void {
-    this.lineOp = entry.op;
-    switch (entry.op) {
+  private run(op: Op): void {
+    switch (op) {
       case Op.Get: return this.retrieve(false, false);
       case Op.Gets: return this.retrieve(true, false);
       case Op.Gat: return this.retrieve(false, true);
       case Op.Gats: return this.retrieve(true, true);
-      case Op.Set: return this.update(StoreMode.Set);
-      case Op.Add: return this.update(StoreMode.Add);
-      case Op.Replace: return this.update(StoreMode.Replace);
-      case Op.Append: return this.update(StoreMode.Append);
-      case Op.Prepend: return this.update(StoreMode.Prepend);
-      case Op.Cas: return this.update(StoreMode.Cas);
+      case Op.Set: return this.update(StoreMode.Set, false);
+      case Op.Add: return this.update(StoreMode.Add, false);
+      case Op.Replace: return this.update(StoreMode.Replace, false);
+      case Op.Append: return this.update(StoreMode.Append, false);
+      case Op.Prepend: return this.update(StoreMode.Prepend, false);
+      case Op.Cas: return this.update(StoreMode.Cas, true);
       case Op.Incr: return this.arithmetic(true);
       case Op.Decr: return this.arithmetic(false);
       case Op.Delete: return this.remove();
       case Op.Touch: return this.touch();
+      case Op.MetaGet:
+      case Op.MetaSet:
+      case Op.MetaDelete:
+      case Op.MetaArithmetic:
+      case Op.MetaNoop:
+      case Op.MetaDebug:
+        return runMeta(this, op);
       case Op.Quit:
         this.status = FeedStatus.Close;
         return;
       default:
-        runAdmin(this, entry.op, this.admin);
+        runAdmin(this, op, this.admin);
     }
   }
 
   // ---------------------------------------------------------------- retrieval
 
+  /**
+   * get/gets/gat/gats: the first key is a token, the rest are read from the raw line up to
+   * its end, however many (memcached 1.6.45's process_get_command).
+   */
   private retrieve(withCas: boolean, touch: boolean): void {
     const engine = this.engine;
     const b = this.line;
     let exptime = 0;
-    let keyTok = 1;
     if (touch) {
-      if (!parseI32(b, this.tokStart[1], this.tokEnd[1])) {
-        this.reply(R.BAD_EXPTIME);
-        return;
-      }
+      if (!tokI32(b, this.tokStart[1], this.tokEnd[1])) return this.reply(R.BAD_EXPTIME);
       exptime = engine.clock.realtime(parsed.value);
-      keyTok = 2;
     }
-    if (keyTok >= this.ntokens - 1) {
-      this.out.bytes(R.END, 0, 5);
-      return;
-    }
-    // Keys are every space-separated run after the command (and exptime), however many.
+    const keyTok = touch ? 2 : 1;
     let p = this.tokStart[keyTok];
-    const e = this.lineEnd;
+    let klen = this.tokLen(keyTok);
+    const next = this.reqNext;
+    const kend = next - (b[next - 2] === CR ? 2 : 1);
     const detail = engine.detail.enabled;
     const echo = engine.settings.verbose > 1;
-    while (p < e) {
-      let k = p;
-      while (k < e && b[k] !== SPACE && b[k] !== 0) k++;
-      const nkey = k - p;
-      if (nkey > KEY_BYTES_MAX) {
-        // memcached drops every reply not yet sent on this connection, then reports the error.
+    while (klen !== 0) {
+      if (klen > KEY_BYTES_MAX) {
+        // memcached drops every reply not yet sent on this connection, then reports the error
+        // on a fresh response (so noreply does not hide it). 1.6.45 copies the error line with
+        // its CRLF and sends it as a string, so a second CRLF follows.
         this.out.truncate(this.flushMark);
-        this.reply(R.BAD_FORMAT);
+        this.noreply = false;
+        this.replyString('CLIENT_ERROR bad command line format\r\n');
         return;
       }
-      if (nkey > 0) {
-        const ref = touch ? engine.getAndTouch(b, p, nkey, exptime) : engine.get(b, p, nkey);
-        if (detail) engine.detail.recordGet(b, p, nkey, ref !== 0);
-        if (ref !== 0) this.writeValue(ref, b, p, nkey, withCas);
-        if (echo && ref !== 0) engine.log(2, `>${this.conn.id} sending key ${b.toString('latin1', p, k)}`);
+      const ref = touch ? engine.getAndTouch(b, p, klen, exptime) : engine.get(b, p, klen);
+      if (detail) engine.detail.recordGet(b, p, klen, ref !== 0);
+      if (ref !== 0) {
+        this.writeValue(ref, b, p, klen, withCas);
+        if (echo) engine.log(2, `>${this.conn.id} sending key ${b.toString('latin1', p, p + klen)}`);
       }
-      if (k < e && b[k] === 0) break;
-      p = k + 1;
+      p += klen;
+      klen = 0;
+      while (p < kend) {
+        if (b[p] === SPACE) {
+          p++;
+          continue;
+        }
+        let k = b.indexOf(SPACE, p);
+        if (k < 0 || k > kend) k = kend;
+        klen = k - p;
+        break;
+      }
+      if (klen !== 0 && !this.startResponse()) {
+        // process_get_command_err: the unsent replies are culled, which frees the memory for
+        // the error's own response.
+        this.out.truncate(this.flushMark);
+        this.responses = 1;
+        this.noreply = false;
+        this.replyString('SERVER_ERROR out of memory writing get response');
+        return;
+      }
     }
     if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
-    this.markTransmitted();
   }
 
-  /** memcached transmits here (start of a read event, end of a get, mn): replies let go of items. */
+  /**
+   * memcached transmits here (once it has handled what one read brought, and at mn): replies
+   * let go of items. memcached 1.6.18 also transmitted after every get; 1.6.45 does not.
+   */
   markTransmitted(): void {
     this.flushMark = this.out.length;
     this.heldCount = 0;
+    this.responses = 0;
   }
 
   /** An unsent reply refers to this item (bounded: past the limit, items count as not held). */
@@ -488,37 +695,39 @@ export class TextSession implements ProtocolSession {
 
   // ---------------------------------------------------------------- storage
 
-  private update(mode: StoreMode): void {
+  /**
+   * set/add/replace/append/prepend/cas (process_update_cmd_start). The length was checked by
+   * the parser; every refusal from here on also skips the value.
+   */
+  private update(mode: StoreMode, handleCas: boolean): void {
     const engine = this.engine;
     const b = this.line;
-    this.setNoreplyMaybe();
+    const vlen = this.vlen;
     const ks = this.tokStart[1];
     const nkey = this.tokLen(1);
-    if (nkey > KEY_BYTES_MAX) {
-      this.reply(R.BAD_FORMAT);
-      return;
-    }
-    if (!parseU32(b, this.tokStart[2], this.tokEnd[2])) return this.reply(R.BAD_FORMAT);
+    if (nkey > KEY_BYTES_MAX) return this.refuseStore(R.BAD_FORMAT, vlen);
+    // memcached reads flags and exptime with strtoul/strtol from the token on (C strings).
+    if (!parseU32(b, this.tokStart[2], this.reqNext, true)) return this.refuseStore(R.BAD_FORMAT, vlen);
     const flags = parsed.value;
-    if (!parseI32(b, this.tokStart[3], this.tokEnd[3])) return this.reply(R.BAD_FORMAT);
+    if (!parseI32(b, this.tokStart[3], this.reqNext, true)) return this.refuseStore(R.BAD_FORMAT, vlen);
     const exptimeIn = parsed.value;
-    if (!parseI32(b, this.tokStart[4], this.tokEnd[4])) return this.reply(R.BAD_FORMAT);
-    const vlen = parsed.value;
     let casIn = 0;
-    if (mode === StoreMode.Cas) {
-      if (!parseU64(b, this.tokStart[5], this.tokEnd[5])) return this.reply(R.BAD_FORMAT);
+    if (handleCas) {
+      if (this.ntokens < 6 || !tokU64(b, this.tokStart[5], this.tokEnd[5])) return this.refuseStore(R.BAD_FORMAT, vlen);
       casIn = parsed.value;
     }
-    if (vlen < 0 || vlen > 0x7fffffff - 2) return this.reply(R.BAD_FORMAT);
     if (engine.detail.enabled) engine.detail.recordSet(b, ks, nkey);
     const exptime = engine.clock.realtime(exptimeIn);
     const ref = engine.allocForStore(mode, b, ks, nkey, flags, exptime, vlen);
     if (ref === 0) {
-      this.reply(engine.items.allocError === AllocError.TooLarge ? R.TOO_LARGE : R.NO_MEMORY_STORE);
-      this.beginSwallow(vlen + 2);
-      return;
+      return this.refuseStore(engine.items.allocError === AllocError.TooLarge ? R.TOO_LARGE : R.NO_MEMORY_STORE, vlen);
     }
     this.beginValue(ref, mode, casIn, vlen, null);
+  }
+
+  private refuseStore(r: Buffer, vlen: number): void {
+    this.preply(r);
+    this.beginSwallow(vlen + 2);
   }
 
   /** Read `vlen` value bytes (plus CRLF) into `ref`, then store with `mode`. */
@@ -541,18 +750,10 @@ export class TextSession implements ProtocolSession {
     this.state = n > 0 ? State.Swallow : State.Line;
   }
 
-  /** Force the next reply out even under noreply/quiet (memcached's out_errstring). */
+  /** Force the next reply out even under noreply (memcached's out_errstring). */
   replyError(s: string): void {
     this.noreply = false;
     this.replyString(s);
-  }
-
-  setQuiet(quiet: boolean): void {
-    this.noreply = quiet;
-  }
-
-  get quiet(): boolean {
-    return this.noreply;
   }
 
   /** Copy value bytes into the item; after them expect CRLF. Returns the new position. */
@@ -565,9 +766,9 @@ export class TextSession implements ProtocolSession {
       pos += n;
     }
     while (this.trailerSeen < 2 && pos < end) {
-      const c = buf[pos++];
+      const ch = buf[pos++];
       const expect = this.trailerSeen === 0 ? CR : LF;
-      if (c !== expect) this.crlfSeen = -1;
+      if (ch !== expect) this.crlfSeen = -1;
       this.trailerSeen++;
     }
     if (this.trailerSeen === 2) {
@@ -599,7 +800,7 @@ export class TextSession implements ProtocolSession {
       return;
     }
     if (meta !== null) {
-      meta.finish(this, this.engine.commitStore(this.storeMode, ref, this.casIn, meta.setStale));
+      meta.finish(this, ref, this.storeMode, this.casIn);
       return;
     }
     switch (this.engine.commitStore(this.storeMode, ref, this.casIn)) {
@@ -614,10 +815,9 @@ export class TextSession implements ProtocolSession {
 
   private arithmetic(incr: boolean): void {
     const b = this.line;
-    this.setNoreplyMaybe();
     const nkey = this.tokLen(1);
-    if (nkey > KEY_BYTES_MAX) return this.reply(R.BAD_FORMAT);
-    if (!parseU64(b, this.tokStart[2], this.tokEnd[2])) return this.reply(R.BAD_DELTA);
+    if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
+    if (!tokU64(b, this.tokStart[2], this.tokEnd[2])) return this.preply(R.BAD_DELTA);
     const engine = this.engine;
     switch (engine.incrDecr(b, this.tokStart[1], nkey, incr, parsed.big, 0, this)) {
       case DeltaResult.Ok:
@@ -626,38 +826,41 @@ export class TextSession implements ProtocolSession {
           this.out.crlf();
         }
         return;
-      case DeltaResult.NonNumeric: return this.reply(R.NON_NUMERIC);
-      case DeltaResult.NoMemory: return this.reply(R.NO_MEMORY);
-      case DeltaResult.NotFound: return this.reply(R.NOT_FOUND);
+      case DeltaResult.NonNumeric: return this.preply(R.NON_NUMERIC);
+      case DeltaResult.NoMemory: return this.preply(R.NO_MEMORY);
+      case DeltaResult.NotFound: return this.preply(R.NOT_FOUND);
       default: return;
     }
   }
 
+  /** delete <key> [anything...]: 1.6.45 ignores arguments after the key, noreply aside. */
   private remove(): void {
-    const nt = this.ntokens;
-    if (nt > 3) {
-      const holdIsZero = this.tokLen(2) === 1 && this.line[this.tokStart[2]] === 0x30;
-      const noreply = this.setNoreplyMaybe();
-      const valid = (nt === 4 && (holdIsZero || noreply)) || (nt === 5 && holdIsZero && noreply);
-      if (!valid) return this.reply(R.DELETE_USAGE);
-    }
     const nkey = this.tokLen(1);
-    if (nkey > KEY_BYTES_MAX) return this.reply(R.BAD_FORMAT);
+    if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
     const engine = this.engine;
     if (engine.detail.enabled) engine.detail.recordDelete(this.line, this.tokStart[1], nkey);
     const r = engine.delete(this.line, this.tokStart[1], nkey);
-    this.reply(r === DeleteResult.Deleted ? R.DELETED : R.NOT_FOUND);
+    this.preply(r === DeleteResult.Deleted ? R.DELETED : R.NOT_FOUND);
   }
 
   private touch(): void {
-    this.setNoreplyMaybe();
     const nkey = this.tokLen(1);
-    if (nkey > KEY_BYTES_MAX) return this.reply(R.BAD_FORMAT);
-    if (!parseI32(this.line, this.tokStart[2], this.tokEnd[2])) return this.reply(R.BAD_EXPTIME);
+    if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
+    if (!tokI32(this.line, this.tokStart[2], this.tokEnd[2])) return this.preply(R.BAD_EXPTIME);
     const engine = this.engine;
     const ok = engine.touch(this.line, this.tokStart[1], nkey, engine.clock.realtime(parsed.value));
-    this.reply(ok ? R.TOUCHED : R.NOT_FOUND);
+    this.preply(ok ? R.TOUCHED : R.NOT_FOUND);
   }
+}
+
+/** mcmc: a meta flag token starts with a byte from 'A' (65) to 'z' (122), or a digit. */
+function flagStartOk(ch: number): boolean {
+  return (ch > 64 && ch < 123) || (ch >= 0x30 && ch <= 0x39);
+}
+
+function isWord(b: Uint8Array, s: number, word: string): boolean {
+  for (let i = 0; i < word.length; i++) if (b[s + i] !== word.charCodeAt(i)) return false;
+  return true;
 }
 
 function startsWith(b: Uint8Array, s: number, e: number, prefix: Buffer): boolean {
