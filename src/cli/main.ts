@@ -2,7 +2,8 @@
  * Process entry: parse memcached's command line, start the engine and the listeners, and
  * handle signals the way memcached does (SIGINT/SIGTERM stop, SIGUSR1 stops gracefully).
  *
- * Startup order follows memcached: check -r, switch user, daemonize, listen, write the pid file.
+ * Startup order: check -r, switch user, daemonize, write the pid file, listen (memcached binds
+ * before it writes the pid file but accepts only after; see run()).
  */
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
@@ -22,7 +23,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { daemonize, dropPrivileges, ensureCoreDumps, removePidFile, writePidFile } from './process';
+import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile } from './process';
 
 /** A startup failure with memcached's exit code. */
 class StartupError extends Error {
@@ -130,25 +131,33 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   };
 
   engine.start();
-  network = await startNetwork(settings, stats, factory, log, {
-    clockSeconds: () => engine.clock.now,
-    connectionEvents: connectionEventsFor(engine.logger),
-  });
-  if (settings.metricsListen !== null) {
-    const { host, port } = settings.metricsListen;
-    try {
-      // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
-      const { startMetricsEndpoint } = await import('../metrics/prometheus');
-      metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
-    } catch (e) {
-      await network.close();
-      engine.stop();
-      throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
+  // The pid file exists before any listener accepts (systemd's PIDFile= and scripts that wait
+  // for the port rely on it). memcached binds, writes the file, then accepts; Node binds and
+  // accepts in one call, so the file comes first and is put back as it was if startup fails.
+  const pidFile = settings.pidFile ? claimPidFile(settings.pidFile) : null;
+  try {
+    network = await startNetwork(settings, stats, factory, log, {
+      clockSeconds: () => engine.clock.now,
+      connectionEvents: connectionEventsFor(engine.logger),
+    });
+    if (settings.metricsListen !== null) {
+      const { host, port } = settings.metricsListen;
+      try {
+        // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
+        const { startMetricsEndpoint } = await import('../metrics/prometheus');
+        metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
+      } catch (e) {
+        await network.close();
+        engine.stop();
+        throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
+      }
+      log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
     }
-    log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
+  } catch (e) {
+    pidFile?.release();
+    throw e;
   }
   for (const line of platformStartupLines(settings)) log(line.level, line.text);
-  if (settings.pidFile) for (const m of writePidFile(settings.pidFile)) process.stderr.write(m + '\n');
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
 
   const onSignal = (graceful: boolean) => (): void => {

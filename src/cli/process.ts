@@ -4,7 +4,7 @@
  * What it is for: doing what memcached does with these flags, as far as Node.js allows, and
  * reporting failures as values (message and exit code) so the caller decides how to exit.
  * What it is not for: parsing (options.ts) or deciding the order of startup (the caller's
- * main; memcached's order is: check -r, switch user, daemonize, listen, write the pid file).
+ * main; memcached's order is: check -r, switch user, daemonize, bind, write the pid file, accept).
  */
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -42,6 +42,45 @@ export function writePidFile(path: string, pid: number = process.pid): string[] 
     messages.push(`Could not write the pid file ${path}: ${errorText(error)}`);
   }
   return messages;
+}
+
+/** A pid file written at startup; release() undoes it when startup fails. */
+export interface ClaimedPidFile {
+  release(): void;
+}
+
+/**
+ * Writes the pid file (messages go to stderr, as writePidFile's) and remembers what it
+ * replaced, so that a startup that fails afterwards (a port in use) leaves the file as it
+ * found it: another server's pid stays, a file that did not exist is removed.
+ */
+export function claimPidFile(path: string, pid: number = process.pid, stderr: (line: string) => void = (l) => process.stderr.write(l + '\n')): ClaimedPidFile {
+  let previous: Buffer | null = null;
+  try {
+    previous = fs.readFileSync(path);
+  } catch {
+    previous = null;
+  }
+  for (const m of writePidFile(path, pid)) stderr(m);
+  return {
+    release(): void {
+      try {
+        if (fs.readFileSync(path, 'latin1').trim() !== String(pid)) return;
+      } catch {
+        return;
+      }
+      if (previous === null) {
+        const m = removePidFile(path);
+        if (m !== null) stderr(m);
+        return;
+      }
+      try {
+        fs.writeFileSync(path, previous);
+      } catch (error) {
+        stderr(`Could not restore the pid file ${path}: ${errorText(error)}`);
+      }
+    },
+  };
 }
 
 /** Returns a message for stderr when the file could not be removed. */

@@ -10,12 +10,14 @@
 import { spawn, execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseCommandLine } from '../../src/cli/options';
 import { Engine } from '../../src/engine/engine';
 import type { StatsContext } from '../../src/engine/stats';
+import { connectionEventsFor } from '../../src/metrics/logger';
 import { ServerStats } from '../../src/metrics/stats';
 import { startNetwork, type NetworkHandle } from '../../src/net/server';
 import type { Output } from '../../src/protocol/output';
@@ -143,7 +145,10 @@ export async function startInProcess(argv: string[], overrides: Partial<Settings
   };
   engine.start();
   try {
-    network = await startNetwork(settings, stats, factory, log, { clockSeconds: () => engine.clock.now });
+    network = await startNetwork(settings, stats, factory, log, {
+      clockSeconds: () => engine.clock.now,
+      connectionEvents: connectionEventsFor(engine.logger),
+    });
   } catch (err) {
     engine.stop();
     throw err;
@@ -267,6 +272,50 @@ export class TlsClient {
       await new Promise((r) => setTimeout(r, 5));
     }
     return this.received;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** A plain client that sent `watch <streams>` and collects the log lines it gets. */
+export class Watcher {
+  readonly socket: net.Socket;
+  private text = '';
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.text += d.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async start(port: number, streams: string, timeoutMs = 5000): Promise<Watcher> {
+    const w = new Watcher(net.connect(port, LOOPBACK));
+    w.socket.write(`watch ${streams}\r\n`);
+    await w.until((t) => t.startsWith('OK\r\n'), timeoutMs);
+    return w;
+  }
+
+  /** The lines after OK, without their ts= and gid= fields. */
+  get lines(): string[] {
+    return this.text.split(/\r?\n/).slice(1).filter((l) => l !== '').map((l) => l.replace(/^ts=\S+ gid=\d+ /, ''));
+  }
+
+  async until(cond: (text: string) => boolean, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond(this.text)) {
+      if (Date.now() > deadline) throw new Error(`watch: timed out; received ${JSON.stringify(this.text)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Waits (bounded) until a line matches. */
+  async line(pattern: RegExp, timeoutMs = 5000): Promise<string> {
+    await this.until(() => this.lines.some((l) => pattern.test(l)), timeoutMs);
+    return this.lines.find((l) => pattern.test(l)) as string;
   }
 
   close(): void {
