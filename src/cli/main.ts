@@ -12,8 +12,8 @@ import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { ServerStats } from '../metrics/stats';
 import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
-import { startNetwork, type NetworkHandle } from '../net/server';
-import { TLS_NOT_ENABLED, TlsConfigError } from '../net/tls';
+import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
+import { loadTlsMaterial, TLS_NOT_ENABLED, TlsConfigError, type TlsMaterial } from '../net/tls';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
@@ -58,6 +58,16 @@ export function main(argv: string[]): void {
     const err = ensureCoreDumps();
     if (err) return fail(err.message, err.exitCode);
   }
+  // memcached reads the TLS certificates and key before it switches user (-u) or daemonizes.
+  let tlsMaterial: TlsMaterial | undefined;
+  if (tlsInEffect(settings)) {
+    try {
+      tlsMaterial = loadTlsMaterial(settings);
+    } catch (e) {
+      if (e instanceof TlsConfigError) return fail(e.message, e.exitCode);
+      throw e;
+    }
+  }
   const privErr = dropPrivileges(settings);
   if (privErr) return fail(privErr.message, privErr.exitCode);
   if (settings.daemonize) {
@@ -68,7 +78,7 @@ export function main(argv: string[]): void {
     }
     return fail(r.message, r.exitCode);
   }
-  run(settings).catch((e: unknown) => {
+  run(settings, tlsMaterial).catch((e: unknown) => {
     if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError) {
       return fail(e.message, e.exitCode);
     }
@@ -77,7 +87,7 @@ export function main(argv: string[]): void {
 }
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
-export async function run(settings: Settings): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
+export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
   const stats = new ServerStats();
   const engine = new Engine(settings, stats);
   const log = (level: number, msg: string): void => {
@@ -139,6 +149,7 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
+      tlsMaterial,
     });
     if (settings.metricsListen !== null) {
       const { host, port } = settings.metricsListen;

@@ -164,6 +164,8 @@ export class Connection implements TrackedConnection {
       if (this.closeReason === 'normal') this.closeReason = 'error';
       this.ctx.log(2, `<${this.info.id} connection error: ${err.message}`);
       onError?.(this.info.id, err);
+      // node:tls reports a TLS failure after the handshake without closing; memcached closes.
+      this.socket.destroy();
     });
     this.socket.on('close', () => this.onClose());
     if (accepted !== null) {
@@ -186,8 +188,10 @@ export class Connection implements TrackedConnection {
   kickIdle(): void {
     this.ctx.log(2, verboseLines.idle(this.info.id));
     this.closeReason = 'idle_timeout';
-    this.flags |= Flag.Closing;
-    this.socket.destroy();
+    // An orderly close: FIN, and under TLS a close_notify first, as memcached's SSL_shutdown()
+    // sends. Without it a TLS client that writes to the closed connection and then reads gets
+    // a reset instead of the end of the stream.
+    this.beginClose();
   }
 
   /** Unsent bytes queued on the socket (for tests and diagnostics). */

@@ -62,7 +62,7 @@ const NODE_TLS_VERSIONS: Record<TlsVersionName, tls.SecureVersion> = {
 const SESSION_ID_CONTEXT = 'memcached-ts';
 
 /** The files of -o ssl_chain_cert, ssl_key and ssl_ca_cert, read and checked. */
-interface TlsMaterial {
+export interface TlsMaterial {
   readonly cert: Buffer;
   /** PEM: a DER key (ssl_keyformat=2) is converted on load. */
   readonly key: string;
@@ -101,8 +101,14 @@ function parsePrivateKey(data: Buffer, format: 1 | 2): crypto.KeyObject {
 
 /**
  * Read and check the material in memcached's order (tls.c load_server_certificates), with its
- * messages: chain, key, key against certificate, CA file; then the cipher list.
+ * messages: chain, key, key against certificate, CA file; then the cipher list. Throws
+ * TlsConfigError. memcached loads it at startup before it switches user (-u), so files only
+ * root can read work; the process entry calls this then and hands the result to startNetwork.
  */
+export function loadTlsMaterial(s: Settings): TlsMaterial {
+  return loadMaterial(s);
+}
+
 function loadMaterial(s: Settings): TlsMaterial {
   const chainPath = s.tlsChainCertPath;
   const chainWhat = 'Error loading the certificate chain';
@@ -307,10 +313,10 @@ export class TlsService {
   private rotationTimer: NodeJS.Timeout | null;
   private stopped = false;
 
-  /** Load the material (throws TlsConfigError) and check the ticket key hook. */
-  static async start(ctx: NetContext): Promise<TlsService> {
+  /** Load the material unless given (throws TlsConfigError) and check the ticket key hook. */
+  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null): Promise<TlsService> {
     const s = ctx.settings;
-    const material = loadMaterial(s);
+    const material = preloaded ?? loadMaterial(s);
     let mode: TicketKeyMode = 'current+previous';
     if (!(await probeTicketKeyRing(serverOptions(s, material, undefined, 0), clientOptions(s)))) {
       mode = 'single';

@@ -323,6 +323,75 @@ export class Watcher {
   }
 }
 
+/** One TLS record as seen on the wire: content type (21 alert, 22 handshake, 23 data) and length. */
+export interface WireRecord {
+  readonly type: number;
+  readonly length: number;
+}
+
+/**
+ * A TCP relay between a client and `target` that keeps what the server sent, to read TLS
+ * record boundaries, and lets a test write raw bytes to the server or reset either side.
+ */
+export class RecordingProxy {
+  readonly fromServer: Buffer[] = [];
+  /** The relay's connection to the server, once a client came. */
+  upstream: net.Socket | null = null;
+  serverEnded = false;
+  private readonly server: net.Server;
+
+  private constructor(server: net.Server) {
+    this.server = server;
+  }
+
+  static async start(target: number): Promise<RecordingProxy> {
+    let proxy: RecordingProxy | null = null;
+    const server = net.createServer((down) => {
+      const up = net.connect(target, LOOPBACK);
+      const p = proxy as RecordingProxy;
+      p.upstream = up;
+      up.on('data', (d: Buffer) => {
+        p.fromServer.push(d);
+        down.write(d);
+      });
+      up.on('end', () => {
+        p.serverEnded = true;
+        down.end();
+      });
+      down.on('data', (d: Buffer) => up.write(d));
+      down.on('end', () => up.end());
+      for (const s of [up, down]) s.on('error', () => undefined);
+      up.on('close', () => down.destroy());
+      down.on('close', () => up.destroy());
+    });
+    proxy = new RecordingProxy(server);
+    await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** The records the server sent, in order (a trailing partial record is left out). */
+  records(): WireRecord[] {
+    const all = Buffer.concat(this.fromServer);
+    const out: WireRecord[] = [];
+    for (let p = 0; p + 5 <= all.length;) {
+      const length = all.readUInt16BE(p + 3);
+      if (p + 5 + length > all.length) break;
+      out.push({ type: all[p], length });
+      p += 5 + length;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.upstream?.destroy();
+    this.server.close();
+  }
+}
+
 /** `stats` (or `stats <group>`) over TLS, as a name → value map. */
 export async function statsOver(port: number, group = '', options: tls.ConnectionOptions = {}): Promise<Map<string, string>> {
   const reply = await tlsExchange(port, `stats${group === '' ? '' : ' ' + group}\r\n`, { rejectUnauthorized: false, ...options }, 'END\r\n');
