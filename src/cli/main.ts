@@ -145,6 +145,23 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   // for the port rely on it). memcached binds, writes the file, then accepts; Node binds and
   // accepts in one call, so the file comes first and is put back as it was if startup fails.
   const pidFile = settings.pidFile ? claimPidFile(settings.pidFile) : null;
+  // Signals are handled from before the port answers, as in memcached (which installs its
+  // handlers before binding): a SIGTERM sent as soon as the port answers stops cleanly.
+  const onSignal = (graceful: boolean) => (): void => {
+    void stop(graceful).then(() => process.exit(0));
+  };
+  process.once('SIGINT', onSignal(false));
+  process.once('SIGTERM', onSignal(false));
+  process.once('SIGUSR1', onSignal(true));
+  process.on('SIGHUP', () => {
+    // memcached reloads the -Y auth file on SIGHUP (keeping the old table if that fails).
+    authInit.auth?.authFile?.load();
+    // memcached-ts also reloads the TLS certificates (memcached 1.6.18 only has refresh_certs).
+    if (settings.tlsEnabled && network !== null) {
+      const error = network.reloadCertificates();
+      if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
+    }
+  });
   try {
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,
@@ -171,21 +188,6 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   for (const line of platformStartupLines(settings)) log(line.level, line.text);
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
 
-  const onSignal = (graceful: boolean) => (): void => {
-    void stop(graceful).then(() => process.exit(0));
-  };
-  process.once('SIGINT', onSignal(false));
-  process.once('SIGTERM', onSignal(false));
-  process.once('SIGUSR1', onSignal(true));
-  process.on('SIGHUP', () => {
-    // memcached reloads the -Y auth file on SIGHUP (keeping the old table if that fails).
-    authInit.auth?.authFile?.load();
-    // memcached-ts also reloads the TLS certificates (memcached 1.6.18 only has refresh_certs).
-    if (settings.tlsEnabled && network !== null) {
-      const error = network.reloadCertificates();
-      if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
-    }
-  });
   return { network, stop: () => stop(false) };
 }
 

@@ -103,22 +103,25 @@ export class Acceptor {
   }
 
   /**
-   * The client gets memcached's error line, then the socket is closed as soon as the line is
-   * written (memcached: write(), close()). On a TLS listener too: memcached writes it in clear
-   * text before any handshake. Input that arrives meanwhile is read and dropped, so that it
-   * does not turn the close into a reset.
+   * The client gets memcached's error line and the socket is closed at once, as memcached
+   * does (write(), close()): the kernel still delivers the line, then FIN. On a TLS listener
+   * too: memcached writes it in clear text before any handshake.
    */
   private reject(shell: net.Socket): void {
     this.ctx.stats.rejected_connections++;
     this.ctx.stats.max_connections_reached++;
     this.ctx.log(2, 'Too many open connections');
-    this.rejecting.add(shell);
     shell.on('error', () => shell.destroy());
+    shell.write(REJECT_MESSAGE);
+    if (shell.writableLength === 0) {
+      shell.destroy();
+      return;
+    }
+    // The kernel did not take the line at once: close when it has, within a bound.
+    this.rejecting.add(shell);
     shell.on('close', () => this.rejecting.delete(shell));
-    // Bounds a peer that does not even take the 33 bytes.
     shell.setTimeout(REJECT_WRITE_TIMEOUT_MS, () => shell.destroy());
-    shell.resume();
-    shell.end(REJECT_MESSAGE, () => shell.destroy());
+    shell.end(() => shell.destroy());
   }
 
   /** no_maxconns_fast: like memcached's listen-disabled state, the client waits to be served. */
