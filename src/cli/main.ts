@@ -2,8 +2,9 @@
  * Process entry: parse memcached's command line, start the engine and the listeners, and
  * handle signals the way memcached does (SIGINT/SIGTERM stop, SIGUSR1 stops gracefully).
  *
- * Startup order: check -r, switch user, daemonize, write the pid file, listen (memcached binds
- * before it writes the pid file but accepts only after; see run()).
+ * Startup order: check -r, [-d: start the daemon child, which does the rest, and wait for it],
+ * read the TLS material, switch user, write the pid file, listen (memcached binds before it
+ * writes the pid file but accepts only after; see run()).
  */
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
@@ -23,7 +24,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile } from './process';
+import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** A startup failure with memcached's exit code. */
 class StartupError extends Error {
@@ -32,10 +33,11 @@ class StartupError extends Error {
   }
 }
 
-/** Startup failure: memcached prints a line and exits non-zero. */
+/** Startup failure: memcached prints a line and exits non-zero (a daemon child tells its parent too). */
 function fail(message: string, code: number): void {
   process.stderr.write(`${SERVER_NAME}: ${message}\n`);
   process.exitCode = code;
+  reportStartup({ ready: false, exitCode: code, message });
 }
 
 export function main(argv: string[]): void {
@@ -46,7 +48,9 @@ export function main(argv: string[]): void {
     process.exitCode = parsed.code;
     return;
   }
-  for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
+  // A daemon child's parent has printed them already.
+  const daemonChild = process.env[STARTUP_FD_ENV] !== undefined;
+  if (!daemonChild) for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
   const settings = parsed.settings;
   // Before anything uses libuv's thread pool: it is sized once, on first use.
   applyExtstoreThreads(settings);
@@ -58,7 +62,21 @@ export function main(argv: string[]): void {
     const err = ensureCoreDumps();
     if (err) return fail(err.message, err.exitCode);
   }
-  // memcached reads the TLS certificates and key before it switches user (-u) or daemonizes.
+  if (settings.daemonize) {
+    // The child starts over without -d: it reads the certificates as the user starting it,
+    // switches user, listens, and says when it is ready or why it failed.
+    const r = daemonize(argv, settings);
+    if (!('pid' in r)) return fail(r.message, r.exitCode);
+    void r.outcome.then((outcome) => {
+      if (outcome.ready) {
+        process.exitCode = 0;
+        return;
+      }
+      fail(outcome.message, outcome.exitCode);
+    });
+    return;
+  }
+  // memcached reads the TLS certificates and key before it switches user (-u).
   let tlsMaterial: TlsMaterial | undefined;
   if (tlsInEffect(settings)) {
     try {
@@ -70,14 +88,6 @@ export function main(argv: string[]): void {
   }
   const privErr = dropPrivileges(settings);
   if (privErr) return fail(privErr.message, privErr.exitCode);
-  if (settings.daemonize) {
-    const r = daemonize(argv, settings);
-    if ('pid' in r) {
-      process.exitCode = 0;
-      return;
-    }
-    return fail(r.message, r.exitCode);
-  }
   run(settings, tlsMaterial).catch((e: unknown) => {
     if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError) {
       return fail(e.message, e.exitCode);
@@ -187,6 +197,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   }
   for (const line of platformStartupLines(settings)) log(line.level, line.text);
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
+  reportStartup({ ready: true });
 
   return { network, stop: () => stop(false) };
 }

@@ -109,6 +109,37 @@ describe('-P pid file', () => {
   });
 });
 
+describe('-d', () => {
+  it('the parent exits 0 once the daemon listens with its pid file written (systemd Type=forking)', async () => {
+    const port = await freePort();
+    const pidFile = path.join(os.tmpdir(), `mcts-${process.pid}-daemon.pid`);
+    fs.rmSync(pidFile, { force: true });
+    const r = runCli(['-d', '-p', String(port), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody', '-P', pidFile]);
+    expect(r.status, r.stderr).toBe(0);
+    // Both hold the moment the parent is gone.
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    started.push(pid);
+    expect(await canConnect(port)).toBe(true);
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 8000;
+    while (fs.existsSync(pidFile) && Date.now() < deadline) await sleep(20);
+    expect(fs.existsSync(pidFile)).toBe(false);
+  });
+
+  it('the parent reports the daemon\'s startup failure with its message and exit code', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const busy = (holder.address() as net.AddressInfo).port;
+      const r = runCli(['-d', '-p', String(busy), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody']);
+      expect(r.status).toBe(71);
+      expect(r.stderr).toContain('failed to listen on one of interface(s) 127.0.0.1: Address already in use');
+    } finally {
+      holder.close();
+    }
+  });
+});
+
 describe('command line', () => {
   it('refuses to run as root without -u, as memcached does', () => {
     if (process.getuid?.() !== 0) return;
