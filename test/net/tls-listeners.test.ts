@@ -128,6 +128,16 @@ class StatsClient {
 async function countThroughHandshake(plainPort: number, tlsPort: number): Promise<{ steps: [number, number][]; state: string | undefined }> {
   const asker = new StatsClient(plainPort);
   try {
+    // Start from quiet: connections of earlier steps (a start-up probe, earlier tests) may
+    // still be closing on the server; wait (bounded) until the asker is its only client.
+    const clients = async (): Promise<number> => {
+      const conns = await asker.stats('conns');
+      return [...conns].filter(([name, value]) => name.endsWith(':state') && value !== 'conn_listening').length;
+    };
+    for (const deadline = Date.now() + 5000; (await clients()) !== 1;) {
+      if (Date.now() > deadline) throw new Error('the server still has other clients');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const [curr0, total0] = counters(await asker.stats());
     const delta = async (): Promise<[number, number]> => {
       const [curr, total] = counters(await asker.stats());
