@@ -17,6 +17,9 @@ export type TlsVersionName = 'tlsv1.0' | 'tlsv1.1' | 'tlsv1.2' | 'tlsv1.3';
 /** -o hash_algorithm: memcached's choices. */
 export type HashAlgorithm = 'jenkins' | 'murmur3' | 'xxh3';
 
+/** -l prefixes: no TLS, TLS without peer certificates, TLS requiring a peer certificate. */
+export type ListenerTls = 'notls' | 'btls' | 'mtls';
+
 /**
  * One -l entry, memcached's form `[proto[<name>]:][tag[<name>]:]<host>[:<port>]`, with IPv6
  * hosts bare (`::1`, no port) or bracketed (`[::1]:11212`).
@@ -30,8 +33,12 @@ export interface ListenerSpec {
   protocol: BindProtocol | null;
   /** tag[<1-8 bytes>]: tag of connections accepted here; null: untagged. */
   tag: string | null;
-  /** notls: prefix: plain TCP on this listener although -Z is on. Absent means false. */
-  notls?: boolean;
+  /**
+   * TLS prefix of the entry (memcached 1.6.19+), meaningful under -Z: `notls` plain TCP,
+   * `btls` TLS without client certificates, `mtls` TLS requiring a client certificate. Absent:
+   * TLS as -o ssl_verify_mode says.
+   */
+  tls?: ListenerTls;
 }
 
 /** One -o ext_path=<file>:<size>[:<bucket>] entry. */
@@ -95,7 +102,10 @@ export interface Settings {
   tlsCiphers: string | null;
   /** -o ssl_ca_cert: PEM file of CAs that client certificates are checked against; null: none. */
   tlsCaCertPath: string | null;
-  /** -o ssl_wbuf_size (given in KiB): accepted and reported; node:tls has no such buffer (doc/tls.md). */
+  /**
+   * -o ssl_wbuf_size (given in KiB): memcached encrypts replies in chunks of at most this many
+   * bytes, so no TLS record carries more; here the records' largest plaintext (doc/tls.md).
+   */
   tlsWriteBufferBytes: number;
   /** -o ssl_session_cache: server-side session-ID cache (TLS 1.2 resumption without tickets). */
   tlsSessionCache: boolean;

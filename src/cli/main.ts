@@ -2,7 +2,9 @@
  * Process entry: parse memcached's command line, start the engine and the listeners, and
  * handle signals the way memcached does (SIGINT/SIGTERM stop, SIGUSR1 stops gracefully).
  *
- * Startup order follows memcached: check -r, switch user, daemonize, listen, write the pid file.
+ * Startup order: check -r, [-d: start the daemon child, which does the rest, and wait for it],
+ * read the TLS material, switch user, write the pid file, listen (memcached binds before it
+ * writes the pid file but accepts only after; see run()).
  */
 import * as fs from 'node:fs';
 import { DebugClock } from '../engine/debug-clock';
@@ -13,8 +15,8 @@ import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { ServerStats } from '../metrics/stats';
 import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
-import { startNetwork, type NetworkHandle } from '../net/server';
-import { TLS_NOT_ENABLED, TlsConfigError } from '../net/tls';
+import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
+import { loadTlsMaterial, TLS_NOT_ENABLED, TlsConfigError, type TlsMaterial } from '../net/tls';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
@@ -24,7 +26,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { daemonize, dropPrivileges, ensureCoreDumps, removePidFile, writePidFile } from './process';
+import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** A startup failure with memcached's exit code. */
 class StartupError extends Error {
@@ -33,10 +35,11 @@ class StartupError extends Error {
   }
 }
 
-/** Startup failure: memcached prints a line and exits non-zero. */
+/** Startup failure: memcached prints a line and exits non-zero (a daemon child tells its parent too). */
 function fail(message: string, code: number): void {
   process.stderr.write(`${SERVER_NAME}: ${message}\n`);
   process.exitCode = code;
+  reportStartup({ ready: false, exitCode: code, message });
 }
 
 export function main(argv: string[]): void {
@@ -47,7 +50,9 @@ export function main(argv: string[]): void {
     process.exitCode = parsed.code;
     return;
   }
-  for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
+  // A daemon child's parent has printed them already.
+  const daemonChild = process.env[STARTUP_FD_ENV] !== undefined;
+  if (!daemonChild) for (const w of parsed.warnings) process.stderr.write(w.endsWith('\n') ? w : w + '\n');
   const settings = parsed.settings;
   // Before anything uses libuv's thread pool: it is sized once, on first use.
   applyExtstoreThreads(settings);
@@ -59,17 +64,33 @@ export function main(argv: string[]): void {
     const err = ensureCoreDumps();
     if (err) return fail(err.message, err.exitCode);
   }
+  if (settings.daemonize) {
+    // The child starts over without -d: it reads the certificates as the user starting it,
+    // switches user, listens, and says when it is ready or why it failed.
+    const r = daemonize(argv, settings);
+    if (!('pid' in r)) return fail(r.message, r.exitCode);
+    void r.outcome.then((outcome) => {
+      if (outcome.ready) {
+        process.exitCode = 0;
+        return;
+      }
+      fail(outcome.message, outcome.exitCode);
+    });
+    return;
+  }
+  // memcached reads the TLS certificates and key before it switches user (-u).
+  let tlsMaterial: TlsMaterial | undefined;
+  if (tlsInEffect(settings)) {
+    try {
+      tlsMaterial = loadTlsMaterial(settings);
+    } catch (e) {
+      if (e instanceof TlsConfigError) return fail(e.message, e.exitCode);
+      throw e;
+    }
+  }
   const privErr = dropPrivileges(settings);
   if (privErr) return fail(privErr.message, privErr.exitCode);
-  if (settings.daemonize) {
-    const r = daemonize(argv, settings);
-    if ('pid' in r) {
-      process.exitCode = 0;
-      return;
-    }
-    return fail(r.message, r.exitCode);
-  }
-  run(settings).catch((e: unknown) => {
+  run(settings, tlsMaterial).catch((e: unknown) => {
     if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError) {
       return fail(e.message, e.exitCode);
     }
@@ -78,7 +99,7 @@ export function main(argv: string[]): void {
 }
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
-export async function run(settings: Settings): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
+export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
   const stats = new ServerStats();
   // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
   const engine = new Engine(settings, stats, settings.debugCommands ? new DebugClock() : undefined);
@@ -133,28 +154,12 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
   };
 
   engine.start();
-  network = await startNetwork(settings, stats, factory, log, {
-    clockSeconds: () => engine.clock.now,
-    connectionEvents: connectionEventsFor(engine.logger),
-  });
-  writePortFile(settings, network, log);
-  if (settings.metricsListen !== null) {
-    const { host, port } = settings.metricsListen;
-    try {
-      // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
-      const { startMetricsEndpoint } = await import('../metrics/prometheus');
-      metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
-    } catch (e) {
-      await network.close();
-      engine.stop();
-      throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
-    }
-    log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
-  }
-  for (const line of platformStartupLines(settings)) log(line.level, line.text);
-  if (settings.pidFile) for (const m of writePidFile(settings.pidFile)) process.stderr.write(m + '\n');
-  log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
-
+  // The pid file exists before any listener accepts (systemd's PIDFile= and scripts that wait
+  // for the port rely on it). memcached binds, writes the file, then accepts; Node binds and
+  // accepts in one call, so the file comes first and is put back as it was if startup fails.
+  const pidFile = settings.pidFile ? claimPidFile(settings.pidFile) : null;
+  // Signals are handled from before the port answers, as in memcached (which installs its
+  // handlers before binding): a SIGTERM sent as soon as the port answers stops cleanly.
   const onSignal = (graceful: boolean) => (): void => {
     void stop(graceful).then(() => process.exit(0));
   };
@@ -170,6 +175,34 @@ export async function run(settings: Settings): Promise<{ network: NetworkHandle;
       if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
     }
   });
+  try {
+    network = await startNetwork(settings, stats, factory, log, {
+      clockSeconds: () => engine.clock.now,
+      connectionEvents: connectionEventsFor(engine.logger),
+      tlsMaterial,
+    });
+    writePortFile(settings, network, log);
+    if (settings.metricsListen !== null) {
+      const { host, port } = settings.metricsListen;
+      try {
+        // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
+        const { startMetricsEndpoint } = await import('../metrics/prometheus');
+        metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
+      } catch (e) {
+        await network.close();
+        engine.stop();
+        throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
+      }
+      log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
+    }
+  } catch (e) {
+    pidFile?.release();
+    throw e;
+  }
+  for (const line of platformStartupLines(settings)) log(line.level, line.text);
+  log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
+  reportStartup({ ready: true });
+
   return { network, stop: () => stop(false) };
 }
 

@@ -20,7 +20,7 @@ import { HASH_POWER_LIMIT } from '../store/hash';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BindProtocol, defaultSettings, ListenerSpec, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName,
+  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName,
 } from '../settings';
 import { helpText, licenseText, PROGRAM_NAME, versionText } from './help';
 
@@ -301,15 +301,11 @@ function addListeners(state: ParseState, text: string): void {
 }
 
 /**
- * memcached's grammar: [notls:][proto[<p>]:][tag[<t>]:]<host>[:<port>]. Later memcached
- * versions add btls:/mtls: prefixes; 1.6.18 has only notls:, and so does memcached-ts.
+ * memcached's grammar: [notls:|btls:|mtls:][proto[<p>]:][tag[<t>]:]<host>[:<port>]. The TLS
+ * prefixes (1.6.19+) need -Z (checked in validateTls).
  */
 export function parseListener(entry: string): ListenerSpec {
   const prefix = /^(notls|btls|mtls):/.exec(entry);
-  if (prefix !== null && prefix[1] !== 'notls') {
-    const why = 'only notls: is implemented (as in memcached 1.6.18); TLS listeners are every other -l entry under -Z';
-    throw new UsageError(`-l ${entry}: the ${prefix[1]}: prefix is not implemented: ${why}`, EX_USAGE);
-  }
   let rest = prefix === null ? entry : entry.slice(prefix[0].length);
   const protocol = takeBracketed(rest, 'proto');
   if (protocol !== null) rest = protocol.rest;
@@ -322,7 +318,7 @@ export function parseListener(entry: string): ListenerSpec {
     protocol: protocol === null ? null : listenerProtocol(protocol.value, entry),
     tag: tag === null ? null : listenerTag(tag.value, entry),
   };
-  if (prefix !== null) spec.notls = true;
+  if (prefix !== null) spec.tls = prefix[1] as ListenerTls;
   return spec;
 }
 
@@ -684,8 +680,6 @@ function setTlsMinVersion(state: ParseState, value: string): void {
 
 function setTlsWbufSize(state: ParseState, value: string): void {
   if (!/^\d{1,10}$/.test(value)) throw new UsageError('could not parse argument to ssl_wbuf_size');
-  // node:tls has no per-connection output buffer to size (see doc/tls.md): refuse, not ignore.
-  notImplemented('-o ssl_wbuf_size (node:tls has no such buffer; see doc/tls.md)');
   const kib = requireRange(Number(value), 1, TLS_WBUF_KIB_MAX, `ssl_wbuf_size must be from 1 to ${TLS_WBUF_KIB_MAX} kilobytes`);
   state.settings.tlsWriteBufferBytes = kib * KIB;
 }
@@ -938,8 +932,9 @@ function validateExtstore(s: Settings): void {
 function validateTls(state: ParseState): void {
   const s = state.settings;
   if (!s.tlsEnabled) {
-    if (s.listeners.some((l) => l.notls === true)) {
-      throw new UsageError("'notls' option is valid only when SSL is enabled", EX_USAGE);
+    const prefixed = s.listeners.find((l) => l.tls !== undefined);
+    if (prefixed !== undefined) {
+      throw new UsageError(`'${prefixed.tls}' option is valid only when SSL is enabled`, EX_USAGE);
     }
     return;
   }
@@ -949,9 +944,11 @@ function validateTls(state: ParseState): void {
   }
   if (s.socketPath !== null) state.warnings.push(formatMessage('-Z: the unix socket (-s) is served without TLS, as in memcached'));
   if (s.udpPort !== 0) state.warnings.push(formatMessage('-Z: UDP (-U) is not encrypted, as in memcached'));
-  if (s.tlsVerifyMode !== 0 && s.tlsCaCertPath === null) {
+  if (s.tlsCaCertPath === null) {
     const why = 'no client certificate can be verified, as in memcached';
-    state.warnings.push(formatMessage(`-o ssl_verify_mode=${s.tlsVerifyMode} without ssl_ca_cert: ${why}`));
+    if (s.tlsVerifyMode !== 0) state.warnings.push(formatMessage(`-o ssl_verify_mode=${s.tlsVerifyMode} without ssl_ca_cert: ${why}`));
+    const mtls = s.listenAddresses.filter((_, i) => s.listeners[i].tls === 'mtls');
+    if (mtls.length > 0) state.warnings.push(formatMessage(`-l ${mtls.join(',')} without -o ssl_ca_cert: ${why}`));
   }
 }
 
@@ -1003,7 +1000,8 @@ function validateLru(s: Settings): void {
  * memcached: -S means the binary protocol and -Y the text protocol (each chosen when -B is
  * absent, required when it is given); neither works over UDP. With both and no -B, -Y's
  * text protocol wins, as in memcached. A listener's own proto[...] must not open the other
- * protocol either (memcached does not check this, which lets clients skip authentication).
+ * protocol either: under -Y memcached 1.6.45 refuses proto[binary] and turns proto[negotiating]
+ * into ascii; under -S (which memcached does not check) any other protocol is refused.
  */
 function validateAuthentication(state: ParseState): void {
   const s = state.settings;
@@ -1024,11 +1022,19 @@ function validateAuthentication(state: ParseState): void {
   const only = s.bindProtocol;
   if (!s.saslEnabled && s.authFile === null) return;
   for (let i = 0; i < s.listeners.length; i++) {
-    const p = s.listeners[i].protocol;
-    if (p !== null && p !== only) {
-      const why = only === 'binary' ? 'SASL (-S) needs the binary protocol' : 'ascii authentication (-Y) needs the ascii protocol';
-      throw new UsageError(`-l ${s.listenAddresses[i]}: proto[${p === 'auto' ? 'negotiating' : p}] cannot be used: ${why}`, EX_USAGE);
+    const listener = s.listeners[i];
+    const p = listener.protocol;
+    if (p === null || p === only) continue;
+    if (only === 'ascii') {
+      // memcached 1.6.45: under -Y a binary listener is refused, and a negotiating one only
+      // speaks ascii, so every listener asks for the token.
+      if (p === 'binary') throw new UsageError('Cannot use binary protocol when ascii authentication enabled', EX_USAGE);
+      state.warnings.push(formatMessage('WARNING: negotiating ports are ascii only when ascii authentication enabled'));
+      listener.protocol = 'ascii';
+      continue;
     }
+    const why = 'SASL (-S) needs the binary protocol';
+    throw new UsageError(`-l ${s.listenAddresses[i]}: proto[${p === 'auto' ? 'negotiating' : p}] cannot be used: ${why}`, EX_USAGE);
   }
 }
 

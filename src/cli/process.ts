@@ -4,7 +4,7 @@
  * What it is for: doing what memcached does with these flags, as far as Node.js allows, and
  * reporting failures as values (message and exit code) so the caller decides how to exit.
  * What it is not for: parsing (options.ts) or deciding the order of startup (the caller's
- * main; memcached's order is: check -r, switch user, daemonize, listen, write the pid file).
+ * main; memcached's order is: check -r, switch user, daemonize, bind, write the pid file, accept).
  */
 
 import { execFileSync, spawn } from 'node:child_process';
@@ -42,6 +42,45 @@ export function writePidFile(path: string, pid: number = process.pid): string[] 
     messages.push(`Could not write the pid file ${path}: ${errorText(error)}`);
   }
   return messages;
+}
+
+/** A pid file written at startup; release() undoes it when startup fails. */
+export interface ClaimedPidFile {
+  release(): void;
+}
+
+/**
+ * Writes the pid file (messages go to stderr, as writePidFile's) and remembers what it
+ * replaced, so that a startup that fails afterwards (a port in use) leaves the file as it
+ * found it: another server's pid stays, a file that did not exist is removed.
+ */
+export function claimPidFile(path: string, pid: number = process.pid, stderr: (line: string) => void = (l) => process.stderr.write(l + '\n')): ClaimedPidFile {
+  let previous: Buffer | null = null;
+  try {
+    previous = fs.readFileSync(path);
+  } catch {
+    previous = null;
+  }
+  for (const m of writePidFile(path, pid)) stderr(m);
+  return {
+    release(): void {
+      try {
+        if (fs.readFileSync(path, 'latin1').trim() !== String(pid)) return;
+      } catch {
+        return;
+      }
+      if (previous === null) {
+        const m = removePidFile(path);
+        if (m !== null) stderr(m);
+        return;
+      }
+      try {
+        fs.writeFileSync(path, previous);
+      } catch (error) {
+        stderr(`Could not restore the pid file ${path}: ${errorText(error)}`);
+      }
+    },
+  };
 }
 
 /** Returns a message for stderr when the file could not be removed. */
@@ -196,30 +235,97 @@ function readCoreSoftLimit(limitsPath: string): number | 'unlimited' | null {
 
 // --- -d
 
+/** The environment variable that tells a daemon child which descriptor reports its startup. */
+export const STARTUP_FD_ENV = 'MEMCACHED_TS_STARTUP_FD';
+
+/** How a daemon child's startup went, as its parent learns it. */
+export type DaemonOutcome = { ready: true } | { ready: false; exitCode: number; message: string };
+
 /**
- * Starts this program again, detached in its own session, with the same arguments minus -d;
- * the caller (the parent) then exits 0, as memcached's fork does. As in memcached, the
- * child's stdio is /dev/null unless verbose (daemon(3)'s noclose, so -d -vv still logs), and
- * its working directory is / unless -r (so that core files land where it was started).
- * `argv` is the arguments after the program name. Returns the child's pid.
+ * Starts this program again, detached in its own session, with the same arguments minus -d.
+ * As in memcached, the child's stdio is /dev/null unless verbose (daemon(3)'s noclose, so
+ * -d -vv still logs), and its working directory is / unless -r (so that core files land where
+ * it was started). `argv` is the arguments after the program name.
+ *
+ * memcached forks after it has set everything up but before it binds, so its parent's exit
+ * says little. Here the child starts from scratch, so it reports over a pipe (descriptor 3,
+ * named by STARTUP_FD_ENV) once it is listening with its pid file written, or why it failed;
+ * `outcome` resolves with that, and the parent exits 0 only then (what systemd's
+ * Type=forking and PIDFile= expect of a daemon's parent). Returns the child's pid.
  */
 export function daemonize(
   argv: string[],
   settings: Pick<Settings, 'verbose' | 'maximizeCoreFile'>,
-): { pid: number } | ProcessError {
+): { pid: number; outcome: Promise<DaemonOutcome> } | ProcessError {
   if (process.argv[1] === undefined) return { message: '-d: cannot tell which script to start again', exitCode: 1 };
   // Absolute, because the child starts in /.
   const script = resolvePath(process.argv[1]);
+  const output = settings.verbose > 0 ? 'inherit' : 'ignore';
   const child = spawn(process.execPath, [...process.execArgv, script, ...argvWithoutDaemon(argv)], {
     detached: true,
     cwd: settings.maximizeCoreFile ? process.cwd() : '/',
-    stdio: settings.verbose > 0 ? ['ignore', 'inherit', 'inherit'] : 'ignore',
+    stdio: ['ignore', output, output, 'pipe'],
+    env: { ...process.env, [STARTUP_FD_ENV]: '3' },
   });
   // A failed spawn also emits 'error' later; the missing pid already reports it.
   child.on('error', () => {});
   if (child.pid === undefined) return { message: 'failed to daemon() in order to daemonize', exitCode: 1 };
   child.unref();
-  return { pid: child.pid };
+  const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+  const outcome = new Promise<DaemonOutcome>((resolve) => {
+    let text = '';
+    pipe.setEncoding('utf8');
+    pipe.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    pipe.on('error', () => undefined);
+    pipe.on('close', () => {
+      const reported = parseStartupReport(text);
+      if (reported !== null) {
+        resolve(reported);
+        return;
+      }
+      // Gone without a word (killed, crashed): its exit status is all there is.
+      const settle = (code: number | null, signal: NodeJS.Signals | null): void => resolve({
+        ready: false,
+        exitCode: code !== null && code !== 0 ? code : 1,
+        message: `the daemon (pid ${child.pid}) exited during startup (${signal ?? `exit code ${code}`})`,
+      });
+      if (child.exitCode !== null || child.signalCode !== null) settle(child.exitCode, child.signalCode);
+      else child.once('exit', settle);
+    });
+  });
+  return { pid: child.pid, outcome };
+}
+
+function parseStartupReport(text: string): DaemonOutcome | null {
+  if (text === 'ready\n') return { ready: true };
+  const failed = /^failed (\d+) ([^]*)\n$/.exec(text);
+  if (failed === null) return null;
+  return { ready: false, exitCode: Number(failed[1]), message: failed[2] };
+}
+
+/**
+ * In a daemon child (STARTUP_FD_ENV set): tells the waiting parent that startup is complete, or
+ * why it failed. Once only; nothing happens in a process that was not started by daemonize().
+ */
+export function reportStartup(outcome: DaemonOutcome): void {
+  const fdText = process.env[STARTUP_FD_ENV];
+  if (fdText === undefined) return;
+  delete process.env[STARTUP_FD_ENV];
+  const fd = Number(fdText);
+  if (!Number.isSafeInteger(fd) || fd < 3) return;
+  const line = outcome.ready ? 'ready\n' : `failed ${outcome.exitCode} ${outcome.message.replace(/\n/g, ' ')}\n`;
+  try {
+    fs.writeSync(fd, line);
+  } catch {
+    // The parent is gone: nobody to tell.
+  }
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already closed
+  }
 }
 
 /**

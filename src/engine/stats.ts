@@ -78,6 +78,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
     'store_no_memory', 'auth_cmds', 'auth_errors'] as const) {
     out(k, s[k]);
   }
+  // memcached prints idle_kicks only when idle_timeout is set.
   if (set.idleTimeoutSeconds > 0) out('idle_kicks', s.idle_kicks);
   out('bytes_read', s.bytes_read);
   out('bytes_written', s.bytes_written);
@@ -116,11 +117,11 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('log_watchers', e.logger.watcherCount);
   if (storage !== null) storageStats(e, out);
   if (set.tlsEnabled) {
-    // memcached prints ssl_new_sessions only with ssl_session_cache and counts cache
-    // insertions; here it counts full handshakes, and tickets resume without the cache.
-    out('ssl_new_sessions', s.ssl_new_sessions);
+    // memcached 1.6.45's lines; ssl_resumed_sessions is memcached-ts's (tickets resume too).
+    if (set.tlsSessionCache) out('ssl_new_sessions', s.ssl_new_sessions);
     out('ssl_resumed_sessions', s.ssl_resumed_sessions);
     out('ssl_handshake_errors', s.ssl_handshake_errors);
+    out('ssl_proto_errors', s.ssl_proto_errors);
     out('time_since_server_cert_refresh', e.clock.now - s.tlsCertsLoadedSeconds);
   }
   out('unexpected_napi_ids', 0);

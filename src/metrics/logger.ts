@@ -19,6 +19,7 @@
  *   ts=... type=deleted key=<uri> cmd=delete|md clsid=<c> size=<bytes>
  *   ts=... type=conn_new rip=<ip> rport=<port> transport=tcp|local|udp cfd=<id>
  *   ts=... type=conn_close rip=<ip> rport=<port> transport=... reason=normal|error|idle_timeout|shutdown cfd=<id>
+ *   ts=... type=conntlserr fd=<id> msg=<OpenSSL's error string, or strerror()>   (memcached 1.6.45)
  * `<usec>` is not zero-padded (memcached prints it with %d). `cfd` is the connection id that
  * `stats conns` shows (memcached's file descriptor).
  *
@@ -225,6 +226,11 @@ export class WatchLogger {
     this.emit(LOG_CONNEVENTS, `type=conn_close rip=${ip} rport=${port} transport=${transport} reason=${reason} cfd=${clientId}`);
   }
 
+  /** memcached 1.6.45's TLS failure line: `fd` is the connection's id (the listener's when no connection was made). */
+  connectionTlsError(fd: number, message: string): void {
+    this.emit(LOG_CONNEVENTS, `type=conntlserr fd=${fd} msg=${message}`);
+  }
+
   // --- delivery
 
   private emit(stream: number, body: string): void {
@@ -339,8 +345,13 @@ interface ConnectionIdentity {
 export function connectionEventsFor(logger: WatchLogger): {
   opened(info: ConnectionIdentity): void;
   closed(info: ConnectionIdentity, reason: CloseReason): void;
+  tlsError(id: number, message: string): void;
 } {
   return {
+    tlsError(id, message) {
+      if ((logger.flags & LOG_CONNEVENTS) === 0) return;
+      logger.connectionTlsError(id, message);
+    },
     opened(info) {
       if ((logger.flags & LOG_CONNEVENTS) === 0) return;
       const [transport, ip, port] = peerFields(info.peerName);

@@ -22,11 +22,20 @@ export class ServerStats {
   max_connections_reached = 0;
 
   // TLS (src/net/tls.ts)
-  /** TLS handshakes that did not complete (bad client hello, rejected client certificate, peer gone). */
+  /**
+   * memcached's accept-time TLS failures: clients already gone (reset) when the server
+   * accepts them, so their handshake cannot even start (see doc/tls.md).
+   */
   ssl_handshake_errors = 0;
-  /** Completed handshakes that created a new session (full handshakes). */
+  /**
+   * memcached's TLS protocol errors: OpenSSL failures while reading or writing a connection,
+   * the handshake included (bad client hello, client certificate missing or rejected, peer
+   * leaving mid-handshake, corrupt records).
+   */
+  ssl_proto_errors = 0;
+  /** Sessions put in the server-side session cache (memcached's new-session callback); with ssl_session_cache only. */
   ssl_new_sessions = 0;
-  /** Completed handshakes that resumed a session (ticket or session-ID cache). */
+  /** Completed handshakes that resumed a session (ticket or session-ID cache); memcached-ts only. */
   ssl_resumed_sessions = 0;
   /** Clock seconds (the network clock) of the last certificate load; kept by `stats reset`. */
   tlsCertsLoadedSeconds = 0;

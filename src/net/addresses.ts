@@ -7,7 +7,7 @@
 import * as dns from 'node:dns';
 import * as net from 'node:net';
 import * as util from 'node:util';
-import type { BindProtocol, ListenerSpec } from '../settings';
+import type { BindProtocol, ListenerSpec, ListenerTls } from '../settings';
 
 export interface ListenTarget {
   readonly address: string;
@@ -23,8 +23,8 @@ export interface ListenTarget {
   /** The -l entry's proto[...] and tag[...]. */
   readonly protocol: BindProtocol | null;
   readonly tag: string | null;
-  /** The -l entry's notls: prefix (plain TCP under -Z). */
-  readonly notls: boolean;
+  /** The -l entry's notls:, btls: or mtls: prefix; null: none. */
+  readonly tls: ListenerTls | null;
 }
 
 /**
@@ -55,23 +55,23 @@ const ALL_INTERFACES: ListenerSpec = { host: null, port: null, protocol: null, t
 
 function wildcard(l: ListenerSpec, port: number): ListenTarget[] {
   const { protocol, tag } = l;
-  const notls = l.notls === true;
+  const tls = l.tls ?? null;
   return [
-    { address: '0.0.0.0', family: 4, port, optional: true, protocol, tag, notls },
-    { address: '::', family: 6, port, optional: true, protocol, tag, notls },
+    { address: '0.0.0.0', family: 4, port, optional: true, protocol, tag, tls },
+    { address: '::', family: 6, port, optional: true, protocol, tag, tls },
   ];
 }
 
 async function resolveHost(l: ListenerSpec, host: string, port: number): Promise<ListenTarget[]> {
   const { protocol, tag } = l;
-  const notls = l.notls === true;
+  const tls = l.tls ?? null;
   const family = net.isIP(host);
-  if (family === 4 || family === 6) return [{ address: host, family, port, optional: false, protocol, tag, notls }];
+  if (family === 4 || family === 6) return [{ address: host, family, port, optional: false, protocol, tag, tls }];
   const found = await dns.promises.lookup(host, { all: true });
   const unique = new Map<string, 4 | 6>();
   for (const a of found) unique.set(a.address, a.family === 6 ? 6 : 4);
   const optional = unique.size > 1;
-  return [...unique].map(([address, fam]) => ({ address, family: fam, port, optional, protocol, tag, notls }));
+  return [...unique].map(([address, fam]) => ({ address, family: fam, port, optional, protocol, tag, tls }));
 }
 
 /** Errors that mean "this host has no such address family", not "something is wrong". */

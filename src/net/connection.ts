@@ -22,7 +22,7 @@
  * Reading continues meanwhile, within that bound, so pipelines keep flowing.
  */
 import type * as net from 'node:net';
-import type { BindProtocol } from '../settings';
+import type { BindProtocol, TlsVerifyMode } from '../settings';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
 import { verboseLines, type CloseReason, type NetContext } from './context';
@@ -68,8 +68,14 @@ const VIEW_CACHE_ENTRIES = 8;
 /** A closing connection whose peer never reads its last output is destroyed after this long. */
 const CLOSE_FLUSH_MS = 30_000;
 
-/** Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. */
-export type SocketSource = { handle: OpaqueHandle } | { socket: net.Socket };
+/**
+ * Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. A TLS
+ * client comes with the registry entry that held its place during the handshake (its id,
+ * counters and -c slot carry over) and a sink for its TLS errors.
+ */
+export type SocketSource =
+  | { handle: OpaqueHandle }
+  | { socket: net.Socket; accepted?: TrackedConnection; onError?: (id: number, err: Error) => void };
 
 /** The listener a connection came from. */
 export interface ConnectionOrigin {
@@ -81,6 +87,10 @@ export interface ConnectionOrigin {
   readonly tag: string | null;
   /** A TLS listener (-Z, not notls:): clients are served after the handshake, on 'data' events. */
   readonly tls: boolean;
+  /** The ssl_verify_mode in effect on a TLS listener (btls:, mtls: or -o ssl_verify_mode); null: plain. */
+  readonly tlsVerify: TlsVerifyMode | null;
+  /** `stats conns` id of the listening socket (memcached logs accept-time TLS failures against it); set once bound. */
+  listenerId: number;
 }
 
 export class Connection implements TrackedConnection {
@@ -131,11 +141,13 @@ export class Connection implements TrackedConnection {
         if (!this.onBytes(chunk, chunk.length)) this.socket.pause();
       });
     }
+    const accepted = 'socket' in source ? source.accepted ?? null : null;
+    const onError = 'socket' in source ? source.onError ?? null : null;
     this.info = {
-      id: ctx.registry.nextId(),
+      id: accepted?.info.id ?? ctx.registry.nextId(),
       transport: origin.transport,
-      peerName: peerNameOf(this.socket, origin),
-      localName: localNameOf(this.socket, origin),
+      peerName: accepted?.info.peerName ?? peerNameOf(this.socket, origin),
+      localName: accepted?.info.localName ?? localNameOf(this.socket, origin),
       protocol: origin.protocol,
       tag: origin.tag,
       lastCommandTime: ctx.registry.nowSeconds,
@@ -151,10 +163,18 @@ export class Connection implements TrackedConnection {
     this.socket.on('error', (err: Error) => {
       if (this.closeReason === 'normal') this.closeReason = 'error';
       this.ctx.log(2, `<${this.info.id} connection error: ${err.message}`);
+      onError?.(this.info.id, err);
+      // node:tls reports a TLS failure after the handshake without closing; memcached closes.
+      this.socket.destroy();
     });
     this.socket.on('close', () => this.onClose());
-    ctx.registry.add(this);
-    ctx.connectionEvents?.opened(this.info);
+    if (accepted !== null) {
+      // Counted, listed and announced (conn_new) when it was accepted.
+      ctx.registry.replace(accepted, this);
+    } else {
+      ctx.registry.add(this);
+      ctx.connectionEvents?.opened(this.info);
+    }
     if (this.readBuf === null) this.socket.resume();
   }
 
@@ -168,8 +188,10 @@ export class Connection implements TrackedConnection {
   kickIdle(): void {
     this.ctx.log(2, verboseLines.idle(this.info.id));
     this.closeReason = 'idle_timeout';
-    this.flags |= Flag.Closing;
-    this.socket.destroy();
+    // An orderly close: FIN, and under TLS a close_notify first, as memcached's SSL_shutdown()
+    // sends. Without it a TLS client that writes to the closed connection and then reads gets
+    // a reset instead of the end of the stream.
+    this.beginClose();
   }
 
   /** Unsent bytes queued on the socket (for tests and diagnostics). */

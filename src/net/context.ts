@@ -30,10 +30,12 @@ export interface NetContext {
 /** memcached's close reasons (conn_close's `reason=` in `watch connevents`). */
 export type CloseReason = 'normal' | 'error' | 'idle_timeout' | 'shutdown';
 
-/** Observer of client connections; called once per connection for each. */
+/** Observer of client connections; `opened` and `closed` are called once per connection. */
 export interface ConnectionEvents {
   opened(info: ConnectionInfo): void;
   closed(info: ConnectionInfo, reason: CloseReason): void;
+  /** A TLS failure (memcached's conntlserr): `id` of the connection, or of the listener. */
+  tlsError?(id: number, message: string): void;
 }
 
 /** Longest command line around a value (key, flags, exptime, bytes, cas, noreply). */

@@ -14,12 +14,13 @@ import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } f
 import { detachHandle, listeningFd } from './node-internals';
 import { enableTcpFastOpen } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
-import type { TlsService } from './tls';
+import type { Handshake, TlsService } from './tls';
+import { listenerVerifyMode } from './tls';
 import type { Settings } from '../settings';
 
 const REJECT_MESSAGE = 'ERROR Too many open connections\r\n';
-/** How long a rejected client gets to read the error before its socket is destroyed. */
-const REJECT_LINGER_MS = 1000;
+/** Longest a rejected socket waits for its error line to be written before it is destroyed anyway. */
+const REJECT_WRITE_TIMEOUT_MS = 1000;
 
 /**
  * Decides what happens to each accepted socket: served, rejected (-c with maxconns_fast) or
@@ -39,16 +40,13 @@ export class Acceptor {
     this.tls = tls;
     ctx.registry.onClientRemoved = () => this.admitHeld();
     if (tls !== null) {
-      tls.handlers = {
-        secured: (socket, origin) => this.serveSecured(socket, origin),
-        slotFreed: () => this.admitHeld(),
-      };
+      tls.handlers = { secured: (socket, origin, handshake) => this.serveSecured(socket, origin, handshake) };
     }
   }
 
-  /** Clients and TLS handshakes in progress: both hold a -c slot. */
+  /** Clients, TLS handshakes in progress included (the registry holds both): each holds a -c slot. */
   private get slotsUsed(): number {
-    return this.ctx.registry.clientCount + (this.tls?.handshakesInFlight ?? 0);
+    return this.ctx.registry.clientCount;
   }
 
   /** memcached's `accepting_conns`. */
@@ -95,31 +93,35 @@ export class Acceptor {
     this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
   }
 
-  /** A TLS client whose handshake completed: served on the 'data' path. */
-  private serveSecured(socket: tls.TLSSocket, origin: ConnectionOrigin): void {
-    if (this.stopped) {
-      socket.destroy();
-      return;
-    }
-    const conn = new Connection(this.ctx, origin, { socket });
-    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+  /**
+   * A TLS client whose handshake completed: served on the 'data' path by a Connection that
+   * takes over the handshake's registry entry (TlsService stops handing over once stopped).
+   */
+  private serveSecured(socket: tls.TLSSocket, origin: ConnectionOrigin, handshake: Handshake): void {
+    const tls = this.tls as TlsService;
+    new Connection(this.ctx, origin, { socket, accepted: handshake, onError: (id, err) => tls.connectionError(id, err) });
   }
 
   /**
-   * The client gets memcached's error line, then FIN. On a TLS listener too: memcached writes
-   * it in clear text before any handshake. Its input is read and dropped so that
-   * closing does not reset the connection before the error line is read.
+   * The client gets memcached's error line and the socket is closed at once, as memcached
+   * does (write(), close()): the kernel still delivers the line, then FIN. On a TLS listener
+   * too: memcached writes it in clear text before any handshake.
    */
   private reject(shell: net.Socket): void {
     this.ctx.stats.rejected_connections++;
     this.ctx.stats.max_connections_reached++;
     this.ctx.log(2, 'Too many open connections');
-    this.rejecting.add(shell);
     shell.on('error', () => shell.destroy());
+    shell.write(REJECT_MESSAGE);
+    if (shell.writableLength === 0) {
+      shell.destroy();
+      return;
+    }
+    // The kernel did not take the line at once: close when it has, within a bound.
+    this.rejecting.add(shell);
     shell.on('close', () => this.rejecting.delete(shell));
-    shell.setTimeout(REJECT_LINGER_MS, () => shell.destroy());
-    shell.end(REJECT_MESSAGE);
-    shell.resume();
+    shell.setTimeout(REJECT_WRITE_TIMEOUT_MS, () => shell.destroy());
+    shell.end(() => shell.destroy());
   }
 
   /** no_maxconns_fast: like memcached's listen-disabled state, the client waits to be served. */
@@ -233,8 +235,11 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
     let bound = 0;
     let firstError: unknown = null;
     for (const target of group) {
-      const tls = settings.tlsEnabled && !target.notls;
-      const origin: ConnectionOrigin = { transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls };
+      const tls = settings.tlsEnabled && target.tls !== 'notls';
+      const origin: ConnectionOrigin = {
+        transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls,
+        tlsVerify: tls ? listenerVerifyMode(settings, target.tls) : null, listenerId: 0,
+      };
       if (tls) acceptor.registerTls(origin);
       const server = createServer(acceptor, origin, ctx);
       try {
@@ -253,6 +258,7 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
       bound++;
       const addr = server.address() as net.AddressInfo;
       const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
+      origin.listenerId = info.id;
       ctx.registry.addEndpoint(info);
       opened.push({ server, info, origin });
       if (settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, settings.tcpFastOpenQueue, describe);
@@ -297,7 +303,7 @@ export async function listenUnix(ctx: NetContext, acceptor: Acceptor, opened: St
   const path = settings.socketPath as string;
   const describe = `failed to listen on UNIX socket: ${path}`;
   const mode = settings.socketAccessMask & 0o777;
-  const origin: ConnectionOrigin = { transport: 'unix', socketPath: path, protocol: null, tag: null, tls: false };
+  const origin: ConnectionOrigin = { transport: 'unix', socketPath: path, protocol: null, tag: null, tls: false, tlsVerify: null, listenerId: 0 };
   const server = createServer(acceptor, origin, ctx);
   try {
     removeStaleSocket(path);
@@ -320,6 +326,7 @@ export async function listenUnix(ctx: NetContext, acceptor: Acceptor, opened: St
     throw new ListenError(describe, err);
   }
   const info = endpointInfo(ctx, origin, `unix:${path}`);
+  origin.listenerId = info.id;
   ctx.registry.addEndpoint(info);
   opened.push({ server, info, origin });
   ctx.log(2, verboseLines.listening(info.id, settings.bindProtocol));

@@ -11,6 +11,8 @@
  *
  * The second private use: several session ticket keys at once (installTicketKeyCallback).
  * The third: a listening server's descriptor, for TCP_FASTOPEN (listeningFd).
+ * The fourth: the accepted socket under a server-side TLS socket (tlsRawSocket), to tell which
+ * connection a handshake error belongs to once the peer is gone.
  *
  * Not for: anything else private. Keep this file small.
  */
@@ -294,4 +296,20 @@ export function directWriterFor(handle: OpaqueHandle, onComplete: (status: numbe
   const h = handle as unknown as Partial<WritableHandle>;
   if (binding === null || typeof h.writeBuffer !== 'function') return null;
   return new DirectWriter(h as WritableHandle, binding, onComplete);
+}
+
+// --- the accepted socket under a TLS socket
+
+interface PrivateTlsSocketFields {
+  _parent: unknown;
+}
+
+/**
+ * The net.Socket a tls.Server wrapped (handed over with `emit('connection', socket)`): Node
+ * keeps it as the TLSSocket's private `_parent`. Null when that is not a net.Socket; callers
+ * then match by address, which fails only for peers already gone.
+ */
+export function tlsRawSocket(sock: tls.TLSSocket): net.Socket | null {
+  const parent = (sock as unknown as PrivateTlsSocketFields)._parent;
+  return parent instanceof net.Socket ? parent : null;
 }

@@ -101,6 +101,12 @@ export class ConnectionRegistry {
     this.updateGauges();
   }
 
+  /** `next` takes the place of `old` (same connection, new handler): nothing is counted again. */
+  replace(old: TrackedConnection, next: TrackedConnection): void {
+    if (!this.clients.delete(old)) throw new Error('replacing a connection the registry does not hold');
+    this.clients.add(next);
+  }
+
   remove(conn: TrackedConnection): void {
     if (!this.clients.delete(conn)) return;
     this.updateGauges();

@@ -14,7 +14,7 @@ import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext,
 import { Acceptor, closeListener, listenTcp, listenUnix, type StreamListener } from './listeners';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
-import { TLS_NOT_ENABLED, TlsService } from './tls';
+import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
 import { listenUdp, type UdpEndpoint } from './udp';
 
 export interface NetworkOptions {
@@ -29,6 +29,13 @@ export interface NetworkOptions {
   directWrites?: boolean;
   /** Told when client connections open and close (the `watch connevents` stream). */
   connectionEvents?: ConnectionEvents;
+  /** TLS certificate material read earlier (loadTlsMaterial, before -u); absent: read now. */
+  tlsMaterial?: TlsMaterial;
+}
+
+/** Whether -Z applies: memcached's -s replaces the TCP listeners, and -p 0 has none. */
+export function tlsInEffect(s: Settings): boolean {
+  return s.tlsEnabled && s.socketPath === null && s.tcpPort !== 0;
 }
 
 export interface NetworkAddresses {
@@ -120,9 +127,7 @@ export async function startNetwork(
     connectionEvents: options.connectionEvents ?? null,
   };
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
-  const tls = settings.tlsEnabled && settings.socketPath === null && settings.tcpPort !== 0
-    ? await TlsService.start(ctx)
-    : null;
+  const tls = tlsInEffect(settings) ? await TlsService.start(ctx, options.tlsMaterial ?? null) : null;
   const network = new Network(ctx, new Acceptor(ctx, tls), tls);
   try {
     await network.listen();

@@ -22,15 +22,19 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { Settings, TlsVersionName } from '../settings';
+import type { ListenerTls, Settings, TlsVerifyMode, TlsVersionName } from '../settings';
 import { strerror } from './addresses';
-import type { ConnectionOrigin } from './connection';
-import type { NetContext } from './context';
-import { installTicketKeyCallback } from './node-internals';
+import { addressName, type ConnectionOrigin } from './connection';
+import { verboseLines, type CloseReason, type NetContext } from './context';
+import { installTicketKeyCallback, tlsRawSocket } from './node-internals';
+import type { NetConnectionInfo, TrackedConnection } from './registry';
 import { probeTicketKeyRing, SessionCache, TicketKeyRing } from './tls-resumption';
 
 /** memcached exits with EX_USAGE when ssl_init() cannot load the certificates. */
 const EX_USAGE = 64;
+
+/** The largest plaintext a TLS record carries (and node:tls's default fragment size). */
+const TLS_RECORD_BYTES_MAX = 16 * 1024;
 
 /** A TLS setting that cannot be applied; the message is memcached's wording where it has one. */
 export class TlsConfigError extends Error {
@@ -58,7 +62,7 @@ const NODE_TLS_VERSIONS: Record<TlsVersionName, tls.SecureVersion> = {
 const SESSION_ID_CONTEXT = 'memcached-ts';
 
 /** The files of -o ssl_chain_cert, ssl_key and ssl_ca_cert, read and checked. */
-interface TlsMaterial {
+export interface TlsMaterial {
   readonly cert: Buffer;
   /** PEM: a DER key (ssl_keyformat=2) is converted on load. */
   readonly key: string;
@@ -97,8 +101,14 @@ function parsePrivateKey(data: Buffer, format: 1 | 2): crypto.KeyObject {
 
 /**
  * Read and check the material in memcached's order (tls.c load_server_certificates), with its
- * messages: chain, key, key against certificate, CA file; then the cipher list.
+ * messages: chain, key, key against certificate, CA file; then the cipher list. Throws
+ * TlsConfigError. memcached loads it at startup before it switches user (-u), so files only
+ * root can read work; the process entry calls this then and hands the result to startNetwork.
  */
+export function loadTlsMaterial(s: Settings): TlsMaterial {
+  return loadMaterial(s);
+}
+
 function loadMaterial(s: Settings): TlsMaterial {
   const chainPath = s.tlsChainCertPath;
   const chainWhat = 'Error loading the certificate chain';
@@ -133,7 +143,7 @@ function loadMaterial(s: Settings): TlsMaterial {
     } catch (err) {
       throw new TlsConfigError(`${caWhat}: ${s.tlsCaCertPath} : ${reason(err)}`);
     }
-  } else if (s.tlsVerifyMode !== 0) {
+  } else if (s.tlsVerifyMode !== 0 || s.listeners.some((l) => l.tls === 'mtls')) {
     // As memcached, which loads no default CAs: a client certificate cannot verify.
     ca = [];
   }
@@ -147,7 +157,18 @@ function loadMaterial(s: Settings): TlsMaterial {
   return { cert, key: keyPem, ca };
 }
 
-function serverOptions(s: Settings, m: TlsMaterial, ticketKeys: Buffer | undefined): tls.TlsOptions {
+/**
+ * ssl_verify_mode in effect on a listener: memcached 1.6.19+'s `btls:` asks for no client
+ * certificate, `mtls:` requires one (its SSL_VERIFY_PEER | FAIL_IF_NO_PEER_CERT); any other
+ * TLS listener follows -o ssl_verify_mode.
+ */
+export function listenerVerifyMode(s: Settings, prefix: ListenerTls | null): TlsVerifyMode {
+  if (prefix === 'btls') return 0;
+  if (prefix === 'mtls') return 2;
+  return s.tlsVerifyMode;
+}
+
+function serverOptions(s: Settings, m: TlsMaterial, ticketKeys: Buffer | undefined, verify: TlsVerifyMode): tls.TlsOptions {
   return {
     cert: m.cert,
     key: m.key,
@@ -157,9 +178,11 @@ function serverOptions(s: Settings, m: TlsMaterial, ticketKeys: Buffer | undefin
     // ssl_verify_mode: 0 asks for nothing; 1 asks, and a certificate that is sent must verify
     // (checked on 'secureConnection'); 2 and 3 require one (OpenSSL's FAIL_IF_NO_PEER_CERT).
     // 3 adds CLIENT_ONCE, which only matters on renegotiation, and renegotiation is off.
-    requestCert: s.tlsVerifyMode !== 0,
-    rejectUnauthorized: s.tlsVerifyMode >= 2,
-    sessionIdContext: SESSION_ID_CONTEXT,
+    requestCert: verify !== 0,
+    rejectUnauthorized: verify >= 2,
+    // One context per verify mode: a session made where no certificate was asked for must
+    // not resume where one is required (OpenSSL refuses a session from another context).
+    sessionIdContext: `${SESSION_ID_CONTEXT}/${verify}`,
     sessionTimeout: s.tlsSessionTimeoutSeconds,
     handshakeTimeout: s.tlsHandshakeTimeoutSeconds * 1000,
     // memcached sets SSL_OP_NO_RENEGOTIATION too.
@@ -182,12 +205,96 @@ function tupleKey(sock: net.Socket): string | null {
   return `${sock.remoteAddress}|${sock.remotePort ?? 0}|${sock.localAddress ?? ''}|${sock.localPort ?? 0}`;
 }
 
-/** What the Acceptor does with the outcome of a handshake. */
+/**
+ * OpenSSL 3's error strings for the conditions Node reports in its own words, as memcached
+ * (ERR_error_string_n) writes them: the peer closed the connection in the middle of the
+ * handshake (SSL_R_UNEXPECTED_EOF_WHILE_READING), and a client certificate that does not
+ * verify (SSL_R_CERTIFICATE_VERIFY_FAILED; node:tls checks it after the handshake).
+ */
+const OPENSSL_UNEXPECTED_EOF = 'error:0A000126:SSL routines::unexpected eof while reading';
+const OPENSSL_CERTIFICATE_VERIFY_FAILED = 'error:0A000086:SSL routines::certificate verify failed';
+
+/** A TLS failure as memcached 1.6.45 reports it: its conntlserr text, and whether it counts in ssl_proto_errors. */
+export interface TlsFailure {
+  readonly message: string;
+  readonly protocolError: boolean;
+}
+
+/**
+ * memcached's ssl_read/ssl_write: an OpenSSL error is logged with OpenSSL's error string and
+ * counted as a protocol error; a socket error (SSL_ERROR_SYSCALL) is logged as strerror()
+ * and not counted.
+ */
+export function describeTlsFailure(err: Error, certificateRejected: boolean): TlsFailure {
+  const e = err as NodeJS.ErrnoException;
+  if (certificateRejected) return { message: OPENSSL_CERTIFICATE_VERIFY_FAILED, protocolError: true };
+  // Node's text for OpenSSL errors: "<thread>:error:<code>:<library>:<function>:<reason>:<file>:<line>:..."
+  const openssl = /error:([0-9A-Fa-f]{8}):([^:]*):[^:]*:([^:\n]*)/.exec(err.message);
+  if (openssl !== null) return { message: `error:${openssl[1].toUpperCase()}:${openssl[2]}::${openssl[3]}`, protocolError: true };
+  if (typeof e.syscall === 'string') return { message: strerror(err), protocolError: false };
+  // node:tls's "socket hang up" and "Client network socket disconnected before secure TLS
+  // connection was established": the peer's FIN before the handshake finished.
+  if (e.code === 'ECONNRESET') return { message: OPENSSL_UNEXPECTED_EOF, protocolError: true };
+  return { message: err.message, protocolError: false };
+}
+
+/**
+ * A client accepted on a TLS listener whose handshake has not finished. memcached makes the
+ * connection at accept time and runs the handshake inside its reads, so it counts in
+ * curr_connections and total_connections, is listed by `stats conns` and holds a -c slot from
+ * the start; so does this entry. When the handshake completes, the Connection that serves the
+ * client takes over its id and its place in the registry.
+ */
+export class Handshake implements TrackedConnection {
+  readonly info: NetConnectionInfo;
+  readonly lastActiveSeconds: number;
+  readonly writeBacklogBytes = 0;
+  /** Why it closes, for `watch connevents`. */
+  closeReason: CloseReason = 'error';
+  /** The server closed it (shutdown, idle_timeout): what node:tls then reports is not the peer's failure. */
+  closedByServer = false;
+
+  constructor(ctx: NetContext, readonly raw: net.Socket, readonly origin: ConnectionOrigin) {
+    this.info = {
+      id: ctx.registry.nextId(),
+      transport: 'tcp',
+      peerName: addressName('tcp', raw.remoteAddress, raw.remotePort),
+      localName: addressName('tcp', raw.localAddress, raw.localPort),
+      protocol: origin.protocol,
+      tag: origin.tag,
+      lastCommandTime: ctx.registry.nowSeconds,
+      stateName: 'conn_new_cmd',
+    };
+    this.lastActiveSeconds = ctx.registry.nowSeconds;
+  }
+
+  isIdle(): boolean {
+    return true;
+  }
+
+  kickIdle(): void {
+    this.closeBy('idle_timeout');
+  }
+
+  stopGracefully(): void {
+    this.closeBy('shutdown');
+  }
+
+  destroy(): void {
+    this.closeBy('shutdown');
+  }
+
+  private closeBy(reason: CloseReason): void {
+    if (this.raw.destroyed) return;
+    this.closedByServer = true;
+    this.closeReason = reason;
+    this.raw.destroy();
+  }
+}
+
+/** What the Acceptor does with a client whose handshake completed and passed the checks. */
 export interface TlsHandlers {
-  /** The handshake completed and the client passed the checks: serve it. */
-  secured(socket: tls.TLSSocket, origin: ConnectionOrigin): void;
-  /** A connection that was handshaking is gone: its -c slot is free. */
-  slotFreed(): void;
+  secured(socket: tls.TLSSocket, origin: ConnectionOrigin, handshake: Handshake): void;
 }
 
 /** How session tickets are keyed: a ring of two keys (the private hook works) or one key. */
@@ -198,20 +305,20 @@ export class TlsService {
   readonly ticketKeyMode: TicketKeyMode;
   private readonly ctx: NetContext;
   private readonly servers = new Map<ConnectionOrigin, tls.Server>();
-  /** Raw sockets whose handshake has not finished, by tupleKey; they count toward -c. */
-  private readonly handshaking = new Map<string, net.Socket>();
+  /** Clients whose handshake has not finished, by their accepted socket. */
+  private readonly handshaking = new Map<net.Socket, Handshake>();
   private readonly ring = new TicketKeyRing();
   private readonly cache: SessionCache | null;
-  private options: tls.TlsOptions;
+  private material: TlsMaterial;
   private rotationTimer: NodeJS.Timeout | null;
   private stopped = false;
 
-  /** Load the material (throws TlsConfigError) and check the ticket key hook. */
-  static async start(ctx: NetContext): Promise<TlsService> {
+  /** Load the material unless given (throws TlsConfigError) and check the ticket key hook. */
+  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null): Promise<TlsService> {
     const s = ctx.settings;
-    const material = loadMaterial(s);
+    const material = preloaded ?? loadMaterial(s);
     let mode: TicketKeyMode = 'current+previous';
-    if (!(await probeTicketKeyRing(serverOptions(s, material, undefined), clientOptions(s)))) {
+    if (!(await probeTicketKeyRing(serverOptions(s, material, undefined, 0), clientOptions(s)))) {
       mode = 'single';
       ctx.log(0, `TLS: several session ticket keys are unavailable on this Node.js: one key, replaced every ` +
         `${s.tlsTicketKeyRotationSeconds} s; tickets issued before a replacement then need a full handshake`);
@@ -223,7 +330,7 @@ export class TlsService {
     const s = ctx.settings;
     this.ctx = ctx;
     this.ticketKeyMode = mode;
-    this.options = this.optionsFor(material);
+    this.material = material;
     this.cache = s.tlsSessionCache
       ? new SessionCache(s.tlsSessionCacheEntriesMax, s.tlsSessionCacheBytesMax, s.tlsSessionTimeoutSeconds * 1000)
       : null;
@@ -236,7 +343,7 @@ export class TlsService {
       `(${mode} key, replaced every ${s.tlsTicketKeyRotationSeconds} s), session-ID cache ${s.tlsSessionCache ? 'on' : 'off'}`);
   }
 
-  /** Handshakes in progress: they hold a -c slot before they become connections. */
+  /** Handshakes in progress (each is also a client in the registry). */
   get handshakesInFlight(): number {
     return this.handshaking.size;
   }
@@ -253,17 +360,16 @@ export class TlsService {
   /** Create the tls.Server of a listener (at bind time, so that any failure shows at startup). */
   register(origin: ConnectionOrigin): void {
     if (this.servers.has(origin)) return;
-    const server = tls.createServer(this.options);
+    const server = tls.createServer(this.optionsFor(origin));
     this.installTicketKeys(server);
     server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecure(sock, origin));
-    server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => {
-      this.ctx.stats.ssl_handshake_errors++;
-      this.ctx.log(1, `SSL connection failed: ${err.message.trim()}`);
-      sock.destroy();
-    });
+    server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => this.onClientError(err, sock));
     const cache = this.cache;
     if (cache !== null) {
       server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+        // memcached counts its new-session callback (OpenSSL's, called for each session it
+        // would cache: one per full TLS 1.2 handshake, one per TLS 1.3 ticket).
+        this.ctx.stats.ssl_new_sessions++;
         cache.store(id, data);
         done();
       });
@@ -274,22 +380,42 @@ export class TlsService {
     this.servers.set(origin, server);
   }
 
-  /** Start the handshake of a client accepted on a TLS listener. */
+  /**
+   * Start the handshake of a client accepted on a TLS listener. The client is a connection
+   * from now on (counted, listed, holding a -c slot), as in memcached.
+   */
   accept(raw: net.Socket, origin: ConnectionOrigin): void {
-    const key = tupleKey(raw);
-    if (this.stopped || key === null) {
-      // Stopping, or the peer is already gone (no address to read).
+    if (this.stopped) {
+      raw.destroy();
+      return;
+    }
+    const ctx = this.ctx;
+    if (raw.remoteAddress === undefined) {
+      // Gone (reset) before it was accepted: memcached's first SSL_accept, in its accept
+      // path, fails on such a socket and counts a handshake error against the listener.
+      ctx.stats.ssl_handshake_errors++;
+      this.report(origin.listenerId, 'Connection reset by peer');
       raw.destroy();
       return;
     }
     this.register(origin);
-    this.handshaking.set(key, raw);
-    raw.once('close', () => {
-      if (this.handshaking.get(key) !== raw) return;
-      this.handshaking.delete(key);
-      this.handlers?.slotFreed();
-    });
+    const entry = new Handshake(ctx, raw, origin);
+    this.handshaking.set(raw, entry);
+    ctx.registry.add(entry);
+    ctx.connectionEvents?.opened(entry.info);
+    ctx.log(2, verboseLines.newClient(entry.info.id, origin.protocol ?? ctx.settings.bindProtocol));
+    raw.once('close', () => this.onRawClose(raw, entry));
     (this.servers.get(origin) as tls.Server).emit('connection', raw);
+  }
+
+  /**
+   * A TLS error on a served connection (memcached's ssl_read/ssl_write failures): logged to
+   * `watch connevents`, OpenSSL errors counted in ssl_proto_errors.
+   */
+  connectionError(id: number, err: Error, certificateRejected = false): void {
+    const failure = describeTlsFailure(err, certificateRejected);
+    if (failure.protocolError) this.ctx.stats.ssl_proto_errors++;
+    this.report(id, failure.message);
   }
 
   /**
@@ -305,18 +431,24 @@ export class TlsService {
       if (err instanceof TlsConfigError) return err.message;
       throw err;
     }
-    const options = this.optionsFor(material);
+    const previous = this.material;
+    this.material = material;
+    const options = new Map<ConnectionOrigin, tls.TlsOptions>();
     try {
       // Built once more here so that a failure leaves every server as it was.
-      tls.createSecureContext(options);
+      for (const origin of this.servers.keys()) {
+        const o = this.optionsFor(origin);
+        tls.createSecureContext(o);
+        options.set(origin, o);
+      }
     } catch (err) {
+      this.material = previous;
       return `Error validating the certificate: ${reason(err)}`;
     }
-    for (const server of this.servers.values()) {
-      server.setSecureContext(options);
+    for (const [origin, server] of this.servers) {
+      server.setSecureContext(options.get(origin) as tls.TlsOptions);
       this.installTicketKeys(server);
     }
-    this.options = options;
     this.ctx.stats.tlsCertsLoadedSeconds = this.ctx.registry.nowSeconds;
     this.ctx.log(1, 'TLS certificates reloaded');
     return null;
@@ -336,12 +468,12 @@ export class TlsService {
     this.stopped = true;
     if (this.rotationTimer !== null) clearInterval(this.rotationTimer);
     this.rotationTimer = null;
-    for (const raw of [...this.handshaking.values()]) raw.destroy();
+    for (const entry of [...this.handshaking.values()]) entry.destroy();
   }
 
-  private optionsFor(material: TlsMaterial): tls.TlsOptions {
+  private optionsFor(origin: ConnectionOrigin): tls.TlsOptions {
     const single = this.ticketKeyMode === 'single' ? this.ring.currentAsTicketKeys() : undefined;
-    return serverOptions(this.ctx.settings, material, single);
+    return serverOptions(this.ctx.settings, this.material, single, origin.tlsVerify ?? this.ctx.settings.tlsVerifyMode);
   }
 
   private installTicketKeys(server: tls.Server): void {
@@ -353,24 +485,63 @@ export class TlsService {
     }
   }
 
-  private onSecure(sock: tls.TLSSocket, origin: ConnectionOrigin): void {
+  /** The handshake entry a server-side TLS socket belongs to. */
+  private entryOf(sock: tls.TLSSocket): Handshake | undefined {
+    const raw = tlsRawSocket(sock);
+    if (raw !== null) return this.handshaking.get(raw);
     const key = tupleKey(sock);
-    if (key !== null && this.handshaking.get(key) !== undefined) this.handshaking.delete(key);
+    if (key === null) return undefined;
+    for (const entry of this.handshaking.values()) if (tupleKey(entry.raw) === key) return entry;
+    return undefined;
+  }
+
+  private report(id: number, message: string): void {
+    this.ctx.connectionEvents?.tlsError?.(id, message);
+    this.ctx.log(1, `<${id} TLS error: ${message}`);
+  }
+
+  /** The handshake failed (or the peer left): memcached's ssl_read failure inside the handshake. */
+  private onClientError(err: Error, sock: tls.TLSSocket): void {
+    const entry = this.entryOf(sock);
+    sock.destroy();
+    if (entry === undefined || entry.closedByServer) return;
+    entry.closeReason = 'error';
+    // node:tls checks a client certificate after the handshake and records why it failed.
+    this.connectionError(entry.info.id, err, Boolean(sock.authorizationError));
+  }
+
+  /**
+   * The accepted socket closed before its handshake was handed over: the connection ends.
+   * node:tls reports a peer that left ('tlsClientError') only after this socket's 'close', so
+   * the entry stays findable until the next turn of the event loop.
+   */
+  private onRawClose(raw: net.Socket, entry: Handshake): void {
+    if (this.handshaking.get(raw) !== entry) return;
+    setImmediate(() => {
+      if (this.handshaking.get(raw) !== entry) return;
+      this.handshaking.delete(raw);
+      this.ctx.registry.remove(entry);
+      this.ctx.connectionEvents?.closed(entry.info, entry.closeReason);
+      this.ctx.log(2, verboseLines.closed(entry.info.id));
+    });
+  }
+
+  private onSecure(sock: tls.TLSSocket, origin: ConnectionOrigin): void {
+    const entry = this.entryOf(sock);
+    if (entry === undefined || this.stopped || this.handlers === null) {
+      sock.destroy();
+      return;
+    }
     const { stats, settings } = this.ctx;
-    if (this.stopped || this.handlers === null) {
-      sock.destroy();
-      return;
-    }
-    if (settings.tlsVerifyMode === 1 && sock.authorizationError && hasPeerCertificate(sock)) {
+    if (origin.tlsVerify === 1 && sock.authorizationError && hasPeerCertificate(sock)) {
       // SSL_VERIFY_PEER without FAIL_IF_NO_PEER_CERT: no certificate is fine, a bad one is not.
-      stats.ssl_handshake_errors++;
-      this.ctx.log(1, `SSL connection failed: client certificate: ${String(sock.authorizationError)}`);
-      sock.destroy();
-      this.handlers.slotFreed();
+      this.onClientError(new Error('client certificate does not verify'), sock);
       return;
     }
+    this.handshaking.delete(entry.raw);
     if (sock.isSessionReused()) stats.ssl_resumed_sessions++;
-    else stats.ssl_new_sessions++;
-    this.handlers.secured(sock, origin);
+    // memcached's ssl_wbuf_size: no write, hence no TLS record, carries more than this much.
+    if (settings.tlsWriteBufferBytes < TLS_RECORD_BYTES_MAX) sock.setMaxSendFragment(settings.tlsWriteBufferBytes);
+    this.handlers.secured(sock, origin, entry);
   }
 }

@@ -135,8 +135,8 @@ describe('-l', () => {
 
   it.each([
     ['notls:127.0.0.1:11211', "'notls' option is valid only when SSL is enabled"],
-    ['mtls:127.0.0.1:11211', 'the mtls: prefix is not implemented'],
-    ['btls:127.0.0.1:11211', 'the btls: prefix is not implemented'],
+    ['mtls:127.0.0.1:11211', "'mtls' option is valid only when SSL is enabled"],
+    ['btls:127.0.0.1:11211', "'btls' option is valid only when SSL is enabled"],
     ['127.0.0.1:70000', 'invalid port number 70000'],
     ['127.0.0.1:abc', 'invalid port number "abc"'],
     ['tag[123456789]:127.0.0.1', 'between 1 and 8'],

@@ -218,8 +218,12 @@ async function waitForJson(path: string): Promise<{ argv: string[]; cwd: string;
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     if (existsSync(path)) {
-      const text = readFileSync(path, 'utf8');
-      if (text !== '') return JSON.parse(text);
+      // The child may be between creating the file and writing it: retry until it parses.
+      try {
+        return JSON.parse(readFileSync(path, 'utf8'));
+      } catch {
+        // not complete yet
+      }
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
   }

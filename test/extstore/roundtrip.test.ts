@@ -302,9 +302,9 @@ describe('the event loop is never blocked by disk reads', () => {
       expect(inMemory(s.engine, `k${m}`)).toBe(true);
       const t0 = Date.now();
       await a.send(`get k${d}\r\nget k${m}\r\n`);
-      // Another connection is served at once while the read is pending.
+      // Another connection is served while the read is pending: its reply comes while the
+      // first connection has received nothing (no clock: a loaded machine may be slow).
       const other = await b.request(`get k${m}\r\n`, 'END\r\n');
-      expect(Date.now() - t0).toBeLessThan(250);
       expect(other.equals(Buffer.concat([valueReply(`k${m}`, m, valueOf(m, VALUE_BYTES)), Buffer.from('END\r\n')]))).toBe(true);
       expect(a.take().length).toBe(0);
       const reply = await a.until('END\r\n', 2);
@@ -348,9 +348,9 @@ describe('the event loop is never blocked by disk reads', () => {
     try {
       const ext = s.engine.storage!.ext;
       ext.io = { ...ext.io, write: () => {} }; // writes never complete
-      const t0 = Date.now();
+      // Completing at all is the point (a set waiting for the disk would never answer); the
+      // test's own timeout bounds it, not a clock a loaded machine could miss.
       await fill(c, 8000, VALUE_BYTES);
-      expect(Date.now() - t0).toBeLessThan(5000);
       const st = statsOf(s.engine);
       expect(st.evictions).toBeGreaterThan(0);
       expect((await c.request('set after 0 0 2\r\nok\r\nget after\r\n', 'END\r\n')).toString())

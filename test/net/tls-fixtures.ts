@@ -10,12 +10,14 @@
 import { spawn, execFileSync } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tls from 'node:tls';
 import { parseCommandLine } from '../../src/cli/options';
 import { Engine } from '../../src/engine/engine';
 import type { StatsContext } from '../../src/engine/stats';
+import { connectionEventsFor } from '../../src/metrics/logger';
 import { ServerStats } from '../../src/metrics/stats';
 import { startNetwork, type NetworkHandle } from '../../src/net/server';
 import type { Output } from '../../src/protocol/output';
@@ -143,7 +145,10 @@ export async function startInProcess(argv: string[], overrides: Partial<Settings
   };
   engine.start();
   try {
-    network = await startNetwork(settings, stats, factory, log, { clockSeconds: () => engine.clock.now });
+    network = await startNetwork(settings, stats, factory, log, {
+      clockSeconds: () => engine.clock.now,
+      connectionEvents: connectionEventsFor(engine.logger),
+    });
   } catch (err) {
     engine.stop();
     throw err;
@@ -271,6 +276,119 @@ export class TlsClient {
 
   close(): void {
     this.socket.destroy();
+  }
+}
+
+/** A plain client that sent `watch <streams>` and collects the log lines it gets. */
+export class Watcher {
+  readonly socket: net.Socket;
+  private text = '';
+
+  private constructor(socket: net.Socket) {
+    this.socket = socket;
+    socket.on('data', (d: Buffer) => {
+      this.text += d.toString('latin1');
+    });
+    socket.on('error', () => undefined);
+  }
+
+  static async start(port: number, streams: string, timeoutMs = 5000): Promise<Watcher> {
+    const w = new Watcher(net.connect(port, LOOPBACK));
+    w.socket.write(`watch ${streams}\r\n`);
+    await w.until((t) => t.startsWith('OK\r\n'), timeoutMs);
+    return w;
+  }
+
+  /** The lines after OK, without their ts= and gid= fields. */
+  get lines(): string[] {
+    return this.text.split(/\r?\n/).slice(1).filter((l) => l !== '').map((l) => l.replace(/^ts=\S+ gid=\d+ /, ''));
+  }
+
+  async until(cond: (text: string) => boolean, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!cond(this.text)) {
+      if (Date.now() > deadline) throw new Error(`watch: timed out; received ${JSON.stringify(this.text)}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  /** Waits (bounded) until a line matches. */
+  async line(pattern: RegExp, timeoutMs = 5000): Promise<string> {
+    await this.until(() => this.lines.some((l) => pattern.test(l)), timeoutMs);
+    return this.lines.find((l) => pattern.test(l)) as string;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+/** One TLS record as seen on the wire: content type (21 alert, 22 handshake, 23 data) and length. */
+export interface WireRecord {
+  readonly type: number;
+  readonly length: number;
+}
+
+/**
+ * A TCP relay between a client and `target` that keeps what the server sent, to read TLS
+ * record boundaries, and lets a test write raw bytes to the server or reset either side.
+ */
+export class RecordingProxy {
+  readonly fromServer: Buffer[] = [];
+  /** The relay's connection to the server, once a client came. */
+  upstream: net.Socket | null = null;
+  serverEnded = false;
+  private readonly server: net.Server;
+
+  private constructor(server: net.Server) {
+    this.server = server;
+  }
+
+  static async start(target: number): Promise<RecordingProxy> {
+    let proxy: RecordingProxy | null = null;
+    const server = net.createServer((down) => {
+      const up = net.connect(target, LOOPBACK);
+      const p = proxy as RecordingProxy;
+      p.upstream = up;
+      up.on('data', (d: Buffer) => {
+        p.fromServer.push(d);
+        down.write(d);
+      });
+      up.on('end', () => {
+        p.serverEnded = true;
+        down.end();
+      });
+      down.on('data', (d: Buffer) => up.write(d));
+      down.on('end', () => up.end());
+      for (const s of [up, down]) s.on('error', () => undefined);
+      up.on('close', () => down.destroy());
+      down.on('close', () => up.destroy());
+    });
+    proxy = new RecordingProxy(server);
+    await new Promise<void>((resolve) => server.listen(0, LOOPBACK, resolve));
+    return proxy;
+  }
+
+  get port(): number {
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  /** The records the server sent, in order (a trailing partial record is left out). */
+  records(): WireRecord[] {
+    const all = Buffer.concat(this.fromServer);
+    const out: WireRecord[] = [];
+    for (let p = 0; p + 5 <= all.length;) {
+      const length = all.readUInt16BE(p + 3);
+      if (p + 5 + length > all.length) break;
+      out.push({ type: all[p], length });
+      p += 5 + length;
+    }
+    return out;
+  }
+
+  close(): void {
+    this.upstream?.destroy();
+    this.server.close();
   }
 }
 

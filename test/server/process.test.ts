@@ -4,6 +4,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -22,14 +23,28 @@ afterEach(() => {
   }
 });
 
-async function start(args: string[]): Promise<{ pid: number; port: number; exited: Promise<number | null> }> {
+/**
+ * Starts the server and resolves once its port answers (bounded: 15 s). `onPortAnswers` runs
+ * at that first moment, before anything else can happen (checks of what must exist by then).
+ */
+async function start(args: string[], onPortAnswers: () => void = () => undefined): Promise<{ pid: number; port: number; exited: Promise<number | null> }> {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, '-p', String(port), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody', ...args], {
     stdio: 'ignore',
   });
   started.push(child.pid!);
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  for (let i = 0; i < 200 && !(await canConnect(port)); i++) await sleep(25);
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => {
+    exitCode = code;
+    resolve(code);
+  }));
+  const deadline = Date.now() + 15_000;
+  while (!(await canConnect(port, '127.0.0.1', 1000))) {
+    if (exitCode !== undefined) throw new Error(`the server exited (${exitCode}) before its port answered`);
+    if (Date.now() > deadline) throw new Error('the server\'s port did not answer within 15 s');
+    await sleep(5);
+  }
+  onPortAnswers();
   return { pid: child.pid!, port, exited };
 }
 
@@ -42,9 +57,11 @@ describe('signals', () => {
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGUSR1'] as const) {
     it(`${signal} stops the server cleanly and removes the pid file`, async () => {
       const pidFile = path.join(os.tmpdir(), `mcts-${process.pid}-${signal}.pid`);
-      const s = await start(['-P', pidFile]);
-      expect(await canConnect(s.port)).toBe(true);
-      expect(fs.readFileSync(pidFile, 'utf8').trim()).toBe(String(s.pid));
+      let atFirstAnswer = '';
+      const s = await start(['-P', pidFile], () => {
+        atFirstAnswer = fs.readFileSync(pidFile, 'utf8');
+      });
+      expect(atFirstAnswer.trim()).toBe(String(s.pid));
       process.kill(s.pid, signal);
       const code = await Promise.race([s.exited, sleep(8000).then(() => 'timeout')]);
       expect(code).toBe(0);
@@ -52,6 +69,75 @@ describe('signals', () => {
       expect(await canConnect(s.port)).toBe(false);
     });
   }
+});
+
+describe('-P pid file', () => {
+  it('exists before the port answers, even when more startup follows the listeners (metrics endpoint)', async () => {
+    const pidFile = path.join(os.tmpdir(), `mcts-${process.pid}-early.pid`);
+    fs.rmSync(pidFile, { force: true });
+    let atFirstAnswer: string | null = null;
+    const metricsPort = await freePort();
+    const s = await start(['-P', pidFile, '-o', `metrics_listen=127.0.0.1:${metricsPort}`], () => {
+      atFirstAnswer = fs.existsSync(pidFile) ? fs.readFileSync(pidFile, 'utf8') : null;
+    });
+    expect(atFirstAnswer).toBe(`${s.pid}\n`);
+    process.kill(s.pid, 'SIGTERM');
+    expect(await Promise.race([s.exited, sleep(8000).then(() => 'timeout')])).toBe(0);
+  });
+
+  it('a startup that fails after writing it leaves it as it was', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const busy = (holder.address() as net.AddressInfo).port;
+    try {
+      const fresh = path.join(os.tmpdir(), `mcts-${process.pid}-fresh.pid`);
+      fs.rmSync(fresh, { force: true });
+      const a = runCli(['-p', String(busy), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody', '-P', fresh]);
+      expect(a.status, a.stderr).not.toBe(0);
+      expect(a.stderr).toContain('failed to listen');
+      expect(fs.existsSync(fresh)).toBe(false);
+      // Another server's pid file (this test process stands for it) is put back.
+      const other = path.join(os.tmpdir(), `mcts-${process.pid}-other.pid`);
+      fs.writeFileSync(other, `${process.pid}\n`);
+      const b = runCli(['-p', String(busy), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody', '-P', other]);
+      expect(b.status, b.stderr).not.toBe(0);
+      expect(fs.readFileSync(other, 'utf8')).toBe(`${process.pid}\n`);
+      fs.rmSync(other, { force: true });
+    } finally {
+      holder.close();
+    }
+  });
+});
+
+describe('-d', () => {
+  it('the parent exits 0 once the daemon listens with its pid file written (systemd Type=forking)', async () => {
+    const port = await freePort();
+    const pidFile = path.join(os.tmpdir(), `mcts-${process.pid}-daemon.pid`);
+    fs.rmSync(pidFile, { force: true });
+    const r = runCli(['-d', '-p', String(port), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody', '-P', pidFile]);
+    expect(r.status, r.stderr).toBe(0);
+    // Both hold the moment the parent is gone.
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    started.push(pid);
+    expect(await canConnect(port)).toBe(true);
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 8000;
+    while (fs.existsSync(pidFile) && Date.now() < deadline) await sleep(20);
+    expect(fs.existsSync(pidFile)).toBe(false);
+  });
+
+  it('the parent reports the daemon\'s startup failure with its message and exit code', async () => {
+    const holder = net.createServer();
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    try {
+      const busy = (holder.address() as net.AddressInfo).port;
+      const r = runCli(['-d', '-p', String(busy), '-l', '127.0.0.1', '-U', '0', '-u', 'nobody']);
+      expect(r.status).toBe(71);
+      expect(r.stderr).toContain('failed to listen on one of interface(s) 127.0.0.1: Address already in use');
+    } finally {
+      holder.close();
+    }
+  });
 });
 
 describe('command line', () => {
@@ -85,7 +171,6 @@ describe('command line', () => {
   });
   it('shutdown is refused without -A and stops the server with -A', async () => {
     const s = await start(['-A']);
-    const net = await import('node:net');
     const sock = net.connect(s.port, '127.0.0.1');
     await new Promise((r) => sock.once('connect', r));
     sock.write('shutdown\r\n');

@@ -75,6 +75,30 @@ describe('memcached-ts -Z', () => {
   });
 });
 
+describe('-u', () => {
+  const isRoot = process.getuid?.() === 0;
+  it.skipIf(!isRoot)('reads the certificate and key before switching user, as memcached: files only root can read work', async () => {
+    // makePki's directory is mode 0700, owned by root: user nobody cannot read in it.
+    expect(fs.statSync(pki.dir).mode & 0o077).toBe(0);
+    const port = await freePort();
+    const child = spawn(process.execPath, [BIN, '-u', 'nobody', '-U', '0', '-p', String(port), '-l', LOOPBACK, '-Z',
+      '-o', `ssl_chain_cert=${pki.serverCert},ssl_key=${pki.serverKey}`], { stdio: 'ignore' });
+    trackProcess(child);
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!(await canConnect(port))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`memcached-ts -u nobody -Z did not start (exit ${child.exitCode})`);
+        await sleep(50);
+      }
+      expect((await tlsExchange(port, 'version\r\n', { rejectUnauthorized: false })).text).toMatch(/^VERSION /);
+      const uid = /^Uid:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1];
+      expect(uid).not.toBe('0');
+    } finally {
+      await stopProcess(child);
+    }
+  }, 30_000);
+});
+
 describe('startup failures', () => {
   it('exits 64 with memcached\'s message when the certificate cannot be loaded', async () => {
     const port = await freePort();

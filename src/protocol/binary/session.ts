@@ -15,6 +15,10 @@
  *            ├──sasl auth/step──► SASL_DATA (keep ≤ 1 KiB, count the rest) ──► HEADER
  *            └──too large / no memory / unknown opcode──► SWALLOW (discard n) ──► HEADER
  *
+ * While a swallow waits for more input nothing is sent: the replies since the last transmit
+ * point go out after the last swallowed byte, as memcached's conn_swallow (which reads without
+ * writing) sends them, and are lost if the connection ends first.
+ *
  * Quiet opcodes (GETQ, SETQ...) send nothing on success (and nothing on a GETQ miss);
  * errors are always sent. memcached holds replies until a non-quiet reply or NOOP flushes
  * them; here every reply goes out at the end of the read event, which a client cannot tell
@@ -106,6 +110,8 @@ export class BinarySession implements ProtocolSession {
   private valueDone = 0;
 
   private swallowLeft = 0;
+  /** Replies held back while a swallow waits for more input (see holdUntilSwallowed). */
+  private held: Buffer | null = null;
   /**
    * Output position at memcached's last transmit point (start of the read event, NOOP, QUIT,
    * errors that do not swallow, AUTH_CONTINUE). A request with a bad magic byte closes the
@@ -153,6 +159,7 @@ export class BinarySession implements ProtocolSession {
         if (this.swallowLeft === 0) {
           this.state = State.Header;
           this.conn.stateName = 'conn_parse_cmd';
+          this.releaseHeld();
         }
         continue;
       }
@@ -184,6 +191,7 @@ export class BinarySession implements ProtocolSession {
       requests++;
       if ((this.status as FeedStatus) === FeedStatus.Close) break;
     }
+    if (this.state === State.Swallow && this.status !== FeedStatus.Close) this.holdUntilSwallowed();
     return pos - start;
   }
 
@@ -191,6 +199,30 @@ export class BinarySession implements ProtocolSession {
     if (this.state === State.Value && this.item !== 0) this.engine.abortStore(this.item);
     this.item = 0;
     this.state = State.Header;
+    this.held = null;
+  }
+
+  /**
+   * memcached transmits nothing while it swallows (conn_swallow reads on without a write):
+   * the replies since the last transmit point, the error that started the swallow included,
+   * wait for the last swallowed byte, and are lost if the connection closes first. So they
+   * leave the output until then. (Replies waiting for extstore reads already hold back what
+   * follows them; with such holes pending the output stays as it is.)
+   */
+  private holdUntilSwallowed(): void {
+    const out = this.out;
+    if (out.length === this.flushMark || out.holeCount > 0) return;
+    const replies = Buffer.from(out.buf.subarray(this.flushMark, out.length));
+    this.held = this.held === null ? replies : Buffer.concat([this.held, replies]);
+    out.length = this.flushMark;
+  }
+
+  /** The swallow is done: the held replies go out with this read event's. */
+  private releaseHeld(): void {
+    const held = this.held;
+    if (held === null) return;
+    this.held = null;
+    this.out.bytes(held, 0, held.length);
   }
 
   // ---------------------------------------------------------------- replies
