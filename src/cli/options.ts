@@ -17,6 +17,7 @@
  */
 
 import { HASH_POWER_LIMIT } from '../store/hash';
+import { CLASSES_MAX, PAGES_MAX } from '../store/slabs';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
@@ -41,7 +42,12 @@ const PORT_MAX = 65535;
 const ITEM_SIZE_MIN_BYTES = 1 * KIB;
 const ITEM_SIZE_MAX_BYTES = 1024 * MIB;
 /** No bound in memcached; 1 TiB of cache is far beyond what one Node.js process can hold. */
-const MEMORY_LIMIT_MEGABYTES_MAX = 1024 * 1024;
+/**
+ * The most item memory the store can address: 32-bit item references name at most PAGES_MAX
+ * pages of 1 MiB, and the arena keeps one page per class beyond -m (src/store/slabs.ts).
+ * Refused above, rather than silently capped.
+ */
+const MEMORY_LIMIT_MEGABYTES_MAX = PAGES_MAX - CLASSES_MAX;
 /** Linux's default fs.nr_open: more connections than this cannot have descriptors anyway. */
 const CONNECTIONS_MAX = 1024 * 1024;
 /** memcached warns above 64 threads and has no bound; ours are not real threads yet. */
@@ -262,7 +268,7 @@ function parseMemoryLimit(text: string): number {
   const match = /^(\d{1,10})[mM]?$/.exec(text);
   if (match === null) throw new UsageError(`-m takes megabytes (e.g. -m 64), got "${text}"`);
   const megabytes = Number(match[1]);
-  const message = `-m ${megabytes} is above the limit of ${MEMORY_LIMIT_MEGABYTES_MAX} megabytes`;
+  const message = `-m ${megabytes} is above the limit of ${MEMORY_LIMIT_MEGABYTES_MAX} megabytes, the most item memory this server can address (32-bit item references)`;
   requireRange(megabytes, 0, MEMORY_LIMIT_MEGABYTES_MAX, message);
   return megabytes * MIB;
 }

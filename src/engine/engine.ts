@@ -14,7 +14,8 @@ import type { ServerStats } from '../metrics/stats';
 import type { Settings } from '../settings';
 import { Clock } from '../store/clock';
 import { hashKey } from '../store/hash';
-import { AllocError, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items } from '../store/items';
+import { COLD_LRU, FIND_EXPIRED, FIND_FLUSHED, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items, KEY_BYTES_MAX as KEY_LENGTH_MAX } from '../store/items';
+import { AllocFailure, Proto, type ItemSink, type ItemView, type ValueSource } from './item-view';
 import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
 import { SharedMemory } from '../store/shared';
@@ -22,6 +23,7 @@ import { Crawler, forEachItem } from '../store/crawler';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
+import { Tuning } from './tuning';
 
 export const enum StoreMode {
   Set = 0,
@@ -48,9 +50,75 @@ export const enum DeltaResult {
   NonNumeric = 2,
   NoMemory = 3,
   CasMismatch = 4,
+  /** ma N: the item appeared meanwhile, so the add of the initial value did not store. */
+  NotStored = 5,
+  /** ma N: no memory for the item holding the initial value. */
+  CreateNoMemory = 6,
 }
 
-/** Items a connection's unsent replies still refer to (see TextSession.holdItem). */
+export const enum MetaDeleteResult {
+  Deleted = 0,
+  NotFound = 1,
+  Exists = 2,
+  /** md x: no memory for the emptied item. */
+  NoMemory = 3,
+}
+
+/** memcached's MFLAG_MAX_OPT_LENGTH: flag tokens of a meta command. */
+export const META_TOKENS_MAX = 20;
+/** Key length limit (memcached's KEY_MAX_LENGTH). */
+export const KEY_BYTES_MAX = KEY_LENGTH_MAX;
+/** Absent (a flag position, a CAS to give). */
+const NONE = -1;
+
+/**
+ * The meta flags that change an item or decide what happens to it, parsed by the protocol
+ * (src/protocol/text/meta.ts); one reused instance per session. Positions are the flag
+ * token indexes (T, N and R act in request order, as memcached walks them).
+ */
+export class MetaRequest {
+  /** T: new exptime (server-relative), at position touchAt (-1: absent). */
+  touchAt = NONE;
+  touchExptime = 0;
+  /** N: autovivify with this exptime. */
+  vivifyAt = NONE;
+  vivifyExptime = 0;
+  /** R: win the right to recache if the TTL is below recacheTime. */
+  recacheAt = NONE;
+  recacheTime = 0;
+  /** u: no LRU bump. */
+  noBump = false;
+  /** Flags that make memcached lock the item (T, N, R, l, h): the bump comes after rendering. */
+  locked = false;
+  /** C: the CAS must match. */
+  casCheck = false;
+  casIn = 0;
+  /** E: the CAS the item gets (-1: the next one). */
+  casIdIn = NONE;
+  /** md I, ms I: invalidate. */
+  setStale = false;
+  /** md x: keep the item with an empty value. */
+  removeValue = false;
+  /** F (md x). */
+  clientFlags = 0;
+  /** ma D and J. */
+  delta = 1n;
+  initial = 0n;
+
+  reset(): void {
+    this.touchAt = this.vivifyAt = this.recacheAt = this.casIdIn = NONE;
+    this.touchExptime = this.vivifyExptime = this.recacheTime = this.casIn = this.clientFlags = 0;
+    this.noBump = this.locked = this.casCheck = this.setStale = this.removeValue = false;
+    this.delta = 1n;
+    this.initial = 0n;
+  }
+}
+
+/**
+ * Items a connection's unsent replies still refer to (memcached holds a reference until it
+ * transmits): an incr on such an item stores a copy. Keyed by what the view told the reply
+ * (its CAS and handle), opaque to the protocol.
+ */
 export interface HeldItems {
   isHeld(ref: number, cas: number): boolean;
 }
@@ -86,22 +154,12 @@ function initialMallocBytes(): number {
   return Number.isSafeInteger(v) && v > 0 ? v : 0;
 }
 
-export class Engine {
+export class Engine implements ValueSource {
   readonly clock: Clock;
   readonly slabs: SlabAllocator;
   readonly items: Items;
   readonly stats: ServerStats;
   readonly settings: Settings;
-  /** Result of the last incrDecr (the new value) and its CAS. */
-  deltaValue = 0n;
-  /** CAS of the item last stored, for replies that report it. */
-  lastCas = 0;
-  /** The item an incrDecr left in place (meta ma reports its TTL and CAS). */
-  lastRef = 0;
-  /** The last incrDecr stored a copy (the new value did not fit, or a reply held the item). */
-  lastDeltaCopied = false;
-  /** Size of the value an append/prepend stored by the last commitStore (-1: none). */
-  lastMergedBytes = -1;
   readonly crawler: Crawler;
   readonly detail: PrefixStats;
   /** Moves slab pages between classes and the global pool (`slabs reassign`, the automover). */
@@ -143,19 +201,8 @@ export class Engine {
       slabChunkMaxBytes: settings.slabChunkMaxBytes,
       initialMallocBytes: initialMallocBytes(),
     }, mem);
-    this.items = new Items(this.slabs, clock, {
-      casEnabled: settings.casEnabled,
-      itemSizeMaxBytes: settings.itemSizeMaxBytes,
-      evictToFree: settings.evictToFree,
-      lruSegmented: settings.lruSegmented,
-      hotLruPct: settings.hotLruPct,
-      warmLruPct: settings.warmLruPct,
-      hotMaxFactor: settings.hotMaxFactor,
-      warmMaxFactor: settings.warmMaxFactor,
-      tempLru: settings.tempLru,
-      temporaryTtlSeconds: settings.temporaryTtlSeconds,
-      hashPowerInit: settings.hashPowerInit,
-    }, mem);
+    // The store reads the live settings (runtime tuning changes them: src/engine/tuning.ts).
+    this.items = new Items(this.slabs, clock, settings, mem);
     // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
     this.items.startCasAt(FIRST_CAS);
     this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
@@ -169,10 +216,14 @@ export class Engine {
     this.logger.onStreamsChanged = (flags) => {
       this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 ? onEvict : null;
     };
+    this.tuning = new Tuning(this);
     this.storage = settings.extPaths.length > 0
       ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message))
       : null;
   }
+
+  /** Runtime tuning: the one writer of settings while the server runs. */
+  readonly tuning: Tuning;
 
   /** Connections in `watch` mode (memcached's log_watchers). */
   get watchers(): number {
@@ -188,7 +239,7 @@ export class Engine {
     this.storage?.counters.reset();
   }
 
-  /** Visit every live item (stats sizes, dumps). */
+  /** Visit every live item (engine-side stats: stats sizes, mem_requested). */
   walkItems(visit: (ref: number, cls: number) => void, classes: Uint8Array | null = null): void {
     forEachItem(this.items, classes, visit);
   }
@@ -212,12 +263,6 @@ export class Engine {
     this.storage?.stop();
     if (this.indexTask !== null) clearImmediate(this.indexTask);
     this.indexTask = null;
-  }
-
-  /** `slabs automove window <n>`: the automover averages over n samples from now on. */
-  setAutomoveWindow(samples: number): void {
-    // movePages() starts a new window when it sees the setting change.
-    this.settings.slabAutomoveWindowSamples = samples;
   }
 
   /** One pass of the LRU maintainer over every class (bounded work). */
@@ -266,142 +311,251 @@ export class Engine {
     this.automoveAgain = decision.dst === GLOBAL_POOL && result === ReassignResult.Ok;
   }
 
-  // ---------------------------------------------------------------- retrieval
+  // ---------------------------------------------------------------- item access (one door)
+
+  /** Lock the item lock stripe of `hash` (held for the whole of one operation on a key). */
+  private lockKey(hash: number): void {
+    this.items.itemLocks.lock(hash & this.items.stripeMask);
+  }
+
+  private unlockKey(hash: number): void {
+    this.items.itemLocks.unlock(hash & this.items.stripeMask);
+  }
+
+  /** Fill `v` from item `ref` (the caller holds its lock), ready for a sink. */
+  private describe(v: ItemView, ref: number): void {
+    const items = this.items;
+    const iflags = items.iflags(ref);
+    v.ref = ref;
+    v.source = this;
+    v.flags = items.flags(ref);
+    v.cas = items.cas(ref);
+    v.nbytes = items.nbytes(ref);
+    v.exptime = items.exptime(ref);
+    v.lastAccess = items.atime(ref);
+    v.fetched = (iflags & IF_FETCHED) !== 0;
+    v.stale = (iflags & IF_STALE) !== 0;
+    v.tokenSent = (iflags & IF_TOKEN_SENT) !== 0;
+    v.keyBinary = items.keyBinary(ref);
+    v.cls = items.classOf(ref);
+    v.onDisk = items.isHdr(ref);
+    v.keyBuf = items.page(ref);
+    v.keyStart = items.keyOffset(ref);
+    v.keyLen = items.nkey(ref);
+    v.memcachedSize = items.memcachedItemTotal(v.keyLen, v.nbytes, v.flags);
+  }
+
+  /** ValueSource: the value of the item a view describes, during its sink call. */
+  copyValue(v: ItemView, dst: Uint8Array, dstOffset: number): number {
+    return this.items.copyValue(v.ref, dst, dstOffset);
+  }
+
+  /**
+   * Read the value of a view whose item lives in extstore (v.onDisk), during its sink call:
+   * `done` runs once, at once when the record is still in a write buffer or cannot be read,
+   * else when the disk read completes. `buf[valueStart, valueStart + v.nbytes)` is the value
+   * while `done` runs. A failed read is a miss, counted, and the header item is dropped.
+   */
+  readDiskValue(v: ItemView, done: (hit: boolean, buf: Buffer, valueStart: number) => void): void {
+    const storage = this.storage;
+    if (storage === null) throw new Error('a value on disk without extstore');
+    storage.fetch(v.ref, done);
+  }
+
+  /** A disk read finished after its reply was dropped (connection gone). */
+  countAbortedDiskRead(): void {
+    this.storage?.countAborted();
+  }
 
   /**
    * memcached's do_item_get: find a live item (expired or flushed ones are unlinked on the
    * way and counted in get_expired / get_flushed, whatever the command), logged for `watch
-   * fetchers`.
+   * fetchers`. The caller holds the key's lock.
    */
   private lookup(key: Uint8Array, start: number, len: number, hash: number): number {
-    const items = this.items;
-    const ref = items.find(key, start, len, hash);
-    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(ref, key, start, len);
-    if (ref === 0) {
-      if (items.lastMissFlushed) this.stats.get_flushed++;
-      else if (items.lastMissExpired) this.stats.get_expired++;
-    }
+    const found = this.items.find(key, start, len, hash);
+    if ((this.logger.flags & LOG_FETCHERS) !== 0) this.logFetch(found, key, start, len);
+    if (found > 0) return found;
+    if (found === FIND_FLUSHED) this.stats.get_flushed++;
+    else if (found === FIND_EXPIRED) this.stats.get_expired++;
+    return 0;
+  }
+
+  /**
+   * The item reference of a live key, without counting or bumping: for the engine's own
+   * modules, background work and tests. Protocol code never holds references (it gets views).
+   */
+  peek(key: Uint8Array, start: number, len: number): number {
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const ref = this.lookup(key, start, len, hash);
+    this.unlockKey(hash);
     return ref;
   }
 
-  /** Find a live item for a read (get/gets), counting and bumping as memcached does. */
-  get(key: Uint8Array, start: number, len: number): number {
+  private countGetHit(ref: number): void {
     const items = this.items;
-    const ref = this.lookup(key, start, len, hashKey(key, start, len));
-    this.stats.cmd_get++;
-    if (ref === 0) {
-      this.stats.get_misses++;
-      return 0;
-    }
     this.stats.get_hits++;
     const cls = items.classOf(ref);
     items.counters.get_hits[cls]++;
     items.lruHits[(cls << 2) | items.segment(ref)]++;
-    items.bump(ref);
-    return ref;
   }
 
-  /** Look up without counting hits or bumping (meta commands count and bump themselves). */
-  peek(key: Uint8Array, start: number, len: number): number {
-    return this.lookup(key, start, len, hashKey(key, start, len));
+  // ---------------------------------------------------------------- retrieval
+
+  /**
+   * get/gets (text), get/getk (binary): find a live item, count and bump it as memcached
+   * does, and hand it to `sink` under its lock. False on a miss.
+   */
+  get(v: ItemView, key: Uint8Array, start: number, len: number, sink: ItemSink): boolean {
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const ref = this.lookup(key, start, len, hash);
+    this.stats.cmd_get++;
+    if (ref === 0) {
+      this.stats.get_misses++;
+    } else {
+      this.countGetHit(ref);
+      this.items.bump(ref);
+      this.describe(v, ref);
+      sink.item(v);
+    }
+    this.unlockKey(hash);
+    return ref !== 0;
   }
 
-  /** gat/gats: fetch and set a new exptime (memcached 1.6 counts these as touches only). */
-  getAndTouch(key: Uint8Array, start: number, len: number, exptime: number): number {
-    return this.touchItem(key, start, len, exptime);
-  }
-
-  touch(key: Uint8Array, start: number, len: number, exptime: number): boolean {
-    return this.touchItem(key, start, len, exptime) !== 0;
-  }
-
-  private touchItem(key: Uint8Array, start: number, len: number, exptime: number): number {
+  /** gat/gats, binary gat: fetch and set a new exptime (memcached counts these as touches). */
+  getAndTouch(v: ItemView, key: Uint8Array, start: number, len: number, exptime: number, sink: ItemSink | null): boolean {
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const ref = this.lookup(key, start, len, hash);
     const items = this.items;
-    const ref = this.lookup(key, start, len, hashKey(key, start, len));
     this.stats.cmd_touch++;
     if (ref === 0) {
       this.stats.touch_misses++;
-      return 0;
+    } else {
+      this.stats.touch_hits++;
+      items.counters.touch_hits[items.classOf(ref)]++;
+      items.setExptime(ref, exptime);
+      items.bump(ref);
+      this.describe(v, ref);
+      sink?.item(v);
     }
-    this.stats.touch_hits++;
-    items.counters.touch_hits[items.classOf(ref)]++;
-    items.setExptime(ref, exptime);
-    items.bump(ref);
-    return ref;
+    this.unlockKey(hash);
+    return ref !== 0;
   }
 
+  /** touch: set a new exptime. */
+  touch(v: ItemView, key: Uint8Array, start: number, len: number, exptime: number): boolean {
+    return this.getAndTouch(v, key, start, len, exptime, null);
+  }
 
   // ---------------------------------------------------------------- storage
 
   /**
-   * Allocate the item a storage command will fill. Returns 0 on failure with
-   * `items.allocError` saying why; for `set`, a failure also removes the old value (memcached
-   * does this so a failed set never leaves stale data).
+   * Allocate the item a storage command will fill and return its handle, or 0 with
+   * `v.failure` saying why. memcached counts the failure (store_too_large /
+   * store_no_memory, text and meta only) and, for `set` (and every meta set), removes the
+   * old value, so a failed set never leaves stale data.
    */
-  allocForStore(mode: StoreMode, key: Uint8Array, start: number, len: number,
+  allocForStore(v: ItemView, mode: StoreMode, key: Uint8Array, start: number, len: number,
     flags: number, exptime: number, nbytes: number): number {
     const items = this.items;
-    items.allocError = AllocError.None;
-    const ref = items.alloc(key, start, len, flags, exptime, nbytes);
+    v.failure = AllocFailure.None;
+    const ref = nbytes < 0 ? 0 : items.alloc(key, start, len, flags, exptime, nbytes);
     if (ref !== 0) return ref;
-    const tooLarge = (items.allocError as AllocError) === AllocError.TooLarge;
-    if (tooLarge) this.stats.store_too_large++;
-    else this.stats.store_no_memory++;
+    const tooLarge = nbytes < 0 || !items.sizeOk(len, nbytes, flags);
+    v.failure = tooLarge ? AllocFailure.TooLarge : AllocFailure.NoMemory;
+    if (v.proto !== Proto.Binary) {
+      if (tooLarge) this.stats.store_too_large++;
+      else this.stats.store_no_memory++;
+    }
     if ((this.logger.flags & LOG_MUTATIONS) !== 0) {
       this.logger.itemStore(tooLarge ? 'too_large' : 'no_memory', STORE_COMMANDS[mode], uriEncodeKey(key, start, len), 0, 0, 0);
     }
-    if (mode === StoreMode.Set) {
+    if (mode === StoreMode.Set || v.proto === Proto.Meta) {
       const hash = hashKey(key, start, len);
+      this.lockKey(hash);
       const old = this.lookup(key, start, len, hash);
       if (old !== 0) items.unlink(old, hash);
+      this.unlockKey(hash);
     }
     return 0;
   }
 
-  /** Abandon an allocated item (bad data chunk, connection closed mid-value). */
-  abortStore(ref: number): void {
-    this.items.free(ref);
+  /** Write value bytes src[srcStart, srcEnd) at `offset` of the item being filled. */
+  writeValue(handle: number, offset: number, src: Uint8Array, srcStart: number, srcEnd: number): void {
+    this.items.writeValue(handle, offset, src, srcStart, srcEnd);
+  }
+
+  /** The key of the item being filled was given base64-encoded (meta ms b). */
+  markKeyBinary(handle: number): void {
+    this.items.setKeyBinary(handle);
+  }
+
+  /** Would a value of `nbytes` with an `nkey`-byte key (flags 0) fit one chunk? (binary SASL data) */
+  fitsOneChunk(nkey: number, nbytes: number): boolean {
+    const items = this.items;
+    return items.sizeOk(nkey, nbytes, 0) && items.memcachedItemTotal(nkey, nbytes, 0) <= this.settings.slabChunkMaxBytes;
+  }
+
+  /** Abandon an item being filled (connection closed mid-value). */
+  abortStore(handle: number): void {
+    this.items.free(handle);
+  }
+
+  /** The value did not end with CRLF: memcached counts the set and stores nothing. */
+  badDataChunk(handle: number): void {
+    this.stats.cmd_set++;
+    this.items.free(handle);
   }
 
   /**
    * Complete a storage command whose item is fully written, as memcached's do_store_item.
    * `casIn` is the CAS the client supplied (0 = none). `setStale` (meta ms I) lets a CAS
    * lower than the item's replace it, marked stale. `casIdIn` (meta E) is the CAS the
-   * stored item gets (-1: the next one). Frees `ref` unless it was linked.
+   * stored item gets (-1: the next one). On Stored, `v.cas` is the item's CAS and
+   * `v.storedBytes` the merged size after append/prepend.
    */
-  commitStore(mode: StoreMode, ref: number, casIn: number, setStale = false, casIdIn = -1): StoreResult {
-    this.casIdIn = casIdIn;
-    this.lastMergedBytes = -1;
-    if ((this.logger.flags & LOG_MUTATIONS) === 0) return this.storeItem(mode, ref, casIn, setStale);
-    // memcached's line names the item linked, else the one refused: freed by then, so read first.
+  commitStore(v: ItemView, mode: StoreMode, handle: number, casIn: number, setStale = false, casIdIn = -1): StoreResult {
     const items = this.items;
-    const keyText = uriEncodeKey(items.page(ref), items.keyOffset(ref), items.nkey(ref));
-    let cls = items.classOf(ref);
-    let nbytes = items.nbytes(ref);
-    let exptime = items.exptime(ref);
-    const result = this.storeItem(mode, ref, casIn, setStale);
-    if (result === StoreResult.Stored) {
-      const linked = this.storedRef;
-      cls = items.classOf(linked);
-      nbytes = items.nbytes(linked);
-      exptime = items.exptime(linked);
+    const hash = items.hashOf(handle);
+    this.lockKey(hash);
+    this.casIdIn = casIdIn;
+    v.storedBytes = -1;
+    v.cas = 0;
+    let result: StoreResult;
+    if ((this.logger.flags & LOG_MUTATIONS) === 0) {
+      result = this.storeItem(v, mode, handle, hash, casIn, setStale);
+    } else {
+      // memcached's line names the item linked, else the one refused: freed by then, so read first.
+      const keyText = uriEncodeKey(items.page(handle), items.keyOffset(handle), items.nkey(handle));
+      let cls = items.classOf(handle);
+      let nbytes = items.nbytes(handle);
+      let exptime = items.exptime(handle);
+      result = this.storeItem(v, mode, handle, hash, casIn, setStale);
+      if (result === StoreResult.Stored) {
+        const linked = this.storedRef;
+        cls = items.classOf(linked);
+        nbytes = items.nbytes(linked);
+        exptime = items.exptime(linked);
+      }
+      const ttl = exptime === 0 ? 0 : exptime - this.clock.now;
+      this.logger.itemStore(STORE_STATUSES[result], STORE_COMMANDS[mode], keyText, ttl, cls, nbytes);
     }
-    const ttl = exptime === 0 ? 0 : exptime - this.clock.now;
-    this.logger.itemStore(STORE_STATUSES[result], STORE_COMMANDS[mode], keyText, ttl, cls, nbytes);
+    this.unlockKey(hash);
     return result;
   }
 
-  private storeItem(mode: StoreMode, ref: number, casIn: number, setStale: boolean): StoreResult {
+  private storeItem(v: ItemView, mode: StoreMode, ref: number, hash: number, casIn: number, setStale: boolean): StoreResult {
     const items = this.items;
     const page = items.page(ref);
     const ko = items.keyOffset(ref);
     const nkey = items.nkey(ref);
-    const hash = hashKey(page, ko, nkey);
     const old = this.lookup(page, ko, nkey, hash);
     this.stats.cmd_set++;
     items.counters.cmd_set[items.classOf(ref)]++;
-    this.lastCas = 0;
-    if (old === 0) return this.storeNew(mode, ref, hash);
+    if (old === 0) return this.storeNew(v, mode, ref, hash);
 
     const oldCas = items.cas(old);
     const cas = casIn === 0 ? CasCheck.None
@@ -416,7 +570,7 @@ export class Engine {
           this.stats.cas_hits++;
           items.counters.cas_hits[items.classOf(old)]++;
           if (cas === CasCheck.Stale) items.inheritStale(ref, old);
-          return this.linkStored(ref, hash, old);
+          return this.linkStored(v, ref, hash, old);
         }
         this.stats.cas_badval++;
         items.counters.cas_badval[items.classOf(old)]++;
@@ -432,21 +586,21 @@ export class Engine {
         }
         // memcached refuses append/prepend to a value that lives in extstore.
         if (items.isHdr(old)) break;
-        return this.concat(mode, ref, hash, old);
+        return this.concat(v, mode, ref, hash, old);
       default:
-        return this.linkStored(ref, hash, old);
+        return this.linkStored(v, ref, hash, old);
     }
     items.free(ref);
     return StoreResult.NotStored;
   }
 
-  private storeNew(mode: StoreMode, ref: number, hash: number): StoreResult {
+  private storeNew(v: ItemView, mode: StoreMode, ref: number, hash: number): StoreResult {
     switch (mode) {
       case StoreMode.Add:
       case StoreMode.Set:
       case StoreMode.AppendVivify:
       case StoreMode.PrependVivify:
-        return this.linkStored(ref, hash, 0);
+        return this.linkStored(v, ref, hash, 0);
       case StoreMode.Cas:
         this.stats.cas_misses++;
         this.items.free(ref);
@@ -457,25 +611,22 @@ export class Engine {
     }
   }
 
-  private linkStored(ref: number, hash: number, old: number): StoreResult {
+  private linkStored(v: ItemView, ref: number, hash: number, old: number): StoreResult {
     this.items.link(ref, hash, old);
     if (this.casIdIn >= 0) this.items.setCas(ref, this.casIdIn);
     this.storedRef = ref;
-    this.lastCas = this.items.cas(ref);
+    v.cas = this.items.cas(ref);
     return StoreResult.Stored;
   }
 
   /** append/prepend: a new item holding both values, with the old item's flags and exptime. */
-  private concat(mode: StoreMode, ref: number, hash: number, old: number): StoreResult {
+  private concat(v: ItemView, mode: StoreMode, ref: number, hash: number, old: number): StoreResult {
     const items = this.items;
     const oldBytes = items.nbytes(old);
     const addBytes = items.nbytes(ref);
-    items.pinned = old;
-    items.allocError = AllocError.None;
     const page = items.page(ref);
     const merged = items.alloc(page, items.keyOffset(ref), items.nkey(ref), items.flags(old), items.exptime(old),
       oldBytes + addBytes);
-    items.pinned = 0;
     if (merged === 0) {
       items.free(ref);
       return StoreResult.NotStored;
@@ -486,8 +637,8 @@ export class Engine {
     this.copyItemValue(first, merged, 0);
     this.copyItemValue(second, merged, items.nbytes(first));
     items.free(ref);
-    this.lastMergedBytes = oldBytes + addBytes;
-    return this.linkStored(merged, hash, old);
+    v.storedBytes = oldBytes + addBytes;
+    return this.linkStored(v, merged, hash, old);
   }
 
   /** Copy one item's whole value into another's at an offset (through a bounded scratch). */
@@ -510,37 +661,52 @@ export class Engine {
 
   // ---------------------------------------------------------------- delete, arithmetic
 
-  delete(key: Uint8Array, start: number, len: number, casIn = 0): DeleteResult {
+  delete(v: ItemView, key: Uint8Array, start: number, len: number, casIn = 0): DeleteResult {
     const items = this.items;
     const hash = hashKey(key, start, len);
+    this.lockKey(hash);
     const ref = this.lookup(key, start, len, hash);
+    let result = DeleteResult.Deleted;
     if (ref === 0) {
       this.stats.delete_misses++;
-      return DeleteResult.NotFound;
+      result = DeleteResult.NotFound;
+    } else if (casIn !== 0 && items.cas(ref) !== casIn) {
+      result = DeleteResult.Exists;
+    } else {
+      this.stats.delete_hits++;
+      items.counters.delete_hits[items.classOf(ref)]++;
+      if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion(v.proto === Proto.Meta ? 'md' : 'delete', ref);
+      items.unlink(ref, hash);
     }
-    if (casIn !== 0 && items.cas(ref) !== casIn) return DeleteResult.Exists;
-    this.stats.delete_hits++;
-    items.counters.delete_hits[items.classOf(ref)]++;
-    if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('delete', ref);
-    items.unlink(ref, hash);
-    return DeleteResult.Deleted;
+    this.unlockKey(hash);
+    return result;
   }
 
   /**
-   * incr/decr by `delta` (64-bit unsigned). On Ok, `deltaValue` holds the new value and
-   * `lastCas` the item's CAS. memcached rewrites the value in place when the new digits fit,
-   * padding with spaces; otherwise it stores a new item.
+   * incr/decr by `delta` (64-bit unsigned). On Ok, `v.delta` is the new value, `v.cas` the
+   * CAS and `v.copied` whether a copy was stored. memcached rewrites the value in place when
+   * the new digits fit, padding with spaces, unless an unsent reply still holds the item
+   * (`held`); otherwise it stores a new item. A miss counts incr_misses/decr_misses unless
+   * `createOnMiss` (the caller creates the item then, and memcached counts no miss).
    */
-  incrDecr(key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0,
-    held: HeldItems | null = null, countMiss = true): DeltaResult {
-    const items = this.items;
+  incrDecr(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0,
+    held: HeldItems | null = null, createOnMiss = false): DeltaResult {
     const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const result = this.incrDecrLocked(v, key, start, len, hash, incr, delta, casIn, held, createOnMiss);
+    this.unlockKey(hash);
+    return result;
+  }
+
+  private incrDecrLocked(v: ItemView, key: Uint8Array, start: number, len: number, hash: number, incr: boolean,
+    delta: bigint, casIn: number, held: HeldItems | null, createOnMiss: boolean): DeltaResult {
+    const items = this.items;
     const ref = this.lookup(key, start, len, hash);
-    this.lastDeltaCopied = false;
+    v.copied = false;
+    v.ref = 0;
     if (ref === 0) {
-      // meta ma with N creates the item instead, and memcached counts no miss then.
-      if (countMiss && incr) this.stats.incr_misses++;
-      else if (countMiss) this.stats.decr_misses++;
+      if (!createOnMiss && incr) this.stats.incr_misses++;
+      else if (!createOnMiss) this.stats.decr_misses++;
       return DeltaResult.NotFound;
     }
     const n = items.nbytes(ref);
@@ -559,32 +725,28 @@ export class Engine {
       this.stats.decr_hits++;
       items.counters.decr_hits[cls]++;
     }
-    this.deltaValue = next;
+    v.delta = next;
     const digits = next.toString();
-    // memcached rewrites in place only when nothing else references the item; an unsent reply
-    // does (`held`), and then it stores a copy, which starts without the item's flags.
     if (digits.length <= n && (held === null || !held.isHeld(ref, items.cas(ref)))) {
       const s = this.scratch;
       s.fill(0x20, 0, n);
       s.write(digits, 0, 'latin1');
       items.writeValue(ref, 0, s, 0, n);
       items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
-      this.lastCas = items.cas(ref);
-      this.lastRef = ref;
+      this.describe(v, ref);
       return DeltaResult.Ok;
     }
-    items.pinned = ref;
-    items.allocError = AllocError.None;
     const fresh = items.alloc(key, start, len, items.flags(ref), items.exptime(ref), digits.length);
-    items.pinned = 0;
     if (fresh === 0) return DeltaResult.NoMemory;
     this.scratch.write(digits, 0, 'latin1');
     items.writeValue(fresh, 0, this.scratch, 0, digits.length);
     // As in memcached, the new item starts unfetched (mg h answers h0 after such an incr).
+    // memcached's reply describes the item do_add_delta handed back: the old one.
+    this.describe(v, ref);
     items.link(fresh, hash, ref);
-    this.lastCas = items.cas(fresh);
-    this.lastRef = fresh;
-    this.lastDeltaCopied = true;
+    v.cas = items.cas(fresh);
+    v.ref = fresh;
+    v.copied = true;
     return DeltaResult.Ok;
   }
 
@@ -599,10 +761,101 @@ export class Engine {
     return parseUnsigned64(s, 0, len, true);
   }
 
-  // ---------------------------------------------------------------- meta protocol support
+  /**
+   * Store a number after a miss, as an add (binary incr with an initial value, meta ma N):
+   * with exptime `exptime` and CAS `casIdIn` (meta E, -1: the next one). False when not
+   * stored (v.failure says whether memory was short).
+   */
+  createNumber(v: ItemView, key: Uint8Array, start: number, len: number, value: bigint, exptime: number,
+    casIdIn = -1): boolean {
+    const items = this.items;
+    const digits = value.toString();
+    v.failure = AllocFailure.None;
+    const ref = items.alloc(key, start, len, 0, exptime, digits.length);
+    if (ref === 0) {
+      v.failure = items.sizeOk(len, digits.length, 0) ? AllocFailure.NoMemory : AllocFailure.TooLarge;
+      return false;
+    }
+    this.scratch.write(digits, 0, 'latin1');
+    items.writeValue(ref, 0, this.scratch, 0, digits.length);
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    let stored = false;
+    if (this.lookup(key, start, len, hash) !== 0) {
+      items.free(ref);
+    } else {
+      items.link(ref, hash, 0);
+      if (casIdIn >= 0) items.setCas(ref, casIdIn);
+      this.describe(v, ref);
+      v.delta = value;
+      stored = true;
+    }
+    this.unlockKey(hash);
+    return stored;
+  }
+
+  // ---------------------------------------------------------------- meta protocol
+
+  /**
+   * mg: memcached's meta get semantics. `req` holds the flags that change the item (T, N, R,
+   * E, u, and whether any needs the item locked); they apply in request order. The sink gets
+   * the item (`v.won`, `v.created` set) before the delayed bump of a locked fetch, as
+   * memcached renders before it. A miss without N returns false; with N the placeholder item
+   * is created (and false is returned only if memory is short). Counted as a touch when T
+   * was given, else as a get.
+   */
+  metaGet(v: ItemView, key: Uint8Array, start: number, len: number, req: MetaRequest, sink: ItemSink): boolean {
+    const items = this.items;
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    let ref = this.lookup(key, start, len, hash);
+    // Without flags that need the item locked, memcached bumps it while fetching it.
+    if (ref !== 0 && !req.locked && !req.noBump) items.bump(ref);
+    v.created = false;
+    v.won = false;
+    if (ref === 0 && req.vivifyAt >= 0) {
+      // memcached does not mark an item autovivified by mg as having a binary key (only ms
+      // does), so later k flags print its raw key.
+      ref = items.alloc(key, start, len, 0, 0, 0);
+      if (ref !== 0) {
+        items.link(ref, hash, 0);
+        if (req.casIdIn >= 0) items.setCas(ref, req.casIdIn);
+        v.created = true;
+      }
+    }
+    if (ref === 0) {
+      this.countMetaFetch(0, req.touchAt >= 0);
+      this.unlockKey(hash);
+      return false;
+    }
+    this.describe(v, ref);
+    const initialExptime = v.exptime;
+    // T, N and R in request order, as memcached walks the flags.
+    let exptime = initialExptime;
+    let won = false;
+    for (let pos = 0; pos < META_TOKENS_MAX; pos++) {
+      if (pos === req.touchAt) exptime = req.touchExptime;
+      else if (pos === req.vivifyAt && v.created) {
+        exptime = req.vivifyExptime;
+        won = true;
+      } else if (pos === req.recacheAt) {
+        if (!v.tokenSent && !v.created && exptime !== 0 && exptime < req.recacheTime) won = true;
+      }
+    }
+    if (exptime !== initialExptime) items.setExptime(ref, exptime);
+    if (v.stale && !v.tokenSent) won = true;
+    if (won) items.setIflags(ref, items.iflags(ref) | IF_TOKEN_SENT);
+    v.won = won;
+    sink.item(v);
+    // The delayed bump of a locked fetch, after the flags saw the item as it was.
+    if (req.locked && !req.noBump) items.bump(ref);
+    this.countMetaFetch(ref, req.touchAt >= 0);
+    this.unlockKey(hash);
+    return true;
+  }
 
   /** Count a meta get as memcached does: as a touch when it set a TTL, else as a get. */
-  countMetaFetch(ref: number, ttlSet: boolean): void {
+  private countMetaFetch(ref: number, ttlSet: boolean): void {
     const items = this.items;
     if (ttlSet) {
       this.stats.cmd_touch++;
@@ -615,97 +868,178 @@ export class Engine {
       return;
     }
     this.stats.cmd_get++;
-    if (ref === 0) {
-      this.stats.get_misses++;
-      return;
-    }
-    const cls = items.classOf(ref);
-    this.stats.get_hits++;
-    items.counters.get_hits[cls]++;
-    items.lruHits[(cls << 2) | items.segment(ref)]++;
+    if (ref === 0) this.stats.get_misses++;
+    else this.countGetHit(ref);
   }
 
   /**
-   * mg N: create an empty placeholder item after a miss, with CAS `casIdIn` (meta E) or the
-   * next one. Returns 0 if memory is short.
+   * md: delete, or with `req.setStale` (I) invalidate, or with `req.removeValue` (x) keep the
+   * item with an empty value, flags `req.clientFlags` and exptime `req.touchExptime`.
+   * `req.casCheck` (C) must match. Returns what memcached answers.
    */
-  vivify(key: Uint8Array, start: number, len: number, keyBinary: boolean, casIdIn = -1): number {
+  metaDelete(v: ItemView, key: Uint8Array, start: number, len: number, req: MetaRequest): MetaDeleteResult {
     const items = this.items;
-    items.allocError = AllocError.None;
-    const ref = items.alloc(key, start, len, 0, 0, 0);
-    if (ref === 0) return 0;
-    if (keyBinary) items.setKeyBinary(ref);
-    items.link(ref, hashKey(key, start, len), 0);
-    if (casIdIn >= 0) items.setCas(ref, casIdIn);
-    return ref;
-  }
-
-  /** ma N: store the initial value after a miss, as an add. Returns 0 if not stored. */
-  createNumber(key: Uint8Array, start: number, len: number, digits: string, keyBinary: boolean, casIdIn = -1): number {
-    const items = this.items;
-    items.allocError = AllocError.None;
-    const ref = items.alloc(key, start, len, 0, 0, digits.length);
-    if (ref === 0) return 0;
-    if (keyBinary) items.setKeyBinary(ref);
-    this.scratch.write(digits, 0, 'latin1');
-    items.writeValue(ref, 0, this.scratch, 0, digits.length);
     const hash = hashKey(key, start, len);
-    if (this.lookup(key, start, len, hash) !== 0) {
-      items.free(ref);
-      return 0;
+    this.lockKey(hash);
+    let ref = this.lookup(key, start, len, hash);
+    let result = MetaDeleteResult.Deleted;
+    if (ref === 0) {
+      this.stats.delete_misses++;
+      result = MetaDeleteResult.NotFound;
+    } else if (req.casCheck && items.cas(ref) !== req.casIn) {
+      this.stats.delete_misses++;
+      result = MetaDeleteResult.Exists;
+    } else {
+      if (req.removeValue) {
+        const cas = req.casIdIn >= 0 ? req.casIdIn : items.cas(ref);
+        const emptied = items.alloc(items.page(ref), items.keyOffset(ref), items.nkey(ref), req.clientFlags,
+          req.touchExptime, 0);
+        if (emptied === 0) {
+          result = MetaDeleteResult.NoMemory;
+        } else {
+          if (items.keyBinary(ref)) items.setKeyBinary(emptied);
+          items.link(emptied, hash, ref);
+          items.setCas(emptied, cas);
+          ref = emptied;
+        }
+      }
+      if (result === MetaDeleteResult.Deleted) {
+        if (req.setStale) {
+          // md I: keep the item but mark it stale with a new CAS, so the next reader may win.
+          if (req.touchAt >= 0) items.setExptime(ref, req.touchExptime);
+          items.setIflags(ref, (items.iflags(ref) | IF_STALE) & ~IF_TOKEN_SENT);
+          items.setCas(ref, req.casIdIn >= 0 ? req.casIdIn : this.settings.casEnabled ? items.nextCas() : 0);
+        } else {
+          this.stats.delete_hits++;
+          items.counters.delete_hits[items.classOf(ref)]++;
+          if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('md', ref);
+          if (!req.removeValue) items.unlink(ref, hash);
+        }
+      }
     }
-    items.link(ref, hash, 0);
-    if (casIdIn >= 0) items.setCas(ref, casIdIn);
-    return ref;
+    this.unlockKey(hash);
+    return result;
   }
 
   /**
-   * md I: keep the item but mark it stale with a new CAS (`casIdIn`, meta E, or the next
-   * one), so the next reader may win.
+   * ma: incr/decr, or with N (`req.vivifyAt`) create the item from `req.initial` when it is
+   * missing. After Ok, `v` describes the item memcached's reply reads (after a copy, the old
+   * one, whose exptime the reply's t shows), `v.delta` the value and `v.cas` the CAS. T and
+   * E change the stored item unless a copy was made (memcached changes the old one then).
    */
-  invalidate(ref: number, exptime: number | null, casIdIn = -1): void {
+  metaArithmetic(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, req: MetaRequest,
+    held: HeldItems | null): DeltaResult {
     const items = this.items;
-    if (exptime !== null) items.setExptime(ref, exptime);
-    items.setIflags(ref, (items.iflags(ref) | IF_STALE) & ~IF_TOKEN_SENT);
-    items.setCas(ref, casIdIn >= 0 ? casIdIn : this.settings.casEnabled ? items.nextCas() : 0);
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    v.created = false;
+    let result = this.incrDecrLocked(v, key, start, len, hash, incr, req.delta, req.casCheck ? req.casIn : 0, held,
+      req.vivifyAt >= 0);
+    if (result === DeltaResult.Ok) {
+      if (req.casIdIn >= 0) {
+        v.cas = req.casIdIn;
+        if (!v.copied) items.setCas(v.ref, req.casIdIn);
+      }
+      if (req.touchAt >= 0 && !v.copied) items.setExptime(v.ref, req.touchExptime);
+    }
+    this.unlockKey(hash);
+    if (result === DeltaResult.NotFound && req.vivifyAt >= 0) {
+      // The item starts without a TTL; T and N then set it in request order.
+      if (this.createNumber(v, key, start, len, req.initial, 0, req.casIdIn)) {
+        v.created = true;
+        const exptime = req.touchAt > req.vivifyAt ? req.touchExptime : req.vivifyExptime;
+        this.lockKey(hash);
+        if (items.isLinked(v.ref) && items.cas(v.ref) === v.cas) items.setExptime(v.ref, exptime);
+        this.unlockKey(hash);
+        result = DeltaResult.Ok;
+      } else {
+        result = v.failure === AllocFailure.None ? DeltaResult.NotStored : DeltaResult.CreateNoMemory;
+      }
+    }
+    return result;
+  }
+
+  /** me: the item's metadata for memcached's debug line. Counted as a meta command. */
+  metaDebug(v: ItemView, key: Uint8Array, start: number, len: number, sink: ItemSink): boolean {
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const ref = this.lookup(key, start, len, hash);
+    this.stats.cmd_meta++;
+    if (ref !== 0) {
+      this.describe(v, ref);
+      sink.item(v);
+    }
+    this.unlockKey(hash);
+    return ref !== 0;
+  }
+
+  // ---------------------------------------------------------------- administration
+
+  /**
+   * `stats cachedump <class> <limit>`: items from the head of the class's COLD list (the
+   * list's lock held while walking, as memcached). `visit` returns false to stop.
+   */
+  dumpColdList(v: ItemView, cls: number, visit: (v: ItemView) => boolean): void {
+    if (cls < 1 || cls > this.slabs.largestClass) return;
+    const items = this.items;
+    const id = (cls << 2) | COLD_LRU;
+    items.lruLocks.lock(id);
+    for (let ref = items.lruHead[id]; ref !== 0; ref = items.next(ref)) {
+      this.describe(v, ref);
+      if (!visit(v)) break;
+    }
+    items.lruLocks.unlock(id);
   }
 
   /**
-   * md x: replace a found item by one with an empty value, `flags`, `exptime` and CAS `cas`.
-   * Returns the new item, or -1 when memory is short.
+   * `lru_crawler metadump` / `mgdump`: every live item of the classes (null: all), each under
+   * its lock, in one pass over slab memory.
    */
-  replaceWithEmpty(old: number, flags: number, exptime: number, cas: number): number {
+  dumpLiveItems(v: ItemView, classes: Uint8Array | null, visit: (v: ItemView) => void): void {
     const items = this.items;
-    items.allocError = AllocError.None;
-    items.pinned = old;
-    const ref = items.alloc(items.page(old), items.keyOffset(old), items.nkey(old), flags, exptime, 0);
-    items.pinned = 0;
-    if (ref === 0) return -1;
-    if (items.keyBinary(old)) items.setKeyBinary(ref);
-    items.link(ref, items.hashOf(old), old);
-    items.setCas(ref, cas);
-    return ref;
+    this.clock.tick();
+    forEachItem(items, classes, (ref) => {
+      const hash = items.hashOf(ref);
+      this.lockKey(hash);
+      if (items.isLinked(ref) && !items.isDead(ref)) {
+        this.describe(v, ref);
+        visit(v);
+      }
+      this.unlockKey(hash);
+    });
   }
 
-  /** md: count a found item as deleted and (unless `unlink` is false) remove it. */
-  deleteFound(ref: number, unlink = true): void {
-    const items = this.items;
-    this.stats.delete_hits++;
-    items.counters.delete_hits[items.classOf(ref)]++;
-    if ((this.logger.flags & LOG_DELETIONS) !== 0) this.logDeletion('md', ref);
-    if (unlink) items.unlink(ref, items.hashOf(ref));
+  /** Is the background LRU crawler enabled (`lru_crawler enable`)? */
+  get crawlerEnabled(): boolean {
+    return this.crawler.enabled;
+  }
+
+  /** `lru_crawler crawl`: start reclaiming expired items of the classes (null: all). False if one runs. */
+  crawl(classes: Uint8Array | null): boolean {
+    return this.crawler.crawl(classes);
+  }
+
+  /** `slabs reassign <src> <dst>` (manual moves may evict). */
+  reassignPage(src: number, dst: number): ReassignResult {
+    return this.mover.reassign(src, dst, true);
+  }
+
+  /** `stats reset`: every counter memcached resets. */
+  resetAllStats(): void {
+    this.stats.reset();
+    this.resetStats();
   }
 
   // ---------------------------------------------------------------- watch streams
 
   /** `watch fetchers`: memcached logs every lookup (do_item_get), stores and deletes included. */
-  private logFetch(ref: number, key: Uint8Array, start: number, len: number): void {
+  private logFetch(found: number, key: Uint8Array, start: number, len: number): void {
     const items = this.items;
-    if (ref !== 0) {
-      this.logger.itemGet(FetchStatus.Found, key, start, len, items.classOf(ref), items.nbytes(ref));
+    if (found > 0) {
+      this.logger.itemGet(FetchStatus.Found, key, start, len, items.classOf(found), items.nbytes(found));
       return;
     }
-    const status = items.lastMissFlushed ? FetchStatus.Flushed : items.lastMissExpired ? FetchStatus.Expired : FetchStatus.NotFound;
+    const status = found === FIND_FLUSHED ? FetchStatus.Flushed : found === FIND_EXPIRED ? FetchStatus.Expired : FetchStatus.NotFound;
     this.logger.itemGet(status, key, start, len, 0, 0);
   }
 

@@ -3,7 +3,6 @@
  * every protocol (text STAT lines, binary stat packets, Prometheus) reads the same source.
  */
 import { cpuUsage } from 'node:process';
-import type { ConnectionInfo } from '../protocol/session';
 import { COLD_LRU, HOT_LRU, TEMP_LRU, WARM_LRU } from '../store/items';
 import { processScheduling } from '../platform/sched';
 import { MEMCACHED_COMPAT_VERSION } from '../version';
@@ -11,12 +10,22 @@ import type { Engine } from './engine';
 
 export type StatSink = (name: string, value: string | number) => void;
 
+/** A connection as `stats conns` lists it (the network layer's connections are these). */
+export interface ConnectionStat {
+  readonly id: number;
+  readonly transport: string;
+  readonly peerName: string;
+  readonly localName?: string | null;
+  readonly stateName: string;
+  readonly lastCommandTime: number;
+}
+
 /** What the stats renderer needs from outside the engine (the network layer). */
 export interface StatsContext {
   engine: Engine;
   startedUnixSeconds: number;
   /** Listening sockets and client connections, as `stats conns` lists them. */
-  connections(): Iterable<ConnectionInfo>;
+  connections(): Iterable<ConnectionStat>;
   acceptingConnections(): boolean;
 }
 
@@ -341,8 +350,7 @@ export function connsStats(ctx: StatsContext, out: StatSink): void {
   for (const c of ctx.connections()) {
     if (c.transport === 'udp') out(`${c.id}:UDP`, 'UDP');
     out(`${c.id}:addr`, c.peerName);
-    const local = (c as { localName?: string | null }).localName;
-    if (local) out(`${c.id}:listen_addr`, local);
+    if (c.localName) out(`${c.id}:listen_addr`, c.localName);
     out(`${c.id}:state`, c.stateName);
     out(`${c.id}:secs_since_last_cmd`, Math.max(0, now - c.lastCommandTime));
   }

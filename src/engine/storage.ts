@@ -180,15 +180,12 @@ export class Storage implements ColdTier {
   }
 
   released(ref: number): void {
-    const u = this.items.u32(ref);
-    const pw = this.items.hdrPointerWord(ref);
-    this.ext.delete(u[pw], u[pw + 1], 1, u[pw + 3]);
+    const items = this.items;
+    this.ext.delete(items.diskPage(ref), items.diskVersion(ref), 1, items.diskLength(ref));
   }
 
   valid(ref: number): boolean {
-    const u = this.items.u32(ref);
-    const pw = this.items.hdrPointerWord(ref);
-    return this.ext.check(u[pw], u[pw + 1]);
+    return this.ext.check(this.items.diskPage(ref), this.items.diskVersion(ref));
   }
 
   /**
@@ -199,14 +196,12 @@ export class Storage implements ColdTier {
   readValueSync(ref: number, dst: Uint8Array, dstOffset: number): number {
     const items = this.items;
     const nbytes = items.nbytes(ref);
-    const u = items.u32(ref);
-    const pw = items.hdrPointerWord(ref);
-    const len = u[pw + 3];
+    const len = items.diskLength(ref);
     const nkey = items.nkey(ref);
     this.ext.logOnce('sync-read', 'extstore: a value was read synchronously by a caller that is not extstore-aware (logged once)');
     this.counters.get_extstore++;
-    const rec = this.ext.readSync(u[pw], u[pw + 1], u[pw + 2], len);
-    if (rec === null || !this.recordOk(rec.buf, rec.start, len, u[pw + 4], nkey, nbytes)) {
+    const rec = this.ext.readSync(items.diskPage(ref), items.diskVersion(ref), items.diskOffset(ref), len);
+    if (rec === null || !this.recordOk(rec.buf, rec.start, len, items.diskCrc(ref), nkey, nbytes)) {
       this.counters.miss_from_extstore++;
       dst.fill(0, dstOffset, dstOffset + nbytes);
       return nbytes;
@@ -253,7 +248,7 @@ export class Storage implements ColdTier {
     const slot = this.ext.slot;
     const crc = this.copyRecord(ref, slot.buf, slot.bufOffset, len);
     this.ext.writeCommit(len);
-    this.setPointer(hdr, slot.pageId, slot.version, slot.offset, len, crc);
+    this.items.setDiskPointer(hdr, slot.pageId, slot.version, slot.offset, len, crc);
     items.replaceKeepingCas(ref, hdr);
     return true;
   }
@@ -270,13 +265,8 @@ export class Storage implements ColdTier {
   /** A header item for `ref`, allocated without evicting `ref` and without nested disk writes. */
   private allocHeaderFor(ref: number): number {
     const items = this.items;
-    const pin = items.flushPinned;
-    items.flushPinned = ref;
-    items.coldTierBusy = true;
-    const hdr = items.allocHdr(items.page(ref), items.keyOffset(ref), items.nkey(ref), items.flags(ref),
-      items.exptime(ref), items.nbytes(ref));
-    items.coldTierBusy = false;
-    items.flushPinned = pin;
+    const hdr = items.withoutColdTier(ref, () => items.allocHdr(items.page(ref), items.keyOffset(ref), items.nkey(ref),
+      items.flags(ref), items.exptime(ref), items.nbytes(ref)));
     if (hdr !== 0 && items.keyBinary(ref)) items.setKeyBinary(hdr);
     return hdr;
   }
@@ -294,16 +284,6 @@ export class Storage implements ColdTier {
     const crc = crc32(b, o + 8, o + len);
     b.writeUInt32LE(crc, o + 4);
     return crc;
-  }
-
-  private setPointer(hdr: number, pageId: number, version: number, offset: number, len: number, crc: number): void {
-    const u = this.items.u32(hdr);
-    const pw = this.items.hdrPointerWord(hdr);
-    u[pw] = pageId;
-    u[pw + 1] = version;
-    u[pw + 2] = offset;
-    u[pw + 3] = len;
-    u[pw + 4] = crc;
   }
 
   /**
@@ -343,13 +323,14 @@ export class Storage implements ColdTier {
     for (const page of candidates) {
       const saved: MovedRecord[] = [];
       let tookItem = false;
-      items.coldTierBusy = true;
-      const moved = this.mover.evacuate(page, hdrCls, (r) => {
-        if (r === ref) tookItem = true;
-        return this.stashForMove(r, saved);
-      }, (r) => items.countEviction(r));
-      if (moved) for (const m of saved) this.relinkMoved(m);
-      items.coldTierBusy = false;
+      const moved = items.withoutColdTier(0, () => {
+        const done = this.mover.evacuate(page, hdrCls, (r) => {
+          if (r === ref) tookItem = true;
+          return this.stashForMove(r, saved);
+        }, (r) => items.countEviction(r));
+        if (done) for (const m of saved) this.relinkMoved(m);
+        return done;
+      });
       if (!moved) continue;
       this.log(2, `extstore: page ${page} moved from class ${donor} to header class ${hdrCls} (${saved.length} values written)`);
       return tookItem ? Grow.TookItem : Grow.Yes;
@@ -396,7 +377,7 @@ export class Storage implements ColdTier {
       return;
     }
     if (m.keyBinary) items.setKeyBinary(hdr);
-    this.setPointer(hdr, m.pageId, m.version, m.offset, m.len, m.crc);
+    this.items.setDiskPointer(hdr, m.pageId, m.version, m.offset, m.len, m.crc);
     items.linkMoved(hdr, m.hash, 0, m.cas);
   }
 
@@ -427,6 +408,11 @@ export class Storage implements ColdTier {
 
   // ---------------------------------------------------------------- read path
 
+  /** A read finished after its reply was dropped (memcached's get_aborted_extstore). */
+  countAborted(): void {
+    this.counters.get_aborted_extstore++;
+  }
+
   /**
    * Read header item `ref`'s value. `done` runs once: at once when the record is still in a
    * write buffer or cannot be read, otherwise when the disk read completes. A record that
@@ -439,13 +425,11 @@ export class Storage implements ColdTier {
 
   private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean): void {
     const items = this.items;
-    const u = items.u32(ref);
-    const pw = items.hdrPointerWord(ref);
-    const pageId = u[pw];
-    const version = u[pw + 1];
-    const offset = u[pw + 2];
-    const len = u[pw + 3];
-    const crc = u[pw + 4];
+    const pageId = items.diskPage(ref);
+    const version = items.diskVersion(ref);
+    const offset = items.diskOffset(ref);
+    const len = items.diskLength(ref);
+    const crc = items.diskCrc(ref);
     const nkey = items.nkey(ref);
     const nbytes = items.nbytes(ref);
     this.inReadCall = true;
@@ -502,8 +486,7 @@ export class Storage implements ColdTier {
     const u = items.u32(ref);
     const word = u[items.w(ref)];
     if ((word & 3) !== KIND_ITEM || (word & IF_LINKED) === 0 || (word & HDR_BIT) === 0) return false;
-    const pw = items.hdrPointerWord(ref);
-    return u[pw] === pageId && u[pw + 1] === version && u[pw + 2] === offset;
+    return items.diskPointerIs(ref, pageId, version, offset);
   }
 
   private dropHeader(ref: number, pageId: number, version: number, offset: number): void {
@@ -525,10 +508,9 @@ export class Storage implements ColdTier {
     const hitTwice = (f & IF_FETCHED) !== 0 && ((f & IF_ACTIVE) !== 0 || items.segment(ref) === WARM_LRU);
     if (!hitTwice || items.atime(ref) <= items.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) return;
     if (this.recacheCounter++ % rate !== 0) return;
-    const pin = items.flushPinned;
-    items.flushPinned = ref;
-    const fresh = items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes);
-    items.flushPinned = pin;
+    // The header being replaced must survive the allocation (disk writes may go on meanwhile).
+    const fresh = items.withPinned(ref, () =>
+      items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes));
     if (fresh === 0) return;
     if (!this.sameHeader(ref, pageId, version, offset)) {
       items.free(fresh);
@@ -652,11 +634,7 @@ export class Storage implements ColdTier {
     const slot = ext.slot;
     buf.copy(slot.buf, slot.bufOffset, pos, pos + len);
     ext.writeCommit(len);
-    const u = items.u32(ref);
-    const pw = items.hdrPointerWord(ref);
-    u[pw] = slot.pageId;
-    u[pw + 1] = slot.version;
-    u[pw + 2] = slot.offset;
+    items.moveDiskPointer(ref, slot.pageId, slot.version, slot.offset);
     this.counters.extstore_compact_rescues++;
   }
 }

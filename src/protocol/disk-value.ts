@@ -12,23 +12,21 @@
  *   const valueAt = out.length - start;
  *   const hole = out.holeFrom(start, nbytes + trailerBytes, missReply);
  *   ...write the trailer (CRLF) at hole.start + valueAt + nbytes...
- *   fetchIntoHole(engine, out, ref, hole, valueAt);
+ *   fetchIntoHole(engine, out, view, hole, valueAt);      (inside the engine's sink call)
  *
  * The read may complete before fetchIntoHole returns (a value still in a write buffer), so
- * everything in the region except the value must be written first. The caller may still
- * bump and count `ref` afterwards: a failed read unlinks the header item only once the
- * caller has returned.
+ * everything in the region except the value must be written first. A failed read drops the
+ * header item only once the engine operation has returned.
  */
 import type { Engine } from '../engine/engine';
+import type { ItemView } from '../engine/item-view';
 import type { Hole, Output } from './output';
 
-export function fetchIntoHole(engine: Engine, out: Output, ref: number, hole: Hole, valueAt: number): void {
-  const storage = engine.storage;
-  if (storage === null) throw new Error('header item without extstore');
-  const nbytes = engine.items.nbytes(ref);
-  storage.fetch(ref, (hit, buf, valueStart) => {
+export function fetchIntoHole(engine: Engine, out: Output, view: ItemView, hole: Hole, valueAt: number): void {
+  const nbytes = view.nbytes;
+  engine.readDiskValue(view, (hit, buf, valueStart) => {
     if (hole.dead) {
-      storage.counters.get_aborted_extstore++;
+      engine.countAbortedDiskRead();
       return;
     }
     if (hit) out.fillHole(hole, valueAt, buf, valueStart, valueStart + nbytes);

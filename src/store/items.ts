@@ -124,24 +124,24 @@ export interface PageMover {
   evicted(cls: number): void;
 }
 
-export const enum AllocError {
-  None = 0,
-  TooLarge = 1,
-  NoMemory = 2,
-}
+/** What find() answers for a miss: not there, or there but expired or flushed (unlinked now). */
+export const FIND_MISS = 0;
+export const FIND_EXPIRED = -1;
+export const FIND_FLUSHED = -2;
 
+/** The settings the item store reads (live: src/engine/tuning.ts changes them at runtime). */
 export interface ItemOptions {
-  casEnabled: boolean;
-  itemSizeMaxBytes: number;
-  evictToFree: boolean;
-  lruSegmented: boolean;
-  hotLruPct: number;
-  warmLruPct: number;
-  hotMaxFactor: number;
-  warmMaxFactor: number;
-  tempLru: boolean;
-  temporaryTtlSeconds: number;
-  hashPowerInit: number;
+  readonly casEnabled: boolean;
+  readonly itemSizeMaxBytes: number;
+  readonly evictToFree: boolean;
+  readonly lruSegmented: boolean;
+  readonly hotLruPct: number;
+  readonly warmLruPct: number;
+  readonly hotMaxFactor: number;
+  readonly warmMaxFactor: number;
+  readonly tempLru: boolean;
+  readonly temporaryTtlSeconds: number;
+  readonly hashPowerInit: number;
 }
 
 /** Per-class counters for `stats items` and `stats slabs`, in shared Float64Arrays (no objects). */
@@ -186,12 +186,6 @@ export class Items {
   private readonly casCounter: BigInt64Array;
   /** oldest_live and oldest_cas (flush_all), shared. */
   private readonly flushState: Float64Array;
-  /** Why the last find() missed, for get_expired / get_flushed. */
-  lastMissExpired = false;
-  lastMissFlushed = false;
-  allocError: AllocError = AllocError.None;
-  /** An item the caller still reads from while allocating (append/prepend): never evicted. */
-  pinned = 0;
   /** An item being written to extstore while its header item is allocated: never evicted. */
   flushPinned = 0;
   /** The flash tier, when extstore is configured. */
@@ -349,10 +343,81 @@ export class Items {
     if ((word & HDR_BIT) === 0) return headerBytes(word) + this.nkey(ref) + this.nbytes(ref);
     return hdrItemBytes(this.nkey(ref), this.flags(ref));
   }
-  /** Word index (in the page's Uint32Array) of a header item's extstore pointer. */
-  hdrPointerWord(ref: number): number {
+  /** Word index (in the segment's Uint32Array) of a header item's extstore pointer. */
+  private diskWord(ref: number): number {
     return this.chunkTableOffset(ref) >>> 2;
   }
+
+  // A header item's extstore pointer (see the layout above), by name.
+  diskPage(ref: number): number {
+    return this.u32(ref)[this.diskWord(ref)];
+  }
+  diskVersion(ref: number): number {
+    return this.u32(ref)[this.diskWord(ref) + 1];
+  }
+  diskOffset(ref: number): number {
+    return this.u32(ref)[this.diskWord(ref) + 2];
+  }
+  diskLength(ref: number): number {
+    return this.u32(ref)[this.diskWord(ref) + 3];
+  }
+  diskCrc(ref: number): number {
+    return this.u32(ref)[this.diskWord(ref) + 4];
+  }
+  /** Point a header item at its record: page id and version, offset, record bytes, CRC. */
+  setDiskPointer(ref: number, page: number, version: number, offset: number, length: number, crc: number): void {
+    const u = this.u32(ref);
+    const pw = this.diskWord(ref);
+    u[pw] = page;
+    u[pw + 1] = version;
+    u[pw + 2] = offset;
+    u[pw + 3] = length;
+    u[pw + 4] = crc;
+  }
+  /** The record moved (compaction): same length and CRC, new place. */
+  moveDiskPointer(ref: number, page: number, version: number, offset: number): void {
+    const u = this.u32(ref);
+    const pw = this.diskWord(ref);
+    u[pw] = page;
+    u[pw + 1] = version;
+    u[pw + 2] = offset;
+  }
+  /** Does header item `ref` point at (page, version, offset)? */
+  diskPointerIs(ref: number, page: number, version: number, offset: number): boolean {
+    const u = this.u32(ref);
+    const pw = this.diskWord(ref);
+    return u[pw] === page && u[pw + 1] === version && u[pw + 2] === offset;
+  }
+
+  /** Run `fn` with `pinned` safe from eviction and page moves (the cold tier stays as it is). */
+  withPinned<T>(pinned: number, fn: () => T): T {
+    const pin = this.flushPinned;
+    this.flushPinned = pinned;
+    try {
+      return fn();
+    } finally {
+      this.flushPinned = pin;
+    }
+  }
+
+  /**
+   * Run `fn` with the cold tier kept out of evictions (they evict plainly instead of writing
+   * to disk, so a disk write never nests in another) and with `pinned` (an item being
+   * written to disk, or 0) safe from eviction and page moves.
+   */
+  withoutColdTier<T>(pinned: number, fn: () => T): T {
+    const pin = this.flushPinned;
+    const busy = this.coldTierBusy;
+    this.flushPinned = pinned !== 0 ? pinned : pin;
+    this.coldTierBusy = true;
+    try {
+      return fn();
+    } finally {
+      this.coldTierBusy = busy;
+      this.flushPinned = pin;
+    }
+  }
+
 
   keyEquals(ref: number, key: Uint8Array, start: number, len: number): boolean {
     const u = this.u32(ref);
@@ -469,11 +534,10 @@ export class Items {
 
   /**
    * Allocate an unlinked item with its key and header set; the value is written afterwards
-   * with writeValue(). Returns 0 and sets `allocError` when it cannot.
+   * with writeValue(). Returns 0 when it cannot (too large when !sizeOk(), else out of memory).
    */
   alloc(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
     if (!this.sizeOk(nkey, nbytes, flags)) {
-      this.allocError = AllocError.TooLarge;
       return 0;
     }
     const total = ITEM_HEADER_BYTES + (flags !== 0 ? CLIENT_FLAGS_BYTES : 0) + nkey + nbytes;
@@ -494,14 +558,13 @@ export class Items {
   /** memcached counts a failed item allocation once, on the item's class. */
   private outOfMemory(cls: number): number {
     this.counters.outofmemory[cls]++;
-    this.allocError = AllocError.NoMemory;
     return 0;
   }
 
   /**
    * A header item (HDR bit set, word 8 = the value's length `nbytes`), not linked, its
    * extstore pointer left for the caller. May evict (never `flushPinned`). Returns 0 and
-   * sets `allocError` when no memory can be had.
+   * returns 0 when no memory can be had.
    */
   allocHdr(key: Uint8Array, kStart: number, nkey: number, flags: number, exptime: number, nbytes: number): number {
     const cls = this.slabs.classFor(hdrItemBytes(nkey, flags));
@@ -660,7 +723,7 @@ export class Items {
 
   /** Is the item at `ref` (an item chunk) in use outside the store: being filled, or pinned? */
   isBusy(ref: number): boolean {
-    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.pinned || ref === this.flushPinned;
+    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.flushPinned;
   }
 
   // ---------------------------------------------------------------- index + LRU
@@ -735,25 +798,21 @@ export class Items {
   }
 
   /**
-   * Look a key up (the caller holds its item lock). Expired or flushed items are unlinked
-   * on the way (memcached's lazy expiry) and reported as misses, with
-   * lastMissExpired/lastMissFlushed set.
+   * Look a key up (the caller holds its item lock): the item, or a miss that says why
+   * (FIND_MISS, FIND_EXPIRED, FIND_FLUSHED; all <= 0). Expired or flushed items are unlinked
+   * on the way (memcached's lazy expiry).
    */
   find(key: Uint8Array, start: number, len: number, hash: number): number {
-    this.lastMissExpired = false;
-    this.lastMissFlushed = false;
     const ref = this.index.find(hash, key, start, len);
-    if (ref === 0) return 0;
+    if (ref === 0) return FIND_MISS;
     const exp = this.exptime(ref);
     if (exp !== 0 && exp <= this.clock.now) {
       this.unlink(ref, hash);
-      this.lastMissExpired = true;
-      return 0;
+      return FIND_EXPIRED;
     }
     if (this.oldestLive !== 0 && this.isFlushed(ref)) {
       this.unlink(ref, hash);
-      this.lastMissFlushed = true;
-      return 0;
+      return FIND_FLUSHED;
     }
     return ref;
   }
@@ -987,7 +1046,7 @@ export class Items {
     let search = this.lruTail[id];
     for (let tries = PULL_TRIES; tries > 0 && search !== 0; tries--) {
       const nextIt = this.prev(search);
-      if (search === this.pinned || search === this.flushPinned) {
+      if (search === this.flushPinned) {
         counters.lrutail_reflocked[cls]++;
         search = nextIt;
         continue;

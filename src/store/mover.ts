@@ -47,9 +47,11 @@ const enum Busy {
   Active = 2,
   /** No free chunk to rescue into and evictions not allowed. */
   NoMemory = 3,
+  /** Another thread holds the item's lock. */
+  Locked = 4,
 }
 /** As memcached names them; a chunk waiting for memory keeps the status of a live item ("from_lru"). */
-const BUSY_TEXT = ['none', 'busy_floating', 'busy_active', 'from_lru'];
+const BUSY_TEXT = ['none', 'busy_floating', 'busy_active', 'from_lru', 'locked'];
 
 export class SlabMover implements PageMover {
   // memcached's counters (stats: slabs_moved, slab_reassign_*)
@@ -209,18 +211,29 @@ export class SlabMover implements PageMover {
         busy++;
         continue;
       }
+      // As memcached's mover: the item's lock by trylock; a thread working on it makes it busy.
+      const hash = items.hashOf(owner);
+      const stripe = items.stripeOf(hash);
+      if (!items.itemLocks.tryLock(stripe)) {
+        this.lastBusy = Busy.Locked;
+        busy++;
+        continue;
+      }
       if (items.isDead(owner)) {
-        items.unlink(owner, items.hashOf(owner));
+        items.unlink(owner, hash);
+        items.itemLocks.unlock(stripe);
         this.takeFree(cls, ref);
         continue;
       }
       if (this.spare === 0) {
+        items.itemLocks.unlock(stripe);
         this.busyNomem++;
         this.lastBusy = Busy.NoMemory;
         busy++;
         continue;
       }
       items.relocate(ref, this.spare, size);
+      items.itemLocks.unlock(stripe);
       this.spare = 0;
       slabs.forgetChunk(cls);
       u[w] = MOVED;

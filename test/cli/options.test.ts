@@ -234,6 +234,7 @@ describe('bad values fail like memcached', () => {
     [['-m', '1g'], 1, '-m takes megabytes'],
     [['-I', '1g'], 1, 'optional k or m suffix'],
     [['-m', '-1'], 1, '-m takes megabytes'],
+    [['-m', '32705'], 1, 'the most item memory this server can address'],
     [['-m', '99999999'], 1, 'above the limit'],
     [['-a', '999'], 1, 'octal access mask'],
     [['-a', '1777'], 1, 'octal access mask'],

@@ -234,8 +234,6 @@ export function recordLocation(engine: Engine, key: string): { path: string; pos
   const k = Buffer.from(key, 'latin1');
   const ref = engine.peek(k, 0, k.length);
   if (ref === 0 || !items.isHdr(ref)) throw new Error(`${key} is not on disk`);
-  const u = items.u32(ref);
-  const pw = items.hdrPointerWord(ref);
-  const page = engine.storage!.ext.pages[u[pw]];
-  return { path: page.file.path, position: page.offset + u[pw + 2], len: u[pw + 3] };
+  const page = engine.storage!.ext.pages[items.diskPage(ref)];
+  return { path: page.file.path, position: page.offset + items.diskOffset(ref), len: items.diskLength(ref) };
 }

@@ -7,6 +7,10 @@ import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
 import { ServerStats } from '../../src/metrics/stats';
+import { ItemView } from '../../src/engine/item-view';
+
+/** The view the engine answers through (as a session's). */
+const V = new ItemView();
 import { defaultSettings, type Settings } from '../../src/settings';
 import { ReassignResult } from '../../src/store/mover';
 import { GLOBAL_POOL, refPage } from '../../src/store/slabs';
@@ -21,10 +25,10 @@ function engine(over: Partial<Settings> = {}): Engine {
 
 function put(e: Engine, key: string, value: Buffer, mode = StoreMode.Set): StoreResult | 'fail' {
   const k = Buffer.from(key);
-  const ref = e.allocForStore(mode, k, 0, k.length, 0, 0, value.length);
+  const ref = e.allocForStore(V, mode, k, 0, k.length, 0, 0, value.length);
   if (ref === 0) return 'fail';
   e.items.writeValue(ref, 0, value, 0, value.length);
-  return e.commitStore(mode, ref, 0);
+  return e.commitStore(V, mode, ref, 0);
 }
 
 function read(e: Engine, key: string): Buffer | null {
@@ -101,7 +105,7 @@ describe('page mover', () => {
     const e = engine({ memoryLimitBytes: 16 * MIB, slabAutomove: 0 });
     fillClass(e, 'k', 3000, 1000); // about 3 pages of the 1184-byte class
     const cls = e.items.classOf(e.items.find(Buffer.from('k0'), 0, 2, hashOf(Buffer.from('k0'))));
-    for (let i = 1000; i < 3000; i += 2) e.delete(Buffer.from(`k${i}`), 0, `k${i}`.length);
+    for (let i = 1000; i < 3000; i += 2) e.delete(V, Buffer.from(`k${i}`), 0, `k${i}`.length);
     const pagesBefore = e.slabs.pagesPerClass[cls];
     const firstPage = e.slabs.oldestPage(cls);
     const cas = casOf(e, 'k5');
@@ -158,10 +162,10 @@ describe('page mover', () => {
     const k0 = Buffer.from('k0');
     const cls = e.items.classOf(e.items.find(k0, 0, 2, hashOf(k0)));
     const first = e.slabs.oldestPage(cls);
-    for (let i = 1000; i < 3000; i += 2) e.delete(Buffer.from(`k${i}`), 0, `k${i}`.length); // room to rescue into
-    e.delete(k0, 0, 2); // its chunk, in the first page, heads the free list
+    for (let i = 1000; i < 3000; i += 2) e.delete(V, Buffer.from(`k${i}`), 0, `k${i}`.length); // room to rescue into
+    e.delete(V, k0, 0, 2); // its chunk, in the first page, heads the free list
     const up = Buffer.from('uploading');
-    const ref = e.allocForStore(StoreMode.Set, up, 0, up.length, 0, 0, 1000);
+    const ref = e.allocForStore(V, StoreMode.Set, up, 0, up.length, 0, 0, 1000);
     expect(refPage(ref)).toBe(first);
     expect(e.mover.reassign(cls, GLOBAL_POOL, false)).toBe(ReassignResult.Ok);
     expect(e.mover.running).toBe(true);
@@ -171,7 +175,7 @@ describe('page mover', () => {
     checkStore(e, { allowUnlinked: true });
     const v = valueFor('uploading', 0, 1000);
     e.items.writeValue(ref, 0, v, 0, v.length);
-    expect(e.commitStore(StoreMode.Set, ref, 0)).toBe(StoreResult.Stored);
+    expect(e.commitStore(V, StoreMode.Set, ref, 0)).toBe(StoreResult.Stored);
     e.maintain();
     expect(e.mover.running).toBe(false);
     expect(e.slabs.globalPoolPages).toBe(1);
@@ -199,7 +203,7 @@ describe('page mover', () => {
   it('moves pages holding data chunks of large items (chunk rescues)', () => {
     const e = engine({ memoryLimitBytes: 32 * MIB, slabAutomove: 0 });
     for (let i = 0; i < 12; i++) put(e, `big${i}`, valueFor(`big${i}`, 0, 700 * 1024));
-    for (let i = 0; i < 12; i += 3) e.delete(Buffer.from(`big${i}`), 0, `big${i}`.length);
+    for (let i = 0; i < 12; i += 3) e.delete(V, Buffer.from(`big${i}`), 0, `big${i}`.length);
     const largest = e.slabs.largestClass;
     expect(e.mover.reassign(largest, GLOBAL_POOL, false)).toBe(ReassignResult.Ok);
     expect(e.mover.running).toBe(false);
@@ -226,7 +230,7 @@ describe('page mover', () => {
         const size = sizes[Math.floor(rand() * sizes.length)] + Math.floor(rand() * 50);
         if (put(e, key, valueFor(key, v, size)) === StoreResult.Stored) version.set(key, v);
       } else if (r < 0.85) {
-        e.delete(Buffer.from(key), 0, key.length);
+        e.delete(V, Buffer.from(key), 0, key.length);
         version.delete(key);
       } else {
         const src = 1 + Math.floor(rand() * e.slabs.largestClass);
@@ -249,7 +253,7 @@ describe('memory limit', () => {
     let n = 0;
     while (!e.slabs.memoryFull) put(e, `k${n}`, valueFor(`k${n++}`, 0, 100000));
     expect(e.slabs.mallocedBytes).toBe(16 * MIB);
-    for (let i = 0; i < n; i++) e.delete(Buffer.from(`k${i}`), 0, `k${i}`.length);
+    for (let i = 0; i < n; i++) e.delete(V, Buffer.from(`k${i}`), 0, `k${i}`.length);
     e.slabs.setMemoryLimit(8 * MIB);
     const cls = e.slabs.classFor(36 + 3 + 100000);
     while (e.slabs.pagesPerClass[cls] > 1) expect(e.mover.reassign(cls, GLOBAL_POOL, false)).toBe(ReassignResult.Ok);
@@ -281,7 +285,7 @@ describe('slab automover', () => {
     const e = engine({ memoryLimitBytes: 16 * MIB, slabAutomoveWindowSamples: 3 });
     for (let i = 0; i < 14000; i++) put(e, `k${i}`, valueFor(`k${i}`, 0, 1000));
     expect(e.slabs.memoryFull).toBe(true);
-    for (let i = 0; i < 14000; i += 2) e.delete(Buffer.from(`k${i}`), 0, `k${i}`.length);
+    for (let i = 0; i < 14000; i += 2) e.delete(V, Buffer.from(`k${i}`), 0, `k${i}`.length);
     for (let second = 0; second < 40 && e.slabs.globalPoolPages < 5; second++) {
       e.clock.now++;
       for (let tick = 0; tick < 10; tick++) e.maintain();

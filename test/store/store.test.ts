@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
 import { ServerStats } from '../../src/metrics/stats';
+import { ItemView } from '../../src/engine/item-view';
+
+/** The view the engine answers through (as a session's). */
+const V = new ItemView();
 import { defaultSettings, type Settings } from '../../src/settings';
 import { HashIndex, hashKey } from '../../src/store/hash';
 import { Mutexes } from '../../src/store/locks';
@@ -16,18 +20,16 @@ function engine(over: Partial<Settings> = {}): Engine {
 function put(e: Engine, key: string, value: Buffer | string, mode = StoreMode.Set): StoreResult | 'fail' {
   const k = Buffer.from(key);
   const v = typeof value === 'string' ? Buffer.from(value) : value;
-  const ref = e.allocForStore(mode, k, 0, k.length, 0, 0, v.length);
+  const ref = e.allocForStore(V, mode, k, 0, k.length, 0, 0, v.length);
   if (ref === 0) return 'fail';
   e.items.writeValue(ref, 0, v, 0, v.length);
-  return e.commitStore(mode, ref, 0);
+  return e.commitStore(V, mode, ref, 0);
 }
 
 function read(e: Engine, key: string): Buffer | null {
   const k = Buffer.from(key);
-  const ref = e.get(k, 0, k.length);
-  if (ref === 0) return null;
-  const out = Buffer.alloc(e.items.nbytes(ref));
-  e.items.copyValue(ref, out, 0);
+  let out: Buffer | null = null;
+  e.get(V, k, 0, k.length, { item: (v) => { out = Buffer.alloc(v.nbytes); v.copyValue(out, 0); } });
   return out;
 }
 
@@ -139,7 +141,7 @@ describe('items', () => {
     for (let i = 0; i < 200; i++) {
       expect(put(e, `d${i}`, 'x')).toBe(StoreResult.Stored);
       const k = Buffer.from(`d${i}`);
-      e.delete(k, 0, k.length);
+      e.delete(V, k, 0, k.length);
     }
     expect(e.items.currItems).toBe(1);
     const used = e.slabs.usedChunks.reduce((a, b) => a + b, 0);

@@ -31,11 +31,11 @@
  * authentication; a body length of 2^31 or more makes set/append's value length negative.
  */
 import { fetchIntoHole } from '../disk-value';
-import { DeleteResult, DeltaResult, type Engine, StoreMode, StoreResult } from '../../engine/engine';
+import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
+import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import {
   generalStats, itemsStats, settingsStats, sizesStats, slabsStats, type StatSink,
 } from '../../engine/stats';
-import { AllocError, KEY_BYTES_MAX } from '../../store/items';
 import { MEMCACHED_COMPAT_VERSION } from '../../version';
 import { SASL_DATA_BYTES_MAX, SASL_MECHANISMS, SaslConversation, SaslResult, type SaslServer } from '../auth';
 import type { Output } from '../output';
@@ -91,7 +91,13 @@ const EMPTY = Buffer.alloc(0);
 /** memcached's ITEM_SIZE_MAX_UPPER_LIMIT: the largest request body it takes (1 GiB). */
 const BODY_BYTES_MAX = 1024 * 1024 * 1024;
 
-export class BinarySession implements ProtocolSession {
+export class BinarySession implements ProtocolSession, ItemSink {
+  /** What the engine tells this session about items and operations (reused). */
+  private readonly view = new ItemView(Proto.Binary);
+  /** The get being answered (see item()). */
+  private getKeyBuf: Buffer = EMPTY;
+  private getKeyStart = 0;
+  private getReturnKey = false;
   status: FeedStatus = FeedStatus.Ok;
   private state = State.Header;
 
@@ -103,7 +109,7 @@ export class BinarySession implements ProtocolSession {
   private noreply = false;
 
   // VALUE state
-  private item = 0;
+  private handle = 0;
   private storeMode = StoreMode.Set;
   private casIn = 0;
   private valueBytes = 0;
@@ -196,8 +202,8 @@ export class BinarySession implements ProtocolSession {
   }
 
   release(): void {
-    if (this.state === State.Value && this.item !== 0) this.engine.abortStore(this.item);
-    this.item = 0;
+    if (this.state === State.Value && this.handle !== 0) this.engine.abortStore(this.handle);
+    this.handle = 0;
     this.state = State.Header;
     this.held = null;
   }
@@ -408,36 +414,43 @@ export class BinarySession implements ProtocolSession {
     const engine = this.engine;
     const op = this.opcode;
     const returnKey = op === Opcode.GetK || op === Opcode.GetKQ || op === Opcode.GatK || op === Opcode.GatKQ;
-    const ref = touch
-      ? engine.getAndTouch(buf, keyStart, nkey, engine.clock.realtime(exptime))
-      : engine.get(buf, keyStart, nkey);
-    if (ref !== 0) {
-      const items = engine.items;
-      const nbytes = op === Opcode.Touch ? 0 : items.nbytes(ref);
-      const onDisk = nbytes > 0 && items.isHdr(ref);
-      // A value in extstore is read asynchronously into a hole; if that read fails the hole
-      // becomes the miss reply this request would have had.
-      const miss = onDisk ? this.missReply(buf, keyStart, nkey, returnKey) : EMPTY;
-      const klen = returnKey ? nkey : 0;
-      const out = this.out;
-      const start = out.length;
-      this.header(Status.Success, 4, klen, 4 + klen + nbytes, items.cas(ref));
-      putU32(out.buf, out.length, items.flags(ref));
-      out.length += 4;
-      if (klen > 0) {
-        buf.copy(out.buf, out.length, keyStart, keyStart + nkey);
-        out.length += nkey;
-      }
-      if (onDisk) {
-        const valueAt = out.length - start;
-        fetchIntoHole(engine, out, ref, out.holeFrom(start, nbytes, miss), valueAt);
-      } else if (nbytes > 0) {
-        out.length += items.copyValue(ref, out.buf, out.length);
-      }
-    } else if (!this.noreply) {
-      this.writeMiss(buf, keyStart, nkey, returnKey);
+    this.getKeyBuf = buf;
+    this.getKeyStart = keyStart;
+    this.getReturnKey = returnKey;
+    const hit = touch
+      ? engine.getAndTouch(this.view, buf, keyStart, nkey, engine.clock.realtime(exptime), this)
+      : engine.get(this.view, buf, keyStart, nkey, this);
+    if (!hit && !this.noreply) this.writeMiss(buf, keyStart, nkey, returnKey);
+    if (engine.detail.enabled) engine.detail.recordGet(buf, keyStart, nkey, hit);
+  }
+
+  /** ItemSink of the gets and touches: the reply to a hit (under the item's lock). */
+  item(v: ItemView): void {
+    const buf = this.getKeyBuf;
+    const keyStart = this.getKeyStart;
+    const nkey = v.keyLen;
+    const returnKey = this.getReturnKey;
+    const nbytes = this.opcode === Opcode.Touch ? 0 : v.nbytes;
+    const onDisk = nbytes > 0 && v.onDisk;
+    // A value in extstore is read asynchronously into a hole; if that read fails the hole
+    // becomes the miss reply this request would have had.
+    const miss = onDisk ? this.missReply(buf, keyStart, nkey, returnKey) : EMPTY;
+    const klen = returnKey ? nkey : 0;
+    const out = this.out;
+    const start = out.length;
+    this.header(Status.Success, 4, klen, 4 + klen + nbytes, v.cas);
+    putU32(out.buf, out.length, v.flags);
+    out.length += 4;
+    if (klen > 0) {
+      buf.copy(out.buf, out.length, keyStart, keyStart + nkey);
+      out.length += nkey;
     }
-    if (engine.detail.enabled) engine.detail.recordGet(buf, keyStart, nkey, ref !== 0);
+    if (onDisk) {
+      const valueAt = out.length - start;
+      fetchIntoHole(this.engine, out, v, out.holeFrom(start, nbytes, miss), valueAt);
+    } else if (nbytes > 0) {
+      out.length += v.copyValue(out.buf, out.length);
+    }
   }
 
   /** The KEY_ENOENT reply of a get (with the key for GETK/GATK). */
@@ -476,18 +489,13 @@ export class BinarySession implements ProtocolSession {
     if (vlen < 0) return this.negativeValueLength(buf, keyStart, nkey, mode);
     // memcached keeps the request CAS in the new item, which has no CAS field under -C
     if (!engine.settings.casEnabled) reqCas = 0;
-    const ref = engine.allocForStore(mode, buf, keyStart, nkey, flags, engine.clock.realtime(exptime), vlen);
+    const ref = engine.allocForStore(this.view, mode, buf, keyStart, nkey, flags, engine.clock.realtime(exptime), vlen);
     if (ref === 0) {
-      // memcached counts store_too_large / store_no_memory for the text protocol only
-      if (engine.items.allocError === AllocError.TooLarge) {
-        engine.stats.store_too_large--;
-        return this.error(Status.TooLarge, ERROR_TEXT.tooLarge, vlen, false);
-      }
-      engine.stats.store_no_memory--;
+      if (this.view.failure === AllocFailure.TooLarge) return this.error(Status.TooLarge, ERROR_TEXT.tooLarge, vlen, false);
       return this.error(Status.OutOfMemory, ERROR_TEXT.oomAllocatingItem, vlen, false);
     }
     const casMode = reqCas !== 0 && mode !== StoreMode.Append && mode !== StoreMode.Prepend;
-    this.item = ref;
+    this.handle = ref;
     this.storeMode = casMode ? StoreMode.Cas : mode;
     this.casIn = reqCas;
     this.valueBytes = vlen;
@@ -502,18 +510,15 @@ export class BinarySession implements ProtocolSession {
    * lengths below zero, so the reply is "too large", and nothing is swallowed.
    */
   private negativeValueLength(buf: Buffer, keyStart: number, nkey: number, mode: StoreMode): void {
-    const engine = this.engine;
-    if (mode === StoreMode.Set) {
-      const old = engine.peek(buf, keyStart, nkey);
-      if (old !== 0) engine.items.unlink(old, engine.items.hashOf(old));
-    }
+    // The engine refuses a negative length as too large (and a set removes the old value).
+    this.engine.allocForStore(this.view, mode, buf, keyStart, nkey, 0, 0, -1);
     this.error(Status.TooLarge, ERROR_TEXT.tooLarge, 0, false);
   }
 
   /** Copy value bytes into the item; when all are in, store. Returns the new position. */
   private readValue(buf: Buffer, pos: number, end: number): number {
     const n = Math.min(this.valueBytes - this.valueDone, end - pos);
-    this.engine.items.writeValue(this.item, this.valueDone, buf, pos, pos + n);
+    this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n);
     this.valueDone += n;
     if (this.valueDone === this.valueBytes) this.completeValue();
     return pos + n;
@@ -521,15 +526,15 @@ export class BinarySession implements ProtocolSession {
 
   /** complete_update_bin */
   private completeValue(): void {
-    const ref = this.item;
+    const ref = this.handle;
     const mode = this.storeMode;
-    this.item = 0;
+    this.handle = 0;
     this.state = State.Header;
     this.conn.stateName = 'conn_parse_cmd';
     const engine = this.engine;
-    switch (engine.commitStore(mode, ref, this.casIn)) {
+    switch (engine.commitStore(this.view, mode, ref, this.casIn)) {
       case StoreResult.Stored:
-        this.cas = engine.lastCas;
+        this.cas = this.view.cas;
         return this.respond(null);
       case StoreResult.Exists:
         return this.error(Status.KeyExists, ERROR_TEXT.exists);
@@ -547,7 +552,7 @@ export class BinarySession implements ProtocolSession {
   private remove(buf: Buffer, keyStart: number, nkey: number, reqCas: number): void {
     const engine = this.engine;
     if (engine.detail.enabled) engine.detail.recordDelete(buf, keyStart, nkey);
-    switch (engine.delete(buf, keyStart, nkey, reqCas)) {
+    switch (engine.delete(this.view, buf, keyStart, nkey, reqCas)) {
       case DeleteResult.Deleted: return this.respond(null);
       case DeleteResult.Exists: return this.error(Status.KeyExists, ERROR_TEXT.exists);
       case DeleteResult.NotFound: return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
@@ -558,10 +563,12 @@ export class BinarySession implements ProtocolSession {
   private arithmetic(buf: Buffer, ext: number, keyStart: number, nkey: number, incr: boolean, reqCas: number): void {
     const engine = this.engine;
     const delta = buf.readBigUInt64BE(ext);
-    switch (engine.incrDecr(buf, keyStart, nkey, incr, delta, reqCas)) {
+    const expiration = u32(buf, ext + 16);
+    const create = expiration !== NO_AUTO_CREATE;
+    switch (engine.incrDecr(this.view, buf, keyStart, nkey, incr, delta, reqCas, null, create)) {
       case DeltaResult.Ok:
-        this.cas = engine.lastCas;
-        return this.respondNumber(engine.deltaValue);
+        this.cas = this.view.cas;
+        return this.respondNumber(this.view.delta);
       case DeltaResult.NonNumeric:
         return this.error(Status.DeltaBadValue, ERROR_TEXT.badDelta);
       case DeltaResult.NoMemory:
@@ -571,16 +578,13 @@ export class BinarySession implements ProtocolSession {
       case DeltaResult.NotFound:
         break;
     }
-    const expiration = u32(buf, ext + 16);
-    if (expiration === NO_AUTO_CREATE) return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
-    // Auto-create: memcached does not count this as a miss.
-    if (incr) engine.stats.incr_misses--;
-    else engine.stats.decr_misses--;
+    if (!create) return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
+    // Auto-create (memcached counts no miss then, as incrDecr was told).
     const initial = buf.readBigUInt64BE(ext + 8);
-    const ref = engine.createNumber(buf, keyStart, nkey, initial.toString(), false);
-    if (ref === 0) return this.error(Status.OutOfMemory, ERROR_TEXT.oomNewItem);
-    engine.items.setExptime(ref, engine.clock.realtime(expiration));
-    this.cas = engine.items.cas(ref);
+    if (!engine.createNumber(this.view, buf, keyStart, nkey, initial, engine.clock.realtime(expiration))) {
+      return this.error(Status.OutOfMemory, ERROR_TEXT.oomNewItem);
+    }
+    this.cas = this.view.cas;
     this.respondNumber(initial);
   }
 
@@ -659,9 +663,7 @@ export class BinarySession implements ProtocolSession {
     if (this.sasl === null) return this.error(Status.UnknownCommand, ERROR_TEXT.unknownCommand, vlen);
     if (nkey > SASL_MECH_BYTES_MAX) return this.error(Status.InvalidArguments, ERROR_TEXT.invalid, vlen);
     // memcached holds the data in an item: one that is too large or chunked is "out of memory"
-    const items = this.engine.items;
-    const total = items.memcachedItemTotal(nkey, vlen, 0);
-    if (!items.sizeOk(nkey, vlen, 0) || total > this.engine.settings.slabChunkMaxBytes) {
+    if (!this.engine.fitsOneChunk(nkey, vlen)) {
       return this.error(Status.OutOfMemory, ERROR_TEXT.outOfMemory, vlen);
     }
     this.saslMech ??= Buffer.alloc(SASL_MECH_BYTES_MAX);

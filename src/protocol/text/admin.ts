@@ -7,15 +7,15 @@ import {
   connsStats, extstoreStats, generalStats, itemsStats, settingsStats, sizesStats, slabsStats,
   type StatSink, type StatsContext,
 } from '../../engine/stats';
-import { forEachItem } from '../../store/crawler';
-import { COLD_LRU } from '../../store/items';
+import { ItemView } from '../../engine/item-view';
+import { type ExtstoreSetting } from '../../engine/tuning';
 import { WATCH_STREAMS, LOG_FETCHERS } from '../../metrics/logger';
 import { MEMCACHED_COMPAT_VERSION } from '../../version';
 import { Op } from '../commands';
 import { parseU32, parsed, tokI32, tokI64, tokU32 } from '../numbers';
 import { DebugClock } from '../../engine/debug-clock';
 import { FeedStatus } from '../session';
-import { R, type TextSession } from './session';
+import { R, type TextRequest } from './request';
 
 export interface AdminHooks {
   stats: StatsContext;
@@ -31,14 +31,12 @@ export interface AdminHooks {
 /** memcached's refresh_certs reply when TLS is off (net/tls.ts TLS_NOT_ENABLED). */
 const TLS_NOT_ENABLED = 'Error TLS not enabled';
 
-/** memcached's MAX_VERBOSITY_LEVEL. */
-const VERBOSITY_MAX = 2;
 /** memcached caps a cachedump reply at 2 MiB. */
 const CACHEDUMP_BYTES_MAX = 2 * 1024 * 1024;
 /** memcached's MAX_NUMBER_OF_SLAB_CLASSES. */
 const SLAB_CLASS_IDS = 64;
 
-export function runAdmin(s: TextSession, op: Op, hooks: AdminHooks): void {
+export function runAdmin(s: TextRequest, op: Op, hooks: AdminHooks): void {
   switch (op) {
     case Op.Stats: return stats(s, hooks.stats);
     case Op.FlushAll: return flushAll(s);
@@ -57,7 +55,7 @@ export function runAdmin(s: TextSession, op: Op, hooks: AdminHooks): void {
   }
 }
 
-function statLines(s: TextSession): StatSink {
+function statLines(s: TextRequest): StatSink {
   return (name, value) => {
     s.out.ascii(`STAT ${name} ${value}\r\n`);
   };
@@ -68,7 +66,7 @@ function statLines(s: TextSession): StatSink {
  * settings": reset, detail, settings, cachedump, conns, extstore are tried in this order);
  * items, slabs and sizes must be spelled out.
  */
-function stats(s: TextSession, ctx: StatsContext): void {
+function stats(s: TextRequest, ctx: StatsContext): void {
   const engine = s.engine;
   if (s.ntokens === 1) {
     generalStats(ctx, statLines(s));
@@ -76,8 +74,7 @@ function stats(s: TextSession, ctx: StatsContext): void {
     return;
   }
   if (s.tokPrefixOf(1, 'reset')) {
-    engine.stats.reset();
-    engine.resetStats();
+    engine.resetAllStats();
     return s.replyString('RESET');
   }
   if (s.tokPrefixOf(1, 'detail')) {
@@ -85,12 +82,8 @@ function stats(s: TextSession, ctx: StatsContext): void {
     if (!engine.settings.dumpEnabled) return s.replyString('CLIENT_ERROR stats detail not allowed');
     // memcached matches "stats detail" without an argument against its own first token.
     const arg = s.ntokens < 3 ? 0 : 2;
-    if (s.tokPrefixOf(arg, 'on')) {
-      engine.detail.enabled = true;
-      return s.reply(R.OK);
-    }
-    if (s.tokPrefixOf(arg, 'off')) {
-      engine.detail.enabled = false;
+    if (s.tokPrefixOf(arg, 'on') || s.tokPrefixOf(arg, 'off')) {
+      engine.tuning.detailStats(s.tokPrefixOf(arg, 'on'));
       return s.reply(R.OK);
     }
     if (s.tokPrefixOf(arg, 'dump')) return s.out.ascii(engine.detail.dump());
@@ -111,7 +104,7 @@ const ITEMS = Buffer.from('items', 'latin1');
 const SLABS = Buffer.from('slabs', 'latin1');
 const SIZES = Buffer.from('sizes', 'latin1');
 
-function cachedump(s: TextSession): void {
+function cachedump(s: TextRequest): void {
   const engine = s.engine;
   if (!engine.settings.dumpEnabled) return s.replyString('CLIENT_ERROR stats cachedump not allowed');
   if (s.ntokens < 4) return s.replyString('CLIENT_ERROR bad command line');
@@ -120,28 +113,26 @@ function cachedump(s: TextSession): void {
   if (!tokU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.replyString('CLIENT_ERROR bad command line format');
   const limit = parsed.value;
   if (id >= SLAB_CLASS_IDS) return s.replyString('CLIENT_ERROR Illegal slab id');
-  const items = engine.items;
   const started = engine.clock.processStartedUnix;
   let text = '';
   let shown = 0;
-  if (id >= 1 && id <= engine.slabs.largestClass) {
-    for (let ref = items.lruHead[(id << 2) | COLD_LRU]; ref !== 0 && (limit === 0 || shown < limit); ref = items.next(ref)) {
-      // memcached leaves out binary keys, and prints a key as a C string (up to a NUL byte).
-      if (items.keyBinary(ref)) continue;
-      const exp = items.exptime(ref);
-      const key = items.keyString(ref);
-      const nul = key.indexOf('\0');
-      const line = `ITEM ${nul < 0 ? key : key.slice(0, nul)} [${items.nbytes(ref)} b; ${exp === 0 ? 0 : exp + started} s]\r\n`;
-      if (text.length + line.length + 6 > CACHEDUMP_BYTES_MAX) break;
-      text += line;
-      shown++;
-    }
-  }
+  engine.dumpColdList(new ItemView(), id, (v) => {
+    if (limit !== 0 && shown >= limit) return false;
+    // memcached leaves out binary keys, and prints a key as a C string (up to a NUL byte).
+    if (v.keyBinary) return true;
+    const key = Buffer.from(v.keyBuf.subarray(v.keyStart, v.keyStart + v.keyLen)).toString('latin1');
+    const nul = key.indexOf('\0');
+    const line = `ITEM ${nul < 0 ? key : key.slice(0, nul)} [${v.nbytes} b; ${v.exptime === 0 ? 0 : v.exptime + started} s]\r\n`;
+    if (text.length + line.length + 6 > CACHEDUMP_BYTES_MAX) return false;
+    text += line;
+    shown++;
+    return true;
+  });
   s.out.ascii(text + 'END\r\n');
 }
 
 /** flush_all [delay] [noreply]: counted even when refused. */
-function flushAll(s: TextSession): void {
+function flushAll(s: TextRequest): void {
   const engine = s.engine;
   engine.stats.cmd_flush++;
   if (!engine.settings.flushEnabled) return s.replyString('CLIENT_ERROR flush_all not allowed');
@@ -154,13 +145,13 @@ function flushAll(s: TextSession): void {
   s.reply(R.OK);
 }
 
-function verbosity(s: TextSession): void {
+function verbosity(s: TextRequest): void {
   if (s.ntokens < 2 || !tokU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.BAD_FORMAT);
-  s.engine.settings.verbose = Math.min(parsed.value, VERBOSITY_MAX);
+  s.engine.tuning.setVerbosity(parsed.value);
   s.reply(R.OK);
 }
 
-function shutdown(s: TextSession, hooks: AdminHooks): void {
+function shutdown(s: TextRequest, hooks: AdminHooks): void {
   if (!s.engine.settings.shutdownEnabled) return s.replyString('SERVER_ERROR: shutdown not enabled');
   if (s.ntokens === 1) {
     s.status = FeedStatus.Close;
@@ -178,7 +169,7 @@ function shutdown(s: TextSession, hooks: AdminHooks): void {
  * clock by a number of seconds, or pauses (p) and resumes (r) it. Its tests use it to expire
  * items without waiting.
  */
-function debugTime(s: TextSession): void {
+function debugTime(s: TextRequest): void {
   const clock = s.engine.clock;
   if (s.ntokens < 2 || !(clock instanceof DebugClock)) return s.reply(R.ERROR);
   if (s.tokPrefixOf(1, 'p')) {
@@ -197,12 +188,12 @@ function debugTime(s: TextSession): void {
  * works whether or not extstore is enabled and answers OK or ERROR; a value that does not
  * parse leaves the setting alone.
  */
-function extstoreCommand(s: TextSession): void {
-  const set = s.engine.settings;
+function extstoreCommand(s: TextRequest): void {
+  const tuning = s.engine.tuning;
   const nt = s.ntokens;
-  const u32 = (apply: (v: number) => void): boolean => {
+  const u32 = (name: ExtstoreSetting): boolean => {
     if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return false;
-    apply(parsed.value);
+    tuning.extstore(name, parsed.value);
     return true;
   };
   let ok: boolean;
@@ -213,25 +204,25 @@ function extstoreCommand(s: TextSession): void {
     ok = tokU32(s.line, s.tokStart[2], s.tokEnd[2]) && parsed.value < SLAB_CLASS_IDS &&
       tokU32(s.line, s.tokStart[3], s.tokEnd[3]);
   } else if (s.tokPrefixOf(1, 'item_size')) {
-    ok = u32((v) => void (set.extItemSizeBytes = v));
+    ok = u32('item_size');
   } else if (s.tokPrefixOf(1, 'item_age')) {
-    ok = u32((v) => void (set.extItemAgeSeconds = v));
+    ok = u32('item_age');
   } else if (s.tokPrefixOf(1, 'low_ttl')) {
-    ok = u32((v) => void (set.extLowTtlSeconds = v));
+    ok = u32('low_ttl');
   } else if (s.tokPrefixOf(1, 'recache_rate')) {
-    ok = u32((v) => void (set.extRecacheRate = v));
+    ok = u32('recache_rate');
   } else if (s.tokPrefixOf(1, 'compact_under')) {
-    ok = u32((v) => void (set.extCompactUnderPages = v));
+    ok = u32('compact_under');
   } else if (s.tokPrefixOf(1, 'drop_under')) {
-    ok = u32((v) => void (set.extDropUnderPages = v));
+    ok = u32('drop_under');
   } else if (s.tokPrefixOf(1, 'max_sleep')) {
-    ok = u32((v) => void (set.extMaxSleepMicros = v));
+    ok = u32('max_sleep');
   } else if (s.tokPrefixOf(1, 'max_frag')) {
     const v = tokDouble(s, 2);
     ok = v !== null;
-    if (v !== null) set.extMaxFrag = v;
+    if (v !== null) tuning.extstore('max_frag', v);
   } else if (s.tokPrefixOf(1, 'drop_unread')) {
-    ok = u32((v) => void (set.extDropUnread = v !== 0));
+    ok = u32('drop_unread');
   } else {
     ok = false;
   }
@@ -242,7 +233,7 @@ function extstoreCommand(s: TextSession): void {
  * memcached's mc_toktod: strtod over the token (at most 31 bytes), which must be a whole
  * number as strtod reads it. Null when it is not.
  */
-function tokDouble(s: TextSession, i: number): number | null {
+function tokDouble(s: TextRequest, i: number): number | null {
   if (i >= s.ntokens || s.tokLen(i) > 31) return null;
   const text = s.tokString(i);
   if (!/^[\t\n\v\f\r ]*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(text)) {
@@ -254,24 +245,23 @@ function tokDouble(s: TextSession, i: number): number | null {
 }
 
 /** memcached: OK (noreply applies), or the error text (written even with noreply). */
-function refreshCerts(s: TextSession, hooks: AdminHooks): void {
+function refreshCerts(s: TextRequest, hooks: AdminHooks): void {
   const error = hooks.refreshCerts === undefined ? TLS_NOT_ENABLED : hooks.refreshCerts();
   if (error === null) return s.reply(R.OK);
   s.out.ascii(error);
   s.out.crlf();
 }
 
-function memlimit(s: TextSession): void {
+function memlimit(s: TextRequest): void {
   if (s.ntokens < 2 || !tokU32(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.ERROR);
   const mb = parsed.value;
   if (mb < 8) return s.replyString('MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m');
   if (mb > 1000000000) return s.replyString('MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes');
   const engine = s.engine;
   // The arena reserved at startup bounds how far the limit can be raised (doc/store.md).
-  if (!engine.slabs.setMemoryLimit(mb * 1024 * 1024)) {
+  if (!engine.tuning.memoryLimit(mb * 1024 * 1024)) {
     return s.replyString('MEMLIMIT_ADJUST_FAILED out of bounds or unable to adjust');
   }
-  engine.settings.memoryLimitBytes = mb * 1024 * 1024;
   engine.log(1, `maxbytes adjusted to ${mb}m`);
   s.reply(R.OK);
 }
@@ -294,23 +284,22 @@ function crawlerClasses(arg: string): Uint8Array | null | 'hash' | 'bad' {
  * memcached 1.6.45's process_lru_crawler_command: crawl, metadump, mgdump, tocrawl, sleep,
  * enable, disable (subcommands may be abbreviated).
  */
-function lruCrawler(s: TextSession): void {
+function lruCrawler(s: TextRequest): void {
   const engine = s.engine;
-  const crawler = engine.crawler;
   const nt = s.ntokens;
   if (nt === 3 && s.tokPrefixOf(1, 'crawl')) {
-    if (!crawler.enabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
+    if (!engine.crawlerEnabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
     const classes = crawlerClasses(s.tokString(2).slice(0, 511));
     if (classes === 'bad') return s.replyString('BADCLASS invalid class id');
     // memcached's expiry crawl cannot walk the hash table
     if (classes === 'hash') return s.replyString('ERROR an unknown error happened');
     if (classes !== null && !classes.some((v) => v !== 0)) return s.replyString('NOTSTARTED no items to crawl');
-    if (!crawler.crawl(classes)) return s.replyString('BUSY currently processing crawler request');
+    if (!engine.crawl(classes)) return s.replyString('BUSY currently processing crawler request');
     return s.reply(R.OK);
   }
   const dump = nt === 3 && s.tokPrefixOf(1, 'metadump') ? 'metadump' : nt === 3 && s.tokPrefixOf(1, 'mgdump') ? 'mgdump' : null;
   if (dump !== null) {
-    if (!crawler.enabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
+    if (!engine.crawlerEnabled) return s.replyString('CLIENT_ERROR lru crawler disabled');
     if (!engine.settings.dumpEnabled) {
       return s.replyString(dump === 'metadump' ? 'ERROR metadump not allowed' : 'ERROR key dump not allowed');
     }
@@ -325,27 +314,18 @@ function lruCrawler(s: TextSession): void {
   if (nt === 3 && (s.tokPrefixOf(1, 'tocrawl') || s.tokPrefixOf(1, 'sleep'))) {
     const tocrawl = s.tokPrefixOf(1, 'tocrawl');
     if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
-    if (tocrawl) {
-      crawler.toCrawl = parsed.value;
-      engine.settings.lruCrawlerToCrawl = parsed.value;
-    } else {
-      if (parsed.value > 1000000) return s.replyString('CLIENT_ERROR sleep must be one second or less');
-      crawler.sleepMicros = parsed.value;
-      engine.settings.lruCrawlerSleepMicros = parsed.value;
-    }
+    if (tocrawl) engine.tuning.crawlerToCrawl(parsed.value);
+    else if (!engine.tuning.crawlerSleep(parsed.value)) return s.replyString('CLIENT_ERROR sleep must be one second or less');
     return s.reply(R.OK);
   }
   if (nt === 2) {
     if (s.tokPrefixOf(1, 'enable')) {
       // memcached cannot start a crawler thread that is already running
-      if (crawler.enabled) return s.replyString('ERROR failed to start lru crawler thread');
-      crawler.enabled = true;
-      engine.settings.lruCrawler = true;
+      if (!engine.tuning.crawlerEnabled(true)) return s.replyString('ERROR failed to start lru crawler thread');
       return s.reply(R.OK);
     }
     if (s.tokPrefixOf(1, 'disable')) {
-      crawler.enabled = false;
-      engine.settings.lruCrawler = false;
+      engine.tuning.crawlerEnabled(false);
       return s.reply(R.OK);
     }
   }
@@ -369,40 +349,35 @@ function uriEncode(key: string): string {
  * key=value line ending in a space and a bare LF, as memcached writes it) or "EN" (mgdump:
  * an "mg <key>" line, base64 and " b" for binary keys). Produced in one pass.
  */
-function itemDump(s: TextSession, classes: Uint8Array | null, mg: boolean): void {
+function itemDump(s: TextRequest, classes: Uint8Array | null, mg: boolean): void {
   const engine = s.engine;
-  const items = engine.items;
   const started = engine.clock.processStartedUnix;
-  engine.clock.tick();
-  s.out.bytes(R.OK, 0, R.OK.length);
-  forEachItem(items, classes, (ref, cls) => {
-    if (items.isDead(ref)) return;
+  const out = s.out;
+  out.bytes(R.OK, 0, R.OK.length);
+  engine.dumpLiveItems(new ItemView(), classes, (v) => {
+    const key = v.keyBuf.subarray(v.keyStart, v.keyStart + v.keyLen);
     if (mg) {
-      const ko = items.keyOffset(ref);
-      const nkey = items.nkey(ref);
-      s.out.ascii('mg ');
-      if (items.keyBinary(ref)) {
-        s.out.ascii(items.page(ref).toString('base64', ko, ko + nkey));
-        s.out.ascii(' b\r\n');
+      out.ascii('mg ');
+      if (v.keyBinary) {
+        out.ascii(Buffer.from(key).toString('base64'));
+        out.ascii(' b\r\n');
       } else {
-        s.out.bytes(items.page(ref), ko, ko + nkey);
-        s.out.crlf();
+        out.bytes(v.keyBuf, v.keyStart, v.keyStart + v.keyLen);
+        out.crlf();
       }
       return;
     }
-    const exp = items.exptime(ref);
-    s.out.ascii(`key=${uriEncode(items.keyString(ref))} exp=${exp === 0 ? -1 : exp + started} ` +
-      `la=${items.atime(ref) + started} cas=${items.cas(ref)} fetch=${(items.iflags(ref) & 0x10) !== 0 ? 'yes' : 'no'} ` +
-      `cls=${cls} size=${items.memcachedItemTotal(items.nkey(ref), items.nbytes(ref), items.flags(ref))} ` +
-      `flags=${items.flags(ref)} \n`);
+    out.ascii(`key=${uriEncode(Buffer.from(key).toString('latin1'))} exp=${v.exptime === 0 ? -1 : v.exptime + started} ` +
+      `la=${v.lastAccess + started} cas=${v.cas} fetch=${v.fetched ? 'yes' : 'no'} ` +
+      `cls=${v.cls} size=${v.memcachedSize} flags=${v.flags} \n`);
   });
-  s.out.ascii(mg ? 'EN\r\n' : 'END\r\n');
+  out.ascii(mg ? 'EN\r\n' : 'END\r\n');
 }
 
 /** `lru tune|mode|temp_ttl`: runtime LRU tuning, as memcached's process_lru_command. */
-function lru(s: TextSession): void {
+function lru(s: TextRequest): void {
   const set = s.engine.settings;
-  const opts = s.engine.items.opts;
+  const tuning = s.engine.tuning;
   const nt = s.ntokens;
   if (nt >= 2 && s.tokPrefixOf(1, 'tune') && nt >= 6) {
     const hot = tokU32(s.line, s.tokStart[2], s.tokEnd[2]) ? parsed.value : -1;
@@ -410,36 +385,25 @@ function lru(s: TextSession): void {
     const hotF = tokDouble(s, 4);
     const warmF = tokDouble(s, 5);
     if (hot < 0 || warm < 0 || hotF === null || warmF === null) return s.reply(R.ERROR);
-    if (hot + warm > 80) return s.replyString('ERROR hot and warm pcts must not exceed 80');
-    if (hotF <= 0 || warmF <= 0) return s.replyString('ERROR hot/warm age factors must be greater than 0');
-    set.hotLruPct = opts.hotLruPct = hot;
-    set.warmLruPct = opts.warmLruPct = warm;
-    set.hotMaxFactor = opts.hotMaxFactor = hotF;
-    set.warmMaxFactor = opts.warmMaxFactor = warmF;
-    return s.reply(R.OK);
+    const error = tuning.lruTune(hot, warm, hotF, warmF);
+    return error === null ? s.reply(R.OK) : s.replyString(error);
   }
   if (nt >= 3 && s.tokPrefixOf(1, 'mode') && set.lruMaintainerThread) {
-    if (s.tokPrefixOf(2, 'flat')) set.lruSegmented = opts.lruSegmented = false;
-    else if (s.tokPrefixOf(2, 'segmented')) set.lruSegmented = opts.lruSegmented = true;
+    if (s.tokPrefixOf(2, 'flat')) tuning.lruMode(false);
+    else if (s.tokPrefixOf(2, 'segmented')) tuning.lruMode(true);
     else return s.reply(R.ERROR);
     return s.reply(R.OK);
   }
   if (nt >= 3 && s.tokPrefixOf(1, 'temp_ttl') && set.lruMaintainerThread) {
     if (!tokI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.ERROR);
-    const ttl = parsed.value;
-    if (ttl < 0) {
-      set.tempLru = opts.tempLru = false;
-    } else {
-      set.tempLru = opts.tempLru = true;
-      set.temporaryTtlSeconds = opts.temporaryTtlSeconds = ttl;
-    }
+    tuning.lruTempTtl(parsed.value);
     return s.reply(R.OK);
   }
   s.reply(R.ERROR);
 }
 
 /** `slabs reassign <src> <dst>` and `slabs automove <0|1|2>|ratio <r>|window <n>`, as memcached. */
-function slabs(s: TextSession): void {
+function slabs(s: TextRequest): void {
   const engine = s.engine;
   const nt = s.ntokens;
   if (nt === 4 && s.tokPrefixOf(1, 'reassign')) {
@@ -447,19 +411,19 @@ function slabs(s: TextSession): void {
     if (!tokI32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
     const src = parsed.value;
     if (!tokI32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
-    return s.replyString(REASSIGN_REPLIES[engine.mover.reassign(src, parsed.value, true)]);
+    return s.replyString(REASSIGN_REPLIES[engine.reassignPage(src, parsed.value)]);
   }
   if (nt >= 3 && s.tokPrefixOf(1, 'automove')) return automove(s);
   s.reply(R.ERROR);
 }
 
-function automove(s: TextSession): void {
+function automove(s: TextRequest): void {
   const engine = s.engine;
   const nt = s.ntokens;
   if (s.tokPrefixOf(2, 'ratio')) {
     const ratio = nt < 4 ? null : tokDouble(s, 3);
     if (ratio === null) return s.reply(R.ERROR);
-    engine.settings.slabAutomoveRatio = ratio;
+    engine.tuning.slabAutomoveRatio(ratio);
     return s.reply(R.OK);
   }
   if (s.tokPrefixOf(2, 'freeratio')) {
@@ -470,13 +434,12 @@ function automove(s: TextSession): void {
   if (s.tokPrefixOf(2, 'window')) {
     if (nt < 4 || !tokU32(s.line, s.tokStart[3], s.tokEnd[3])) return s.reply(R.BAD_FORMAT);
     const window = parsed.value;
-    if (window < 3 || window > 1800) return s.replyString('CLIENT_ERROR automove window too low or too high');
-    engine.setAutomoveWindow(window);
+    if (!engine.tuning.slabAutomoveWindow(window)) return s.replyString('CLIENT_ERROR automove window too low or too high');
     return s.reply(R.OK);
   }
   if (!tokU32(s.line, s.tokStart[2], s.tokEnd[2])) return s.reply(R.BAD_FORMAT);
   if (parsed.value > 2) return s.reply(R.ERROR);
-  engine.settings.slabAutomove = parsed.value;
+  engine.tuning.slabAutomove(parsed.value);
   s.reply(R.OK);
 }
 
@@ -495,7 +458,7 @@ const REASSIGN_REPLIES = [
  * may be abbreviated, the first stream it begins wins), from src/metrics/logger.ts. "OK" is
  * not subject to noreply: memcached queues it in the watcher's own buffer.
  */
-function watch(s: TextSession): void {
+function watch(s: TextRequest): void {
   const engine = s.engine;
   if (!engine.settings.watchEnabled) return s.replyString('CLIENT_ERROR watch commands not allowed');
   if (s.out.length > 0) return s.replyString('ERROR cannot pipeline other commands before watch');

@@ -17,14 +17,17 @@
  * States:  LINE ──set/add/..──► VALUE (copy nbytes, then check CRLF) ──► LINE
  *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
-import { DeleteResult, DeltaResult, Engine, StoreMode, StoreResult } from '../../engine/engine';
+import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
+import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
 import { parseI32, parseU32, parsed, tokI32, tokU64 } from '../numbers';
 import type { Output } from '../output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from '../session';
-import { AllocError, KEY_BYTES_MAX } from '../../store/items';
 import type { AdminHooks } from './admin';
-import { runMeta, type MetaSetReply } from '../meta';
+import { MetaCommands } from './meta';
+import { R, type TextRequest, type ValueCompletion } from './request';
+
+export { R };
 import { runAdmin } from './admin';
 import { fetchIntoHole } from '../disk-value';
 import type { Watcher } from '../../metrics/logger';
@@ -61,26 +64,6 @@ const SPACE = 32;
 function bytes(s: string): Buffer {
   return Buffer.from(s, 'latin1');
 }
-export const R = {
-  STORED: bytes('STORED\r\n'),
-  NOT_STORED: bytes('NOT_STORED\r\n'),
-  EXISTS: bytes('EXISTS\r\n'),
-  NOT_FOUND: bytes('NOT_FOUND\r\n'),
-  DELETED: bytes('DELETED\r\n'),
-  TOUCHED: bytes('TOUCHED\r\n'),
-  END: bytes('END\r\n'),
-  OK: bytes('OK\r\n'),
-  ERROR: bytes('ERROR\r\n'),
-  VALUE: bytes('VALUE '),
-  BAD_FORMAT: bytes('CLIENT_ERROR bad command line format\r\n'),
-  BAD_CHUNK: bytes('CLIENT_ERROR bad data chunk\r\n'),
-  TOO_LARGE: bytes('SERVER_ERROR object too large for cache\r\n'),
-  NO_MEMORY_STORE: bytes('SERVER_ERROR out of memory storing object\r\n'),
-  NO_MEMORY: bytes('SERVER_ERROR out of memory\r\n'),
-  BAD_EXPTIME: bytes('CLIENT_ERROR invalid exptime argument\r\n'),
-  BAD_DELTA: bytes('CLIENT_ERROR invalid numeric delta argument\r\n'),
-  NON_NUMERIC: bytes('CLIENT_ERROR cannot increment or decrement non-numeric value\r\n'),
-};
 
 const EMPTY = Buffer.alloc(0);
 const GET_PREFIX = bytes('get ');
@@ -90,7 +73,13 @@ const HTTP = bytes('HTTP/');
 
 const c = (ch: string): number => ch.charCodeAt(0);
 
-export class TextSession implements ProtocolSession {
+export class TextSession implements ProtocolSession, ItemSink, TextRequest {
+  /** What the engine tells this session about items and operations (reused). */
+  readonly view = new ItemView(Proto.Text);
+  /** get/gets being answered: the key echoed and whether the CAS is shown (see item()). */
+  private getKeyBuf: Buffer = EMPTY;
+  private getKeyStart = 0;
+  private getWithCas = false;
   status: FeedStatus = FeedStatus.Ok;
   closeIsError = false;
   private state = State.Line;
@@ -110,7 +99,7 @@ export class TextSession implements ProtocolSession {
   vlen = 0;
 
   // VALUE state
-  private item = 0;
+  private handle = 0;
   private storeMode = StoreMode.Set;
   private casIn = 0;
   private valueBytes = 0;
@@ -133,7 +122,9 @@ export class TextSession implements ProtocolSession {
   private readonly held = new Float64Array(HELD_ITEMS_MAX * 2);
   private heldCount = 0;
   /** A meta set (ms) in flight: its reply is built when the value completes. */
-  private metaSet: MetaSetReply | null = null;
+  private metaSet: ValueCompletion | null = null;
+  /** The meta commands (mg, ms, ...), made on first use. */
+  private meta: MetaCommands | null = null;
   /** After `watch`: input is discarded and the connection only receives log lines. */
   private watcher: Watcher | null = null;
   /** -o metrics_listen: the storage command whose value is being read, and its line's time. */
@@ -231,8 +222,8 @@ export class TextSession implements ProtocolSession {
   release(): void {
     if (this.watcher !== null) this.engine.logger.remove(this.watcher);
     this.watcher = null;
-    if (this.state === State.Value && this.item !== 0) this.engine.abortStore(this.item);
-    this.item = 0;
+    if (this.state === State.Value && this.handle !== 0) this.engine.abortStore(this.handle);
+    this.handle = 0;
     this.state = State.Line;
   }
 
@@ -552,7 +543,8 @@ export class TextSession implements ProtocolSession {
       case Op.MetaArithmetic:
       case Op.MetaNoop:
       case Op.MetaDebug:
-        return runMeta(this, op);
+        this.meta ??= new MetaCommands(this);
+        return this.meta.run(op);
       case Op.Quit:
         this.status = FeedStatus.Close;
         return;
@@ -592,12 +584,12 @@ export class TextSession implements ProtocolSession {
         this.replyString('CLIENT_ERROR bad command line format\r\n');
         return;
       }
-      const ref = touch ? engine.getAndTouch(b, p, klen, exptime) : engine.get(b, p, klen);
-      if (detail) engine.detail.recordGet(b, p, klen, ref !== 0);
-      if (ref !== 0) {
-        this.writeValue(ref, b, p, klen, withCas);
-        if (echo) engine.log(2, `>${this.conn.id} sending key ${b.toString('latin1', p, p + klen)}`);
-      }
+      this.getKeyBuf = b;
+      this.getKeyStart = p;
+      this.getWithCas = withCas;
+      const hit = touch ? engine.getAndTouch(this.view, b, p, klen, exptime, this) : engine.get(this.view, b, p, klen, this);
+      if (detail) engine.detail.recordGet(b, p, klen, hit);
+      if (hit && echo) engine.log(2, `>${this.conn.id} sending key ${b.toString('latin1', p, p + klen)}`);
       p += klen;
       klen = 0;
       while (p < kend) {
@@ -648,12 +640,17 @@ export class TextSession implements ProtocolSession {
     return false;
   }
 
-  /** "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n" */
-  private writeValue(ref: number, key: Buffer, keyStart: number, nkey: number, withCas: boolean): void {
-    const items = this.engine.items;
+  /**
+   * ItemSink, for get/gets/gat/gats: "VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n",
+   * the key echoed from the request (as memcached does).
+   */
+  item(v: ItemView): void {
+    const key = this.getKeyBuf;
+    const keyStart = this.getKeyStart;
+    const nkey = v.keyLen;
     const out = this.out;
-    const nbytes = items.nbytes(ref);
-    const onDisk = items.isHdr(ref);
+    const nbytes = v.nbytes;
+    const onDisk = v.onDisk;
     out.ensure(6 + nkey + 48 + (onDisk ? 0 : nbytes + 2));
     const o = out.buf;
     const start = out.length;
@@ -664,12 +661,12 @@ export class TextSession implements ProtocolSession {
     p += nkey;
     o[p++] = SPACE;
     out.length = p;
-    out.uint(items.flags(ref));
+    out.uint(v.flags);
     out.byte(SPACE);
     out.uint(nbytes);
-    if (withCas) {
+    if (this.getWithCas) {
       out.byte(SPACE);
-      out.uint(items.cas(ref));
+      out.uint(v.cas);
     }
     p = out.length;
     o[p] = CR;
@@ -683,10 +680,10 @@ export class TextSession implements ProtocolSession {
       const hole = out.holeFrom(start, nbytes + 2, EMPTY);
       out.buf[hole.start + valueAt + nbytes] = CR;
       out.buf[hole.start + valueAt + nbytes + 1] = LF;
-      fetchIntoHole(this.engine, out, ref, hole, valueAt);
+      fetchIntoHole(this.engine, out, v, hole, valueAt);
       return;
     }
-    items.copyValue(ref, o, p);
+    v.copyValue(o, p);
     p += nbytes;
     o[p] = CR;
     o[p + 1] = LF;
@@ -718,10 +715,8 @@ export class TextSession implements ProtocolSession {
     }
     if (engine.detail.enabled) engine.detail.recordSet(b, ks, nkey);
     const exptime = engine.clock.realtime(exptimeIn);
-    const ref = engine.allocForStore(mode, b, ks, nkey, flags, exptime, vlen);
-    if (ref === 0) {
-      return this.refuseStore(engine.items.allocError === AllocError.TooLarge ? R.TOO_LARGE : R.NO_MEMORY_STORE, vlen);
-    }
+    const ref = engine.allocForStore(this.view, mode, b, ks, nkey, flags, exptime, vlen);
+    if (ref === 0) return this.refuseStore(this.view.failure === AllocFailure.TooLarge ? R.TOO_LARGE : R.NO_MEMORY_STORE, vlen);
     this.beginValue(ref, mode, casIn, vlen, null);
   }
 
@@ -731,8 +726,8 @@ export class TextSession implements ProtocolSession {
   }
 
   /** Read `vlen` value bytes (plus CRLF) into `ref`, then store with `mode`. */
-  beginValue(ref: number, mode: StoreMode, casIn: number, vlen: number, meta: MetaSetReply | null): void {
-    this.item = ref;
+  beginValue(ref: number, mode: StoreMode, casIn: number, vlen: number, meta: ValueCompletion | null): void {
+    this.handle = ref;
     this.storeMode = mode;
     this.casIn = casIn;
     this.valueBytes = vlen;
@@ -761,7 +756,7 @@ export class TextSession implements ProtocolSession {
     const want = this.valueBytes - this.valueDone;
     if (want > 0) {
       const n = Math.min(want, end - pos);
-      this.engine.items.writeValue(this.item, this.valueDone, buf, pos, pos + n);
+      this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n);
       this.valueDone += n;
       pos += n;
     }
@@ -786,15 +781,14 @@ export class TextSession implements ProtocolSession {
   }
 
   private completeValue(): void {
-    const ref = this.item;
-    this.item = 0;
+    const ref = this.handle;
+    this.handle = 0;
     this.state = State.Line;
     this.conn.stateName = 'conn_parse_cmd';
     const meta = this.metaSet;
     this.metaSet = null;
     if (this.crlfSeen < 0) {
-      this.engine.stats.cmd_set++;
-      this.engine.abortStore(ref);
+      this.engine.badDataChunk(ref);
       if (meta !== null) this.noreply = false; // meta sets always report errors
       this.reply(R.BAD_CHUNK);
       return;
@@ -803,7 +797,7 @@ export class TextSession implements ProtocolSession {
       meta.finish(this, ref, this.storeMode, this.casIn);
       return;
     }
-    switch (this.engine.commitStore(this.storeMode, ref, this.casIn)) {
+    switch (this.engine.commitStore(this.view, this.storeMode, ref, this.casIn)) {
       case StoreResult.Stored: return this.reply(R.STORED);
       case StoreResult.NotStored: return this.reply(R.NOT_STORED);
       case StoreResult.Exists: return this.reply(R.EXISTS);
@@ -819,10 +813,10 @@ export class TextSession implements ProtocolSession {
     if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
     if (!tokU64(b, this.tokStart[2], this.tokEnd[2])) return this.preply(R.BAD_DELTA);
     const engine = this.engine;
-    switch (engine.incrDecr(b, this.tokStart[1], nkey, incr, parsed.big, 0, this)) {
+    switch (engine.incrDecr(this.view, b, this.tokStart[1], nkey, incr, parsed.big, 0, this)) {
       case DeltaResult.Ok:
         if (!this.noreply) {
-          this.out.u64(engine.deltaValue);
+          this.out.u64(this.view.delta);
           this.out.crlf();
         }
         return;
@@ -839,7 +833,7 @@ export class TextSession implements ProtocolSession {
     if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
     const engine = this.engine;
     if (engine.detail.enabled) engine.detail.recordDelete(this.line, this.tokStart[1], nkey);
-    const r = engine.delete(this.line, this.tokStart[1], nkey);
+    const r = engine.delete(this.view, this.line, this.tokStart[1], nkey);
     this.preply(r === DeleteResult.Deleted ? R.DELETED : R.NOT_FOUND);
   }
 
@@ -848,7 +842,7 @@ export class TextSession implements ProtocolSession {
     if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
     if (!tokI32(this.line, this.tokStart[2], this.tokEnd[2])) return this.preply(R.BAD_EXPTIME);
     const engine = this.engine;
-    const ok = engine.touch(this.line, this.tokStart[1], nkey, engine.clock.realtime(parsed.value));
+    const ok = engine.touch(this.view, this.line, this.tokStart[1], nkey, engine.clock.realtime(parsed.value));
     this.preply(ok ? R.TOUCHED : R.NOT_FOUND);
   }
 }
