@@ -18,7 +18,7 @@ import { COLD_LRU, FIND_EXPIRED, FIND_FLUSHED, IF_FETCHED, IF_STALE, IF_TOKEN_SE
 import { AllocFailure, Proto, type ItemSink, type ItemView, type ValueSource } from './item-view';
 import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
-import { SharedMemory } from '../store/shared';
+import { SharedMemory, type SharedMemoryList } from '../store/shared';
 import { Crawler, forEachItem } from '../store/crawler';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
@@ -185,14 +185,26 @@ export class Engine implements ValueSource {
   private casIdIn = -1;
   private maintainer: NodeJS.Timeout | null = null;
 
-  constructor(settings: Settings, stats: ServerStats, clock = new Clock()) {
+  /** The shared memory the store lives in: another thread attaches an Engine with `memoryList()`. */
+  private readonly memory: SharedMemory;
+  /** This engine attached to a store another thread created (a serving thread: no background work). */
+  readonly attached: boolean;
+
+  /**
+   * A new store, or (`attach`: another engine's `memoryList()`) a serving view of an existing
+   * one in this thread. An attached engine runs no background work (maintainer, crawler,
+   * mover, extstore): the creating thread does that for every thread.
+   */
+  constructor(settings: Settings, stats: ServerStats, clock = new Clock(), attach: SharedMemoryList | null = null) {
     this.log = (level, message) => {
       if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
     };
     this.settings = settings;
     this.stats = stats;
     this.clock = clock;
-    const mem = SharedMemory.create();
+    const mem = attach === null ? SharedMemory.create() : SharedMemory.attach(attach);
+    this.memory = mem;
+    this.attached = attach !== null;
     this.slabs = new SlabAllocator({
       memoryLimitBytes: settings.memoryLimitBytes,
       pageBytes: settings.slabPageBytes,
@@ -204,7 +216,8 @@ export class Engine implements ValueSource {
     // The store reads the live settings (runtime tuning changes them: src/engine/tuning.ts).
     this.items = new Items(this.slabs, clock, settings, mem);
     // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
-    this.items.startCasAt(FIRST_CAS);
+    if (!this.attached) this.items.startCasAt(FIRST_CAS);
+    else if (!mem.complete) throw new Error('shared memory: the attaching store asked for fewer buffers than were made');
     this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
     this.automover = this.newAutomover();
     this.crawler = new Crawler(this.items, settings.lruCrawler, settings.lruCrawlerSleepMicros,
@@ -217,9 +230,14 @@ export class Engine implements ValueSource {
       this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 ? onEvict : null;
     };
     this.tuning = new Tuning(this);
-    this.storage = settings.extPaths.length > 0
+    this.storage = settings.extPaths.length > 0 && !this.attached
       ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message))
       : null;
+  }
+
+  /** What another thread attaches to this store with (structured-cloneable). */
+  memoryList(): SharedMemoryList {
+    return this.memory.list();
   }
 
   /** Runtime tuning: the one writer of settings while the server runs. */
@@ -247,6 +265,7 @@ export class Engine implements ValueSource {
   /** Start the clock and the LRU maintainer. */
   start(): void {
     this.clock.start();
+    if (this.attached) return;
     if (this.settings.lruMaintainerThread) {
       this.maintainer = setInterval(() => this.maintain(), 100);
       this.maintainer.unref();

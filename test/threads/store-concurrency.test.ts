@@ -1,0 +1,149 @@
+/**
+ * One store, several threads (issue 12): worker threads attach engines to the store this
+ * thread created (Engine's `attach`) and hammer it while this thread runs the background work
+ * (LRU maintainer, page mover, hash growth). Invariants, not timings: no lost incr, no lost
+ * cas update, no torn value, and the store's own bookkeeping consistent afterwards
+ * (test/store/invariants.ts). More threads than this machine's cores, so lock holders get
+ * preempted. Runs the compiled modules from dist/ (npm test builds first).
+ */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
+import { ItemView } from '../../src/engine/item-view';
+import { ServerStats } from '../../src/metrics/stats';
+import { defaultSettings, type Settings } from '../../src/settings';
+import { REPO_ROOT } from '../helpers/servers';
+import { checkStore } from '../store/invariants';
+
+const DIST = path.join(REPO_ROOT, 'dist');
+const WORKER_JS = path.join(__dirname, 'engine-worker.cjs');
+const THREADS = 4;
+/** Each workload stops at its round count or this deadline, whichever comes first. */
+const DEADLINE_MS = 20_000;
+const MIB = 1024 * 1024;
+
+interface Report {
+  done: number;
+  perKey: number[];
+  torn: number;
+  hits: number;
+  misses: number;
+  stored: number;
+  noMemory: number;
+  retries: number;
+}
+
+let engine: Engine | null = null;
+afterEach(() => {
+  engine?.stop();
+  engine = null;
+});
+
+function start(over: Partial<Settings>): { e: Engine; settings: Settings } {
+  const settings = { ...defaultSettings(), ...over };
+  const e = new Engine(settings, new ServerStats());
+  e.start();
+  engine = e;
+  return { e, settings };
+}
+
+async function runWorkers(e: Engine, settings: Settings, mode: string, rounds: number, keys: number, extra: object = {}): Promise<Report[]> {
+  return Promise.all(Array.from({ length: THREADS }, async (_, t) => {
+    const w = new Worker(WORKER_JS, {
+      workerData: { dist: DIST, settings, memory: e.memoryList(), mode, seed: 0x9e3779b9 ^ (t * 7919 + 17), rounds, keys, deadlineMs: DEADLINE_MS, ...extra },
+    });
+    try {
+      return await new Promise<Report>((resolve, reject) => {
+        w.once('message', resolve);
+        w.once('error', reject);
+      });
+    } finally {
+      await w.terminate();
+    }
+  }));
+}
+
+const V = new ItemView();
+function put(e: Engine, key: string, value: string): void {
+  const k = Buffer.from(key);
+  const b = Buffer.from(value);
+  const h = e.allocForStore(V, StoreMode.Set, k, 0, k.length, 0, 0, b.length);
+  expect(h).not.toBe(0);
+  e.writeValue(h, 0, b, 0, b.length);
+  expect(e.commitStore(V, StoreMode.Set, h, 0)).toBe(StoreResult.Stored);
+}
+function read(e: Engine, key: string): string | null {
+  const k = Buffer.from(key);
+  let out: string | null = null;
+  e.get(V, k, 0, k.length, { item: (v) => { const b = Buffer.alloc(v.nbytes); v.copyValue(b, 0); out = b.toString('latin1'); } });
+  return out;
+}
+
+function sumPerKey(reports: Report[], keys: number): number[] {
+  const totals = new Array<number>(keys).fill(0);
+  for (const r of reports) r.perKey.forEach((n, i) => { totals[i] += n; });
+  return totals;
+}
+
+describe('one store, several threads', () => {
+  it('incr from 4 threads on 8 counters loses no update (values as wide as the digits allow)', async () => {
+    const { e, settings } = start({ memoryLimitBytes: 64 * MIB });
+    const keys = 8;
+    // Wide enough in place: memcached rewrites in place when the digits fit, else stores a copy.
+    for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
+    const reports = await runWorkers(e, settings, 'incr', 20_000, keys);
+    const totals = sumPerKey(reports, keys);
+    for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`)?.trim())).toBe(totals[i]);
+    expect(totals.reduce((a, b) => a + b, 0)).toBe(reports.reduce((a, r) => a + r.done, 0));
+    expect(reports.every((r) => r.done === 20_000)).toBe(true);
+    checkStore(e);
+  }, 60_000);
+
+  it('cas read-modify-write loops from 4 threads lose no update', async () => {
+    const { e, settings } = start({ memoryLimitBytes: 64 * MIB });
+    const keys = 4;
+    for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
+    const reports = await runWorkers(e, settings, 'cas', 5_000, keys);
+    const totals = sumPerKey(reports, keys);
+    for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`))).toBe(totals[i]);
+    expect(reports.every((r) => r.done === 5_000)).toBe(true);
+    // Contention happened (else the test proves nothing about it).
+    expect(reports.reduce((a, r) => a + r.retries, 0)).toBeGreaterThan(0);
+    checkStore(e);
+  }, 60_000);
+
+  it('self-checking values of random sizes (chunked ones too) are never torn under eviction, page moves and hash growth', async () => {
+    // 16 MiB and values up to 700 KiB: sets evict, pages move between classes; a small hash
+    // table grows while the threads run.
+    const { e, settings } = start({ memoryLimitBytes: 16 * MIB, hashPowerInit: 12 });
+    // `slabs reassign` of this thread's own making, beside the automover: pages leave classes
+    // (to the global pool) while the threads read and write items in them.
+    let cls = 1;
+    const mover = setInterval(() => {
+      for (let tries = 0; tries < e.slabs.largestClass; tries++) {
+        cls = (cls % e.slabs.largestClass) + 1;
+        if (e.slabs.pagesPerClass[cls] > 1) {
+          e.reassignPage(cls, 0);
+          break;
+        }
+      }
+    }, 20);
+    const reports = await runWorkers(e, settings, 'values', 15_000, 12_000, { sizeMax: 700 * 1024 })
+      .finally(() => clearInterval(mover));
+    const torn = reports.reduce((a, r) => a + r.torn, 0);
+    const hits = reports.reduce((a, r) => a + r.hits, 0);
+    const stored = reports.reduce((a, r) => a + r.stored, 0);
+    expect(torn).toBe(0);
+    expect(hits).toBeGreaterThan(1000);
+    expect(stored).toBeGreaterThan(5000);
+    const census = checkStore(e);
+    expect(census).toBeDefined();
+    // Evictions happened: the workload really ran under memory pressure.
+    const evicted = Array.from(e.items.counters.evicted as Float64Array).reduce((a, b) => a + b, 0);
+    expect(evicted).toBeGreaterThan(0);
+    expect(e.mover.slabsMoved).toBeGreaterThan(0);
+    // The hash table grew (from 2^12 buckets) while the threads used it.
+    expect(e.items.index.hashPower).toBeGreaterThan(12);
+  }, 90_000);
+});
