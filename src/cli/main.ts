@@ -13,7 +13,6 @@ import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
-import { ServerStats } from '../metrics/stats';
 import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
 import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
 import { loadTlsMaterial, TLS_NOT_ENABLED, TlsConfigError, type TlsMaterial } from '../net/tls';
@@ -26,6 +25,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
+import { servingThreadPlan, ServingThreads, statsForThreads } from './threads';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** A startup failure with memcached's exit code. */
@@ -100,7 +100,9 @@ export function main(argv: string[]): void {
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
 export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
-  const stats = new ServerStats();
+  // -t N: how many threads serve (threads.ts); each counts in its own row of one stats table.
+  const plan = servingThreadPlan(settings);
+  const stats = statsForThreads(plan.threads);
   // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
   const engine = new Engine(settings, stats, settings.debugCommands ? new DebugClock() : undefined);
   const log = (level: number, msg: string): void => {
@@ -116,15 +118,16 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
 
   let network: NetworkHandle | null = null;
   let metrics: MetricsEndpoint | null = null;
+  let threads: ServingThreads | null = null;
   let stopping = false;
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping) return;
     stopping = true;
     if (graceful) {
       log(0, 'Gracefully stopping');
-      await network?.gracefulStop();
+      await Promise.all([network?.gracefulStop(), threads?.stop(true)]);
     } else {
-      await network?.close();
+      await Promise.all([network?.close(), threads?.stop(false)]);
     }
     await metrics?.close();
     engine.stop();
@@ -145,6 +148,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     },
     // null is OK: not `network?.reloadCertificates() ?? ...`, which would turn OK into an error.
     refreshCerts: () => (network === null ? TLS_NOT_ENABLED : network.reloadCertificates()),
+    // Runtime tuning changed settings: the other serving threads take them.
+    changed: () => threads?.broadcastSettings(),
   };
   const factory: SessionFactory = {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {
@@ -180,7 +185,20 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
       tlsMaterial,
+      reusePort: plan.threads > 1,
     });
+    if (plan.reason !== null) log(plan.threads === 1 && settings.extPaths.length === 0 && settings.socketPath !== null ? 1 : 0, plan.reason);
+    if (plan.threads > 1) {
+      threads = new ServingThreads(engine, settings, hooks, log);
+      try {
+        await threads.start(plan.threads, network.sharedTcpListeners());
+      } catch (e) {
+        await network.close();
+        engine.stop();
+        throw new StartupError(e instanceof Error ? e.message : String(e), EX_OSERR);
+      }
+      log(1, `serving on ${plan.threads} threads`);
+    }
     writePortFile(settings, network, log);
     if (settings.metricsListen !== null) {
       const { host, port } = settings.metricsListen;

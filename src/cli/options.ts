@@ -399,10 +399,6 @@ function setThreads(state: ParseState, text: string): void {
   if (threads > THREADS_WARN_ABOVE) {
     state.warnings.push(formatMessage(`-t ${threads}: more worker threads than cores is not recommended`));
   }
-  if (threads > 1) {
-    const reason = 'requests are served on one event loop thread; worker threads are not implemented yet';
-    state.warnings.push(formatMessage(`-t ${threads}: ${reason}`));
-  }
 }
 
 function setDelimiter(state: ParseState, text: string): void {

@@ -17,6 +17,7 @@ export class DebugClock extends Clock {
     if (this.paused) return this.now;
     super.tick();
     this.now += this.offsetSeconds;
+    this.publish();
     return this.now;
   }
 
@@ -24,6 +25,7 @@ export class DebugClock extends Clock {
   shift(seconds: number): void {
     this.offsetSeconds += seconds;
     this.now += this.offsetSeconds;
+    this.publish();
   }
 
   /** `debugtime p`: the clock stops until `debugtime r`. */

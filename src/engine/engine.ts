@@ -214,7 +214,7 @@ export class Engine implements ValueSource {
       initialMallocBytes: initialMallocBytes(),
     }, mem);
     // The store reads the live settings (runtime tuning changes them: src/engine/tuning.ts).
-    this.items = new Items(this.slabs, clock, settings, mem);
+    this.items = new Items(this.slabs, clock, settings, mem, stats.thread);
     // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
     if (!this.attached) this.items.startCasAt(FIRST_CAS);
     else if (!mem.complete) throw new Error('shared memory: the attaching store asked for fewer buffers than were made');
@@ -250,8 +250,7 @@ export class Engine implements ValueSource {
 
   /** `stats reset`: the store's counters (the server's are reset by ServerStats). */
   resetStats(): void {
-    for (const arr of Object.values(this.items.counters)) (arr as Float64Array).fill(0);
-    this.items.lruHits.fill(0);
+    this.items.resetCounters();
     this.detail.clear();
     this.logger.resetCounters();
     this.storage?.counters.reset();

@@ -38,15 +38,13 @@ function fmtFloat(v: number, digits: number): string {
 
 export function generalStats(ctx: StatsContext, out: StatSink): void {
   const e = ctx.engine;
-  const s = e.stats;
+  const s = e.stats.totals();
   const it = e.items;
   const set = e.settings;
   const usage = cpuUsage();
   let c = 0;
   const sumClass = (name: keyof typeof it.counters): number => {
-    c = 0;
-    const arr = it.counters[name];
-    for (let i = 0; i < arr.length; i++) c += arr[i];
+    c = it.classSum(name);
     return c;
   };
   out('pid', process.pid);
@@ -292,12 +290,12 @@ export function itemsStats(ctx: StatsContext, out: StatSink): void {
     }
     out(p + 'age', age(COLD_LRU));
     out(p + 'mem_requested', requested[cls]);
-    for (const n of names) if (maintainer || !maintainerOnly.has(n)) out(p + n, it.counters[n][cls]);
+    for (const n of names) if (maintainer || !maintainerOnly.has(n)) out(p + n, it.classTotal(n, cls));
     if (maintainer) {
-      out(p + 'hits_to_hot', it.lruHits[b | HOT_LRU]);
-      out(p + 'hits_to_warm', it.lruHits[b | WARM_LRU]);
-      out(p + 'hits_to_cold', it.lruHits[b | COLD_LRU]);
-      out(p + 'hits_to_temp', it.lruHits[b | TEMP_LRU]);
+      out(p + 'hits_to_hot', it.lruHitsTotal(b | HOT_LRU));
+      out(p + 'hits_to_warm', it.lruHitsTotal(b | WARM_LRU));
+      out(p + 'hits_to_cold', it.lruHitsTotal(b | COLD_LRU));
+      out(p + 'hits_to_temp', it.lruHitsTotal(b | TEMP_LRU));
     }
   }
 }
@@ -322,7 +320,7 @@ export function slabsStats(ctx: StatsContext, out: StatSink): void {
     out(p + 'free_chunks_end', 0);
     for (const n of ['get_hits', 'cmd_set', 'delete_hits', 'incr_hits', 'decr_hits', 'cas_hits', 'cas_badval',
       'touch_hits'] as const) {
-      out(p + n, it.counters[n][cls]);
+      out(p + n, it.classTotal(n, cls));
     }
   }
   out('active_slabs', active);

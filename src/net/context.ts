@@ -25,6 +25,8 @@ export interface NetContext {
   readonly pendingBytesMax: number;
   /** Told when a client connection opens and closes (`watch connevents`); absent: nobody. */
   readonly connectionEvents?: ConnectionEvents | null;
+  /** Several serving threads: plain TCP listeners are SO_REUSEPORT sockets (see listeners.ts). */
+  readonly reusePort?: boolean;
 }
 
 /** memcached's close reasons (conn_close's `reason=` in `watch connevents`). */

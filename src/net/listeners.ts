@@ -12,7 +12,7 @@ import { Connection, addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
 import { detachHandle, listeningFd } from './node-internals';
-import { enableTcpFastOpen } from '../platform/sockets';
+import { enableTcpFastOpen, reusePortSocket } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
 import type { Handshake, TlsService } from './tls';
 import { listenerVerifyMode } from './tls';
@@ -46,7 +46,8 @@ export class Acceptor {
 
   /** Clients, TLS handshakes in progress included (the registry holds both): each holds a -c slot. */
   private get slotsUsed(): number {
-    return this.ctx.registry.clientCount;
+    // Every serving thread's clients: -c bounds the server, as memcached's.
+    return this.ctx.stats.sum('client_slots');
   }
 
   /** memcached's `accepting_conns`. */
@@ -156,6 +157,8 @@ export interface StreamListener {
   readonly server: net.Server;
   readonly info: NetConnectionInfo;
   readonly origin: ConnectionOrigin;
+  /** An SO_REUSEPORT socket that other serving threads open too. */
+  readonly reusePort?: boolean;
 }
 
 function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetContext): net.Server {
@@ -236,36 +239,98 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
     let firstError: unknown = null;
     for (const target of group) {
       const tls = settings.tlsEnabled && target.tls !== 'notls';
-      const origin: ConnectionOrigin = {
-        transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls,
-        tlsVerify: tls ? listenerVerifyMode(settings, target.tls) : null, listenerId: 0,
-      };
-      if (tls) acceptor.registerTls(origin);
-      const server = createServer(acceptor, origin, ctx);
       try {
-        await listenOn(server, {
-          host: target.address,
-          port: target.port,
-          backlog: listenBacklog(settings),
-          ipv6Only: target.family === 6,
-          exclusive: true,
-        });
+        await bindTcp(ctx, acceptor, opened, target, tls, describe);
       } catch (err) {
         if (!(target.optional && isFamilyUnavailable(err))) throw new ListenError(describe, err);
         firstError ??= err;
         continue;
       }
       bound++;
-      const addr = server.address() as net.AddressInfo;
-      const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
-      origin.listenerId = info.id;
-      ctx.registry.addEndpoint(info);
-      opened.push({ server, info, origin });
-      if (settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, settings.tcpFastOpenQueue, describe);
-      ctx.log(2, verboseLines.listening(info.id, origin.protocol ?? settings.bindProtocol));
     }
     if (bound === 0) throw new ListenError(describe, firstError);
   }
+}
+
+/** A plain TCP listener other serving threads open again on the same address (SO_REUSEPORT). */
+export interface SharedTcpListener {
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+  readonly protocol: ListenTarget['protocol'];
+  readonly tag: ListenTarget['tag'];
+}
+
+/**
+ * A serving thread after the first: open the first thread's plain TCP listeners again, each
+ * a socket of its own on the same address and port (SO_REUSEPORT: the kernel spreads new
+ * connections over the threads' sockets).
+ */
+export async function listenSharedTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[],
+  shared: readonly SharedTcpListener[]): Promise<void> {
+  for (const l of shared) {
+    const target = { address: l.address, family: l.family, port: l.port, optional: false, protocol: l.protocol, tag: l.tag, tls: 'notls' } as ListenTarget;
+    try {
+      await bindTcp(ctx, acceptor, opened, target, false, `failed to listen on TCP port ${l.port}`);
+    } catch (err) {
+      throw new ListenError(`failed to listen on TCP port ${l.port} (serving thread)`, err);
+    }
+  }
+}
+
+/** What of this thread's listeners other serving threads can open again (plain TCP). */
+export function sharedTcpListeners(listeners: readonly StreamListener[]): SharedTcpListener[] {
+  const out: SharedTcpListener[] = [];
+  for (const l of listeners) {
+    if (l.origin.transport !== 'tcp' || l.origin.tls || !l.reusePort) continue;
+    const a = l.server.address() as net.AddressInfo;
+    out.push({ address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port, protocol: l.origin.protocol, tag: l.origin.tag });
+  }
+  return out;
+}
+
+async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[], target: ListenTarget, tls: boolean,
+  describe: string): Promise<void> {
+  const { settings } = ctx;
+  const origin: ConnectionOrigin = {
+    transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls,
+    tlsVerify: tls ? listenerVerifyMode(settings, target.tls) : null, listenerId: 0,
+  };
+  if (tls) acceptor.registerTls(origin);
+  const server = createServer(acceptor, origin, ctx);
+  // Several serving threads: plain TCP listeners are SO_REUSEPORT sockets every thread opens.
+  const reusePort = ctx.reusePort === true && !tls;
+  if (reusePort) {
+    const fd = reusePortSocket(target.address, target.port);
+    await listenOnFd(server, fd, listenBacklog(settings));
+  } else {
+    await listenOn(server, {
+      host: target.address,
+      port: target.port,
+      backlog: listenBacklog(settings),
+      ipv6Only: target.family === 6,
+      exclusive: true,
+    });
+  }
+  const addr = server.address() as net.AddressInfo;
+  const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
+  origin.listenerId = info.id;
+  ctx.registry.addEndpoint(info);
+  opened.push({ server, info, origin, reusePort });
+  if (settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, settings.tcpFastOpenQueue, describe);
+  ctx.log(2, verboseLines.listening(info.id, origin.protocol ?? settings.bindProtocol));
+}
+
+function listenOnFd(server: net.Server, fd: number, backlog: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    // The backlog as listen()'s second argument: inside the options object it is ignored for an fd.
+    server.listen({ fd }, backlog, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
 }
 
 /**

@@ -87,7 +87,7 @@ export class ConnectionRegistry {
 
   addEndpoint(info: NetConnectionInfo): void {
     this.endpoints.add(info);
-    this.stats.total_connections++;
+    if (!this.countsClientsOnly) this.stats.total_connections++;
     this.updateGauges();
   }
 
@@ -153,9 +153,17 @@ export class ConnectionRegistry {
     }
   }
 
+  /**
+   * A serving thread other than the first: its listening sockets are copies of the first
+   * thread's (SO_REUSEPORT), which memcached would count once, so it counts its clients only.
+   */
+  countsClientsOnly = false;
+
   private updateGauges(): void {
     const live = this.endpoints.size + this.clients.size;
-    this.stats.curr_connections = live > 0 ? live - 1 : 0;
+    this.stats.client_slots = this.clients.size;
+    if (this.countsClientsOnly) this.stats.curr_connections = this.clients.size;
+    else this.stats.curr_connections = live > 0 ? live - 1 : 0;
     // memcached allocates a conn structure per fd and keeps it, so the count is a high-water mark.
     if (live > this.structuresMax) this.structuresMax = live;
     this.stats.connection_structures = this.structuresMax;

@@ -11,7 +11,7 @@ import type { Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
-import { Acceptor, closeListener, listenTcp, listenUnix, type StreamListener } from './listeners';
+import { Acceptor, closeListener, listenSharedTcp, listenTcp, listenUnix, sharedTcpListeners, type SharedTcpListener, type StreamListener } from './listeners';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
@@ -31,7 +31,16 @@ export interface NetworkOptions {
   connectionEvents?: ConnectionEvents;
   /** TLS certificate material read earlier (loadTlsMaterial, before -u); absent: read now. */
   tlsMaterial?: TlsMaterial;
+  /** The first of several serving threads: plain TCP listeners are SO_REUSEPORT sockets. */
+  reusePort?: boolean;
+  /**
+   * A serving thread after the first: listen only on these plain TCP listeners of the first
+   * thread (SO_REUSEPORT), nothing else (unix socket, UDP and TLS stay with the first).
+   */
+  sharedTcp?: readonly SharedTcpListener[];
 }
+
+export type { SharedTcpListener };
 
 /** Whether -Z applies: memcached's -s replaces the TCP listeners, and -p 0 has none. */
 export function tlsInEffect(s: Settings): boolean {
@@ -60,6 +69,8 @@ export interface NetworkHandle {
   acceptingConnections(): boolean;
   /** Unsent bytes queued on all client sockets. */
   writeBacklogBytes(): number;
+  /** The plain TCP listeners other serving threads open again (with `reusePort`). */
+  sharedTcpListeners(): SharedTcpListener[];
   /**
    * memcached's `refresh_certs` (and SIGHUP here): reload the TLS certificate, key and CA
    * files for new handshakes; open connections keep working. Returns null on success, else
@@ -125,10 +136,12 @@ export async function startNetwork(
     settings, stats, factory, registry, log, readMode, directWrites: options.directWrites !== false,
     pendingBytesMax: pendingBytesMaxFor(settings),
     connectionEvents: options.connectionEvents ?? null,
+    reusePort: options.reusePort === true || options.sharedTcp !== undefined,
   };
+  if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
-  const tls = tlsInEffect(settings) ? await TlsService.start(ctx, options.tlsMaterial ?? null) : null;
-  const network = new Network(ctx, new Acceptor(ctx, tls), tls);
+  const tls = tlsInEffect(settings) && options.sharedTcp === undefined ? await TlsService.start(ctx, options.tlsMaterial ?? null) : null;
+  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null);
   try {
     await network.listen();
   } catch (err) {
@@ -156,7 +169,10 @@ class Network implements NetworkHandle {
   private endpointsClosed: Promise<void> | null = null;
   private closed: Promise<void> | null = null;
 
-  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null) {
+  private readonly sharedTcp: readonly SharedTcpListener[] | null;
+
+  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, sharedTcp: readonly SharedTcpListener[] | null) {
+    this.sharedTcp = sharedTcp;
     this.ctx = ctx;
     this.acceptor = acceptor;
     this.tls = tls;
@@ -166,6 +182,10 @@ class Network implements NetworkHandle {
   /** memcached's order: the unix socket alone when -s is given, else TCP then UDP. */
   async listen(): Promise<void> {
     const s = this.ctx.settings;
+    if (this.sharedTcp !== null) {
+      await listenSharedTcp(this.ctx, this.acceptor, this.listeners, this.sharedTcp);
+      return;
+    }
     if (s.socketPath !== null) {
       await listenUnix(this.ctx, this.acceptor, this.listeners);
       return;
@@ -201,6 +221,10 @@ class Network implements NetworkHandle {
 
   acceptingConnections(): boolean {
     return this.acceptor.isAccepting;
+  }
+
+  sharedTcpListeners(): SharedTcpListener[] {
+    return sharedTcpListeners(this.listeners);
   }
 
   writeBacklogBytes(): number {

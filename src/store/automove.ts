@@ -59,11 +59,11 @@ export class SlabAutomover {
 
   /** The counters the next sample compares with (memcached's "before" structs). */
   private snapshot(): void {
-    const c = this.items.counters;
+    const items = this.items;
     const pages = this.items.slabs.pagesPerClass;
     for (let cls = 1; cls < this.classes; cls++) {
-      this.evictedBefore[cls] = c.evicted[cls];
-      this.oomBefore[cls] = c.outofmemory[cls];
+      this.evictedBefore[cls] = items.classTotal('evicted', cls);
+      this.oomBefore[cls] = items.classTotal('outofmemory', cls);
       this.pagesBefore[cls] = pages[cls];
     }
   }
@@ -72,12 +72,11 @@ export class SlabAutomover {
   run(): AutomoveDecision | null {
     const items = this.items;
     const slabs = items.slabs;
-    const counters = items.counters;
     const now = items.clock.now;
     const w = this.windowSize;
     const memoryFull = slabs.memoryFull;
     let evictedTotal = 0;
-    for (let cls = 1; cls < this.classes; cls++) evictedTotal += counters.evicted[cls] - this.evictedBefore[cls];
+    for (let cls = 1; cls < this.classes; cls++) evictedTotal += items.classTotal('evicted', cls) - this.evictedBefore[cls];
     this.windowCur++;
     const slot = this.windowCur % w;
 
@@ -90,10 +89,10 @@ export class SlabAutomover {
     for (let cls = 1; cls < this.classes; cls++) {
       const base = cls * w;
       const cell = base + slot;
-      const evictedDelta = counters.evicted[cls] - this.evictedBefore[cls];
+      const evictedDelta = items.classTotal('evicted', cls) - this.evictedBefore[cls];
       this.evictedRatio[cell] = evictedDelta > 0 ? evictedDelta / evictedTotal : 0;
       this.evictedSeen[cell] = evictedDelta > 0 ? 1 : 0;
-      this.dirty[cell] = evictedDelta > 0 || counters.outofmemory[cls] > this.oomBefore[cls] ||
+      this.dirty[cell] = evictedDelta > 0 || items.classTotal('outofmemory', cls) > this.oomBefore[cls] ||
         slabs.pagesPerClass[cls] > this.pagesBefore[cls] ? 1 : 0;
       const tail = items.lruTail[(cls << 2) | COLD_LRU];
       this.age[cell] = tail !== 0 ? now - items.atime(tail) : 0;

@@ -10,6 +10,15 @@ export const REALTIME_MAXDELTA_SECONDS = 60 * 60 * 24 * 30;
 /** memcached starts its clock this far in the past (ITEM_UPDATE_INTERVAL + 2). */
 const START_OFFSET_SECONDS = 62;
 
+/**
+ * What another thread follows a clock with (structured-cloneable): the shared word the leading
+ * clock publishes `now` in, and the unix time of rel time 0.
+ */
+export interface SharedClock {
+  readonly word: Int32Array;
+  readonly processStartedUnix: number;
+}
+
 export class Clock {
   /** Seconds since start (server-relative, "rel_time"). */
   now = START_OFFSET_SECONDS;
@@ -17,16 +26,39 @@ export class Clock {
   readonly processStartedUnix: number;
   private readonly startMs: number;
   private timer: NodeJS.Timeout | null = null;
+  /** Where `now` is published for other threads (leader) or read from (follower). */
+  private readonly word: Int32Array;
+  private readonly follower: boolean;
 
-  constructor() {
+  /** A clock of its own, or (`follow`) one that reads another thread's clock. */
+  constructor(follow: SharedClock | null = null) {
     this.startMs = performance.now();
-    this.processStartedUnix = Math.floor(Date.now() / 1000) - START_OFFSET_SECONDS;
+    this.follower = follow !== null;
+    this.word = follow?.word ?? new Int32Array(new SharedArrayBuffer(4));
+    this.processStartedUnix = follow?.processStartedUnix ?? Math.floor(Date.now() / 1000) - START_OFFSET_SECONDS;
+    if (this.follower) this.now = Atomics.load(this.word, 0);
+    else this.publish();
+  }
+
+  /** What a serving thread follows this clock with. */
+  shared(): SharedClock {
+    return { word: this.word, processStartedUnix: this.processStartedUnix };
   }
 
   /** Refresh `now`; cheap enough to call once per read event. */
   tick(): number {
+    if (this.follower) {
+      this.now = Atomics.load(this.word, 0);
+      return this.now;
+    }
     this.now = START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
+    this.publish();
     return this.now;
+  }
+
+  /** The leader writes `now` for the threads that follow it. */
+  protected publish(): void {
+    if (!this.follower) Atomics.store(this.word, 0, this.now);
   }
 
   start(): void {

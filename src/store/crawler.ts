@@ -131,10 +131,21 @@ export class Crawler {
     const items = this.items;
     this.checkedThisRun[cls]++;
     items.counters.crawler_items_checked[cls]++;
-    if (!items.isDead(ref)) return;
-    items.counters.crawler_reclaimed[cls]++;
-    items.counters.reclaimed[cls]++;
-    items.unlink(ref, items.hashOf(ref));
+    // Another thread may be using the item: take its lock as memcached's crawler does (trylock;
+    // a busy item is left for the next pass), then make sure it is still the linked item whose
+    // hash chose that lock.
+    const hash = items.hashOf(ref);
+    const stripe = items.stripeOf(hash);
+    if (!items.itemLocks.tryLock(stripe)) return;
+    try {
+      const word = items.u32(ref)[items.w(ref)];
+      if ((word & 3) !== KIND_ITEM || (word & IF_LINKED) === 0 || items.hashOf(ref) !== hash || !items.isDead(ref)) return;
+      items.counters.crawler_reclaimed[cls]++;
+      items.counters.reclaimed[cls]++;
+      items.unlink(ref, hash);
+    } finally {
+      items.itemLocks.unlock(stripe);
+    }
   }
 }
 

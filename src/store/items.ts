@@ -131,6 +131,8 @@ export const FIND_FLUSHED = -2;
 
 /** The settings the item store reads (live: src/engine/tuning.ts changes them at runtime). */
 export interface ItemOptions {
+  /** Serving threads (-t): each counts in its own row of the per-class counters. */
+  readonly threadCount: number;
   readonly casEnabled: boolean;
   readonly itemSizeMaxBytes: number;
   readonly evictToFree: boolean;
@@ -144,11 +146,23 @@ export interface ItemOptions {
   readonly hashPowerInit: number;
 }
 
-/** Per-class counters for `stats items` and `stats slabs`, in shared Float64Arrays (no objects). */
-function classCounters(n: number, mem: SharedMemory): ClassCounterTables {
+/**
+ * Per-class counters for `stats items` and `stats slabs`, in shared Float64Arrays (no objects):
+ * one row of `n` classes per serving thread (memcached's per-thread slab stats), so a thread
+ * adds to its own row without a lock; readers sum the rows. evicted_time is a gauge (the age
+ * of the last item evicted), one row for all.
+ */
+function classCounters(n: number, rows: number, mem: SharedMemory): ClassCounterTables {
   const tables: Partial<Record<ClassCounterName, Float64Array>> = {};
-  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(n);
+  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(k === 'evicted_time' ? n : n * rows);
   return tables as ClassCounterTables;
+}
+
+/** Thread `thread`'s row of each table (evicted_time: the one row). */
+function counterRow(tables: ClassCounterTables, n: number, thread: number): ClassCounterTables {
+  const row: Partial<Record<ClassCounterName, Float64Array>> = {};
+  for (const k of CLASS_COUNTER_NAMES) row[k] = k === 'evicted_time' ? tables[k] : tables[k].subarray(thread * n, thread * n + n);
+  return row as ClassCounterTables;
 }
 export const CLASS_COUNTER_NAMES = [
   'evicted', 'evicted_nonzero', 'evicted_time', 'evicted_unfetched', 'evicted_active', 'outofmemory',
@@ -165,14 +179,23 @@ export class Items {
   readonly index: HashIndex;
   readonly clock: Clock;
   readonly opts: ItemOptions;
+  /** This thread's row of the per-class counters (add to these; read totals with classTotal). */
   readonly counters: ClassCounterTables;
+  /** Every thread's rows. */
+  private readonly counterTables: ClassCounterTables;
+  /** Serving threads with a row of counters. */
+  private readonly rows: number;
+  /** Classes per row (largestClass + 1); LRU rows are 4 times as wide. */
+  private readonly classesPerRow: number;
+  /** Fetch hits per (class, segment), every thread's rows. */
+  private readonly lruHitTables: Float64Array;
 
   // LRU lists, indexed by (class << 2) | segment
   readonly lruHead: Uint32Array;
   readonly lruTail: Uint32Array;
   readonly lruCount: Float64Array;
   readonly lruBytes: Float64Array;
-  /** Fetch hits per (class, segment): memcached's hits_to_hot/warm/cold/temp. */
+  /** Fetch hits per (class, segment), this thread's row: memcached's hits_to_hot/warm/cold/temp (read lruHitsTotal). */
   readonly lruHits: Float64Array;
   /** Bytes of the items in each LRU as `stats` counts them (itemBytes). */
   private readonly lruItemTotal: Float64Array;
@@ -197,7 +220,8 @@ export class Items {
   private readonly singleChunkBytesMax: number;
   private readonly dataChunkPayloadBytes: number;
 
-  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions, mem: SharedMemory) {
+  /** `thread`: the serving thread this view of the store counts for (its row of the counters). */
+  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions, mem: SharedMemory, thread = 0) {
     this.slabs = slabs;
     this.clock = clock;
     this.opts = opts;
@@ -206,7 +230,10 @@ export class Items {
     this.lruTail = mem.uint32(n);
     this.lruCount = mem.float64(n);
     this.lruBytes = mem.float64(n);
-    this.lruHits = mem.float64(n);
+    this.rows = Math.max(1, opts.threadCount);
+    if (!(thread >= 0 && thread < this.rows)) throw new Error(`counter row ${thread} of ${this.rows}`);
+    this.lruHitTables = mem.float64(n * this.rows);
+    this.lruHits = this.lruHitTables.subarray(thread * n, thread * n + n);
     this.lruItemTotal = mem.float64(n);
     this.lruLocks = new Mutexes(mem.int32(n), 0, n);
     const stripes = 2 ** Math.min(ITEM_LOCK_POWER, opts.hashPowerInit);
@@ -214,7 +241,9 @@ export class Items {
     this.itemLocks = new Mutexes(mem.int32(stripes), 0, stripes);
     this.casCounter = mem.bigint64(1);
     this.flushState = mem.float64(2);
-    this.counters = classCounters(slabs.largestClass + 1, mem);
+    this.classesPerRow = slabs.largestClass + 1;
+    this.counterTables = classCounters(this.classesPerRow, this.rows, mem);
+    this.counters = counterRow(this.counterTables, this.classesPerRow, thread);
     // Room for as many items as the arena's smallest chunks could ever hold.
     this.index = new HashIndex(opts.hashPowerInit, hashPowerFor(slabs.arenaPages * slabs.perPage[1]), this, mem);
     this.singleChunkBytesMax = slabs.classSize[slabs.largestClass];
@@ -707,7 +736,7 @@ export class Items {
       return;
     }
     this.index.replace(this.hashOf(to), from, to);
-    this.lruRepoint(to);
+    this.lruRepoint(from, to);
     if ((word & IF_CHUNKED) !== 0) {
       const table = this.chunkTableOffset(to) >>> 2;
       for (let i = 0, n = this.chunkCount(to); i < n; i++) {
@@ -744,10 +773,38 @@ export class Items {
     return n;
   }
   get totalItems(): number {
-    let n = 0;
-    const t = this.counters.total_items;
-    for (let i = 0; i < t.length; i++) n += t[i];
-    return n;
+    return this.classSum('total_items');
+  }
+
+  /** A per-class counter of class `cls`, every thread's row summed. */
+  classTotal(name: ClassCounterName, cls: number): number {
+    const t = this.counterTables[name];
+    if (name === 'evicted_time') return t[cls];
+    let v = 0;
+    for (let r = 0, i = cls; r < this.rows; r++, i += this.classesPerRow) v += t[i];
+    return v;
+  }
+
+  /** A per-class counter over every class and thread. */
+  classSum(name: ClassCounterName): number {
+    const t = this.counterTables[name];
+    let v = 0;
+    for (let i = 0; i < t.length; i++) v += t[i];
+    return v;
+  }
+
+  /** Fetch hits of LRU `lru` ((class << 2) | segment), every thread's row summed. */
+  lruHitsTotal(lru: number): number {
+    const width = this.classesPerRow * 4;
+    let v = 0;
+    for (let r = 0, i = lru; r < this.rows; r++, i += width) v += this.lruHitTables[i];
+    return v;
+  }
+
+  /** `stats reset`: every thread's per-class counters and LRU hits. */
+  resetCounters(): void {
+    for (const k of CLASS_COUNTER_NAMES) this.counterTables[k].fill(0);
+    this.lruHitTables.fill(0);
   }
 
   /** The next CAS value, unique across threads (memcached's get_cas_id). */
@@ -982,14 +1039,22 @@ export class Items {
     this.lruItemTotal[id] -= this.itemBytes(ref);
   }
 
-  /** Point an item's LRU neighbours at `to`, its copy (page mover); takes the list's lock. */
-  private lruRepoint(to: number): void {
+  /**
+   * Point an item's LRU neighbours at `to`, its copy (page mover); takes the list's lock. The
+   * links are read again from `from` under that lock: between the copy and now another thread
+   * may have linked an item next to it or unlinked a neighbour, writing into `from`.
+   */
+  private lruRepoint(from: number, to: number): void {
     const u = this.u32(to);
     const w = this.w(to);
+    const uf = this.u32(from);
+    const wf = this.w(from);
     const id = this.lruIdOf(to);
     this.lruLocks.lock(id);
-    const prev = u[w + 1];
-    const next = u[w + 2];
+    const prev = uf[wf + 1];
+    const next = uf[wf + 2];
+    u[w + 1] = prev;
+    u[w + 2] = next;
     if (prev !== 0) this.u32(prev)[this.w(prev) + 2] = to;
     else this.lruHead[id] = to;
     if (next !== 0) this.u32(next)[this.w(next) + 1] = to;

@@ -201,7 +201,7 @@ export class SlabMover implements PageMover {
       const now = u[w];
       const kind = now & 3;
       if (kind === KIND_FREE) {
-        if (now !== MOVED) this.takeFree(cls, ref);
+        if (now !== MOVED && !this.takeFree(cls, ref)) busy++;
         continue;
       }
       if (kind !== KIND_ITEM && kind !== KIND_DATA) continue;
@@ -219,10 +219,20 @@ export class SlabMover implements PageMover {
         busy++;
         continue;
       }
+      // Another thread may have freed the item (and the chunk been taken again) between the
+      // reads above and the lock: go on only if it is still the linked item whose hash chose
+      // the lock; otherwise look at the chunk again on the next pass.
+      if (u[w] !== now || (kind === KIND_DATA && u[w + 1] !== owner) || !items.isLinked(owner) ||
+        items.hashOf(owner) !== hash) {
+        items.itemLocks.unlock(stripe);
+        this.lastBusy = Busy.Locked;
+        busy++;
+        continue;
+      }
       if (items.isDead(owner)) {
         items.unlink(owner, hash);
         items.itemLocks.unlock(stripe);
-        this.takeFree(cls, ref);
+        if (!this.takeFree(cls, ref)) busy++;
         continue;
       }
       if (this.spare === 0) {
@@ -247,8 +257,9 @@ export class SlabMover implements PageMover {
   private spare = 0;
 
   /** A free chunk of the page leaves the free list for good. */
-  private takeFree(cls: number, ref: number): void {
-    this.slabs.takeFreeChunk(cls, ref, MOVED);
+  /** False: another thread took the chunk meanwhile (look at it again on the next pass). */
+  private takeFree(cls: number, ref: number): boolean {
+    return this.slabs.takeFreeChunk(cls, ref, MOVED);
   }
 
   /**

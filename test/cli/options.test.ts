@@ -202,10 +202,8 @@ describe('item size and slab chunks, with memcached rules', () => {
 });
 
 describe('-t', () => {
-  const singleThread = 'memcached-ts: -t 4: requests are served on one event loop thread; worker threads are not implemented yet';
-
-  it('accepts -t 4 with a warning instead of failing', () => {
-    expect(run(['-t', '4'])).toMatchObject({ settings: { threadCount: 4 }, warnings: [singleThread] });
+  it('accepts -t 4 (serving threads: src/cli/threads.ts) without a warning', () => {
+    expect(run(['-t', '4'])).toMatchObject({ settings: { threadCount: 4 }, warnings: [] });
   });
 
   it('warns nothing for -t 1 or without -t', () => {
@@ -214,7 +212,7 @@ describe('-t', () => {
   });
 
   it('adds memcached\'s warning above 64 threads', () => {
-    expect(run(['-t', '65']).warnings).toHaveLength(2);
+    expect(run(['-t', '65']).warnings).toHaveLength(1);
   });
 });
 

@@ -8,7 +8,7 @@
 const path = require('node:path');
 const { workerData, parentPort } = require('node:worker_threads');
 
-const { dist, settings, memory, mode, seed, rounds, keys, deadlineMs } = workerData;
+const { dist, settings, memory, statsTable, thread, mode, seed, rounds, keys, deadlineMs } = workerData;
 const { Engine } = require(path.join(dist, 'engine', 'engine.js'));
 const { ItemView } = require(path.join(dist, 'engine', 'item-view.js'));
 const { ServerStats } = require(path.join(dist, 'metrics', 'stats.js'));
@@ -21,7 +21,8 @@ const EXISTS = 2;
 const NOT_FOUND = 3;
 const DELTA_OK = 0;
 
-const engine = new Engine(settings, new ServerStats(), undefined, memory);
+// Each thread counts in its own row of the shared stats table, as a serving thread does.
+const engine = new Engine(settings, new ServerStats(statsTable, thread), undefined, memory);
 const v = new ItemView();
 let x = seed >>> 0 || 1;
 function rnd() {

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine, StoreMode, StoreResult } from '../../src/engine/engine';
 import { ItemView } from '../../src/engine/item-view';
-import { ServerStats } from '../../src/metrics/stats';
+import { newStatsTable, ServerStats } from '../../src/metrics/stats';
 import { defaultSettings, type Settings } from '../../src/settings';
 import { REPO_ROOT } from '../helpers/servers';
 import { checkStore } from '../store/invariants';
@@ -41,8 +41,9 @@ afterEach(() => {
 });
 
 function start(over: Partial<Settings>): { e: Engine; settings: Settings } {
-  const settings = { ...defaultSettings(), ...over };
-  const e = new Engine(settings, new ServerStats());
+  // Row 0 of the counters is this thread's, rows 1..THREADS the workers'.
+  const settings = { ...defaultSettings(), threadCount: THREADS + 1, ...over };
+  const e = new Engine(settings, new ServerStats(newStatsTable(THREADS + 1), 0));
   e.start();
   engine = e;
   return { e, settings };
@@ -51,7 +52,7 @@ function start(over: Partial<Settings>): { e: Engine; settings: Settings } {
 async function runWorkers(e: Engine, settings: Settings, mode: string, rounds: number, keys: number, extra: object = {}): Promise<Report[]> {
   return Promise.all(Array.from({ length: THREADS }, async (_, t) => {
     const w = new Worker(WORKER_JS, {
-      workerData: { dist: DIST, settings, memory: e.memoryList(), mode, seed: 0x9e3779b9 ^ (t * 7919 + 17), rounds, keys, deadlineMs: DEADLINE_MS, ...extra },
+      workerData: { dist: DIST, settings, memory: e.memoryList(), statsTable: e.stats.table, thread: t + 1, mode, seed: 0x9e3779b9 ^ (t * 7919 + 17), rounds, keys, deadlineMs: DEADLINE_MS, ...extra },
     });
     try {
       return await new Promise<Report>((resolve, reject) => {
@@ -97,6 +98,9 @@ describe('one store, several threads', () => {
     for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`)?.trim())).toBe(totals[i]);
     expect(totals.reduce((a, b) => a + b, 0)).toBe(reports.reduce((a, r) => a + r.done, 0));
     expect(reports.every((r) => r.done === 20_000)).toBe(true);
+    // Each thread counted its hits in its own row: the totals lose nothing either.
+    expect(e.stats.sum('incr_hits')).toBe(THREADS * 20_000);
+    expect(e.items.classSum('incr_hits')).toBe(THREADS * 20_000);
     checkStore(e);
   }, 60_000);
 
@@ -140,8 +144,9 @@ describe('one store, several threads', () => {
     const census = checkStore(e);
     expect(census).toBeDefined();
     // Evictions happened: the workload really ran under memory pressure.
-    const evicted = Array.from(e.items.counters.evicted as Float64Array).reduce((a, b) => a + b, 0);
-    expect(evicted).toBeGreaterThan(0);
+    expect(e.items.classSum('evicted')).toBeGreaterThan(0);
+    expect(e.stats.sum('get_hits')).toBe(hits);
+    expect(e.items.classSum('get_hits')).toBe(hits);
     expect(e.mover.slabsMoved).toBeGreaterThan(0);
     // The hash table grew (from 2^12 buckets) while the threads used it.
     expect(e.items.index.hashPower).toBeGreaterThan(12);

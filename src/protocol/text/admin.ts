@@ -26,7 +26,25 @@ export interface AdminHooks {
    * null on success, else memcached's error text without CRLF. Absent: TLS is not enabled.
    */
   refreshCerts?: () => string | null;
+  /**
+   * A serving thread after the first: run this request line (CRLF-terminated) on the first
+   * thread, which owns the background work, the tuning and every listener's state, and return
+   * its reply bytes. Absent: run here.
+   */
+  forward?: (request: Buffer) => Buffer;
+  /** Settings may have changed (runtime tuning): the first thread tells the others. */
+  changed?: () => void;
 }
+
+/**
+ * Commands a serving thread after the first hands to the first: they read or change what the
+ * first thread owns (stats of the background work, tuning, crawler, mover, extstore, TLS).
+ * The data commands, flush_all and version run on every thread.
+ */
+const FORWARDED: ReadonlySet<Op> = new Set([
+  Op.Stats, Op.Verbosity, Op.Shutdown, Op.CacheMemlimit, Op.LruCrawler, Op.Lru, Op.Slabs,
+  Op.RefreshCerts, Op.Extstore, Op.DebugTime,
+]);
 
 /** memcached's refresh_certs reply when TLS is off (net/tls.ts TLS_NOT_ENABLED). */
 const TLS_NOT_ENABLED = 'Error TLS not enabled';
@@ -37,6 +55,23 @@ const CACHEDUMP_BYTES_MAX = 2 * 1024 * 1024;
 const SLAB_CLASS_IDS = 64;
 
 export function runAdmin(s: TextRequest, op: Op, hooks: AdminHooks): void {
+  if (FORWARDED.has(op)) {
+    if (hooks.forward !== undefined) {
+      const line = s.line.subarray(s.tokStart[0], s.tokEnd[s.ntokens - 1]);
+      const reply = hooks.forward(Buffer.concat([line, CRLF]));
+      s.out.bytes(reply, 0, reply.length);
+      return;
+    }
+    runAdminHere(s, op, hooks);
+    if (op !== Op.Stats) hooks.changed?.();
+    return;
+  }
+  runAdminHere(s, op, hooks);
+}
+
+const CRLF = Buffer.from('\r\n', 'latin1');
+
+function runAdminHere(s: TextRequest, op: Op, hooks: AdminHooks): void {
   switch (op) {
     case Op.Stats: return stats(s, hooks.stats);
     case Op.FlushAll: return flushAll(s);

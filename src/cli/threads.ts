@@ -1,0 +1,219 @@
+/**
+ * -t N: serving threads over one store (doc/threads.md).
+ *
+ * The first serving thread is the process's main thread: it created the store, runs the
+ * background work (LRU maintainer, crawler, page mover, hash growth, extstore), owns the unix
+ * socket, UDP and TLS listeners, and answers the administrative commands. Threads 1..N-1 are
+ * worker_threads that attach engines to the same store (shared memory) and open the first
+ * thread's plain TCP listeners again as SO_REUSEPORT sockets, so the kernel spreads new
+ * connections over every thread. A worker runs the data commands itself and hands the
+ * administrative ones to the first thread over a synchronous call (its event loop waits on a
+ * shared word, as memcached's worker waits on a lock, for a fraction of a millisecond).
+ *
+ * Not for: what a serving thread does (serving-thread.ts), the store's locks (src/store/).
+ */
+import * as path from 'node:path';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
+import type { Engine } from '../engine/engine';
+import { newStatsTable, ServerStats, type StatsTable } from '../metrics/stats';
+import { Output } from '../protocol/output';
+import type { ConnectionInfo } from '../protocol/session';
+import type { SessionHooks } from '../protocol/dispatch';
+import { TextSession } from '../protocol/text/session';
+import type { SharedTcpListener } from '../net/server';
+import { loadNative } from '../platform/native';
+import type { Settings } from '../settings';
+import type { SharedMemoryList } from '../store/shared';
+import type { SharedClock } from '../store/clock';
+
+/** A worker that does not say it is ready (or stopped) within this long is a startup (stop) failure. */
+const THREAD_START_TIMEOUT_MS = 10_000;
+const THREAD_STOP_TIMEOUT_MS = 15_000;
+
+/** What a serving thread starts with (structured-cloned into the worker). */
+export interface ServingThreadData {
+  readonly thread: number;
+  readonly settings: Settings;
+  readonly memory: SharedMemoryList;
+  readonly statsTable: StatsTable;
+  readonly clock: SharedClock;
+  readonly sharedTcp: readonly SharedTcpListener[];
+  /** The worker's end of its administrative channel, and the word its replies are signalled on. */
+  readonly rpcPort: MessagePort;
+  readonly rpcWord: Int32Array;
+}
+
+/** Messages from the first thread to a worker. */
+export type ToServingThread =
+  | { readonly type: 'settings'; readonly settings: Settings }
+  | { readonly type: 'stop'; readonly graceful: boolean };
+
+/** Messages from a worker to the first thread. */
+export type FromServingThread =
+  | { readonly type: 'ready' }
+  | { readonly type: 'failed'; readonly message: string }
+  | { readonly type: 'stopped' };
+
+/** An administrative request from a worker, and its reply. */
+export interface RpcRequest {
+  readonly seq: number;
+  readonly request: Uint8Array;
+}
+export interface RpcReply {
+  readonly seq: number;
+  readonly reply: Uint8Array;
+}
+
+/**
+ * How many threads serve, and why fewer than -t asks for: null reason means -t as given.
+ * Multiple threads need SO_REUSEPORT sockets (the native addon) and a TCP port to share.
+ */
+export function servingThreadPlan(settings: Settings): { threads: number; reason: string | null } {
+  const asked = settings.threadCount;
+  if (asked <= 1) return { threads: 1, reason: null };
+  const one = (why: string): { threads: number; reason: string } =>
+    ({ threads: 1, reason: `-t ${asked}: serving on one thread: ${why}` });
+  if (settings.socketPath !== null) return one('with -s the unix socket is the only listener, and one thread accepts on it');
+  if (settings.tcpPort === 0) return one('with -p 0 there is no TCP listener to share');
+  if (settings.extPaths.length > 0) return one('extstore (-o ext_path) is served by one thread in this version');
+  const load = loadNative();
+  if (load.addon === null) return one(`spreading connections over threads needs SO_REUSEPORT sockets from the native addon, which is ${load.reason}`);
+  return { threads: asked, reason: null };
+}
+
+/** The stats table for `threads` serving threads; the first thread's row is row 0. */
+export function statsForThreads(threads: number): ServerStats {
+  return new ServerStats(newStatsTable(threads), 0);
+}
+
+/** The first thread's side of the serving threads. */
+export class ServingThreads {
+  private readonly workers: Worker[] = [];
+  private readonly ports: MessagePort[] = [];
+  private readonly executor: AdminExecutor;
+  private stopping: Promise<void> | null = null;
+
+  constructor(private readonly engine: Engine, private readonly settings: Settings, hooks: SessionHooks,
+    private readonly log: (level: number, msg: string) => void) {
+    this.executor = new AdminExecutor(engine, hooks);
+  }
+
+  get count(): number {
+    return this.workers.length + 1;
+  }
+
+  /** Start threads 1..threads-1 and wait until each listens. */
+  async start(threads: number, sharedTcp: readonly SharedTcpListener[]): Promise<void> {
+    const entry = path.join(__dirname, 'serving-thread.js');
+    const starts: Promise<void>[] = [];
+    for (let t = 1; t < threads; t++) {
+      const { port1, port2 } = new MessageChannel();
+      const rpcWord = new Int32Array(new SharedArrayBuffer(4));
+      const data: ServingThreadData = {
+        thread: t,
+        settings: this.settings,
+        memory: this.engine.memoryList(),
+        statsTable: this.engine.stats.table,
+        clock: this.engine.clock.shared(),
+        sharedTcp,
+        rpcPort: port2,
+        rpcWord,
+      };
+      const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+      this.workers.push(worker);
+      this.ports.push(port1);
+      port1.on('message', (m: RpcRequest) => {
+        const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength));
+        const msg: RpcReply = { seq: m.seq, reply };
+        port1.postMessage(msg);
+        Atomics.store(rpcWord, 0, m.seq);
+        Atomics.notify(rpcWord, 0);
+      });
+      port1.unref();
+      starts.push(waitForReady(worker, t));
+    }
+    try {
+      await Promise.all(starts);
+    } catch (e) {
+      await this.stop(false);
+      throw e;
+    }
+    for (const w of this.workers) {
+      w.on('error', (err) => this.log(0, `serving thread failed: ${err.message}`));
+    }
+  }
+
+  /** Runtime tuning changed settings: every thread takes the new values. */
+  broadcastSettings(): void {
+    const msg: ToServingThread = { type: 'settings', settings: this.settings };
+    for (const w of this.workers) w.postMessage(msg);
+  }
+
+  /** Stop every worker (graceful: each drains its connections first). */
+  stop(graceful: boolean): Promise<void> {
+    this.stopping ??= Promise.all(this.workers.map((w) => stopWorker(w, graceful))).then(() => {
+      for (const p of this.ports) p.close();
+    });
+    return this.stopping;
+  }
+}
+
+function waitForReady(worker: Worker, thread: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serving thread ${thread} did not start within ${THREAD_START_TIMEOUT_MS} ms`)), THREAD_START_TIMEOUT_MS);
+    const onMessage = (m: FromServingThread): void => {
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        worker.off('message', onMessage);
+        resolve();
+      } else if (m.type === 'failed') {
+        clearTimeout(timer);
+        reject(new Error(`serving thread ${thread}: ${m.message}`));
+      }
+    };
+    worker.on('message', onMessage);
+    worker.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    worker.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`serving thread ${thread} exited with code ${code} while starting`));
+    });
+  });
+}
+
+function stopWorker(worker: Worker, graceful: boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => void worker.terminate().then(() => resolve()), THREAD_STOP_TIMEOUT_MS);
+    worker.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    const msg: ToServingThread = { type: 'stop', graceful };
+    try {
+      worker.postMessage(msg);
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}
+
+/** The first thread runs forwarded administrative request lines through a session of its own. */
+class AdminExecutor {
+  private readonly output = new Output(4096);
+  private readonly session: TextSession;
+
+  constructor(engine: Engine, hooks: SessionHooks) {
+    const conn: ConnectionInfo = {
+      id: 0, transport: 'tcp', peerName: 'thread', lastCommandTime: 0, stateName: 'conn_parse_cmd',
+    };
+    this.session = new TextSession(engine, this.output, conn, hooks);
+  }
+
+  run(request: Buffer): Buffer {
+    this.session.feed(request, 0, request.length);
+    return Buffer.from(this.output.detach());
+  }
+}
