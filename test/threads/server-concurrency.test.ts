@@ -1,0 +1,122 @@
+/**
+ * -t 4 under concurrent, pipelined load from several processes (issue 12): invariants, not
+ * timings. Load processes (load-client.cjs) open several connections each, which the kernel
+ * spreads over the serving threads; afterwards counters add up, no cas update is lost, no
+ * value is torn, and the server's own counters agree with what the clients saw. Runs against
+ * the implementation under test (MCTS_TARGET=memcached checks the test itself). Every loop is
+ * bounded in rounds and by a deadline; the server listens on 127.0.0.1 and is stopped by PID.
+ */
+import { spawn } from 'node:child_process';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseStats } from '../helpers/replies';
+import { LOOPBACK, startTarget, stopAll, trackProcess, type ServerProcess } from '../helpers/servers';
+
+const CLIENT = path.join(__dirname, 'load-client.cjs');
+const PROCESSES = 3;
+const CONNECTIONS = 6;
+const DEADLINE_MS = 30_000;
+
+interface Report {
+  done: number;
+  perKey: number[];
+  torn: number;
+  hits: number;
+  misses: number;
+  stored: number;
+  noMemory: number;
+  retries: number;
+}
+
+let server: ServerProcess | undefined;
+afterEach(async () => {
+  await stopAll(server);
+  server = undefined;
+});
+
+function load(port: number, mode: string, rounds: number, keys: number): Promise<Report[]> {
+  return Promise.all(Array.from({ length: PROCESSES }, (_, p) => new Promise<Report>((resolve, reject) => {
+    const child = spawn(process.execPath, [CLIENT, String(port), mode, String(CONNECTIONS), String(rounds), String(keys), String(p + 1), String(DEADLINE_MS)],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    trackProcess(child);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    child.on('exit', (code) => {
+      if (code === 0) resolve(JSON.parse(out) as Report);
+      else reject(new Error(`load process ${p} (${mode}) exited ${String(code)}: ${err}`));
+    });
+  })));
+}
+
+async function command(port: number, text: string, until: string): Promise<string> {
+  const sock = net.connect(port, LOOPBACK);
+  let got = '';
+  await new Promise<void>((resolve, reject) => {
+    sock.on('error', reject);
+    sock.on('data', (d) => {
+      got += d.toString('latin1');
+      if (got.endsWith(until)) resolve();
+    });
+    sock.write(text);
+  });
+  sock.destroy();
+  return got;
+}
+
+function perKeyTotals(reports: Report[], keys: number): number[] {
+  const totals = new Array<number>(keys).fill(0);
+  for (const r of reports) r.perKey.forEach((n, i) => { totals[i] += n; });
+  return totals;
+}
+
+describe('-t 4 under concurrent pipelined load', () => {
+  it('incr from 18 connections in 3 processes: every counter equals the increments sent', async () => {
+    server = await startTarget(['-t', '4']);
+    const keys = 10;
+    await command(server.port, Array.from({ length: keys }, (_, k) => `set k${k} 0 0 1\r\n0\r\n`).join(''), 'STORED\r\n'.repeat(keys));
+    const reports = await load(server.port, 'incr', 2_000, keys);
+    const totals = perKeyTotals(reports, keys);
+    const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
+    for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
+    const sent = reports.reduce((a, r) => a + r.done, 0);
+    expect(sent).toBe(PROCESSES * CONNECTIONS * 2_000);
+    const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
+    expect(Number(stats.get('incr_hits'))).toBe(sent);
+    expect(stats.get('threads')).toBe('4');
+  }, 90_000);
+
+  it('cas read-modify-write loops from 18 connections lose no update', async () => {
+    server = await startTarget(['-t', '4']);
+    const keys = 4;
+    await command(server.port, Array.from({ length: keys }, (_, k) => `set k${k} 0 0 1\r\n0\r\n`).join(''), 'STORED\r\n'.repeat(keys));
+    const reports = await load(server.port, 'cas', 300, keys);
+    const totals = perKeyTotals(reports, keys);
+    const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
+    for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
+    expect(reports.reduce((a, r) => a + r.done, 0)).toBe(PROCESSES * CONNECTIONS * 304);
+    const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
+    expect(Number(stats.get('cas_hits'))).toBe(PROCESSES * CONNECTIONS * 304);
+    expect(Number(stats.get('cas_badval'))).toBe(reports.reduce((a, r) => a + r.retries, 0));
+  }, 90_000);
+
+  it('self-checking values of random sizes under eviction are never torn, and hits add up', async () => {
+    server = await startTarget(['-t', '4', '-m', '32']);
+    const reports = await load(server.port, 'values', 3_000, 20_000);
+    const sum = (f: keyof Report): number => reports.reduce((a, r) => a + (r[f] as number), 0);
+    expect(sum('torn')).toBe(0);
+    expect(sum('hits')).toBeGreaterThan(1000);
+    const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
+    expect(Number(stats.get('get_hits'))).toBe(sum('hits'));
+    expect(Number(stats.get('get_misses'))).toBe(sum('misses'));
+    expect(Number(stats.get('cmd_set'))).toBe(sum('stored') + sum('noMemory'));
+    expect(Number(stats.get('evictions'))).toBeGreaterThan(0);
+    // The per-class view agrees with the totals (stats items sums every thread's rows too).
+    const items = parseStats(await command(server.port, 'stats slabs\r\n', 'END\r\n'));
+    let classHits = 0;
+    for (const [name, value] of items) if (/^\d+:get_hits$/.test(name)) classHits += Number(value);
+    expect(classHits).toBe(sum('hits'));
+  }, 90_000);
+});
