@@ -134,10 +134,12 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     if (settings.pidFile) removePidFile(settings.pidFile);
   };
 
+  // Connection ids are unique across serving threads (memcached's are file descriptors).
+  const connectionIds = new Int32Array(new SharedArrayBuffer(4));
   const statsContext: StatsContext = {
     engine,
     startedUnixSeconds: engine.clock.processStartedUnix,
-    connections: () => network?.connections() ?? [],
+    connections: () => (threads === null ? network?.connections() ?? [] : [...(network?.connections() ?? []), ...threads.remoteConnections()]),
     acceptingConnections: () => network?.acceptingConnections() ?? false,
   };
   const hooks: SessionHooks = {
@@ -186,10 +188,11 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       connectionEvents: connectionEventsFor(engine.logger),
       tlsMaterial,
       reusePort: plan.threads > 1,
+      connectionIds,
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.extPaths.length === 0 && settings.socketPath !== null ? 1 : 0, plan.reason);
     if (plan.threads > 1) {
-      threads = new ServingThreads(engine, settings, hooks, log);
+      threads = new ServingThreads(engine, settings, hooks, log, connectionIds);
       try {
         await threads.start(plan.threads, network.sharedTcpListeners());
       } catch (e) {

@@ -7,6 +7,8 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Engine } from '../engine/engine';
+import type { ConnectionStat } from '../engine/stats';
+import { connectionEventsFor } from '../metrics/logger';
 import { ServerStats } from '../metrics/stats';
 import { startNetwork, type NetworkHandle } from '../net/server';
 import type { NetConnectionInfo } from '../net/registry';
@@ -17,9 +19,12 @@ import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protoco
 import { Clock } from '../store/clock';
 import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, ToServingThread } from './threads';
 
+/** A worker sends its connection list for `stats conns` at most this often (and with each `stats conns`). */
+const CONNS_SNAPSHOT_MS = 100;
 /** A forwarded command that gets no answer within this long is answered with an error. */
 const RPC_TIMEOUT_MS = 10_000;
 const RPC_TIMEOUT_REPLY = Buffer.from('SERVER_ERROR the first thread did not answer\r\n', 'latin1');
+const STATS_CONNS = Buffer.from('stats conns', 'latin1');
 
 function send(m: FromServingThread): void {
   parentPort?.postMessage(m);
@@ -36,11 +41,54 @@ async function serve(d: ServingThreadData): Promise<void> {
   const authInit = initAuth(settings);
   if (!authInit.ok) throw new Error(authInit.message);
 
+  // `watch`: lines go to thread 0, whose logger has the watchers; sent once per loop turn.
+  engine.logger.setFlags(d.watchFlags);
+  engine.logger.onLocalFlagsChanged = (flags) => {
+    const msg: RpcRequest = { kind: 'watchers', flags };
+    d.rpcPort.postMessage(msg);
+  };
+  let lines: (number | string)[] = [];
+  engine.logger.forward = (stream, body) => {
+    if (lines.length === 0) {
+      setImmediate(() => {
+        const msg: RpcRequest = { kind: 'log', lines };
+        lines = [];
+        d.rpcPort.postMessage(msg);
+      });
+    }
+    lines.push(stream, body);
+  };
+
+  let network: NetworkHandle | null = null;
+  // `stats conns`: this thread's clients, sent to thread 0 when they change (at most every
+  // CONNS_SNAPSHOT_MS) and before each `stats conns` this thread forwards.
+  const sendConnections = (): void => {
+    const list: ConnectionStat[] = [];
+    for (const c of network?.connections() ?? []) {
+      if (c.stateName === 'conn_listening') continue;
+      list.push({ id: c.id, transport: c.transport, peerName: c.peerName, localName: (c as NetConnectionInfo).localName ?? null,
+        stateName: c.stateName, lastCommandTime: c.lastCommandTime });
+    }
+    const msg: RpcRequest = { kind: 'conns', list };
+    d.rpcPort.postMessage(msg);
+  };
+  let snapshotTimer: NodeJS.Timeout | null = null;
+  const connectionsChanged = (): void => {
+    if (snapshotTimer !== null) return;
+    snapshotTimer = setTimeout(() => {
+      snapshotTimer = null;
+      sendConnections();
+    }, CONNS_SNAPSHOT_MS);
+    snapshotTimer.unref();
+  };
+  const events = connectionEventsFor(engine.logger);
+
   let seq = 0;
   const forward = (request: Buffer): Buffer => {
+    if (request.length >= STATS_CONNS.length && request.subarray(0, STATS_CONNS.length).equals(STATS_CONNS)) sendConnections();
     seq = (seq % 0x7fffffff) + 1;
     const mine = seq;
-    const msg: RpcRequest = { seq: mine, request };
+    const msg: RpcRequest = { kind: 'rpc', seq: mine, request };
     d.rpcPort.postMessage(msg);
     const deadline = Date.now() + RPC_TIMEOUT_MS;
     for (;;) {
@@ -60,7 +108,6 @@ async function serve(d: ServingThreadData): Promise<void> {
     }
   };
 
-  let network: NetworkHandle | null = null;
   const hooks: SessionHooks = {
     stats: {
       engine,
@@ -82,11 +129,27 @@ async function serve(d: ServingThreadData): Promise<void> {
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,
+    connectionIds: d.connectionIds,
+    connectionEvents: {
+      opened(info) {
+        events.opened(info);
+        connectionsChanged();
+      },
+      closed(info, reason) {
+        events.closed(info, reason);
+        connectionsChanged();
+      },
+      tlsError: events.tlsError,
+    },
   });
   const net = network;
   parentPort?.on('message', (m: ToServingThread) => {
     if (m.type === 'settings') {
       Object.assign(settings, m.settings);
+    } else if (m.type === 'watch') {
+      engine.logger.setFlags(m.flags);
+    } else if (m.type === 'lines') {
+      for (let i = 0; i + 1 < m.lines.length; i += 2) engine.logger.deliverFormatted(m.lines[i] as number, m.lines[i + 1] as string);
     } else if (m.type === 'stop') {
       void (m.graceful ? net.gracefulStop() : net.close()).then(() => {
         engine.stop();

@@ -15,6 +15,7 @@
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine/engine';
+import type { ConnectionStat } from '../engine/stats';
 import { newStatsTable, ServerStats, type StatsTable } from '../metrics/stats';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo } from '../protocol/session';
@@ -41,11 +42,17 @@ export interface ServingThreadData {
   /** The worker's end of its administrative channel, and the word its replies are signalled on. */
   readonly rpcPort: MessagePort;
   readonly rpcWord: Int32Array;
+  /** Connection ids come from this counter on every thread (unique, as memcached's fds). */
+  readonly connectionIds: Int32Array;
+  /** The `watch` streams thread 0's watchers want at the worker's start. */
+  readonly watchFlags: number;
 }
 
 /** Messages from the first thread to a worker. */
 export type ToServingThread =
   | { readonly type: 'settings'; readonly settings: Settings }
+  | { readonly type: 'watch'; readonly flags: number }
+  | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'stop'; readonly graceful: boolean };
 
 /** Messages from a worker to the first thread. */
@@ -54,11 +61,15 @@ export type FromServingThread =
   | { readonly type: 'failed'; readonly message: string }
   | { readonly type: 'stopped' };
 
-/** An administrative request from a worker, and its reply. */
-export interface RpcRequest {
-  readonly seq: number;
-  readonly request: Uint8Array;
-}
+/**
+ * What a worker sends on its channel: an administrative request (answered with an RpcReply),
+ * its client connections for `stats conns`, or `watch` lines (stream, body, stream, body...).
+ */
+export type RpcRequest =
+  | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array }
+  | { readonly kind: 'conns'; readonly list: readonly ConnectionStat[] }
+  | { readonly kind: 'log'; readonly lines: readonly (number | string)[] }
+  | { readonly kind: 'watchers'; readonly flags: number };
 export interface RpcReply {
   readonly seq: number;
   readonly reply: Uint8Array;
@@ -92,10 +103,53 @@ export class ServingThreads {
   private readonly ports: MessagePort[] = [];
   private readonly executor: AdminExecutor;
   private stopping: Promise<void> | null = null;
+  /** Each worker's client connections as it last sent them (`stats conns`). */
+  private readonly remote = new Map<number, readonly ConnectionStat[]>();
 
   constructor(private readonly engine: Engine, private readonly settings: Settings, hooks: SessionHooks,
-    private readonly log: (level: number, msg: string) => void) {
+    private readonly log: (level: number, msg: string) => void, private readonly connectionIds: Int32Array) {
     this.executor = new AdminExecutor(engine, hooks);
+    // `watch` across threads (see WatchLogger): thread 0 formats every line and sends each to
+    // the threads whose watchers want its stream, batched per loop turn.
+    const logger = engine.logger;
+    logger.onFlagsChanged = (flags) => {
+      const msg: ToServingThread = { type: 'watch', flags };
+      for (const w of this.workers) w.postMessage(msg);
+    };
+    logger.fanOut = (stream, line) => {
+      this.watchFlags.forEach((flags, t) => {
+        if ((flags & stream) === 0) return;
+        let batch = this.outgoingLines.get(t);
+        if (batch === undefined) {
+          batch = [];
+          this.outgoingLines.set(t, batch);
+        }
+        batch.push(stream, line);
+      });
+      if (!this.linesScheduled) {
+        this.linesScheduled = true;
+        setImmediate(() => this.sendLines());
+      }
+    };
+  }
+
+  /** Each worker's watchers' streams. */
+  private readonly watchFlags = new Map<number, number>();
+  private readonly outgoingLines = new Map<number, (number | string)[]>();
+  private linesScheduled = false;
+
+  private sendLines(): void {
+    this.linesScheduled = false;
+    for (const [t, lines] of this.outgoingLines) {
+      const msg: ToServingThread = { type: 'lines', lines };
+      this.workers[t - 1]?.postMessage(msg);
+    }
+    this.outgoingLines.clear();
+  }
+
+  /** The other threads' client connections, for `stats conns`. */
+  *remoteConnections(): Iterable<ConnectionStat> {
+    for (const list of this.remote.values()) yield* list;
   }
 
   get count(): number {
@@ -118,11 +172,29 @@ export class ServingThreads {
         sharedTcp,
         rpcPort: port2,
         rpcWord,
+        connectionIds: this.connectionIds,
+        watchFlags: this.engine.logger.flags,
       };
       const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
       this.workers.push(worker);
       this.ports.push(port1);
       port1.on('message', (m: RpcRequest) => {
+        if (m.kind === 'conns') {
+          this.remote.set(t, m.list);
+          return;
+        }
+        if (m.kind === 'watchers') {
+          if (m.flags === 0) this.watchFlags.delete(t);
+          else this.watchFlags.set(t, m.flags);
+          let union = 0;
+          for (const f of this.watchFlags.values()) union |= f;
+          this.engine.logger.setRemoteFlags(union);
+          return;
+        }
+        if (m.kind === 'log') {
+          for (let i = 0; i + 1 < m.lines.length; i += 2) this.engine.logger.emitForwarded(m.lines[i] as number, m.lines[i + 1] as string);
+          return;
+        }
         const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength));
         const msg: RpcReply = { seq: m.seq, reply };
         port1.postMessage(msg);
@@ -153,6 +225,7 @@ export class ServingThreads {
   stop(graceful: boolean): Promise<void> {
     this.stopping ??= Promise.all(this.workers.map((w) => stopWorker(w, graceful))).then(() => {
       for (const p of this.ports) p.close();
+      this.remote.clear();
     });
     return this.stopping;
   }

@@ -150,6 +150,11 @@ export class WatchLogger {
   /** Called with the new `flags` whenever watchers come or go (the engine installs its eviction hook). */
   onStreamsChanged: ((flags: number) => void) | null = null;
   private readonly watchers: Watcher[] = [];
+  /**
+   * A serving thread after the first (-t N): its lines go to thread 0's logger, which has the
+   * watchers, instead of being delivered here. `flags` is then set by thread 0 (setFlags).
+   */
+  forward: ((stream: number, body: string) => void) | null = null;
   private gid = 0;
   private flushScheduled = false;
   private readonly flushBound = (): void => this.flush();
@@ -189,6 +194,40 @@ export class WatchLogger {
     if (i < 0) return;
     this.watchers.splice(i, 1);
     this.updateFlags();
+  }
+
+  /**
+   * Several serving threads (-t N): thread 0 formats every line (its own and those the other
+   * threads `forward`), delivers it to its watchers and hands it through `fanOut` to the
+   * threads whose watchers want that stream. `flags` is the union over all threads' watchers:
+   * thread 0 learns the others' with setRemoteFlags and tells them the union (setFlags).
+   */
+  fanOut: ((stream: number, line: string) => void) | null = null;
+  /** The streams the watchers of the other threads want (thread 0). */
+  private remoteFlags = 0;
+  /** The streams this thread's own watchers want. */
+  private localFlags = 0;
+
+  /** Thread 0: the union of the other threads' watchers' streams changed. */
+  setRemoteFlags(flags: number): void {
+    this.remoteFlags = flags;
+    this.recomputeFlags();
+  }
+
+  /** A thread after the first: the streams every thread's watchers want, from thread 0. */
+  setFlags(flags: number): void {
+    this.remoteFlags = flags;
+    this.recomputeFlags();
+  }
+
+  /** Thread 0: a line another thread made (its `forward`): format and deliver it everywhere. */
+  emitForwarded(stream: number, body: string): void {
+    this.emit(stream, body);
+  }
+
+  /** A thread after the first: a line thread 0 formatted, for this thread's watchers. */
+  deliverFormatted(stream: number, line: string): void {
+    this.deliverLine(stream, line);
   }
 
   // --- hooks (call only after testing the stream's bit in `flags`)
@@ -235,11 +274,21 @@ export class WatchLogger {
 
   private emit(stream: number, body: string): void {
     if ((this.flags & stream) === 0) return;
+    if (this.forward !== null) {
+      this.forward(stream, body);
+      return;
+    }
     const nowMs = performance.timeOrigin + performance.now();
     const sec = Math.floor(nowMs / 1000);
     const usec = Math.floor((nowMs - sec * 1000) * 1000);
     const line = `ts=${sec}.${usec} gid=${++this.gid} ${body}\n`;
     this.counters.workerWritten++;
+    if ((this.remoteFlags & stream) !== 0) this.fanOut?.(stream, line);
+    this.deliverLine(stream, line);
+  }
+
+  private deliverLine(stream: number, line: string): void {
+    if ((this.localFlags & stream) === 0) return;
     for (const w of this.watchers) {
       if ((w.streams & stream) === 0) continue;
       if (w.backlogBytes + w.pending.length + line.length > this.bufferBytesMax) {
@@ -310,9 +359,24 @@ export class WatchLogger {
   private updateFlags(): void {
     let flags = 0;
     for (const w of this.watchers) flags |= w.streams;
+    const changed = flags !== this.localFlags;
+    this.localFlags = flags;
+    this.recomputeFlags();
+    if (changed) this.onLocalFlagsChanged?.(flags);
+  }
+
+  private recomputeFlags(): void {
+    const flags = this.localFlags | this.remoteFlags;
+    if (flags === this.flags) return;
     this.flags = flags;
     this.onStreamsChanged?.(flags);
+    this.onFlagsChanged?.(flags);
   }
+
+  /** Told when `flags` changes (thread 0 tells the other serving threads the union). */
+  onFlagsChanged: ((flags: number) => void) | null = null;
+  /** Told when this thread's own watchers' streams change (a thread after the first tells thread 0). */
+  onLocalFlagsChanged: ((flags: number) => void) | null = null;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -68,8 +68,13 @@ export class ConnectionRegistry {
 
   /** Ids stand in for memcached's fd numbers in `stats conns`. */
   nextId(): number {
+    // Several serving threads: ids come from one shared counter, unique in the process.
+    if (this.sharedIds !== null) return Atomics.add(this.sharedIds, 0, 1) + 1;
     return ++this.lastId;
   }
+
+  /** The counter connection ids come from when several threads serve (set before listening). */
+  sharedIds: Int32Array | null = null;
 
   get clientCount(): number {
     return this.clients.size;

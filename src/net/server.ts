@@ -38,6 +38,8 @@ export interface NetworkOptions {
    * thread (SO_REUSEPORT), nothing else (unix socket, UDP and TLS stay with the first).
    */
   sharedTcp?: readonly SharedTcpListener[];
+  /** Several serving threads: connection ids come from this shared counter (unique per process). */
+  connectionIds?: Int32Array;
 }
 
 export type { SharedTcpListener };
@@ -139,6 +141,7 @@ export async function startNetwork(
     reusePort: options.reusePort === true || options.sharedTcp !== undefined,
   };
   if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
+  if (options.connectionIds !== undefined) registry.sharedIds = options.connectionIds;
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
   const tls = tlsInEffect(settings) && options.sharedTcp === undefined ? await TlsService.start(ctx, options.tlsMaterial ?? null) : null;
   const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null);

@@ -1,0 +1,115 @@
+/**
+ * Operations across serving threads (-t 4): with many connections, the kernel puts them on
+ * every thread, so each check below uses enough connections that some land off thread 0.
+ * `watch` sees every thread's events, `stats conns` lists every thread's clients,
+ * `flush_all` and the clock (`debugtime`) act on all, `shutdown` from any connection stops
+ * the whole server. The server listens on 127.0.0.1 and is stopped by PID.
+ */
+import * as net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LOOPBACK, sleep, startTarget, stopAll, targetKind, type ServerProcess } from '../helpers/servers';
+
+const CONNECTIONS = 12;
+const WAIT_MS = 5_000;
+
+let server: ServerProcess | undefined;
+afterEach(async () => {
+  await stopAll(server);
+  server = undefined;
+});
+
+/** A connection that collects what it receives. */
+class Client {
+  readonly sock: net.Socket;
+  got = '';
+  constructor(port: number) {
+    this.sock = net.connect(port, LOOPBACK);
+    this.sock.on('data', (d) => { this.got += d.toString('latin1'); });
+    this.sock.on('error', () => undefined);
+  }
+  async ready(): Promise<void> {
+    if (this.sock.readyState === 'open') return;
+    await new Promise((r) => this.sock.once('connect', r));
+  }
+  async ask(text: string, until: (got: string) => boolean): Promise<string> {
+    this.got = '';
+    this.sock.write(text);
+    const deadline = Date.now() + WAIT_MS;
+    while (!until(this.got) && Date.now() < deadline) await sleep(5);
+    return this.got;
+  }
+}
+
+async function clients(port: number, n: number): Promise<Client[]> {
+  const list = Array.from({ length: n }, () => new Client(port));
+  await Promise.all(list.map((c) => c.ready()));
+  return list;
+}
+
+const endsWith = (s: string) => (got: string): boolean => got.endsWith(s);
+
+describe('-t 4: operations see every thread', () => {
+  it('watch fetchers: every watcher, on whichever thread, gets every thread\'s lines', async () => {
+    server = await startTarget(['-t', '4']);
+    const watchers = await clients(server.port, 6);
+    for (const w of watchers) expect(await w.ask('watch fetchers\r\n', endsWith('OK\r\n'))).toBe('OK\r\n');
+    for (const w of watchers) w.got = '';
+    // memcached's watchers start receiving once their logger registration is seen.
+    await sleep(200);
+    const users = await clients(server.port, CONNECTIONS);
+    for (const [i, c] of users.entries()) await c.ask(`get key${i}\r\n`, endsWith('END\r\n'));
+    const deadline = Date.now() + WAIT_MS;
+    while (watchers.some((w) => (w.got.match(/type=item_get/g) ?? []).length < CONNECTIONS) && Date.now() < deadline) await sleep(10);
+    for (const w of watchers) {
+      const lines = w.got.split('\n').filter((l) => l.includes('type=item_get'));
+      expect(lines).toHaveLength(CONNECTIONS);
+      expect(new Set(lines.map((l) => /key=(\S+)/.exec(l)?.[1])).size).toBe(CONNECTIONS);
+      // Connection ids are unique across threads.
+      expect(new Set(lines.map((l) => /cfd=(\d+)/.exec(l)?.[1])).size).toBe(CONNECTIONS);
+    }
+    for (const c of [...watchers, ...users]) c.sock.destroy();
+  }, 30_000);
+
+  it('stats conns lists the clients of every thread', async () => {
+    server = await startTarget(['-t', '4']);
+    const users = await clients(server.port, CONNECTIONS);
+    for (const c of users) await c.ask('version\r\n', endsWith('\r\n'));
+    // Threads report their clients at most every 100 ms; the asking thread reports its own at once.
+    await sleep(300);
+    const reply = await users[0].ask('stats conns\r\n', endsWith('END\r\n'));
+    const ports = new Set([...reply.matchAll(/^STAT \d+:addr tcp:127\.0\.0\.1:(\d+)\r$/gm)].map((m) => Number(m[1])));
+    for (const c of users) expect(ports.has(c.sock.localPort as number)).toBe(true);
+    for (const c of users) c.sock.destroy();
+  }, 30_000);
+
+  it('flush_all on one connection empties the cache for every connection', async () => {
+    server = await startTarget(['-t', '4']);
+    const users = await clients(server.port, CONNECTIONS);
+    for (const [i, c] of users.entries()) expect(await c.ask(`set k${i} 0 0 1\r\nx\r\n`, endsWith('\r\n'))).toBe('STORED\r\n');
+    expect(await users[3].ask('flush_all\r\n', endsWith('\r\n'))).toBe('OK\r\n');
+    for (const [i, c] of users.entries()) expect(await c.ask(`get k${(i + 1) % CONNECTIONS}\r\n`, endsWith('END\r\n'))).toBe('END\r\n');
+    for (const c of users) c.sock.destroy();
+  }, 30_000);
+
+  it.runIf(targetKind() === 'ours')('debugtime moves the clock of every thread (items expire everywhere)', async () => {
+    server = await startTarget(['-t', '4', '-o', 'debug_commands']);
+    const users = await clients(server.port, CONNECTIONS);
+    for (const [i, c] of users.entries()) expect(await c.ask(`set k${i} 0 100 1\r\nx\r\n`, endsWith('\r\n'))).toBe('STORED\r\n');
+    expect(await users[5].ask('debugtime 200\r\n', endsWith('\r\n'))).toBe('OK\r\n');
+    // Threads read the clock thread 0 publishes; give the next tick a moment.
+    await sleep(50);
+    for (const [i, c] of users.entries()) expect(await c.ask(`get k${i}\r\n`, endsWith('END\r\n'))).toBe('END\r\n');
+    for (const c of users) c.sock.destroy();
+  }, 30_000);
+
+  it('shutdown from any connection stops the whole server', async () => {
+    server = await startTarget(['-t', '4', '-A']);
+    const users = await clients(server.port, CONNECTIONS);
+    for (const c of users) await c.ask('version\r\n', endsWith('\r\n'));
+    users[CONNECTIONS - 1].sock.write('shutdown\r\n');
+    const deadline = Date.now() + WAIT_MS;
+    while (server.isAlive() && Date.now() < deadline) await sleep(20);
+    expect(server.isAlive()).toBe(false);
+    for (const c of users) c.sock.destroy();
+  }, 30_000);
+});
