@@ -5,7 +5,8 @@
  *   setTcpFastOpen(fd, queue)       setsockopt(TCP_FASTOPEN) on a listening socket (-o tcp_fastopen)
  *   getTcpFastOpen(fd)              read it back (tests, startup check)
  *   reusePortSocket(addr, port)     a bound, non-blocking SO_REUSEPORT TCP socket, for
- *                                   server.listen({ fd }, backlog) in each future worker thread
+ *                                   server.listen({ fd }, backlog) in each serving thread
+ *   localPort(fd)                   getsockname()'s port: the port a socket bound to port 0 got
  *   getScheduler(tid)               [policy, priority] of a process or thread (0 = caller)
  *   lockBuffer(view)                mlock() a typed array's bytes: -k locks each slab page
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
@@ -180,6 +181,26 @@ static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* The local port of a bound socket (getsockname), IPv4 or IPv6. */
+static napi_value local_port(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "localPort(fd): a socket descriptor");
+    struct sockaddr_storage storage;
+    socklen_t bytes = sizeof storage;
+    memset(&storage, 0, sizeof storage);
+    if (getsockname(fd, (struct sockaddr *)&storage, &bytes) != 0) return throw_errno(env, "getsockname", errno);
+    int port;
+    if (storage.ss_family == AF_INET) port = ntohs(((struct sockaddr_in *)&storage)->sin_port);
+    else if (storage.ss_family == AF_INET6) port = ntohs(((struct sockaddr_in6 *)&storage)->sin6_port);
+    else return throw_type(env, "localPort: not an IP socket");
+    napi_value out;
+    napi_create_int32(env, port, &out);
+    return out;
+}
+
 /* [policy, priority] of thread or process `tid` (0: the calling thread). The policy is
  * Linux's number (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5,
  * SCHED_DEADLINE 6) without the SCHED_RESET_ON_FORK flag. */
@@ -247,13 +268,14 @@ static napi_value init(napi_env env, napi_value exports) {
         {"setTcpFastOpen", NULL, set_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getTcpFastOpen", NULL, get_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"localPort", NULL, local_port, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getScheduler", NULL, get_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockBuffer", NULL, lock_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 2, &version);
+    napi_create_int32(env, 3, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

@@ -136,6 +136,14 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
 
   // Connection ids are unique across serving threads (memcached's are file descriptors).
   const connectionIds = new Int32Array(new SharedArrayBuffer(4));
+  /** refresh_certs and SIGHUP: reload here, then every serving thread takes the new material. */
+  const reloadCertificates = (): string | null => {
+    if (network === null) return TLS_NOT_ENABLED;
+    const error = network.reloadCertificates();
+    const share = network.tlsShare();
+    if (error === null && threads !== null && share !== null) threads.broadcastTls({ material: share.material });
+    return error;
+  };
   const statsContext: StatsContext = {
     engine,
     startedUnixSeconds: engine.clock.processStartedUnix,
@@ -149,7 +157,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       setImmediate(() => void stop(graceful).then(() => process.exit(0)));
     },
     // null is OK: not `network?.reloadCertificates() ?? ...`, which would turn OK into an error.
-    refreshCerts: () => (network === null ? TLS_NOT_ENABLED : network.reloadCertificates()),
+    refreshCerts: () => reloadCertificates(),
     // Runtime tuning changed settings: the other serving threads take them.
     changed: () => threads?.broadcastSettings(),
   };
@@ -178,7 +186,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     authInit.auth?.authFile?.load();
     // memcached-ts also reloads the TLS certificates (memcached 1.6.18 only has refresh_certs).
     if (settings.tlsEnabled && network !== null) {
-      const error = network.reloadCertificates();
+      const error = reloadCertificates();
       if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
     }
   });
@@ -194,7 +202,11 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     if (plan.threads > 1) {
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds);
       try {
-        await threads.start(plan.threads, network.sharedTcpListeners());
+        await threads.start(plan.threads, network.sharedTcpListeners(), network.tlsShare());
+        const started = threads;
+        network.onTicketKeys((keys) => started.broadcastTls({ keys }));
+        // Thread 0 listens last: from the first connection on, the kernel spreads them all.
+        await network.listenDeferred();
       } catch (e) {
         await network.close();
         engine.stop();

@@ -102,7 +102,11 @@ async function serve(d: ServingThreadData): Promise<void> {
       // Drop late replies to requests that timed out before.
       for (let m = receiveMessageOnPort(d.rpcPort); m !== undefined; m = receiveMessageOnPort(d.rpcPort)) {
         const r = m.message as RpcReply;
-        if (r.seq === mine) return Buffer.from(r.reply.buffer, r.reply.byteOffset, r.reply.byteLength);
+        if (r.seq === mine) {
+          // The command may have moved the clock (debugtime): this connection sees it at once.
+          engine.clock.tick();
+          return Buffer.from(r.reply.buffer, r.reply.byteOffset, r.reply.byteLength);
+        }
       }
       return RPC_TIMEOUT_REPLY;
     }
@@ -130,6 +134,8 @@ async function serve(d: ServingThreadData): Promise<void> {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,
     connectionIds: d.connectionIds,
+    tlsMaterial: d.tls?.material,
+    tlsTicketKeys: d.tls?.keys,
     connectionEvents: {
       opened(info) {
         events.opened(info);
@@ -148,6 +154,8 @@ async function serve(d: ServingThreadData): Promise<void> {
       Object.assign(settings, m.settings);
     } else if (m.type === 'watch') {
       engine.logger.setFlags(m.flags);
+    } else if (m.type === 'tls') {
+      net.applyTls(m);
     } else if (m.type === 'lines') {
       for (let i = 0; i + 1 < m.lines.length; i += 2) engine.logger.deliverFormatted(m.lines[i] as number, m.lines[i + 1] as string);
     } else if (m.type === 'stop') {

@@ -21,7 +21,8 @@ import { Output } from '../protocol/output';
 import type { ConnectionInfo } from '../protocol/session';
 import type { SessionHooks } from '../protocol/dispatch';
 import { TextSession } from '../protocol/text/session';
-import type { SharedTcpListener } from '../net/server';
+import type { SharedTcpListener, TicketKeyState, TlsShare } from '../net/server';
+import type { TlsMaterial } from '../net/tls';
 import { loadNative } from '../platform/native';
 import type { Settings } from '../settings';
 import type { SharedMemoryList } from '../store/shared';
@@ -46,6 +47,8 @@ export interface ServingThreadData {
   readonly connectionIds: Int32Array;
   /** The `watch` streams thread 0's watchers want at the worker's start. */
   readonly watchFlags: number;
+  /** Thread 0's TLS material and ticket keys (null: no TLS listener). */
+  readonly tls: TlsShare | null;
 }
 
 /** Messages from the first thread to a worker. */
@@ -53,6 +56,7 @@ export type ToServingThread =
   | { readonly type: 'settings'; readonly settings: Settings }
   | { readonly type: 'watch'; readonly flags: number }
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
+  | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
   | { readonly type: 'stop'; readonly graceful: boolean };
 
 /** Messages from a worker to the first thread. */
@@ -157,7 +161,7 @@ export class ServingThreads {
   }
 
   /** Start threads 1..threads-1 and wait until each listens. */
-  async start(threads: number, sharedTcp: readonly SharedTcpListener[]): Promise<void> {
+  async start(threads: number, sharedTcp: readonly SharedTcpListener[], tls: TlsShare | null): Promise<void> {
     const entry = path.join(__dirname, 'serving-thread.js');
     const starts: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
@@ -174,6 +178,7 @@ export class ServingThreads {
         rpcWord,
         connectionIds: this.connectionIds,
         watchFlags: this.engine.logger.flags,
+        tls,
       };
       const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
       this.workers.push(worker);
@@ -213,6 +218,12 @@ export class ServingThreads {
     for (const w of this.workers) {
       w.on('error', (err) => this.log(0, `serving thread failed: ${err.message}`));
     }
+  }
+
+  /** Thread 0 reloaded its certificates or rotated its ticket keys: every thread takes them. */
+  broadcastTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void {
+    const msg: ToServingThread = { type: 'tls', ...update };
+    for (const w of this.workers) w.postMessage(msg);
   }
 
   /** Runtime tuning changed settings: every thread takes the new values. */

@@ -12,11 +12,11 @@ import { Connection, addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
 import { detachHandle, listeningFd } from './node-internals';
-import { enableTcpFastOpen, reusePortSocket } from '../platform/sockets';
+import { enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
 import type { Handshake, TlsService } from './tls';
 import { listenerVerifyMode } from './tls';
-import type { Settings } from '../settings';
+import type { Settings, TlsVerifyMode } from '../settings';
 
 const REJECT_MESSAGE = 'ERROR Too many open connections\r\n';
 /** Longest a rejected socket waits for its error line to be written before it is destroyed anyway. */
@@ -252,13 +252,16 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
   }
 }
 
-/** A plain TCP listener other serving threads open again on the same address (SO_REUSEPORT). */
+/** A TCP listener other serving threads open again on the same address (SO_REUSEPORT). */
 export interface SharedTcpListener {
   readonly address: string;
   readonly family: 4 | 6;
   readonly port: number;
   readonly protocol: ListenTarget['protocol'];
   readonly tag: ListenTarget['tag'];
+  /** A TLS listener, and its client-certificate mode (-o ssl_verify_mode, btls:, mtls:). */
+  readonly tls: boolean;
+  readonly tlsVerify: TlsVerifyMode | null;
 }
 
 /**
@@ -269,9 +272,9 @@ export interface SharedTcpListener {
 export async function listenSharedTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[],
   shared: readonly SharedTcpListener[]): Promise<void> {
   for (const l of shared) {
-    const target = { address: l.address, family: l.family, port: l.port, optional: false, protocol: l.protocol, tag: l.tag, tls: 'notls' } as ListenTarget;
+    const target = { address: l.address, family: l.family, port: l.port, optional: false, protocol: l.protocol, tag: l.tag, tls: null } as ListenTarget;
     try {
-      await bindTcp(ctx, acceptor, opened, target, false, `failed to listen on TCP port ${l.port}`);
+      await bindTcp(ctx, acceptor, opened, target, l.tls, `failed to listen on TCP port ${l.port}`, l.tlsVerify);
     } catch (err) {
       throw new ListenError(`failed to listen on TCP port ${l.port} (serving thread)`, err);
     }
@@ -282,36 +285,75 @@ export async function listenSharedTcp(ctx: NetContext, acceptor: Acceptor, opene
 export function sharedTcpListeners(listeners: readonly StreamListener[]): SharedTcpListener[] {
   const out: SharedTcpListener[] = [];
   for (const l of listeners) {
-    if (l.origin.transport !== 'tcp' || l.origin.tls || !l.reusePort) continue;
+    if (l.origin.transport !== 'tcp' || !l.reusePort) continue;
     const a = l.server.address() as net.AddressInfo;
-    out.push({ address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port, protocol: l.origin.protocol, tag: l.origin.tag });
+    out.push({
+      address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port, protocol: l.origin.protocol, tag: l.origin.tag,
+      tls: l.origin.tls, tlsVerify: l.origin.tlsVerify,
+    });
   }
   return out;
 }
 
 async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[], target: ListenTarget, tls: boolean,
-  describe: string): Promise<void> {
+  describe: string, tlsVerify: TlsVerifyMode | null = null): Promise<void> {
   const { settings } = ctx;
   const origin: ConnectionOrigin = {
     transport: 'tcp', socketPath: null, protocol: target.protocol, tag: target.tag, tls,
-    tlsVerify: tls ? listenerVerifyMode(settings, target.tls) : null, listenerId: 0,
+    tlsVerify: tls ? tlsVerify ?? listenerVerifyMode(settings, target.tls) : null, listenerId: 0,
   };
   if (tls) acceptor.registerTls(origin);
   const server = createServer(acceptor, origin, ctx);
-  // Several serving threads: plain TCP listeners are SO_REUSEPORT sockets every thread opens.
-  const reusePort = ctx.reusePort === true && !tls;
-  if (reusePort) {
+  // Several serving threads: TCP listeners are SO_REUSEPORT sockets every thread opens.
+  if (ctx.reusePort === true) {
     const fd = reusePortSocket(target.address, target.port);
-    await listenOnFd(server, fd, listenBacklog(settings));
-  } else {
-    await listenOn(server, {
-      host: target.address,
-      port: target.port,
-      backlog: listenBacklog(settings),
-      ipv6Only: target.family === 6,
-      exclusive: true,
-    });
+    const pending: PendingTcpListener = {
+      server, origin, fd, describe, address: target.address, family: target.family, port: socketLocalPort(fd),
+    };
+    // Thread 0 listens last, once the other threads listen on the same port: the kernel then
+    // spreads connections over every thread from the first one on.
+    if (ctx.deferredTcp !== undefined) ctx.deferredTcp.push(pending);
+    else await activateTcp(ctx, opened, pending);
+    return;
   }
+  await listenOn(server, {
+    host: target.address,
+    port: target.port,
+    backlog: listenBacklog(settings),
+    ipv6Only: target.family === 6,
+    exclusive: true,
+  });
+  registerTcp(ctx, opened, server, origin, false, describe);
+}
+
+/** An SO_REUSEPORT socket bound but not yet listening. */
+export interface PendingTcpListener {
+  readonly server: net.Server;
+  readonly origin: ConnectionOrigin;
+  readonly fd: number;
+  readonly describe: string;
+  readonly address: string;
+  readonly family: 4 | 6;
+  readonly port: number;
+}
+
+/** Listen on a bound SO_REUSEPORT socket and serve it. */
+export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
+  await listenOnFd(p.server, p.fd, listenBacklog(ctx.settings));
+  registerTcp(ctx, opened, p.server, p.origin, true, p.describe);
+}
+
+/** What other serving threads open again of sockets still waiting to listen. */
+export function sharedPendingTcp(pending: readonly PendingTcpListener[]): SharedTcpListener[] {
+  return pending.map((p) => ({
+    address: p.address, family: p.family, port: p.port, protocol: p.origin.protocol, tag: p.origin.tag,
+    tls: p.origin.tls, tlsVerify: p.origin.tlsVerify,
+  }));
+}
+
+function registerTcp(ctx: NetContext, opened: StreamListener[], server: net.Server, origin: ConnectionOrigin, reusePort: boolean,
+  describe: string): void {
+  const { settings } = ctx;
   const addr = server.address() as net.AddressInfo;
   const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
   origin.listenerId = info.id;

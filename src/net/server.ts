@@ -6,15 +6,20 @@
  * gracefulStop(), SIGTERM/SIGINT to close(), and SIGHUP and `refresh_certs` to
  * reloadCertificates().
  */
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import type { Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
-import { Acceptor, closeListener, listenSharedTcp, listenTcp, listenUnix, sharedTcpListeners, type SharedTcpListener, type StreamListener } from './listeners';
+import {
+  Acceptor, activateTcp, closeListener, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp, sharedTcpListeners,
+  type PendingTcpListener, type SharedTcpListener, type StreamListener,
+} from './listeners';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
+import type { TicketKeyState } from './tls-resumption';
 import { listenUdp, type UdpEndpoint } from './udp';
 
 export interface NetworkOptions {
@@ -31,7 +36,10 @@ export interface NetworkOptions {
   connectionEvents?: ConnectionEvents;
   /** TLS certificate material read earlier (loadTlsMaterial, before -u); absent: read now. */
   tlsMaterial?: TlsMaterial;
-  /** The first of several serving threads: plain TCP listeners are SO_REUSEPORT sockets. */
+  /**
+   * The first of several serving threads: TCP listeners are SO_REUSEPORT sockets, bound but
+   * not listening until listenDeferred() (after the other threads listen).
+   */
   reusePort?: boolean;
   /**
    * A serving thread after the first: listen only on these plain TCP listeners of the first
@@ -40,7 +48,16 @@ export interface NetworkOptions {
   sharedTcp?: readonly SharedTcpListener[];
   /** Several serving threads: connection ids come from this shared counter (unique per process). */
   connectionIds?: Int32Array;
+  /** A serving thread after the first: thread 0's session ticket keys (with `tlsMaterial`). */
+  tlsTicketKeys?: TicketKeyState;
 }
+
+/** What another serving thread needs of this one's TLS: the material and the ticket keys. */
+export interface TlsShare {
+  readonly material: TlsMaterial;
+  readonly keys: TicketKeyState;
+}
+export type { TicketKeyState };
 
 export type { SharedTcpListener };
 
@@ -71,8 +88,16 @@ export interface NetworkHandle {
   acceptingConnections(): boolean;
   /** Unsent bytes queued on all client sockets. */
   writeBacklogBytes(): number;
-  /** The plain TCP listeners other serving threads open again (with `reusePort`). */
+  /** The TCP listeners other serving threads open again (with `reusePort`). */
   sharedTcpListeners(): SharedTcpListener[];
+  /** With `reusePort`: start listening on the bound TCP sockets (once the other threads listen). */
+  listenDeferred(): Promise<void>;
+  /** The TLS material and ticket keys in use (null: no TLS listener here). */
+  tlsShare(): TlsShare | null;
+  /** Thread 0: told the new ticket keys after each rotation. */
+  onTicketKeys(listener: (keys: TicketKeyState) => void): void;
+  /** A serving thread after the first: thread 0 reloaded its certificates or rotated its keys. */
+  applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void;
   /**
    * memcached's `refresh_certs` (and SIGHUP here): reload the TLS certificate, key and CA
    * files for new handshakes; open connections keep working. Returns null on success, else
@@ -139,11 +164,13 @@ export async function startNetwork(
     pendingBytesMax: pendingBytesMaxFor(settings),
     connectionEvents: options.connectionEvents ?? null,
     reusePort: options.reusePort === true || options.sharedTcp !== undefined,
+    deferredTcp: options.reusePort === true && options.sharedTcp === undefined ? [] : undefined,
   };
   if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
   if (options.connectionIds !== undefined) registry.sharedIds = options.connectionIds;
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
-  const tls = tlsInEffect(settings) && options.sharedTcp === undefined ? await TlsService.start(ctx, options.tlsMaterial ?? null) : null;
+  const wantsTls = options.sharedTcp !== undefined ? options.sharedTcp.some((l) => l.tls) : tlsInEffect(settings);
+  const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null) : null;
   const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null);
   try {
     await network.listen();
@@ -227,7 +254,29 @@ class Network implements NetworkHandle {
   }
 
   sharedTcpListeners(): SharedTcpListener[] {
-    return sharedTcpListeners(this.listeners);
+    return [...sharedTcpListeners(this.listeners), ...sharedPendingTcp(this.ctx.deferredTcp ?? [])];
+  }
+
+  async listenDeferred(): Promise<void> {
+    const pending: PendingTcpListener[] = this.ctx.deferredTcp ?? [];
+    while (pending.length > 0) await activateTcp(this.ctx, this.listeners, pending.shift() as PendingTcpListener);
+  }
+
+  tlsShare(): TlsShare | null {
+    return this.tls?.share() ?? null;
+  }
+
+  onTicketKeys(listener: (keys: TicketKeyState) => void): void {
+    if (this.tls !== null) this.tls.onTicketKeys = listener;
+  }
+
+  applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void {
+    if (this.tls === null) return;
+    if (update.material !== undefined) {
+      const error = this.tls.reload(update.material);
+      if (error !== null) this.ctx.log(0, `TLS: could not take thread 0's certificates: ${error}`);
+    }
+    if (update.keys !== undefined) this.tls.setTicketKeys(update.keys);
   }
 
   writeBacklogBytes(): number {
@@ -269,6 +318,14 @@ class Network implements NetworkHandle {
       this.ctx.registry.stop();
       const waits: Promise<void>[] = [];
       for (const l of this.listeners) waits.push(closeListener(this.ctx, l));
+      // Bound sockets that never listened (startup failed before the other threads were up).
+      for (const p of this.ctx.deferredTcp?.splice(0) ?? []) {
+        try {
+          fs.closeSync(p.fd);
+        } catch {
+          // already closed
+        }
+      }
       for (const u of this.udp) waits.push(u.close());
       this.endpointsClosed = Promise.all(waits).then(() => undefined);
     }

@@ -39,8 +39,39 @@ function newTicketKey(): TicketKey {
   };
 }
 
+/** A ring's keys as bytes (name, HMAC key, AES key each), for another serving thread. */
+export interface TicketKeyState {
+  readonly current: Uint8Array;
+  readonly previous: Uint8Array | null;
+}
+
+function keyBytes(k: TicketKey): Buffer {
+  return Buffer.concat([k.name, k.hmacKey, k.aesKey]);
+}
+
+function keyFrom(b: Uint8Array): TicketKey {
+  const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  return {
+    name: Buffer.from(buf.subarray(0, TICKET_PART_BYTES)),
+    hmacKey: Buffer.from(buf.subarray(TICKET_PART_BYTES, 2 * TICKET_PART_BYTES)),
+    aesKey: Buffer.from(buf.subarray(2 * TICKET_PART_BYTES, 3 * TICKET_PART_BYTES)),
+  };
+}
+
 /** The current ticket key, which encrypts, and the previous one, which still decrypts. */
 export class TicketKeyRing {
+  /** The keys, for the other serving threads (a ticket sealed on one thread opens on any). */
+  exportKeys(): TicketKeyState {
+    return { current: keyBytes(this.current), previous: this.previous === null ? null : keyBytes(this.previous) };
+  }
+
+  /** Take thread 0's keys (a thread after the first never rotates on its own). */
+  importKeys(state: TicketKeyState): void {
+    this.current = keyFrom(state.current);
+    this.previous = state.previous === null ? null : keyFrom(state.previous);
+    this.rotations++;
+  }
+
   /** Times rotate() ran. */
   rotations = 0;
   private current: TicketKey = newTicketKey();

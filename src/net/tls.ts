@@ -28,7 +28,7 @@ import { addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type CloseReason, type NetContext } from './context';
 import { installTicketKeyCallback, tlsRawSocket } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
-import { probeTicketKeyRing, SessionCache, TicketKeyRing } from './tls-resumption';
+import { probeTicketKeyRing, SessionCache, TicketKeyRing, type TicketKeyState } from './tls-resumption';
 
 /** memcached exits with EX_USAGE when ssl_init() cannot load the certificates. */
 const EX_USAGE = 64;
@@ -313,8 +313,16 @@ export class TlsService {
   private rotationTimer: NodeJS.Timeout | null;
   private stopped = false;
 
-  /** Load the material unless given (throws TlsConfigError) and check the ticket key hook. */
-  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null): Promise<TlsService> {
+  /** Thread 0: told the new keys after each rotation (the other serving threads take them). */
+  onTicketKeys: ((keys: TicketKeyState) => void) | null = null;
+  /** A serving thread after the first: keys come from thread 0, no rotation timer of its own. */
+  private follower = false;
+
+  /**
+   * Load the material unless given (throws TlsConfigError) and check the ticket key hook.
+   * With `keys` (a serving thread after the first), the ticket keys are thread 0's.
+   */
+  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null, keys: TicketKeyState | null = null): Promise<TlsService> {
     const s = ctx.settings;
     const material = preloaded ?? loadMaterial(s);
     let mode: TicketKeyMode = 'current+previous';
@@ -323,7 +331,30 @@ export class TlsService {
       ctx.log(0, `TLS: several session ticket keys are unavailable on this Node.js: one key, replaced every ` +
         `${s.tlsTicketKeyRotationSeconds} s; tickets issued before a replacement then need a full handshake`);
     }
-    return new TlsService(ctx, material, mode);
+    const service = new TlsService(ctx, material, mode);
+    if (keys !== null) service.follow(keys);
+    return service;
+  }
+
+  private follow(keys: TicketKeyState): void {
+    this.follower = true;
+    if (this.rotationTimer !== null) clearInterval(this.rotationTimer);
+    this.rotationTimer = null;
+    this.setTicketKeys(keys);
+  }
+
+  /** The material in use and the ticket keys: what another serving thread starts with. */
+  share(): { material: TlsMaterial; keys: TicketKeyState } {
+    return { material: this.material, keys: this.ring.exportKeys() };
+  }
+
+  /** A serving thread after the first: thread 0's keys after a rotation. */
+  setTicketKeys(keys: TicketKeyState): void {
+    this.ring.importKeys(keys);
+    if (this.ticketKeyMode === 'single') {
+      const current = this.ring.currentAsTicketKeys();
+      for (const server of this.servers.values()) server.setTicketKeys(current);
+    }
   }
 
   private constructor(ctx: NetContext, material: TlsMaterial, mode: TicketKeyMode) {
@@ -423,10 +454,10 @@ export class TlsService {
    * new handshakes. Connections already open keep their session. Returns null, or memcached's
    * error text (without CRLF), in which case the previous material stays in use.
    */
-  reload(): string | null {
+  reload(given: TlsMaterial | null = null): string | null {
     let material: TlsMaterial;
     try {
-      material = loadMaterial(this.ctx.settings);
+      material = given ?? loadMaterial(this.ctx.settings);
     } catch (err) {
       if (err instanceof TlsConfigError) return err.message;
       throw err;
@@ -449,7 +480,8 @@ export class TlsService {
       server.setSecureContext(options.get(origin) as tls.TlsOptions);
       this.installTicketKeys(server);
     }
-    this.ctx.stats.tlsCertsLoadedSeconds = this.ctx.registry.nowSeconds;
+    // time_since_server_cert_refresh is thread 0's (stats sums the threads' rows).
+    if (!this.follower) this.ctx.stats.tlsCertsLoadedSeconds = this.ctx.registry.nowSeconds;
     this.ctx.log(1, 'TLS certificates reloaded');
     return null;
   }
@@ -461,6 +493,7 @@ export class TlsService {
       const keys = this.ring.currentAsTicketKeys();
       for (const server of this.servers.values()) server.setTicketKeys(keys);
     }
+    this.onTicketKeys?.(this.ring.exportKeys());
   }
 
   /** Stop rotating keys and drop handshakes in progress; open connections are not touched. */

@@ -51,6 +51,11 @@ export function reusePortSocket(address: string, port: number): number {
   return requireAddon('an SO_REUSEPORT socket').reusePortSocket(address, port);
 }
 
+/** The port a bound socket got (a bind to port 0 picks one). */
+export function socketLocalPort(fd: number): number {
+  return requireAddon('the port of an SO_REUSEPORT socket').localPort(fd);
+}
+
 /**
  * The host's net.ipv4.tcp_fastopen (of this network namespace), or null when unreadable.
  * Passive (server) Fast Open needs bit 2: 2 or 3.

@@ -5,9 +5,18 @@
  * `flush_all` and the clock (`debugtime`) act on all, `shutdown` from any connection stops
  * the whole server. The server listens on 127.0.0.1 and is stopped by PID.
  */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LOOPBACK, sleep, startTarget, stopAll, targetKind, type ServerProcess } from '../helpers/servers';
+import {
+  canConnect, freePort, LOOPBACK, REPO_ROOT, sleep, startTarget, stopAll, stopProcess, targetKind, trackProcess, type ServerProcess,
+} from '../helpers/servers';
+import { fingerprintOf, makePki, tlsExchange } from '../net/tls-fixtures';
+
+const BIN = path.join(REPO_ROOT, 'bin', 'memcached-ts.js');
+const rootArgs = process.getuid?.() === 0 ? ['-u', 'root'] : [];
 
 const CONNECTIONS = 12;
 const WAIT_MS = 5_000;
@@ -112,4 +121,52 @@ describe('-t 4: operations see every thread', () => {
     expect(server.isAlive()).toBe(false);
     for (const c of users) c.sock.destroy();
   }, 30_000);
+});
+
+describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS with the same certificates and ticket keys', () => {
+  it('a ticket from one connection resumes on whichever thread the next lands; SIGHUP reloads every thread', async () => {
+    const pki = makePki();
+    const certPath = path.join(pki.dir, 'threads.crt');
+    const keyPath = path.join(pki.dir, 'threads.key');
+    fs.copyFileSync(pki.serverCert, certPath);
+    fs.copyFileSync(pki.serverKey, keyPath);
+    const tlsPort = await freePort();
+    // The port file is written once every thread listens (the port answers earlier, on the
+    // threads already listening).
+    const portFile = path.join(pki.dir, 'ports');
+    const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-U', '0', '-Z', '-o', `ssl_chain_cert=${certPath},ssl_key=${keyPath}`,
+      '-l', `${LOOPBACK}:${tlsPort}`], { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
+    trackProcess(child);
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!fs.existsSync(portFile) || !(await canConnect(tlsPort))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error('memcached-ts -Z -t 4 did not start');
+        await sleep(50);
+      }
+      const opts = { rejectUnauthorized: false, maxVersion: 'TLSv1.3' as const };
+      const first = await tlsExchange(tlsPort, 'version\r\n', opts);
+      expect(first.session).not.toBeNull();
+      const resumed = await Promise.all(Array.from({ length: CONNECTIONS }, () =>
+        tlsExchange(tlsPort, 'version\r\n', { ...opts, session: first.session as Buffer })));
+      for (const r of resumed) {
+        expect(r.text).toMatch(/^VERSION /);
+        expect(r.reused, `resumed: ${resumed.filter((x) => x.reused).length}`).toBe(true);
+      }
+      fs.copyFileSync(pki.serverCert2, certPath);
+      fs.copyFileSync(pki.serverKey2, keyPath);
+      process.kill(child.pid as number, 'SIGHUP');
+      const want = fingerprintOf(pki.serverCert2);
+      const until = Date.now() + WAIT_MS;
+      let seen: string[] = [];
+      while (Date.now() < until) {
+        seen = (await Promise.all(Array.from({ length: CONNECTIONS }, () => tlsExchange(tlsPort, 'version\r\n', opts)))).map((r) => r.fingerprint);
+        if (seen.every((f) => f === want)) break;
+        await sleep(50);
+      }
+      expect(seen.every((f) => f === want)).toBe(true);
+    } finally {
+      await stopProcess(child);
+      pki.remove();
+    }
+  }, 60_000);
 });
