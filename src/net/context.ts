@@ -5,7 +5,6 @@ import type { BindProtocol, Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { ConnectionRegistry } from './registry';
-import type { PendingTcpListener } from './listeners';
 
 /** `level` is the -v count needed to see the message: 0 always, 1 for -v, 2 for -vv. */
 export type LogFn = (level: number, msg: string) => void;
@@ -29,7 +28,12 @@ export interface NetContext {
   /** Several serving threads: TCP listeners are SO_REUSEPORT sockets (see listeners.ts). */
   readonly reusePort?: boolean;
   /** Thread 0 of several: SO_REUSEPORT sockets bound here wait to listen until the others do. */
-  readonly deferredTcp?: PendingTcpListener[];
+  readonly deferredTcp?: DeferredTcp[];
+}
+
+/** A bound socket waiting to listen (listeners.ts's PendingTcpListener). */
+export interface DeferredTcp {
+  readonly fd: number;
 }
 
 /** memcached's close reasons (conn_close's `reason=` in `watch connevents`). */

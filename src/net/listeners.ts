@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 import { Connection, addressName, type ConnectionOrigin } from './connection';
-import { verboseLines, type NetContext } from './context';
+import { verboseLines, type DeferredTcp, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
 import { detachHandle, listeningFd } from './node-internals';
 import { enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
@@ -327,7 +327,7 @@ async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListen
 }
 
 /** An SO_REUSEPORT socket bound but not yet listening. */
-export interface PendingTcpListener {
+export interface PendingTcpListener extends DeferredTcp {
   readonly server: net.Server;
   readonly origin: ConnectionOrigin;
   readonly fd: number;
@@ -344,8 +344,8 @@ export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: 
 }
 
 /** What other serving threads open again of sockets still waiting to listen. */
-export function sharedPendingTcp(pending: readonly PendingTcpListener[]): SharedTcpListener[] {
-  return pending.map((p) => ({
+export function sharedPendingTcp(deferred: readonly DeferredTcp[]): SharedTcpListener[] {
+  return (deferred as readonly PendingTcpListener[]).map((p) => ({
     address: p.address, family: p.family, port: p.port, protocol: p.origin.protocol, tag: p.origin.tag,
     tls: p.origin.tls, tlsVerify: p.origin.tlsVerify,
   }));

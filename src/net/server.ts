@@ -258,7 +258,7 @@ class Network implements NetworkHandle {
   }
 
   async listenDeferred(): Promise<void> {
-    const pending: PendingTcpListener[] = this.ctx.deferredTcp ?? [];
+    const pending = (this.ctx.deferredTcp ?? []) as PendingTcpListener[];
     while (pending.length > 0) await activateTcp(this.ctx, this.listeners, pending.shift() as PendingTcpListener);
   }
 
