@@ -7,6 +7,8 @@
  *   reusePortSocket(addr, port)     a bound, non-blocking SO_REUSEPORT TCP socket, for
  *                                   server.listen({ fd }, backlog) in each serving thread
  *   localPort(fd)                   getsockname()'s port: the port a socket bound to port 0 got
+ *   dupFd(fd)                       dup() with close-on-exec: an accepted unix connection handed
+ *                                   to another serving thread (the accepting handle closes its own)
  *   getScheduler(tid)               [policy, priority] of a process or thread (0 = caller)
  *   lockBuffer(view)                mlock() a typed array's bytes: -k locks each slab page
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
@@ -201,6 +203,20 @@ static napi_value local_port(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* dup(fd) with FD_CLOEXEC. */
+static napi_value dup_fd(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "dupFd(fd): a descriptor");
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return throw_errno(env, "fcntl(F_DUPFD_CLOEXEC)", errno);
+    napi_value out;
+    napi_create_int32(env, copy, &out);
+    return out;
+}
+
 /* [policy, priority] of thread or process `tid` (0: the calling thread). The policy is
  * Linux's number (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5,
  * SCHED_DEADLINE 6) without the SCHED_RESET_ON_FORK flag. */
@@ -269,6 +285,7 @@ static napi_value init(napi_env env, napi_value exports) {
         {"getTcpFastOpen", NULL, get_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
         {"localPort", NULL, local_port, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getScheduler", NULL, get_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockBuffer", NULL, lock_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},

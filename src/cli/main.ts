@@ -119,6 +119,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   let network: NetworkHandle | null = null;
   let metrics: MetricsEndpoint | null = null;
   let threads: ServingThreads | null = null;
+  let unixTurn = 0;
   let stopping = false;
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping) return;
@@ -197,6 +198,13 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       tlsMaterial,
       reusePort: plan.threads > 1,
       connectionIds,
+      // -s with several threads: thread 0 accepts and deals the connections out in turn.
+      unixHandOff: plan.threads > 1 ? () => {
+        unixTurn = (unixTurn + 1) % plan.threads;
+        const started = threads;
+        const to = unixTurn;
+        return to === 0 || started === null ? null : (fd: number) => started.sendUnix(to, fd);
+      } : undefined,
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.extPaths.length === 0 && settings.socketPath !== null ? 1 : 0, plan.reason);
     if (plan.threads > 1) {

@@ -20,7 +20,7 @@ import { Clock } from '../store/clock';
 import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, ToServingThread } from './threads';
 
 /** A worker sends its connection list for `stats conns` at most this often (and with each `stats conns`). */
-const CONNS_SNAPSHOT_MS = 100;
+const CONNS_SNAPSHOT_MS = 20;
 /** A forwarded command that gets no answer within this long is answered with an error. */
 const RPC_TIMEOUT_MS = 10_000;
 const RPC_TIMEOUT_REPLY = Buffer.from('SERVER_ERROR the first thread did not answer\r\n', 'latin1');
@@ -154,6 +154,8 @@ async function serve(d: ServingThreadData): Promise<void> {
       Object.assign(settings, m.settings);
     } else if (m.type === 'watch') {
       engine.logger.setFlags(m.flags);
+    } else if (m.type === 'unix') {
+      net.adoptUnix(m.fd, m.socketPath);
     } else if (m.type === 'tls') {
       net.applyTls(m);
     } else if (m.type === 'lines') {

@@ -57,6 +57,7 @@ export type ToServingThread =
   | { readonly type: 'watch'; readonly flags: number }
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
+  | { readonly type: 'unix'; readonly fd: number; readonly socketPath: string }
   | { readonly type: 'stop'; readonly graceful: boolean };
 
 /** Messages from a worker to the first thread. */
@@ -88,8 +89,7 @@ export function servingThreadPlan(settings: Settings): { threads: number; reason
   if (asked <= 1) return { threads: 1, reason: null };
   const one = (why: string): { threads: number; reason: string } =>
     ({ threads: 1, reason: `-t ${asked}: serving on one thread: ${why}` });
-  if (settings.socketPath !== null) return one('with -s the unix socket is the only listener, and one thread accepts on it');
-  if (settings.tcpPort === 0) return one('with -p 0 there is no TCP listener to share');
+  if (settings.socketPath === null && settings.tcpPort === 0) return one('with -p 0 and no -s there is no listener to share');
   if (settings.extPaths.length > 0) return one('extstore (-o ext_path) is served by one thread in this version');
   const load = loadNative();
   if (load.addon === null) return one(`spreading connections over threads needs SO_REUSEPORT sockets from the native addon, which is ${load.reason}`);
@@ -224,6 +224,12 @@ export class ServingThreads {
   broadcastTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void {
     const msg: ToServingThread = { type: 'tls', ...update };
     for (const w of this.workers) w.postMessage(msg);
+  }
+
+  /** A unix connection thread 0 accepted goes to worker `thread` (its descriptor, duplicated). */
+  sendUnix(thread: number, fd: number): void {
+    const msg: ToServingThread = { type: 'unix', fd, socketPath: this.settings.socketPath ?? '' };
+    this.workers[thread - 1].postMessage(msg);
   }
 
   /** Runtime tuning changed settings: every thread takes the new values. */

@@ -27,6 +27,11 @@ export interface NetContext {
   readonly connectionEvents?: ConnectionEvents | null;
   /** Several serving threads: TCP listeners are SO_REUSEPORT sockets (see listeners.ts). */
   readonly reusePort?: boolean;
+  /**
+   * Thread 0 of several: per accepted unix connection, where it goes: a function that sends its
+   * descriptor to another thread, or null to serve it here.
+   */
+  readonly unixHandOff?: () => ((fd: number) => void) | null;
   /** Thread 0 of several: SO_REUSEPORT sockets bound here wait to listen until the others do. */
   readonly deferredTcp?: DeferredTcp[];
 }

@@ -11,8 +11,8 @@ import type * as tls from 'node:tls';
 import { Connection, addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type DeferredTcp, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
-import { detachHandle, listeningFd } from './node-internals';
-import { enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
+import { adoptDescriptor, detachHandle, handOffDescriptor, listeningFd } from './node-internals';
+import { duplicateFd, enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
 import type { Handshake, TlsService } from './tls';
 import { listenerVerifyMode } from './tls';
@@ -83,7 +83,27 @@ export class Acceptor {
     for (const s of this.rejecting) s.destroy();
   }
 
+  /** A unix connection thread 0 accepted and handed to this thread (its descriptor). */
+  adopt(fd: number, origin: ConnectionOrigin): void {
+    if (this.stopped) {
+      fs.closeSync(fd);
+      return;
+    }
+    this.admit(adoptDescriptor(fd), origin);
+  }
+
   private admit(shell: net.Socket, origin: ConnectionOrigin): void {
+    // Several serving threads: thread 0 accepts on the unix socket and hands connections out.
+    if (origin.transport === 'unix' && this.ctx.unixHandOff !== undefined) {
+      const send = this.ctx.unixHandOff();
+      if (send !== null) {
+        const fd = handOffDescriptor(shell, duplicateFd);
+        if (fd !== null) {
+          send(fd);
+          return;
+        }
+      }
+    }
     if (origin.tls) {
       if (this.tls === null) throw new Error('a TLS listener without TLS settings');
       this.tls.accept(shell, origin);

@@ -57,6 +57,32 @@ export function detachHandle(accepted: net.Socket): OpaqueHandle | null {
 }
 
 /**
+ * Hand an accepted connection (pauseOnConnect, not reading) to another thread: a copy of its
+ * descriptor (native addon), this thread's handle closed. Returns null (socket untouched) when
+ * the handle is not what we expect.
+ */
+export function handOffDescriptor(accepted: net.Socket, duplicate: (fd: number) => number): number | null {
+  const fields = accepted as unknown as PrivateSocketFields;
+  const handle = fields._handle as { fd?: unknown; close?: unknown } | null;
+  if (!looksLikeStreamHandle(handle) || handle === null || typeof handle.fd !== 'number' || handle.fd < 0 ||
+    typeof handle.close !== 'function') {
+    return null;
+  }
+  const copy = duplicate(handle.fd);
+  accepted.destroy();
+  return copy;
+}
+
+/**
+ * A socket over a descriptor another thread accepted (handOffDescriptor), not reading yet: as
+ * an accepted socket with pauseOnConnect, for the Acceptor.
+ */
+export function adoptDescriptor(fd: number): net.Socket {
+  const options = { fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true };
+  return new net.Socket(options as net.SocketConstructorOpts);
+}
+
+/**
  * Build a socket that reads into `readBuf` and calls `onBytes(count)` per read. Returning false
  * from `onBytes` stops reading (libuv readStop) until `socket.resume()`.
  */

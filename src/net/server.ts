@@ -11,6 +11,7 @@ import type * as net from 'node:net';
 import type { Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
+import type { ConnectionOrigin } from './connection';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
 import {
   Acceptor, activateTcp, closeListener, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp, sharedTcpListeners,
@@ -50,6 +51,8 @@ export interface NetworkOptions {
   connectionIds?: Int32Array;
   /** A serving thread after the first: thread 0's session ticket keys (with `tlsMaterial`). */
   tlsTicketKeys?: TicketKeyState;
+  /** Thread 0 of several: where each accepted unix connection goes (see NetContext). */
+  unixHandOff?: () => ((fd: number) => void) | null;
 }
 
 /** What another serving thread needs of this one's TLS: the material and the ticket keys. */
@@ -98,6 +101,10 @@ export interface NetworkHandle {
   onTicketKeys(listener: (keys: TicketKeyState) => void): void;
   /** A serving thread after the first: thread 0 reloaded its certificates or rotated its keys. */
   applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void;
+  /** A serving thread after the first: serve a unix connection thread 0 accepted (its descriptor). */
+  adoptUnix(fd: number, socketPath: string): void;
+  /** Thread 0: the unix listener's id (`stats conns` listen_addr of handed-off connections). */
+  unixListenerId(): number;
   /**
    * memcached's `refresh_certs` (and SIGHUP here): reload the TLS certificate, key and CA
    * files for new handshakes; open connections keep working. Returns null on success, else
@@ -165,6 +172,7 @@ export async function startNetwork(
     connectionEvents: options.connectionEvents ?? null,
     reusePort: options.reusePort === true || options.sharedTcp !== undefined,
     deferredTcp: options.reusePort === true && options.sharedTcp === undefined ? [] : undefined,
+    unixHandOff: options.unixHandOff,
   };
   if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
   if (options.connectionIds !== undefined) registry.sharedIds = options.connectionIds;
@@ -268,6 +276,17 @@ class Network implements NetworkHandle {
 
   onTicketKeys(listener: (keys: TicketKeyState) => void): void {
     if (this.tls !== null) this.tls.onTicketKeys = listener;
+  }
+
+  adoptUnix(fd: number, socketPath: string): void {
+    const origin: ConnectionOrigin = {
+      transport: 'unix', socketPath, protocol: null, tag: null, tls: false, tlsVerify: null, listenerId: 0,
+    };
+    this.acceptor.adopt(fd, origin);
+  }
+
+  unixListenerId(): number {
+    return this.listeners.find((l) => l.origin.transport === 'unix')?.info.id ?? 0;
   }
 
   applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void {

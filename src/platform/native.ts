@@ -26,6 +26,8 @@ export interface NativeAddon {
   reusePortSocket(address: string, port: number): number;
   /** getsockname()'s port of a bound socket (what a bind to port 0 got). */
   localPort(fd: number): number;
+  /** dup() with close-on-exec (an accepted unix connection handed to another serving thread). */
+  dupFd(fd: number): number;
   /** [Linux policy number, priority] of a thread or process (0: the calling thread). */
   getScheduler(tid: number): [number, number];
   /** mlock() the bytes of a Buffer or TypedArray (also over a SharedArrayBuffer): -k, per slab page. */
@@ -45,7 +47,7 @@ export type NativeLoad =
 
 /** The exports this build of the TypeScript side expects. */
 const ABI_VERSION = 3;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

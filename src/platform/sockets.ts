@@ -51,6 +51,11 @@ export function reusePortSocket(address: string, port: number): number {
   return requireAddon('an SO_REUSEPORT socket').reusePortSocket(address, port);
 }
 
+/** A copy of a descriptor (close-on-exec), for handing a connection to another thread. */
+export function duplicateFd(fd: number): number {
+  return requireAddon('handing a connection to another thread').dupFd(fd);
+}
+
 /** The port a bound socket got (a bind to port 0 picks one). */
 export function socketLocalPort(fd: number): number {
   return requireAddon('the port of an SO_REUSEPORT socket').localPort(fd);

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -31,8 +32,8 @@ afterEach(async () => {
 class Client {
   readonly sock: net.Socket;
   got = '';
-  constructor(port: number) {
-    this.sock = net.connect(port, LOOPBACK);
+  constructor(port: number, socketPath?: string) {
+    this.sock = socketPath !== undefined ? net.connect(socketPath) : net.connect(port, LOOPBACK);
     this.sock.on('data', (d) => { this.got += d.toString('latin1'); });
     this.sock.on('error', () => undefined);
   }
@@ -83,7 +84,7 @@ describe('-t 4: operations see every thread', () => {
     server = await startTarget(['-t', '4']);
     const users = await clients(server.port, CONNECTIONS);
     for (const c of users) await c.ask('version\r\n', endsWith('\r\n'));
-    // Threads report their clients at most every 100 ms; the asking thread reports its own at once.
+    // Threads report their clients at most every 20 ms; the asking thread reports its own at once.
     await sleep(300);
     const reply = await users[0].ask('stats conns\r\n', endsWith('END\r\n'));
     const ports = new Set([...reply.matchAll(/^STAT \d+:addr tcp:127\.0\.0\.1:(\d+)\r$/gm)].map((m) => Number(m[1])));
@@ -167,6 +168,41 @@ describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS 
     } finally {
       await stopProcess(child);
       pki.remove();
+    }
+  }, 60_000);
+});
+
+describe.runIf(targetKind() === 'ours')('-t 4 with -s: thread 0 accepts on the unix socket and deals connections out', () => {
+  it('every connection is served, and the clients of every thread are counted and listed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-unix-threads-'));
+    const socketPath = path.join(dir, 'mc.sock');
+    const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-s', socketPath, '-vv'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    trackProcess(child);
+    let log = '';
+    child.stderr?.on('data', (d: Buffer) => { log += d.toString(); });
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!log.includes('started, pid')) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`memcached-ts -s -t 4 did not start: ${log}`);
+        await sleep(50);
+      }
+      const users = Array.from({ length: CONNECTIONS }, () => {
+        const c = new Client(0, socketPath);
+        return c;
+      });
+      await Promise.all(users.map((c) => c.ready()));
+      for (const [i, c] of users.entries()) {
+        expect(await c.ask(`set u${i} 0 0 2\r\nv${i % 10}\r\nget u${i}\r\n`, endsWith('END\r\n'))).toBe(`STORED\r\nVALUE u${i} 0 2\r\nv${i % 10}\r\nEND\r\n`);
+      }
+      await sleep(100);
+      const stats = await users[0].ask('stats\r\n', endsWith('END\r\n'));
+      expect(stats).toContain(`STAT curr_connections ${CONNECTIONS}\r\n`);
+      const conns = await users[1].ask('stats conns\r\n', endsWith('END\r\n'));
+      expect((conns.match(/:addr unix:/g) ?? []).length).toBe(CONNECTIONS + 1);
+      for (const c of users) c.sock.destroy();
+    } finally {
+      await stopProcess(child);
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
 });
