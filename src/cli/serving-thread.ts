@@ -84,11 +84,11 @@ async function serve(d: ServingThreadData): Promise<void> {
   const events = connectionEventsFor(engine.logger);
 
   let seq = 0;
-  const forward = (request: Buffer): Buffer => {
+  const forward = (request: Buffer, pipelined: boolean): Buffer => {
     if (request.length >= STATS_CONNS.length && request.subarray(0, STATS_CONNS.length).equals(STATS_CONNS)) sendConnections();
     seq = (seq % 0x7fffffff) + 1;
     const mine = seq;
-    const msg: RpcRequest = { kind: 'rpc', seq: mine, request };
+    const msg: RpcRequest = { kind: 'rpc', seq: mine, request, pipelined };
     d.rpcPort.postMessage(msg);
     const deadline = Date.now() + RPC_TIMEOUT_MS;
     for (;;) {

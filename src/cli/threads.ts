@@ -71,7 +71,7 @@ export type FromServingThread =
  * its client connections for `stats conns`, or `watch` lines (stream, body, stream, body...).
  */
 export type RpcRequest =
-  | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array }
+  | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array; readonly pipelined: boolean }
   | { readonly kind: 'conns'; readonly list: readonly ConnectionStat[] }
   | { readonly kind: 'log'; readonly lines: readonly (number | string)[] }
   | { readonly kind: 'watchers'; readonly flags: number };
@@ -200,7 +200,7 @@ export class ServingThreads {
           for (let i = 0; i + 1 < m.lines.length; i += 2) this.engine.logger.emitForwarded(m.lines[i] as number, m.lines[i + 1] as string);
           return;
         }
-        const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength));
+        const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength), m.pipelined);
         const msg: RpcReply = { seq: m.seq, reply };
         port1.postMessage(msg);
         Atomics.store(rpcWord, 0, m.seq);
@@ -302,8 +302,12 @@ class AdminExecutor {
     this.session = new TextSession(engine, this.output, conn, hooks);
   }
 
-  run(request: Buffer): Buffer {
+  /** `pipelined`: the asking connection has replies waiting before this one (see runAdmin). */
+  run(request: Buffer, pipelined: boolean): Buffer {
+    // The session sees pending output as the asking connection has it: one placeholder byte.
+    if (pipelined) this.output.byte(0);
     this.session.feed(request, 0, request.length);
-    return Buffer.from(this.output.detach());
+    const out = this.output.detach();
+    return Buffer.from(pipelined ? out.subarray(1) : out);
   }
 }

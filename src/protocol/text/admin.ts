@@ -31,7 +31,7 @@ export interface AdminHooks {
    * thread, which owns the background work, the tuning and every listener's state, and return
    * its reply bytes. Absent: run here.
    */
-  forward?: (request: Buffer) => Buffer;
+  forward?: (request: Buffer, pipelined: boolean) => Buffer;
   /** Settings may have changed (runtime tuning): the first thread tells the others. */
   changed?: () => void;
 }
@@ -58,7 +58,9 @@ export function runAdmin(s: TextRequest, op: Op, hooks: AdminHooks): void {
   if (FORWARDED.has(op)) {
     if (hooks.forward !== undefined) {
       const line = s.line.subarray(s.tokStart[0], s.tokEnd[s.ntokens - 1]);
-      const reply = hooks.forward(Buffer.concat([line, CRLF]));
+      // `pipelined`: replies of earlier commands of this read are waiting (metadump and watch
+      // refuse to follow them, as memcached).
+      const reply = hooks.forward(Buffer.concat([line, CRLF]), s.out.length > 0);
       s.out.bytes(reply, 0, reply.length);
       return;
     }
