@@ -215,9 +215,14 @@ export class ServingThreads {
       await this.stop(false);
       throw e;
     }
-    for (const w of this.workers) {
-      w.on('error', (err) => this.log(0, `serving thread failed: ${err.message}`));
-    }
+    this.workers.forEach((w, i) => {
+      // A thread that fails takes its connections with it; the others keep serving (its
+      // listening sockets close, so the kernel gives new connections to the others).
+      w.on('error', (err) => this.log(0, `serving thread ${i + 1} failed: ${err.stack ?? err.message}`));
+      w.on('exit', (code) => {
+        if (this.stopping === null) this.log(0, `serving thread ${i + 1} exited (code ${code}); the other threads go on`);
+      });
+    });
   }
 
   /** Thread 0 reloaded its certificates or rotated its ticket keys: every thread takes them. */
