@@ -1090,8 +1090,14 @@ export class Engine implements ValueSource {
     const oldest = (delay > 0 ? this.clock.realtime(delay) : now) - 1;
     items.setFlushState(oldest, 0);
     if (oldest > now) return;
+    // Other threads use the items meanwhile: each is unlinked under its item lock, once it is
+    // sure to be the same linked item.
     forEachItem(items, null, (ref) => {
-      if (items.atime(ref) >= oldest) items.unlink(ref, items.hashOf(ref));
+      if (items.atime(ref) < oldest) return;
+      const hash = items.hashOf(ref);
+      this.lockKey(hash);
+      if (items.isLinkedWithHash(ref, hash) && items.atime(ref) >= oldest) items.unlink(ref, hash);
+      this.unlockKey(hash);
     });
   }
 }

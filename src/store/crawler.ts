@@ -138,8 +138,7 @@ export class Crawler {
     const stripe = items.stripeOf(hash);
     if (!items.itemLocks.tryLock(stripe)) return;
     try {
-      const word = items.u32(ref)[items.w(ref)];
-      if ((word & 3) !== KIND_ITEM || (word & IF_LINKED) === 0 || items.hashOf(ref) !== hash || !items.isDead(ref)) return;
+      if (!items.isLinkedWithHash(ref, hash) || !items.isDead(ref)) return;
       items.counters.crawler_reclaimed[cls]++;
       items.counters.reclaimed[cls]++;
       items.unlink(ref, hash);

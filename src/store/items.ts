@@ -746,6 +746,16 @@ export class Items {
     }
   }
 
+  /**
+   * Is the chunk at `ref` still a linked item whose key hashes to `hash`? For walkers that
+   * found it without a lock: after taking the stripe lock of `hash`, this says the lock is the
+   * item's and the item is still there.
+   */
+  isLinkedWithHash(ref: number, hash: number): boolean {
+    const word = this.u32(ref)[this.w(ref)];
+    return (word & 3) === KIND_ITEM && (word & IF_LINKED) !== 0 && this.hashOf(ref) === hash;
+  }
+
   isLinked(ref: number): boolean {
     return (this.u32(ref)[this.w(ref)] & IF_LINKED) !== 0;
   }

@@ -151,4 +151,19 @@ describe('one store, several threads', () => {
     // The hash table grew (from 2^12 buckets) while the threads used it.
     expect(e.items.index.hashPower).toBeGreaterThan(12);
   }, 90_000);
+
+  it('flush_all from this thread while 4 threads store and read: every item goes under its lock, nothing torn', async () => {
+    const { e, settings } = start({ memoryLimitBytes: 16 * MIB });
+    let flushes = 0;
+    const flusher = setInterval(() => {
+      e.flushAll(0);
+      flushes++;
+    }, 25);
+    const reports = await runWorkers(e, settings, 'values', 15_000, 4_000, { sizeMax: 64 * 1024 })
+      .finally(() => clearInterval(flusher));
+    expect(reports.reduce((a, r) => a + r.torn, 0)).toBe(0);
+    expect(reports.reduce((a, r) => a + r.hits, 0)).toBeGreaterThan(100);
+    expect(flushes).toBeGreaterThan(5);
+    checkStore(e);
+  }, 90_000);
 });
