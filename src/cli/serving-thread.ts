@@ -21,6 +21,8 @@ import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, ToServ
 
 /** A worker sends its connection list for `stats conns` at most this often (and with each `stats conns`). */
 const CONNS_SNAPSHOT_MS = 20;
+/** A worker hands its `stats detail` counts to thread 0 this often (and before each forwarded command). */
+const DETAIL_FLUSH_MS = 50;
 /** A forwarded command that gets no answer within this long is answered with an error. */
 const RPC_TIMEOUT_MS = 10_000;
 const RPC_TIMEOUT_REPLY = Buffer.from('SERVER_ERROR the first thread did not answer\r\n', 'latin1');
@@ -43,10 +45,19 @@ async function serve(d: ServingThreadData): Promise<void> {
 
   // `watch`: lines go to thread 0, whose logger has the watchers; sent once per loop turn.
   engine.logger.setFlags(d.watchFlags);
-  engine.logger.onLocalFlagsChanged = (flags) => {
-    const msg: RpcRequest = { kind: 'watchers', flags };
+  engine.logger.onLocalFlagsChanged = (flags, count) => {
+    const msg: RpcRequest = { kind: 'watchers', flags, count };
     d.rpcPort.postMessage(msg);
   };
+  // `stats detail`: this thread counts, and hands its counts to thread 0 (which answers the
+  // dump) once per loop turn and before each command it forwards.
+  const sendDetail = (): void => {
+    if (!engine.detail.pending) return;
+    const msg: RpcRequest = { kind: 'detail', counts: engine.detail.drain() };
+    d.rpcPort.postMessage(msg);
+  };
+  const detailTimer = setInterval(sendDetail, DETAIL_FLUSH_MS);
+  detailTimer.unref();
   let lines: (number | string)[] = [];
   engine.logger.forward = (stream, body) => {
     if (lines.length === 0) {
@@ -83,8 +94,14 @@ async function serve(d: ServingThreadData): Promise<void> {
   };
   const events = connectionEventsFor(engine.logger);
 
+  const applySettings = (next: typeof settings): void => {
+    Object.assign(settings, next);
+    engine.detail.enabled = settings.detailEnabled;
+  };
+
   let seq = 0;
   const forward = (request: Buffer, pipelined: boolean): Buffer => {
+    sendDetail();
     if (request.length >= STATS_CONNS.length && request.subarray(0, STATS_CONNS.length).equals(STATS_CONNS)) sendConnections();
     seq = (seq % 0x7fffffff) + 1;
     const mine = seq;
@@ -103,8 +120,10 @@ async function serve(d: ServingThreadData): Promise<void> {
       for (let m = receiveMessageOnPort(d.rpcPort); m !== undefined; m = receiveMessageOnPort(d.rpcPort)) {
         const r = m.message as RpcReply;
         if (r.seq === mine) {
-          // The command may have moved the clock (debugtime): this connection sees it at once.
+          // The command may have moved the clock (debugtime) or changed settings (stats detail
+          // on, verbosity, lru ...): this connection's next command sees both.
           engine.clock.tick();
+          applySettings(r.settings);
           return Buffer.from(r.reply.buffer, r.reply.byteOffset, r.reply.byteLength);
         }
       }
@@ -151,7 +170,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   const net = network;
   parentPort?.on('message', (m: ToServingThread) => {
     if (m.type === 'settings') {
-      Object.assign(settings, m.settings);
+      applySettings(m.settings);
     } else if (m.type === 'watch') {
       engine.logger.setFlags(m.flags);
     } else if (m.type === 'unix') {
@@ -162,6 +181,7 @@ async function serve(d: ServingThreadData): Promise<void> {
       for (let i = 0; i + 1 < m.lines.length; i += 2) engine.logger.deliverFormatted(m.lines[i] as number, m.lines[i + 1] as string);
     } else if (m.type === 'stop') {
       void (m.graceful ? net.gracefulStop() : net.close()).then(() => {
+        clearInterval(detailTimer);
         engine.stop();
         d.rpcPort.close();
         send({ type: 'stopped' });

@@ -74,10 +74,16 @@ export type RpcRequest =
   | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array; readonly pipelined: boolean }
   | { readonly kind: 'conns'; readonly list: readonly ConnectionStat[] }
   | { readonly kind: 'log'; readonly lines: readonly (number | string)[] }
-  | { readonly kind: 'watchers'; readonly flags: number };
+  | { readonly kind: 'watchers'; readonly flags: number; readonly count: number }
+  | { readonly kind: 'detail'; readonly counts: readonly (string | number)[] };
 export interface RpcReply {
   readonly seq: number;
   readonly reply: Uint8Array;
+  /**
+   * The settings after the command: the asking thread takes them before its connection's next
+   * command (the broadcast to every thread may arrive after it).
+   */
+  readonly settings: Settings;
 }
 
 /**
@@ -137,8 +143,9 @@ export class ServingThreads {
     };
   }
 
-  /** Each worker's watchers' streams. */
+  /** Each worker's watchers' streams, and how many it has. */
   private readonly watchFlags = new Map<number, number>();
+  private readonly watcherCounts = new Map<number, number>();
   private readonly outgoingLines = new Map<number, (number | string)[]>();
   private linesScheduled = false;
 
@@ -189,11 +196,22 @@ export class ServingThreads {
           return;
         }
         if (m.kind === 'watchers') {
-          if (m.flags === 0) this.watchFlags.delete(t);
-          else this.watchFlags.set(t, m.flags);
+          if (m.count === 0) {
+            this.watchFlags.delete(t);
+            this.watcherCounts.delete(t);
+          } else {
+            this.watchFlags.set(t, m.flags);
+            this.watcherCounts.set(t, m.count);
+          }
           let union = 0;
           for (const f of this.watchFlags.values()) union |= f;
-          this.engine.logger.setRemoteFlags(union);
+          let count = 0;
+          for (const c of this.watcherCounts.values()) count += c;
+          this.engine.logger.setRemoteFlags(union, count);
+          return;
+        }
+        if (m.kind === 'detail') {
+          this.engine.detail.add(m.counts);
           return;
         }
         if (m.kind === 'log') {
@@ -201,7 +219,7 @@ export class ServingThreads {
           return;
         }
         const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength), m.pipelined);
-        const msg: RpcReply = { seq: m.seq, reply };
+        const msg: RpcReply = { seq: m.seq, reply, settings: this.settings };
         port1.postMessage(msg);
         Atomics.store(rpcWord, 0, m.seq);
         Atomics.notify(rpcWord, 0);

@@ -50,6 +50,40 @@ export class PrefixStats {
     if (e) e.del++;
   }
 
+  /**
+   * A serving thread after the first counts here and hands its counts to thread 0 (which
+   * answers `stats detail dump`): what was counted since the last call, as
+   * [prefix, get, hit, set, del, ...], and the table emptied.
+   */
+  drain(): (string | number)[] {
+    const out: (string | number)[] = [];
+    for (const [p, e] of this.table) out.push(p, e.get, e.hit, e.set, e.del);
+    this.table.clear();
+    return out;
+  }
+
+  /** Thread 0: counts another serving thread drained. */
+  add(counts: readonly (string | number)[]): void {
+    for (let i = 0; i + 4 < counts.length; i += 5) {
+      const prefix = counts[i] as string;
+      let e = this.table.get(prefix);
+      if (!e) {
+        if (this.table.size >= PREFIXES_MAX) continue;
+        e = { get: 0, hit: 0, set: 0, del: 0 };
+        this.table.set(prefix, e);
+      }
+      e.get += counts[i + 1] as number;
+      e.hit += counts[i + 2] as number;
+      e.set += counts[i + 3] as number;
+      e.del += counts[i + 4] as number;
+    }
+  }
+
+  /** Something was counted since the last drain (a serving thread after the first). */
+  get pending(): boolean {
+    return this.table.size > 0;
+  }
+
   /** memcached's dump format, ending in END. */
   dump(): string {
     let s = '';

@@ -164,9 +164,13 @@ export class WatchLogger {
     if (!(Number.isSafeInteger(bufferBytesMax) && bufferBytesMax > 0)) throw new Error(`watcher buffer ${bufferBytesMax}`);
   }
 
+  /** Every thread's watchers (memcached's log_watchers). */
   get watcherCount(): number {
-    return this.watchers.length;
+    return this.watchers.length + this.remoteWatchers;
   }
+
+  /** Watchers of the other serving threads (thread 0). */
+  private remoteWatchers = 0;
 
   /** `stats reset` (memcached zeroes its log_* counters with the others). */
   resetCounters(): void {
@@ -208,9 +212,10 @@ export class WatchLogger {
   /** The streams this thread's own watchers want. */
   private localFlags = 0;
 
-  /** Thread 0: the union of the other threads' watchers' streams changed. */
-  setRemoteFlags(flags: number): void {
+  /** Thread 0: the union of the other threads' watchers' streams, and how many they are. */
+  setRemoteFlags(flags: number, watchers: number): void {
     this.remoteFlags = flags;
+    this.remoteWatchers = watchers;
     this.recomputeFlags();
   }
 
@@ -359,10 +364,9 @@ export class WatchLogger {
   private updateFlags(): void {
     let flags = 0;
     for (const w of this.watchers) flags |= w.streams;
-    const changed = flags !== this.localFlags;
     this.localFlags = flags;
     this.recomputeFlags();
-    if (changed) this.onLocalFlagsChanged?.(flags);
+    this.onLocalFlagsChanged?.(flags, this.watchers.length);
   }
 
   private recomputeFlags(): void {
@@ -375,8 +379,8 @@ export class WatchLogger {
 
   /** Told when `flags` changes (thread 0 tells the other serving threads the union). */
   onFlagsChanged: ((flags: number) => void) | null = null;
-  /** Told when this thread's own watchers' streams change (a thread after the first tells thread 0). */
-  onLocalFlagsChanged: ((flags: number) => void) | null = null;
+  /** Told when this thread's own watchers come or go (a thread after the first tells thread 0). */
+  onLocalFlagsChanged: ((flags: number, watchers: number) => void) | null = null;
 }
 
 const EMPTY = Buffer.alloc(0);
