@@ -801,8 +801,8 @@ export class Engine implements ValueSource {
    * E, u, and whether any needs the item locked); they apply in request order. The sink gets
    * the item (`v.won`, `v.created` set) before the delayed bump of a locked fetch, as
    * memcached renders before it. A miss without N returns false; with N the placeholder item
-   * is created (and false is returned only if memory is short). Counted as a touch when T
-   * was given, else as a get.
+   * is created (and false is returned only if memory is short). A hit is counted as a touch
+   * when T was given, else as a get; a miss always as a get miss (as memcached).
    */
   metaGet(v: ItemView, key: Uint8Array, start: number, len: number, req: MetaRequest, sink: ItemSink): boolean {
     const items = this.items;
@@ -824,7 +824,9 @@ export class Engine implements ValueSource {
       }
     }
     if (ref === 0) {
-      this.countMetaFetch(0, req.touchAt >= 0);
+      // memcached notes T (ttl_set) only while walking the flags of a hit: a miss is
+      // counted as a get miss, T or not.
+      this.countMetaFetch(0, false);
       this.unlockKey(hash);
       return false;
     }
