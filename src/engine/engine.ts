@@ -136,9 +136,8 @@ export const enum DeleteResult {
   Exists = 2,
 }
 
-/** Longest decimal number incr/decr will read from a value (memcached: INCR_MAX_STORAGE_LEN). */
-const DELTA_VALUE_BYTES_MAX = 24;
 const TWO_64 = 1n << 64n;
+const TWO_63 = 1n << 63n;
 /** `watch mutations` names, indexed by StoreMode and by StoreResult. */
 const STORE_COMMANDS: readonly StoreCommand[] = ['set', 'add', 'replace', 'append', 'prepend', 'cas', 'append', 'prepend'];
 const STORE_STATUSES: readonly StoreStatus[] = ['stored', 'not_stored', 'exists', 'not_found'];
@@ -746,10 +745,12 @@ export class Engine implements ValueSource {
     v.delta = next;
     const digits = next.toString();
     if (digits.length <= n && (held === null || !held.isHeld(ref, items.cas(ref)))) {
-      const s = this.scratch;
-      s.fill(0x20, 0, n);
-      s.write(digits, 0, 'latin1');
-      items.writeValue(ref, 0, s, 0, n);
+      // In place, padded with spaces to the old length (which may be far above 24 bytes:
+      // "5" and 100 spaces is a number). The value is one chunk, checked above.
+      const page = items.page(ref);
+      const o = items.valueOffset(ref);
+      page.write(digits, o, 'latin1');
+      page.fill(0x20, o + digits.length, o + n);
       items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
       this.describe(v, ref);
       return DeltaResult.Ok;
@@ -769,14 +770,13 @@ export class Engine implements ValueSource {
   }
 
   /**
-   * The value as memcached's safe_strtoull reads it: optional leading spaces, decimal digits,
-   * then end or whitespace. Returns -1n when it is not a number.
+   * The value as memcached's safe_strtoull reads it (see parseUnsigned64), over the whole
+   * value as strtoull scans it: leading whitespace or zeros may run past 24 bytes. The item
+   * is one chunk in memory (the caller refused chunked and header items).
    */
   private parseStoredNumber(ref: number, n: number): bigint {
-    const len = Math.min(n, DELTA_VALUE_BYTES_MAX + 8);
-    const s = this.scratch;
-    this.items.copyValueRange(ref, 0, len, s, 0);
-    return parseUnsigned64(s, 0, len, true);
+    const o = this.items.valueOffset(ref);
+    return parseUnsigned64(this.items.page(ref), o, o + n, true);
   }
 
   /**
@@ -819,8 +819,8 @@ export class Engine implements ValueSource {
    * E, u, and whether any needs the item locked); they apply in request order. The sink gets
    * the item (`v.won`, `v.created` set) before the delayed bump of a locked fetch, as
    * memcached renders before it. A miss without N returns false; with N the placeholder item
-   * is created (and false is returned only if memory is short). Counted as a touch when T
-   * was given, else as a get.
+   * is created (and false is returned only if memory is short). A hit is counted as a touch
+   * when T was given, else as a get; a miss always as a get miss (as memcached).
    */
   metaGet(v: ItemView, key: Uint8Array, start: number, len: number, req: MetaRequest, sink: ItemSink): boolean {
     const items = this.items;
@@ -842,7 +842,9 @@ export class Engine implements ValueSource {
       }
     }
     if (ref === 0) {
-      this.countMetaFetch(0, req.touchAt >= 0);
+      // memcached notes T (ttl_set) only while walking the flags of a hit: a miss is
+      // counted as a get miss, T or not.
+      this.countMetaFetch(0, false);
       this.unlockKey(hash);
       return false;
     }
@@ -1107,14 +1109,19 @@ function isSpace(c: number): boolean {
 }
 
 /**
- * Parse an unsigned 64-bit decimal as memcached's safe_strtoull: leading whitespace allowed,
- * digits, then the end of the range or (when `trailingSpaceOk`) whitespace. A leading '-' is
- * refused. Returns -1n if invalid or above 2^64-1.
+ * Parse an unsigned 64-bit decimal as memcached's safe_strtoull (strtoull, then its checks):
+ * leading whitespace allowed, an optional sign, digits, then the end of the range or (when
+ * `trailingSpaceOk`, for a stored value, which is a C string there) whitespace or a NUL
+ * byte. A magnitude above 2^64-1 is refused (ERANGE). A '-' makes strtoull negate modulo
+ * 2^64, and safe_strtoull refuses the result only when it is negative as a signed 64-bit
+ * number: "-5" is refused, "-0" reads as 0 and "-18446744073709551615" as 1, as in
+ * memcached. Returns -1n if invalid.
  */
 export function parseUnsigned64(b: Uint8Array, start: number, end: number, trailingSpaceOk: boolean): bigint {
   let i = start;
   while (i < end && isSpace(b[i])) i++;
-  if (i < end && b[i] === 0x2b) i++;
+  const negative = i < end && b[i] === 0x2d;
+  if (i < end && (b[i] === 0x2b || negative)) i++;
   const digitsStart = i;
   let small = 0;
   while (i < end && b[i] >= 0x30 && b[i] <= 0x39 && i - digitsStart < 15) {
@@ -1128,6 +1135,8 @@ export function parseUnsigned64(b: Uint8Array, start: number, end: number, trail
     if (v >= TWO_64) return -1n;
   }
   if (i === digitsStart) return -1n;
-  if (i < end && !(trailingSpaceOk && isSpace(b[i]))) return -1n;
-  return v;
+  if (i < end && !(trailingSpaceOk && (isSpace(b[i]) || b[i] === 0))) return -1n;
+  if (!negative) return v;
+  const negated = (TWO_64 - v) % TWO_64;
+  return negated >= TWO_63 ? -1n : negated;
 }

@@ -2,7 +2,8 @@
  * The one place that touches private Node.js fields.
  *
  * Why: a socket built as `new net.Socket({ handle, onread })` reads into one static buffer per
- * connection (no Buffer per read), which DESIGN.md decision 1 measured as the fast path. Node
+ * connection (no Buffer per read): the fast path, see doc/network.md ("Reading into a static
+ * buffer"). Node
  * ignores `onread` for sockets a `net.Server` accepts, so the accepted socket's private
  * `_handle` is moved into a new Socket built with `onread`. Everything here is checked:
  * `probeOnread()` runs the whole move over loopback once at startup, and `detachHandle()`

@@ -1,6 +1,6 @@
 /**
- * The optional native addon (native/, DESIGN.md decision 8): loaded once per process, or
- * absent with a reason the startup log prints.
+ * The optional native addon (native/; why it is optional: doc/platform.md, "The native
+ * addon"): loaded once per process, or absent with a reason the startup log prints.
  *
  * What it is for: the system calls Node.js does not expose (TCP_FASTOPEN, SO_REUSEPORT,
  * sched_getscheduler/sched_getparam, mlock). Everything that uses it has a fallback or a

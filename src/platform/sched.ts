@@ -1,6 +1,6 @@
 /**
  * The process's CPU scheduling policy and priority, for `stats settings` and the startup log
- * (DESIGN.md decision 6).
+ * (why it is read, never set: doc/platform.md, "Real-time scheduling").
  *
  * memcached-ts does not change its own policy: `sched_setscheduler` from inside Node would
  * change only the calling thread, while `chrt -f 50 node ...` (or systemd's

@@ -1,7 +1,7 @@
 /**
  * Socket options Node.js does not offer, through the native addon: TCP Fast Open on listening
- * sockets (-o tcp_fastopen, DESIGN.md decision 7) and SO_REUSEPORT listening sockets for a
- * future thread-per-core model (decision 3).
+ * sockets (-o tcp_fastopen, doc/platform.md "TCP Fast Open") and SO_REUSEPORT listening
+ * sockets for the worker threads to come (doc/threads.md, "Worker threads").
  *
  * Not for: finding a server's descriptor (src/net/node-internals.ts keeps that private-field
  * use), or anything that works without the addon.
@@ -44,8 +44,8 @@ export function tcpFastOpenQueue(fd: number): number | null {
 /**
  * A bound, non-blocking TCP socket with SO_REUSEPORT, for `server.listen({ fd }, backlog)`
  * (the backlog as listen()'s second argument: inside the options object it is ignored for an
- * fd, DESIGN.md decision 4). Several such sockets on one address and port share its
- * connections, one per worker. `address` is an IPv4 or IPv6 literal.
+ * fd, see doc/network.md, "Listen backlog"). Several such sockets on one address and port
+ * share its connections, one per worker. `address` is an IPv4 or IPv6 literal.
  */
 export function reusePortSocket(address: string, port: number): number {
   return requireAddon('an SO_REUSEPORT socket').reusePortSocket(address, port);

@@ -1,10 +1,10 @@
 /**
- * -o tcp_fastopen end to end (DESIGN.md decision 7): inside a network namespace this test
- * creates (so the host's net.ipv4.tcp_fastopen is untouched), with tcp_fastopen=3 there, a
- * server started with -o tcp_fastopen=16 accepts data carried in the SYN: a client that
- * connects twice with MSG_FASTOPEN (the first connection fetches the cookie, the second sends
- * `version` in its SYN) raises TcpExtTCPFastOpenPassive. A server without the option, in the
- * same namespace, does not.
+ * -o tcp_fastopen end to end (doc/platform.md, "TCP Fast Open"): inside a network namespace
+ * this test creates (so the host's net.ipv4.tcp_fastopen is untouched), with tcp_fastopen=3
+ * there, a server started with -o tcp_fastopen=16 accepts data carried in the SYN: a client
+ * that connects twice with MSG_FASTOPEN (the first connection fetches the cookie, the second
+ * sends `version` in its SYN) raises TcpExtTCPFastOpenPassive. A server without the option,
+ * in the same namespace, does not.
  *
  * Skipped, saying why, when network namespaces cannot be created (not root, no iproute2) or
  * the native addon is not built. The namespace and the servers are removed/stopped by name

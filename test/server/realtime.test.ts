@@ -1,8 +1,9 @@
 /**
- * Real-time launch (DESIGN.md decision 6): a server started under `chrt -f 10` has every
- * thread (/proc/<pid>/task/*, checked with `chrt -p`) under SCHED_FIFO priority 10, and says
- * so in `stats settings` (sched_policy, sched_priority); scripts/memcached-ts-rt does the same
- * with its own priority, and fails with a clear message without the privilege.
+ * Real-time launch (doc/platform.md, "Real-time scheduling"): a server started under
+ * `chrt -f 10` has every thread (/proc/<pid>/task/*, checked with `chrt -p`) under
+ * SCHED_FIFO priority 10, and says so in `stats settings` (sched_policy, sched_priority);
+ * scripts/memcached-ts-rt does the same with its own priority, and fails with a clear
+ * message without the privilege.
  *
  * Skipped, saying why, when this machine does not allow SCHED_FIFO (`chrt -f 10 true` fails).
  */
