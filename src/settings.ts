@@ -211,8 +211,8 @@ export interface Settings {
   /** -D also turns on per-prefix stats (`stats detail on`) from the start. */
   detailEnabled: boolean;
   /**
-   * -S: SASL authentication (binary protocol only; PLAIN against the MEMCACHED_SASL_PWDB
-   * file). Implies -B binary; text listeners and UDP are refused with it, as in memcached.
+   * -S: SASL authentication (binary protocol only; PLAIN and CRAM-MD5 against Cyrus'
+   * sasldb and, for PLAIN, the MEMCACHED_SASL_PWDB file; see protocol/auth.ts). Implies -B binary; text listeners and UDP are refused with it, as in memcached.
    */
   saslEnabled: boolean;
   /**

@@ -67,6 +67,8 @@ const VIEW_CACHE_ENTRIES = 8;
 
 /** A closing connection whose peer never reads its last output is destroyed after this long. */
 const CLOSE_FLUSH_MS = 30_000;
+/** An empty write: its callback tells when the writes queued before it are done. */
+const NOTHING = Buffer.alloc(0);
 
 /**
  * Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. A TLS
@@ -114,6 +116,8 @@ export class Connection implements TrackedConnection {
   private readonly onYieldTurnBound = (): void => this.onYieldTurn();
   /** TLS: replies up to SMALL_WRITE_BYTES_MAX are written as copies (see flush). */
   private readonly copiesSmallWrites: boolean;
+  /** A plain socket is closed outright once its output is written (TLS first says close_notify). */
+  private readonly closesOutright: boolean;
   /** Why the connection closes, for `watch connevents` (memcached's close_reason). */
   private closeReason: CloseReason = 'normal';
   /** Inside session.feed(): a hole filled now is flushed by afterFeed, not by onHoleDone. */
@@ -127,6 +131,7 @@ export class Connection implements TrackedConnection {
   constructor(ctx: NetContext, origin: ConnectionOrigin, source: SocketSource) {
     this.ctx = ctx;
     this.copiesSmallWrites = origin.tls;
+    this.closesOutright = !origin.tls;
     if ('handle' in source) {
       const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
       this.readBuf = readBuf;
@@ -454,6 +459,10 @@ export class Connection implements TrackedConnection {
       this.socket.destroy();
       return;
     }
+    if ((this.flags & Flag.Closing) !== 0 && this.closeTimer !== null && this.output.holeCount === 0) {
+      this.finishClose();
+      return;
+    }
     if (this.unsentBytes() === 0) this.onDrain();
   }
 
@@ -483,7 +492,7 @@ export class Connection implements TrackedConnection {
     const out = this.output;
     if ((this.flags & Flag.Closing) !== 0) {
       // A close waits for pending holes (see beginClose); the last one lets it finish.
-      if (out.holeCount === 0 && this.closeTimer !== null) this.socket.destroySoon();
+      if (out.holeCount === 0 && this.closeTimer !== null) this.finishClose();
       return;
     }
     if ((this.flags & Flag.HoleWait) !== 0 && !this.holdsTooMuchForHoles()) {
@@ -566,7 +575,29 @@ export class Connection implements TrackedConnection {
     this.closeTimer.unref();
     // Replies still waiting for extstore reads go out first (onHoleDone finishes the close).
     if (this.output.holeCount > 0) return;
-    this.socket.destroySoon();
+    this.finishClose();
+  }
+
+  /**
+   * Close once the last reply is written. memcached close()s a socket as soon as its output
+   * is sent, so a request that arrives after that is answered with a reset at once. A
+   * half-close (FIN now, the close on a later turn) would take such a request in silently,
+   * and a client that checks the connection before its next send (memcached's
+   * binary-sasl.t does) would find it still open. TLS says close_notify first.
+   */
+  private finishClose(): void {
+    if (!this.closesOutright) {
+      this.socket.destroySoon();
+      return;
+    }
+    if (this.unsentBytes() === 0) {
+      this.socket.destroy();
+      return;
+    }
+    // onDirectWriteDone comes back here once the direct write is taken; a stream write's
+    // callback runs after those queued before it
+    if (this.direct !== null && this.direct.pendingBytes > 0) return;
+    this.socket.write(NOTHING, () => this.finishClose());
   }
 
   private onClose(): void {

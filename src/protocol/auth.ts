@@ -1,12 +1,15 @@
 /**
- * Authentication, as memcached 1.6.18 offers it:
+ * Authentication, as memcached 1.6.45 offers it:
  *
  *  - SASL over the binary protocol (-S). memcached delegates to Cyrus SASL; memcached-ts
- *    implements the one mechanism clients use, PLAIN (RFC 4616), checked against the
- *    password file named by MEMCACHED_SASL_PWDB, the way memcached's sasl_defs.c reads it
- *    when built with --enable-sasl-pwdb: lines `user:password[:...]`, first line of a user
- *    decides. Cyrus hands that file the user name with "@<hostname>" appended, so memcached's
- *    own files say `user@host:password`; both `user@host` and plain `user` match here.
+ *    implements the two mechanisms of Cyrus' plugins that need only a password: PLAIN
+ *    (RFC 4616) and CRAM-MD5 (RFC 2195). The configuration is Cyrus' (sasl-config.ts:
+ *    mech_list, sasldb_path); passwords come from the Cyrus sasldb (sasldb.ts, as
+ *    saslpasswd2 writes it) and, for PLAIN, also from the file named by MEMCACHED_SASL_PWDB,
+ *    the way memcached's sasl_defs.c reads it when built with --enable-sasl-pwdb: lines
+ *    `user:password[:...]`. Cyrus hands that file the user name with "@<hostname>" appended,
+ *    so memcached's own files say `user@host:password`; both `user@host` and plain `user`
+ *    match here.
  *  - ASCII authentication (-Y <file>, memcached's authfile.c): up to 8 `user:password` lines,
  *    loaded at startup (a bad file stops the server) and again on SIGHUP; a client
  *    authenticates with `set <any> <any> <any> <len>\r\n<user> <password>\r\n`.
@@ -18,6 +21,8 @@ import crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { Settings } from '../settings';
+import { SASL_MECHANISMS_DEFAULT, loadSaslConfig } from './sasl-config';
+import { Sasldb } from './sasldb';
 
 /** memcached's MAX_ENTRY_LEN for both password files: fgets() reads 255 bytes a line. */
 const ENTRY_BYTES_MAX = 256;
@@ -127,7 +132,7 @@ export function parseAuthFile(data: Buffer): Entry[] | null {
 }
 
 
-// ---------------------------------------------------------------- -S: SASL PLAIN
+// ---------------------------------------------------------------- -S: SASL
 
 export const enum SaslResult {
   Ok = 0,
@@ -135,23 +140,90 @@ export const enum SaslResult {
   Fail = 2,
 }
 
-export const SASL_MECHANISMS = 'PLAIN';
-const PLAIN = Buffer.from('PLAIN', 'latin1');
+/** The mechanisms implemented. */
+export const enum Mechanism {
+  Plain = 0,
+  CramMd5 = 1,
+}
 
-/** The server side of SASL: mechanisms and the password check. One per process. */
+const MECHANISM_NAMES: ReadonlyMap<string, Mechanism> = new Map([['PLAIN', Mechanism.Plain], ['CRAM-MD5', Mechanism.CramMd5]]);
+/** The longest name in MECHANISM_NAMES. */
+const MECHANISM_NAME_BYTES_MAX = 8;
+/** RFC 2195: the digest is 16 bytes, sent as 32 lower-case hex digits. */
+const CRAM_DIGEST_HEX_BYTES = 32;
+const SPACE = 0x20;
+
+const isSpace = (c: number): boolean => c === SPACE || (c >= 0x09 && c <= 0x0d);
+
+/** `name` without the white space (C's isspace) around it. */
+function trimSpace(name: string): string {
+  let s = 0;
+  let e = name.length;
+  while (s < e && isSpace(name.charCodeAt(s))) s++;
+  while (e > s && isSpace(name.charCodeAt(e - 1))) e--;
+  return name.slice(s, e);
+}
+
+export interface SaslServerOptions {
+  /** MEMCACHED_SASL_PWDB (PLAIN only); null: none. */
+  passwordDbPath?: string | null;
+  /** The Cyrus sasldb (PLAIN and CRAM-MD5); null: none. */
+  sasldbPath?: string | null;
+  /** Offered mechanisms, upper case, in listing order; default CRAM-MD5 then PLAIN. */
+  mechanisms?: readonly string[];
+  /** The realm of user names without one (memcached passes gethostname() to Cyrus). */
+  realm?: string;
+}
+
+/**
+ * The server side of SASL: offered mechanisms and the password checks. One per process.
+ *
+ * User names are taken as Cyrus canonicalises them for memcached: white space around the
+ * name is dropped, and a name without '@' gets `@<realm>` appended (memcached gives Cyrus
+ * its host name). The sasldb key is the name split at its first '@' into user and realm
+ * (as Cyrus' sasldb lookup splits it: `x@y@z` is user x in realm y@z).
+ * PLAIN admits a password that MEMCACHED_SASL_PWDB or the sasldb holds (Cyrus asks the
+ * password-file callback first, then its sasldb); CRAM-MD5 needs the password in clear, so
+ * only sasldb users can use it.
+ */
 export class SaslServer {
-  constructor(
-    /** MEMCACHED_SASL_PWDB; null: no password file, every attempt fails. */
-    readonly passwordDbPath: string | null,
-    /** The realm Cyrus appends to user names (memcached passes gethostname()). */
-    readonly realm: string = os.hostname(),
-  ) {}
+  readonly passwordDbPath: string | null;
+  readonly sasldb: Sasldb | null;
+  readonly realm: string;
+  /** The SASL_LIST_MECHS answer; null when no mechanism is offered (Cyrus fails the listing). */
+  readonly mechanismList: Buffer | null;
+  private readonly offered: Set<Mechanism>;
+  /** Key of the HMACs that compare sasldb passwords without revealing lengths or positions. */
+  private readonly compareKey = crypto.randomBytes(32);
 
-  /** Is `mech` (case-insensitive, as Cyrus compares) a mechanism offered? */
-  offers(mech: Buffer, start: number, end: number): boolean {
-    if (end - start !== PLAIN.length) return false;
-    for (let i = 0; i < PLAIN.length; i++) if ((mech[start + i] & 0xdf) !== PLAIN[i]) return false;
-    return true;
+  constructor(o: SaslServerOptions = {}) {
+    this.passwordDbPath = o.passwordDbPath ?? null;
+    this.sasldb = o.sasldbPath === undefined || o.sasldbPath === null ? null : new Sasldb(o.sasldbPath);
+    this.realm = o.realm ?? os.hostname();
+    const names = o.mechanisms ?? SASL_MECHANISMS_DEFAULT;
+    this.offered = new Set();
+    const listed: string[] = [];
+    for (const name of names) {
+      const m = MECHANISM_NAMES.get(name);
+      if (m === undefined) continue;
+      this.offered.add(m);
+      listed.push(name);
+    }
+    this.mechanismList = listed.length === 0 ? null : Buffer.from(listed.join(' '), 'latin1');
+  }
+
+  /** The offered mechanism named by `mech` (case-insensitive, as Cyrus compares), or null. */
+  mechanism(mech: Buffer, start: number, end: number): Mechanism | null {
+    if (end - start > MECHANISM_NAME_BYTES_MAX) return null;
+    const m = MECHANISM_NAMES.get(mech.toString('latin1', start, end).toUpperCase());
+    return m !== undefined && this.offered.has(m) ? m : null;
+  }
+
+  /** Cyrus' canonical form of a user name; null when nothing is left of it. */
+  canonical(name: string): string | null {
+    const user = trimSpace(name);
+    if (user === '') return null;
+    return user.includes('@') || this.realm === '' ? user : `${user}@${this.realm}`;
   }
 
   /**
@@ -165,21 +237,46 @@ export class SaslServer {
     if (nul2 < 0 || nul2 >= len) return false;
     const extra = data.indexOf(0, nul2 + 1);
     if (extra >= 0 && extra < len) return false;
-    const authzid = data.toString('latin1', 0, nul1);
+    if (nul2 + 1 === len) return false;
     const authcid = data.toString('latin1', nul1 + 1, nul2);
-    if (authcid === '') return false;
-    if (authzid !== '' && this.canonical(authzid) !== this.canonical(authcid)) return false;
+    const canonical = this.canonical(authcid);
+    if (canonical === null) return false;
+    if (nul1 > 0 && this.canonical(data.toString('latin1', 0, nul1)) !== canonical) return false;
     return this.checkPassword(authcid, data.subarray(nul2 + 1, len));
   }
 
-  private canonical(user: string): string {
-    return user.includes('@') || this.realm === '' ? user : `${user}@${this.realm}`;
+  /**
+   * The password check of PLAIN: MEMCACHED_SASL_PWDB, then the sasldb. Both are always
+   * consulted, so the time taken does not tell which one (if any) knows the user.
+   */
+  checkPassword(user: string, pass: Buffer): boolean {
+    const canonical = this.canonical(user);
+    if (canonical === null) return false;
+    const inFile = this.checkPasswordFile(canonical, trimSpace(user), pass);
+    const inDb = this.checkSasldb(canonical, pass);
+    return inFile || inDb;
   }
 
-  /** sasl_server_userdb_checkpass over the file, read afresh per attempt as memcached does. */
-  checkPassword(user: string, pass: Buffer): boolean {
+  /** The cleartext sasldb password of a canonical user name, or null. */
+  private sasldbPassword(canonical: string): Buffer | null {
+    if (this.sasldb === null) return null;
+    const at = canonical.indexOf('@');
+    return at < 0 ? null : this.sasldb.password(canonical.slice(0, at), canonical.slice(at + 1));
+  }
+
+  private checkSasldb(canonical: string, pass: Buffer): boolean {
+    const stored = this.sasldbPassword(canonical);
+    // HMACs of both under a per-process key: equal-length digests for timingSafeEqual, so
+    // neither the stored password's length nor the first differing byte shows in the time
+    const mac = (b: Buffer): Buffer => crypto.createHmac('sha256', this.compareKey).update(b).digest();
+    const want = mac(stored ?? this.compareKey);
+    return crypto.timingSafeEqual(want, mac(pass)) && stored !== null;
+  }
+
+  /** sasl_server_userdb_checkpass over MEMCACHED_SASL_PWDB, read afresh per attempt as memcached does. */
+  private checkPasswordFile(canonical: string, user: string, pass: Buffer): boolean {
     if (this.passwordDbPath === null) return false;
-    const names = [Buffer.from(this.canonical(user), 'latin1'), Buffer.from(user, 'latin1')];
+    const names = [Buffer.from(canonical, 'latin1'), Buffer.from(user, 'latin1')];
     if (pass.length + names[0].length > ENTRY_BYTES_MAX - 4) return false;
     let data: Buffer;
     try {
@@ -219,38 +316,119 @@ export class SaslServer {
     }
     return ok;
   }
+
+  /** A CRAM-MD5 challenge (RFC 2195): `<random.time@host>`. */
+  cramChallenge(): Buffer {
+    const host = this.realm === '' ? 'localhost' : this.realm;
+    return Buffer.from(`<${crypto.randomBytes(4).readUInt32BE(0)}.${Math.floor(Date.now() / 1000)}@${host}>`, 'latin1');
+  }
+
+  /**
+   * A CRAM-MD5 response to `challenge`: `user SP digest`, split at the last space, the user
+   * name ending at a NUL as Cyrus copies it; the digest is the hex HMAC-MD5 of the challenge
+   * keyed by the user's sasldb password, compared over its 32 digits (anything after them
+   * is not looked at, as Cyrus compares).
+   */
+  checkCram(challenge: Buffer, data: Buffer, len: number): boolean {
+    let space = len - 1;
+    while (space > 0 && data[space] !== SPACE) space--;
+    if (space <= 0 || len - (space + 1) < CRAM_DIGEST_HEX_BYTES) return false;
+    let nameEnd = data.indexOf(0, 0);
+    if (nameEnd < 0 || nameEnd > space) nameEnd = space;
+    const canonical = this.canonical(data.toString('latin1', 0, nameEnd));
+    if (canonical === null) return false;
+    const stored = this.sasldbPassword(canonical);
+    const digest = crypto.createHmac('md5', stored ?? this.compareKey).update(challenge).digest('hex');
+    const given = data.subarray(space + 1, space + 1 + CRAM_DIGEST_HEX_BYTES);
+    return crypto.timingSafeEqual(Buffer.from(digest, 'latin1'), given) && stored !== null;
+  }
+}
+
+const enum Phase {
+  /** No exchange under way (or it ended: success, or CRAM-MD5's one answer was wrong). */
+  Idle,
+  /** PLAIN started without data: each SASL_STEP tries a message until one succeeds. */
+  PlainAwaiting,
+  /** CRAM-MD5 sent its challenge: one SASL_STEP answers it. */
+  CramAwaiting,
 }
 
 /**
- * One connection's SASL exchange (memcached's sasl_conn plus sasl_started). PLAIN takes one
- * message: with SASL_AUTH, or after an empty SASL_AUTH with SASL_STEP.
+ * One connection's SASL exchange (memcached's sasl_conn plus sasl_started), with the way
+ * Cyrus behaves when memcached reuses a connection's sasl_conn:
+ *  - PLAIN may carry its message in SASL_AUTH, or start empty (Continue, nothing sent back)
+ *    and take it in SASL_STEP; a wrong message there may be followed by another.
+ *  - CRAM-MD5 starts empty: SASL_AUTH answers the challenge, one SASL_STEP the response.
+ *  - after a success, the next run of a mechanism on the connection fails, and that failure
+ *    (or any failed SASL_AUTH) makes the one after it work again; an empty PLAIN start runs
+ *    no mechanism yet, and a SASL_STEP after the exchange ended runs none.
  */
 export class SaslConversation {
   /** memcached's c->sasl_started: set by SASL_AUTH when it did not fail. */
   started = false;
-  private awaitingResponse = false;
+  /** What a Continue result sends back (the CRAM-MD5 challenge; empty for PLAIN). */
+  reply: Buffer = EMPTY;
+  private phase = Phase.Idle;
+  private challenge: Buffer = EMPTY;
+  /** A success is behind this connection: the next mechanism run fails. */
+  private succeeded = false;
 
-  constructor(private readonly server: SaslServer) {}
+  constructor(readonly server: SaslServer) {}
 
   start(mech: Buffer, mechStart: number, mechEnd: number, data: Buffer, len: number, overlong: boolean): SaslResult {
-    this.awaitingResponse = false;
-    let r: SaslResult;
-    if (!this.server.offers(mech, mechStart, mechEnd)) r = SaslResult.Fail;
-    else if (len === 0 && !overlong) {
-      this.awaitingResponse = true;
+    this.phase = Phase.Idle;
+    this.reply = EMPTY;
+    this.challenge = EMPTY;
+    const m = this.server.mechanism(mech, mechStart, mechEnd);
+    let r = SaslResult.Fail;
+    if (m === Mechanism.Plain && len === 0 && !overlong) {
+      this.phase = Phase.PlainAwaiting;
       r = SaslResult.Continue;
-    } else r = !overlong && this.server.checkPlain(data, len) ? SaslResult.Ok : SaslResult.Fail;
+    } else if (this.succeeded) {
+      r = SaslResult.Fail;
+    } else if (m === Mechanism.Plain) {
+      if (!overlong && this.server.checkPlain(data, len)) r = SaslResult.Ok;
+    } else if (m === Mechanism.CramMd5 && len === 0 && !overlong) {
+      // the server speaks first: data with SASL_AUTH is a protocol error
+      this.challenge = this.server.cramChallenge();
+      this.reply = this.challenge;
+      this.phase = Phase.CramAwaiting;
+      r = SaslResult.Continue;
+    }
     this.started = r !== SaslResult.Fail;
+    if (r === SaslResult.Fail) this.succeeded = false;
+    else if (r === SaslResult.Ok) this.succeeded = true;
     return r;
   }
 
   step(data: Buffer, len: number, overlong: boolean): SaslResult {
+    this.reply = EMPTY;
     if (!this.started) return SaslResult.Fail;
-    if (!this.awaitingResponse) return SaslResult.Fail;
-    this.awaitingResponse = false;
-    return !overlong && this.server.checkPlain(data, len) ? SaslResult.Ok : SaslResult.Fail;
+    switch (this.phase) {
+      case Phase.PlainAwaiting:
+        if (this.succeeded) {
+          this.succeeded = false;
+          this.phase = Phase.Idle;
+          return SaslResult.Fail;
+        }
+        if (len === 0 || overlong || !this.server.checkPlain(data, len)) return SaslResult.Fail;
+        this.phase = Phase.Idle;
+        this.succeeded = true;
+        return SaslResult.Ok;
+      case Phase.CramAwaiting: {
+        this.phase = Phase.Idle;
+        const ok = !overlong && this.server.checkCram(this.challenge, data, len);
+        this.challenge = EMPTY;
+        if (ok) this.succeeded = true;
+        return ok ? SaslResult.Ok : SaslResult.Fail;
+      }
+      default:
+        return SaslResult.Fail;
+    }
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 // ---------------------------------------------------------------- startup
 
@@ -268,7 +446,9 @@ export type AuthInit =
 
 /**
  * Build the authenticators for `settings`: load the -Y file (failure stops the server with
- * exit status 1, as memcached), read MEMCACHED_SASL_PWDB from `env` for -S.
+ * exit status 1, as memcached), and for -S read the SASL configuration (an invalid file
+ * stops the server with status 1, as Cyrus' failed initialisation stops memcached) and
+ * MEMCACHED_SASL_PWDB from `env`.
  */
 export function initAuth(settings: Settings, env: NodeJS.ProcessEnv = process.env): AuthInit {
   const warnings: string[] = [];
@@ -280,11 +460,21 @@ export function initAuth(settings: Settings, env: NodeJS.ProcessEnv = process.en
   }
   let sasl: SaslServer | null = null;
   if (settings.saslEnabled) {
+    const conf = loadSaslConfig(env);
+    if (!conf.ok) return { ok: false, message: conf.message, exitCode: 1 };
+    const { config } = conf;
+    warnings.push(`SASL: configuration ${config.file === null ? 'not found; defaults apply' : `from ${config.file}`}`);
+    warnings.push(...config.warnings);
     const pwdb = env.MEMCACHED_SASL_PWDB;
-    if (pwdb === undefined || pwdb === '') {
-      warnings.push('SASL: MEMCACHED_SASL_PWDB is not set; no user can authenticate');
+    const hasPwdb = pwdb !== undefined && pwdb !== '';
+    if (!hasPwdb && !fs.existsSync(config.sasldbPath)) {
+      warnings.push(`SASL: MEMCACHED_SASL_PWDB is not set and there is no sasldb at ${config.sasldbPath} (yet); no user can authenticate`);
     }
-    sasl = new SaslServer(pwdb === undefined || pwdb === '' ? null : pwdb);
+    sasl = new SaslServer({
+      passwordDbPath: hasPwdb ? pwdb : null,
+      sasldbPath: config.sasldbPath,
+      mechanisms: config.mechanisms,
+    });
   }
   return { ok: true, auth: { sasl, authFile }, warnings };
 }

@@ -188,6 +188,8 @@ export interface ServerOptions {
   startTimeoutMs?: number;
   /** How readiness is seen: a `version` reply (default), or only an accepted connection (-Y). */
   ready?: 'version' | 'connect';
+  /** The server's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class ServerProcess {
@@ -256,7 +258,7 @@ function withDefaults(args: readonly string[]): string[] {
 }
 
 async function startOnce(kind: ServerKind, port: number, args: string[], startTimeoutMs: number,
-  ready: 'version' | 'connect' = 'version'): Promise<ServerProcess | 'port-in-use'> {
+  ready: 'version' | 'connect' = 'version', env: NodeJS.ProcessEnv = process.env): Promise<ServerProcess | 'port-in-use'> {
   const command = commandFor(kind);
   const fullArgs = [...args, '-p', String(port), '-l', LOOPBACK];
   // One directory per server (removed by stop() unless MCTS_KEEP_LOGS=1).
@@ -267,6 +269,7 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
     child = spawn(command.file, [...command.args, ...fullArgs], {
       stdio: ['ignore', logFd, logFd],
       cwd: REPO_ROOT,
+      env,
     });
   } finally {
     fs.closeSync(logFd);
@@ -305,7 +308,7 @@ export async function startServer(options: ServerOptions = {}): Promise<ServerPr
   const startTimeoutMs = options.startTimeoutMs ?? Number(process.env.MCTS_START_TIMEOUT_MS ?? startTimeoutMsDefault);
   for (let attempt = 1; attempt <= portAttemptsMax; attempt++) {
     const port = await freePort();
-    const result = await startOnce(kind, port, args, startTimeoutMs, options.ready);
+    const result = await startOnce(kind, port, args, startTimeoutMs, options.ready, options.env);
     if (result !== 'port-in-use') return result;
   }
   throw new Error(`could not find a free port for ${kind} after ${portAttemptsMax} attempts`);

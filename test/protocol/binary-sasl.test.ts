@@ -28,7 +28,7 @@ let pwdb = '';
 
 function saslHarness(file: string | null = pwdb) {
   return makeBinaryHarness({ saslEnabled: true, bindProtocol: 'binary' }, {
-    auth: { sasl: new SaslServer(file, os.hostname()), authFile: null },
+    auth: { sasl: new SaslServer({ passwordDbPath: file, sasldbPath: null, mechanisms: ['PLAIN'], realm: os.hostname() }), authFile: null },
   });
 }
 
@@ -133,7 +133,7 @@ describe('SASL in-process', () => {
 
   it('accepts memcached-style user@hostname lines and plain user lines; every line is checked (1.6.45)', () => {
     fs.writeFileSync(path.join(dir, 'pw2'), `${USER}@${os.hostname()}:other\n${USER}:${PASS}\nu2:p2:extra\r\nu3:p3\n`);
-    const server = new SaslServer(path.join(dir, 'pw2'), os.hostname());
+    const server = new SaslServer({ passwordDbPath: path.join(dir, 'pw2'), sasldbPath: null, realm: os.hostname() });
     expect(server.checkPassword(USER, Buffer.from(PASS))).toBe(true);
     expect(server.checkPassword(USER, Buffer.from('other'))).toBe(true);
     expect(server.checkPassword(USER, Buffer.from('nope'))).toBe(false);

@@ -6,7 +6,8 @@
  * same bytes go to it too and the replies must be equal.
  *
  *   - password checks in constant time (SASL's MEMCACHED_SASL_PWDB and -Y's auth file):
- *     crypto.timingSafeEqual over every entry, no early exit on the first wrong byte;
+ *     crypto.timingSafeEqual over every entry, no early exit on the first wrong byte; the
+ *     sasldb (PLAIN, CRAM-MD5) compares fixed-length digests, known user or not;
  *   - binary protocol body lengths: a body shorter than key + extras, or over 1 GiB, is
  *     refused and the connection closed before any length is computed from it;
  *   - reference counts: tens of thousands of gets of one key in one request batch;
@@ -14,6 +15,7 @@
  *   - command lines made only of spaces;
  *   - flag arguments at the end of a line: a flag with no argument must not read past it.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -75,7 +77,7 @@ describe('password checks take the same time whichever byte is wrong', () => {
   it('SASL (MEMCACHED_SASL_PWDB): every line is compared with crypto.timingSafeEqual, right or wrong', () => {
     const file = path.join(dir, 'pwdb');
     fs.writeFileSync(file, 'alice:correct horse\nbob:battery staple\n');
-    const server = new SaslServer(file, 'example.org');
+    const server = new SaslServer({ passwordDbPath: file, sasldbPath: null, realm: 'example.org' });
     const spy = vi.spyOn(crypto, 'timingSafeEqual');
     try {
       const callsFor = (user: string, pass: string): { ok: boolean; calls: number; sawPass: boolean } => {
@@ -96,6 +98,38 @@ describe('password checks take the same time whichever byte is wrong', () => {
       expect(firstByteWrong.calls).toBe(lastByteWrong.calls);
       expect(right.calls).toBe(lastByteWrong.calls);
       expect(right.calls).toBeGreaterThanOrEqual(4); // two lines × (user, password)
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('SASL (sasldb): PLAIN and CRAM-MD5 compare in constant time, for known and unknown users alike', (ctx) => {
+    const saslpasswd2 = ['/usr/sbin/saslpasswd2', '/usr/bin/saslpasswd2'].find((p) => fs.existsSync(p));
+    if (saslpasswd2 === undefined) ctx.skip(); // sasl2-bin not installed
+    const db = path.join(dir, 'sasldb');
+    execFileSync(saslpasswd2!, ['-a', 'memcached', '-u', 'example.org', '-c', '-p', '-f', db, 'bob'], { input: 'battery staple' });
+    const server = new SaslServer({ sasldbPath: db, realm: 'example.org' });
+    const spy = vi.spyOn(crypto, 'timingSafeEqual');
+    try {
+      const plainCalls = (user: string, pass: string): { ok: boolean; calls: number } => {
+        spy.mockClear();
+        return { ok: server.checkPassword(user, Buffer.from(pass)), calls: spy.mock.calls.length };
+      };
+      const results = [plainCalls('bob', 'battery staple'), plainCalls('bob', 'Xattery staple'), plainCalls('bob', 'battery staplX'),
+        plainCalls('bob', 'short'), plainCalls('nobody', 'battery staple')];
+      expect(results.map((r) => r.ok)).toEqual([true, false, false, false, false]);
+      expect(new Set(results.map((r) => r.calls)).size).toBe(1);
+      expect(results[0].calls).toBeGreaterThan(0);
+      const challenge = Buffer.from('<1.2@example.org>');
+      const cramCalls = (user: string, pass: string): { ok: boolean; calls: number } => {
+        spy.mockClear();
+        const digest = crypto.createHmac('md5', pass).update(challenge).digest('hex');
+        const data = Buffer.from(`${user} ${digest}`);
+        return { ok: server.checkCram(challenge, data, data.length), calls: spy.mock.calls.length };
+      };
+      const cram = [cramCalls('bob', 'battery staple'), cramCalls('bob', 'wrong'), cramCalls('nobody', 'battery staple')];
+      expect(cram.map((r) => r.ok)).toEqual([true, false, false]);
+      expect(cram.map((r) => r.calls)).toEqual([1, 1, 1]);
     } finally {
       spy.mockRestore();
     }

@@ -37,7 +37,7 @@ import {
   generalStats, itemsStats, settingsStats, sizesStats, slabsStats, type StatSink,
 } from '../../engine/stats';
 import { MEMCACHED_COMPAT_VERSION } from '../../version';
-import { SASL_DATA_BYTES_MAX, SASL_MECHANISMS, SaslConversation, SaslResult, type SaslServer } from '../auth';
+import { SASL_DATA_BYTES_MAX, SaslConversation, SaslResult, type SaslServer } from '../auth';
 import type { Output } from '../output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from '../session';
 import type { AdminHooks } from '../text/admin';
@@ -62,7 +62,6 @@ const enum State {
 }
 
 const VERSION_BYTES = Buffer.from(MEMCACHED_COMPAT_VERSION, 'latin1');
-const MECHANISMS_BYTES = Buffer.from(SASL_MECHANISMS, 'latin1');
 
 /** Big-endian 32-bit reads and writes by hand: Buffer's checked methods cost more on the hot path. */
 function u32(b: Uint8Array, p: number): number {
@@ -654,7 +653,10 @@ export class BinarySession implements ProtocolSession, ItemSink {
   private listMechanisms(bodylen: number, keylen: number): void {
     if (this.sasl === null) return this.error(Status.UnknownCommand, ERROR_TEXT.unknownCommand, bodylen - keylen);
     this.authenticated = false;
-    this.respond(MECHANISMS_BYTES);
+    const list = this.sasl.server.mechanismList;
+    // Cyrus fails the listing when no mechanism is offered
+    if (list === null) return this.error(Status.AuthError, ERROR_TEXT.authFailure);
+    this.respond(list);
   }
 
   /** process_bin_sasl_auth: the mechanism is the key, the SASL data is the value. */
@@ -717,8 +719,9 @@ export class BinarySession implements ProtocolSession, ItemSink {
         stats.auth_cmds++;
         return this.respond(AUTHENTICATED);
       case SaslResult.Continue:
-        // PLAIN has nothing to send back
-        this.header(Status.AuthContinue, 0, 0, 0, this.cas);
+        // CRAM-MD5's challenge; PLAIN has nothing to send back
+        this.header(Status.AuthContinue, 0, 0, conv.reply.length, this.cas);
+        this.out.bytes(conv.reply, 0, conv.reply.length);
         this.flushMark = this.out.length;
         return;
       case SaslResult.Fail:
