@@ -44,11 +44,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   if (!authInit.ok) throw new Error(authInit.message);
 
   // `watch`: lines go to thread 0, whose logger has the watchers; sent once per loop turn.
-  engine.logger.setFlags(d.watchFlags);
-  engine.logger.onLocalFlagsChanged = (flags, count) => {
-    const msg: RpcRequest = { kind: 'watchers', flags, count };
-    d.rpcPort.postMessage(msg);
-  };
+  engine.logger.shareWith(d.watchState, d.thread, d.statsTable.threads);
   // `stats detail`: this thread counts, and hands its counts to thread 0 (which answers the
   // dump) once per loop turn and before each command it forwards.
   const sendDetail = (): void => {
@@ -171,8 +167,6 @@ async function serve(d: ServingThreadData): Promise<void> {
   parentPort?.on('message', (m: ToServingThread) => {
     if (m.type === 'settings') {
       applySettings(m.settings);
-    } else if (m.type === 'watch') {
-      engine.logger.setFlags(m.flags);
     } else if (m.type === 'unix') {
       net.adoptUnix(m.fd, m.socketPath);
     } else if (m.type === 'tls') {

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
+import { WatchLogger } from '../metrics/logger';
 import { newStatsTable, ServerStats, type StatsTable } from '../metrics/stats';
 import { Output } from '../protocol/output';
 import type { ConnectionInfo } from '../protocol/session';
@@ -45,8 +46,8 @@ export interface ServingThreadData {
   readonly rpcWord: Int32Array;
   /** Connection ids come from this counter on every thread (unique, as memcached's fds). */
   readonly connectionIds: Int32Array;
-  /** The `watch` streams thread 0's watchers want at the worker's start. */
-  readonly watchFlags: number;
+  /** The shared `watch` state (WatchLogger.shareWith). */
+  readonly watchState: Int32Array;
   /** Thread 0's TLS material and ticket keys (null: no TLS listener). */
   readonly tls: TlsShare | null;
 }
@@ -54,7 +55,6 @@ export interface ServingThreadData {
 /** Messages from the first thread to a worker. */
 export type ToServingThread =
   | { readonly type: 'settings'; readonly settings: Settings }
-  | { readonly type: 'watch'; readonly flags: number }
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
   | { readonly type: 'unix'; readonly fd: number; readonly socketPath: string }
@@ -74,7 +74,6 @@ export type RpcRequest =
   | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array; readonly pipelined: boolean }
   | { readonly kind: 'conns'; readonly list: readonly ConnectionStat[] }
   | { readonly kind: 'log'; readonly lines: readonly (number | string)[] }
-  | { readonly kind: 'watchers'; readonly flags: number; readonly count: number }
   | { readonly kind: 'detail'; readonly counts: readonly (string | number)[] };
 export interface RpcReply {
   readonly seq: number;
@@ -122,30 +121,23 @@ export class ServingThreads {
     // `watch` across threads (see WatchLogger): thread 0 formats every line and sends each to
     // the threads whose watchers want its stream, batched per loop turn.
     const logger = engine.logger;
-    logger.onFlagsChanged = (flags) => {
-      const msg: ToServingThread = { type: 'watch', flags };
-      for (const w of this.workers) w.postMessage(msg);
-    };
     logger.fanOut = (stream, line) => {
-      this.watchFlags.forEach((flags, t) => {
-        if ((flags & stream) === 0) return;
+      for (let t = 1; t <= this.workers.length; t++) {
+        if ((logger.threadStreams(t) & stream) === 0) continue;
         let batch = this.outgoingLines.get(t);
         if (batch === undefined) {
           batch = [];
           this.outgoingLines.set(t, batch);
         }
         batch.push(stream, line);
-      });
-      if (!this.linesScheduled) {
+      }
+      if (this.outgoingLines.size > 0 && !this.linesScheduled) {
         this.linesScheduled = true;
         setImmediate(() => this.sendLines());
       }
     };
   }
 
-  /** Each worker's watchers' streams, and how many it has. */
-  private readonly watchFlags = new Map<number, number>();
-  private readonly watcherCounts = new Map<number, number>();
   private readonly outgoingLines = new Map<number, (number | string)[]>();
   private linesScheduled = false;
 
@@ -170,6 +162,9 @@ export class ServingThreads {
   /** Start threads 1..threads-1 and wait until each listens. */
   async start(threads: number, sharedTcp: readonly SharedTcpListener[], tls: TlsShare | null): Promise<void> {
     const entry = path.join(__dirname, 'serving-thread.js');
+    // Every thread's watchers in shared words, so a new watcher is seen by all at once.
+    const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
+    this.engine.logger.shareWith(watchState, 0, threads);
     const starts: Promise<void>[] = [];
     for (let t = 1; t < threads; t++) {
       const { port1, port2 } = new MessageChannel();
@@ -184,7 +179,7 @@ export class ServingThreads {
         rpcPort: port2,
         rpcWord,
         connectionIds: this.connectionIds,
-        watchFlags: this.engine.logger.flags,
+        watchState,
         tls,
       };
       const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
@@ -193,21 +188,6 @@ export class ServingThreads {
       port1.on('message', (m: RpcRequest) => {
         if (m.kind === 'conns') {
           this.remote.set(t, m.list);
-          return;
-        }
-        if (m.kind === 'watchers') {
-          if (m.count === 0) {
-            this.watchFlags.delete(t);
-            this.watcherCounts.delete(t);
-          } else {
-            this.watchFlags.set(t, m.flags);
-            this.watcherCounts.set(t, m.count);
-          }
-          let union = 0;
-          for (const f of this.watchFlags.values()) union |= f;
-          let count = 0;
-          for (const c of this.watcherCounts.values()) count += c;
-          this.engine.logger.setRemoteFlags(union, count);
           return;
         }
         if (m.kind === 'detail') {

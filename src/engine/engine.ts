@@ -224,9 +224,13 @@ export class Engine implements ValueSource {
     this.detail = new PrefixStats(settings.prefixDelimiter.charCodeAt(0));
     this.detail.enabled = settings.detailEnabled;
     this.logger = new WatchLogger(settings.watcherLogbufBytes);
-    const onEvict = (ref: number): void => this.logEviction(ref);
+    // Several serving threads: another thread's watcher may ask for evictions at any moment,
+    // so the hook stays and looks at the shared flags.
+    const onEvict = (ref: number): void => {
+      if ((this.logger.flags & LOG_EVICTIONS) !== 0) this.logEviction(ref);
+    };
     this.logger.onStreamsChanged = (flags) => {
-      this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 ? onEvict : null;
+      this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 || this.logger.isShared ? onEvict : null;
     };
     this.tuning = new Tuning(this);
     this.storage = settings.extPaths.length > 0 && !this.attached

@@ -140,10 +140,12 @@ export function uriEncodeKey(key: Uint8Array, start: number, len: number): strin
 
 export class WatchLogger {
   /**
-   * Union of the streams someone watches. Hook sites test `(logger.flags & LOG_X) !== 0`
-   * before calling anything.
+   * Union of the streams someone watches (on any serving thread). Hook sites test
+   * `(logger.flags & LOG_X) !== 0` before calling anything.
    */
-  flags = 0;
+  get flags(): number {
+    return this.shared === null ? this.localFlags : Atomics.load(this.shared, 0);
+  }
   /** The connection being served (sessions set it per read event): `cfd` in lines. */
   clientId = 0;
   readonly counters: WatchCounters = { workerWritten: 0, workerDropped: 0, watcherSkipped: 0, watcherSent: 0 };
@@ -151,8 +153,8 @@ export class WatchLogger {
   onStreamsChanged: ((flags: number) => void) | null = null;
   private readonly watchers: Watcher[] = [];
   /**
-   * A serving thread after the first (-t N): its lines go to thread 0's logger, which has the
-   * watchers, instead of being delivered here. `flags` is then set by thread 0 (setFlags).
+   * A serving thread after the first (-t N): its lines go to thread 0's logger, which formats
+   * them for every thread's watchers, instead of being delivered here.
    */
   forward: ((stream: number, body: string) => void) | null = null;
   private gid = 0;
@@ -166,11 +168,12 @@ export class WatchLogger {
 
   /** Every thread's watchers (memcached's log_watchers). */
   get watcherCount(): number {
-    return this.watchers.length + this.remoteWatchers;
+    const shared = this.shared;
+    if (shared === null) return this.watchers.length;
+    let n = 0;
+    for (let t = 0; t < this.threads; t++) n += Atomics.load(shared, 1 + this.threads + t);
+    return n;
   }
-
-  /** Watchers of the other serving threads (thread 0). */
-  private remoteWatchers = 0;
 
   /** `stats reset` (memcached zeroes its log_* counters with the others). */
   resetCounters(): void {
@@ -201,28 +204,42 @@ export class WatchLogger {
   }
 
   /**
-   * Several serving threads (-t N): thread 0 formats every line (its own and those the other
-   * threads `forward`), delivers it to its watchers and hands it through `fanOut` to the
-   * threads whose watchers want that stream. `flags` is the union over all threads' watchers:
-   * thread 0 learns the others' with setRemoteFlags and tells them the union (setFlags).
+   * Several serving threads (-t N): what each thread's watchers want lives in shared words
+   * (`shareWith`), written by that thread the moment a watcher comes or goes, so every
+   * thread's hooks see a new watcher at once: [union of all, streams of thread t...,
+   * watchers of thread t...]. The other threads `forward` their lines to thread 0, which
+   * formats every line, delivers it to its own watchers and hands it through `fanOut` to the
+   * threads whose watchers want that stream.
    */
   fanOut: ((stream: number, line: string) => void) | null = null;
-  /** The streams the watchers of the other threads want (thread 0). */
-  private remoteFlags = 0;
   /** The streams this thread's own watchers want. */
   private localFlags = 0;
+  private shared: Int32Array | null = null;
+  private thread = 0;
+  private threads = 1;
 
-  /** Thread 0: the union of the other threads' watchers' streams, and how many they are. */
-  setRemoteFlags(flags: number, watchers: number): void {
-    this.remoteFlags = flags;
-    this.remoteWatchers = watchers;
-    this.recomputeFlags();
+  /** Words of the shared watch state for `threads` serving threads. */
+  static sharedWords(threads: number): number {
+    return 1 + 2 * threads;
   }
 
-  /** A thread after the first: the streams every thread's watchers want, from thread 0. */
-  setFlags(flags: number): void {
-    this.remoteFlags = flags;
-    this.recomputeFlags();
+  /** Take part, as serving thread `thread` of `threads`, in the shared watch state. */
+  shareWith(shared: Int32Array, thread: number, threads: number): void {
+    if (shared.length !== WatchLogger.sharedWords(threads) || thread < 0 || thread >= threads) throw new Error('watch state shape');
+    this.shared = shared;
+    this.thread = thread;
+    this.threads = threads;
+    this.updateFlags();
+  }
+
+  /** Is this logger part of several serving threads? */
+  get isShared(): boolean {
+    return this.shared !== null;
+  }
+
+  /** The streams thread `t`'s watchers want (thread 0's fan-out). */
+  threadStreams(t: number): number {
+    return this.shared === null ? 0 : Atomics.load(this.shared, 1 + t);
   }
 
   /** Thread 0: a line another thread made (its `forward`): format and deliver it everywhere. */
@@ -288,7 +305,7 @@ export class WatchLogger {
     const usec = Math.floor((nowMs - sec * 1000) * 1000);
     const line = `ts=${sec}.${usec} gid=${++this.gid} ${body}\n`;
     this.counters.workerWritten++;
-    if ((this.remoteFlags & stream) !== 0) this.fanOut?.(stream, line);
+    this.fanOut?.(stream, line);
     this.deliverLine(stream, line);
   }
 
@@ -365,22 +382,28 @@ export class WatchLogger {
     let flags = 0;
     for (const w of this.watchers) flags |= w.streams;
     this.localFlags = flags;
-    this.recomputeFlags();
-    this.onLocalFlagsChanged?.(flags, this.watchers.length);
+    const shared = this.shared;
+    if (shared !== null) {
+      Atomics.store(shared, 1 + this.thread, flags);
+      Atomics.store(shared, 1 + this.threads + this.thread, this.watchers.length);
+      this.publishUnion(shared);
+    }
+    this.onStreamsChanged?.(this.flags);
   }
 
-  private recomputeFlags(): void {
-    const flags = this.localFlags | this.remoteFlags;
-    if (flags === this.flags) return;
-    this.flags = flags;
-    this.onStreamsChanged?.(flags);
-    this.onFlagsChanged?.(flags);
+  /**
+   * Store the union of every thread's streams. Two threads doing this at once may store in
+   * either order; each looks again after storing and stores once more while the union it
+   * sees differs from the stored one, so the last store holds every thread's latest streams.
+   */
+  private publishUnion(shared: Int32Array): void {
+    for (;;) {
+      let union = 0;
+      for (let t = 0; t < this.threads; t++) union |= Atomics.load(shared, 1 + t);
+      if (Atomics.load(shared, 0) === union) return;
+      Atomics.store(shared, 0, union);
+    }
   }
-
-  /** Told when `flags` changes (thread 0 tells the other serving threads the union). */
-  onFlagsChanged: ((flags: number) => void) | null = null;
-  /** Told when this thread's own watchers come or go (a thread after the first tells thread 0). */
-  onLocalFlagsChanged: ((flags: number, watchers: number) => void) | null = null;
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -263,13 +263,16 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
   const fullArgs = [...args, '-p', String(port), '-l', LOOPBACK];
   // One directory per server (removed by stop() unless MCTS_KEEP_LOGS=1).
   const logPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), `mcts-${kind}-${port}-`)), 'server.log');
+  // Both servers write MEMCACHED_PORT_FILENAME once every listener is up (memcached-ts: once
+  // every serving thread listens); not with -s.
+  const portFile = args.includes('-s') ? null : path.join(path.dirname(logPath), 'ports');
   const logFd = fs.openSync(logPath, 'w');
   let child: ChildProcess;
   try {
     child = spawn(command.file, [...command.args, ...fullArgs], {
       stdio: ['ignore', logFd, logFd],
       cwd: REPO_ROOT,
-      env,
+      env: portFile === null ? env : { ...env, MEMCACHED_PORT_FILENAME: portFile },
     });
   } finally {
     fs.closeSync(logFd);
@@ -293,7 +296,8 @@ async function startOnce(kind: ServerKind, port: number, args: string[], startTi
       }
       throw new Error(`${server.describe()} exited during startup (${server.exitDescription()}):\n${log}`);
     }
-    if ((await canConnect(port)) && (ready === 'connect' || (await answersVersion(port, LOOPBACK, 1_000)))) return server;
+    const up = portFile === null || fs.existsSync(portFile);
+    if (up && (await canConnect(port)) && (ready === 'connect' || (await answersVersion(port, LOOPBACK, 1_000)))) return server;
     await sleep(connectProbeIntervalMs);
   }
   const log = server.logTail();

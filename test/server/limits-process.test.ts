@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, LOOPBACK, REPO_ROOT, sleep, stopProcess, trackProcess } from '../helpers/servers';
@@ -75,9 +76,18 @@ describe('-c: refused connections', () => {
 
   beforeAll(async () => {
     port = await freePort();
-    child = spawn(process.execPath, [BIN, ...rootArgs, '-p', String(port), '-l', LOOPBACK, '-U', '0', '-c', '2'], { stdio: 'ignore' });
+    // The port file appears once every serving thread listens (and has opened what it keeps
+    // open), so the descriptor count taken next is the steady one.
+    const portFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-limits-')), 'ports');
+    child = spawn(process.execPath, [BIN, ...rootArgs, '-p', String(port), '-l', LOOPBACK, '-U', '0', '-c', '2'],
+      { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
     trackProcess(child);
     const deadline = Date.now() + 15_000;
+    while (!fs.existsSync(portFile)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error('memcached-ts -c 2 did not start');
+      await sleep(50);
+    }
+    fs.rmSync(path.dirname(portFile), { recursive: true, force: true });
     for (;;) {
       try {
         clients.push(await served(port));

@@ -80,6 +80,23 @@ describe('-t 4: operations see every thread', () => {
     for (const c of [...watchers, ...users]) c.sock.destroy();
   }, 30_000);
 
+  it('a new watcher sees the very next mutation, whichever threads the watcher and the client are on', async () => {
+    server = await startTarget(['-t', '4']);
+    const rounds = 12;
+    for (let r = 0; r < rounds; r++) {
+      const [watcher, client] = await clients(server.port, 2);
+      expect(await watcher.ask('watch mutations\r\n', endsWith('OK\r\n'))).toBe('OK\r\n');
+      watcher.got = '';
+      expect(await client.ask(`set race${r} 0 0 1\r\nx\r\n`, endsWith('\r\n'))).toBe('STORED\r\n');
+      const deadline = Date.now() + WAIT_MS;
+      while (!watcher.got.includes(`key=race${r} `) && Date.now() < deadline) await sleep(5);
+      expect(watcher.got).toContain(`key=race${r} status=stored cmd=set`);
+      watcher.sock.destroy();
+      client.sock.destroy();
+    }
+    expect(await (await clients(server.port, 1))[0].ask('stats\r\n', endsWith('END\r\n'))).toMatch(/STAT log_watchers [01]\r\n/);
+  }, 60_000);
+
   it('stats conns lists the clients of every thread', async () => {
     server = await startTarget(['-t', '4']);
     const users = await clients(server.port, CONNECTIONS);
