@@ -12,22 +12,13 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseStats } from '../helpers/replies';
 import { LOOPBACK, startTarget, stopAll, trackProcess, type ServerProcess } from '../helpers/servers';
+import { perKeyTotals, total, type Report } from './reports';
 
 const CLIENT = path.join(__dirname, 'load-client.cjs');
 const PROCESSES = 3;
 const CONNECTIONS = 6;
 const DEADLINE_MS = 30_000;
 
-interface Report {
-  done: number;
-  perKey: number[];
-  torn: number;
-  hits: number;
-  misses: number;
-  stored: number;
-  noMemory: number;
-  retries: number;
-}
 
 let server: ServerProcess | undefined;
 afterEach(async () => {
@@ -66,11 +57,6 @@ async function command(port: number, text: string, until: string): Promise<strin
   return got;
 }
 
-function perKeyTotals(reports: Report[], keys: number): number[] {
-  const totals = new Array<number>(keys).fill(0);
-  for (const r of reports) r.perKey.forEach((n, i) => { totals[i] += n; });
-  return totals;
-}
 
 describe('-t 4 under concurrent pipelined load', () => {
   it('incr from 18 connections in 3 processes: every counter equals the increments sent', async () => {
@@ -81,7 +67,7 @@ describe('-t 4 under concurrent pipelined load', () => {
     const totals = perKeyTotals(reports, keys);
     const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
     for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
-    const sent = reports.reduce((a, r) => a + r.done, 0);
+    const sent = total(reports, 'done');
     expect(sent).toBe(PROCESSES * CONNECTIONS * 2_000);
     const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
     expect(Number(stats.get('incr_hits'))).toBe(sent);
@@ -96,16 +82,16 @@ describe('-t 4 under concurrent pipelined load', () => {
     const totals = perKeyTotals(reports, keys);
     const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
     for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
-    expect(reports.reduce((a, r) => a + r.done, 0)).toBe(PROCESSES * CONNECTIONS * 304);
+    expect(total(reports, 'done')).toBe(PROCESSES * CONNECTIONS * 304);
     const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
     expect(Number(stats.get('cas_hits'))).toBe(PROCESSES * CONNECTIONS * 304);
-    expect(Number(stats.get('cas_badval'))).toBe(reports.reduce((a, r) => a + r.retries, 0));
+    expect(Number(stats.get('cas_badval'))).toBe(total(reports, 'retries'));
   }, 90_000);
 
   it('self-checking values of random sizes under eviction are never torn, and hits add up', async () => {
     server = await startTarget(['-t', '4', '-m', '32']);
     const reports = await load(server.port, 'values', 3_000, 20_000);
-    const sum = (f: keyof Report): number => reports.reduce((a, r) => a + (r[f] as number), 0);
+    const sum = (f: Exclude<keyof Report, 'perKey'>): number => total(reports, f);
     expect(sum('torn')).toBe(0);
     expect(sum('hits')).toBeGreaterThan(1000);
     const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));

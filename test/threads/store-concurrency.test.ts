@@ -15,6 +15,7 @@ import { newStatsTable, ServerStats } from '../../src/metrics/stats';
 import { defaultSettings, type Settings } from '../../src/settings';
 import { REPO_ROOT } from '../helpers/servers';
 import { checkStore } from '../store/invariants';
+import { perKeyTotals, total, type Report } from './reports';
 
 const DIST = path.join(REPO_ROOT, 'dist');
 const WORKER_JS = path.join(__dirname, 'engine-worker.cjs');
@@ -23,16 +24,6 @@ const THREADS = 4;
 const DEADLINE_MS = 20_000;
 const MIB = 1024 * 1024;
 
-interface Report {
-  done: number;
-  perKey: number[];
-  torn: number;
-  hits: number;
-  misses: number;
-  stored: number;
-  noMemory: number;
-  retries: number;
-}
 
 let engine: Engine | null = null;
 afterEach(() => {
@@ -81,11 +72,6 @@ function read(e: Engine, key: string): string | null {
   return out;
 }
 
-function sumPerKey(reports: Report[], keys: number): number[] {
-  const totals = new Array<number>(keys).fill(0);
-  for (const r of reports) r.perKey.forEach((n, i) => { totals[i] += n; });
-  return totals;
-}
 
 describe('one store, several threads', () => {
   it('incr from 4 threads on 8 counters loses no update (values as wide as the digits allow)', async () => {
@@ -94,9 +80,9 @@ describe('one store, several threads', () => {
     // Wide enough in place: memcached rewrites in place when the digits fit, else stores a copy.
     for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
     const reports = await runWorkers(e, settings, 'incr', 20_000, keys);
-    const totals = sumPerKey(reports, keys);
+    const totals = perKeyTotals(reports, keys);
     for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`)?.trim())).toBe(totals[i]);
-    expect(totals.reduce((a, b) => a + b, 0)).toBe(reports.reduce((a, r) => a + r.done, 0));
+    expect(totals.reduce((a, b) => a + b, 0)).toBe(total(reports, 'done'));
     expect(reports.every((r) => r.done === 20_000)).toBe(true);
     // Each thread counted its hits in its own row: the totals lose nothing either.
     expect(e.stats.sum('incr_hits')).toBe(THREADS * 20_000);
@@ -109,11 +95,11 @@ describe('one store, several threads', () => {
     const keys = 4;
     for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
     const reports = await runWorkers(e, settings, 'cas', 5_000, keys);
-    const totals = sumPerKey(reports, keys);
+    const totals = perKeyTotals(reports, keys);
     for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`))).toBe(totals[i]);
     expect(reports.every((r) => r.done === 5_000)).toBe(true);
     // Contention happened (else the test proves nothing about it).
-    expect(reports.reduce((a, r) => a + r.retries, 0)).toBeGreaterThan(0);
+    expect(total(reports, 'retries')).toBeGreaterThan(0);
     checkStore(e);
   }, 60_000);
 
@@ -135,9 +121,9 @@ describe('one store, several threads', () => {
     }, 20);
     const reports = await runWorkers(e, settings, 'values', 15_000, 12_000, { sizeMax: 700 * 1024 })
       .finally(() => clearInterval(mover));
-    const torn = reports.reduce((a, r) => a + r.torn, 0);
-    const hits = reports.reduce((a, r) => a + r.hits, 0);
-    const stored = reports.reduce((a, r) => a + r.stored, 0);
+    const torn = total(reports, 'torn');
+    const hits = total(reports, 'hits');
+    const stored = total(reports, 'stored');
     expect(torn).toBe(0);
     expect(hits).toBeGreaterThan(1000);
     expect(stored).toBeGreaterThan(5000);
@@ -161,8 +147,8 @@ describe('one store, several threads', () => {
     }, 25);
     const reports = await runWorkers(e, settings, 'values', 15_000, 4_000, { sizeMax: 64 * 1024 })
       .finally(() => clearInterval(flusher));
-    expect(reports.reduce((a, r) => a + r.torn, 0)).toBe(0);
-    expect(reports.reduce((a, r) => a + r.hits, 0)).toBeGreaterThan(100);
+    expect(total(reports, 'torn')).toBe(0);
+    expect(total(reports, 'hits')).toBeGreaterThan(100);
     expect(flushes).toBeGreaterThan(5);
     checkStore(e);
   }, 90_000);
