@@ -90,7 +90,12 @@ async function serve(d: ServingThreadData): Promise<void> {
   };
   const events = connectionEventsFor(engine.logger);
 
-  const applySettings = (next: typeof settings): void => {
+  // Settings arrive two ways (the broadcast, and the reply to a command this thread
+  // forwarded), which may cross: only a newer generation is taken.
+  let generation = 0;
+  const applySettings = (next: typeof settings, nextGeneration: number): void => {
+    if (nextGeneration < generation) return;
+    generation = nextGeneration;
     Object.assign(settings, next);
     engine.detail.enabled = settings.detailEnabled;
   };
@@ -119,7 +124,7 @@ async function serve(d: ServingThreadData): Promise<void> {
           // The command may have moved the clock (debugtime) or changed settings (stats detail
           // on, verbosity, lru ...): this connection's next command sees both.
           engine.clock.tick();
-          applySettings(r.settings);
+          applySettings(r.settings, r.generation);
           return Buffer.from(r.reply.buffer, r.reply.byteOffset, r.reply.byteLength);
         }
       }
@@ -166,7 +171,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   const net = network;
   parentPort?.on('message', (m: ToServingThread) => {
     if (m.type === 'settings') {
-      applySettings(m.settings);
+      applySettings(m.settings, m.generation);
     } else if (m.type === 'unix') {
       net.adoptUnix(m.fd, m.socketPath);
     } else if (m.type === 'tls') {

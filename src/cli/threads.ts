@@ -54,7 +54,7 @@ export interface ServingThreadData {
 
 /** Messages from the first thread to a worker. */
 export type ToServingThread =
-  | { readonly type: 'settings'; readonly settings: Settings }
+  | { readonly type: 'settings'; readonly settings: Settings; readonly generation: number }
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
   | { readonly type: 'unix'; readonly fd: number; readonly socketPath: string }
@@ -83,6 +83,8 @@ export interface RpcReply {
    * command (the broadcast to every thread may arrive after it).
    */
   readonly settings: Settings;
+  /** Which change of the settings this is: a thread takes only newer ones (messages may cross). */
+  readonly generation: number;
 }
 
 /**
@@ -112,6 +114,8 @@ export class ServingThreads {
   private readonly ports: MessagePort[] = [];
   private readonly executor: AdminExecutor;
   private stopping: Promise<void> | null = null;
+  /** Bumped at each broadcast of the settings. */
+  private generation = 0;
   /** Each worker's client connections as it last sent them (`stats conns`). */
   private readonly remote = new Map<number, readonly ConnectionStat[]>();
 
@@ -199,7 +203,7 @@ export class ServingThreads {
           return;
         }
         const reply = this.executor.run(Buffer.from(m.request.buffer, m.request.byteOffset, m.request.byteLength), m.pipelined);
-        const msg: RpcReply = { seq: m.seq, reply, settings: this.settings };
+        const msg: RpcReply = { seq: m.seq, reply, settings: this.settings, generation: this.generation };
         port1.postMessage(msg);
         Atomics.store(rpcWord, 0, m.seq);
         Atomics.notify(rpcWord, 0);
@@ -237,7 +241,8 @@ export class ServingThreads {
 
   /** Runtime tuning changed settings: every thread takes the new values. */
   broadcastSettings(): void {
-    const msg: ToServingThread = { type: 'settings', settings: this.settings };
+    this.generation++;
+    const msg: ToServingThread = { type: 'settings', settings: this.settings, generation: this.generation };
     for (const w of this.workers) w.postMessage(msg);
   }
 

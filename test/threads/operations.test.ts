@@ -12,9 +12,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
-  canConnect, freePort, LOOPBACK, REPO_ROOT, sleep, startTarget, stopAll, stopProcess, targetKind, trackProcess, type ServerProcess,
+  canConnect, freePort, LOOPBACK, REPO_ROOT, sleep, startServer, startTarget, stopAll, stopProcess, targetKind, trackProcess, type ServerProcess,
 } from '../helpers/servers';
 import { fingerprintOf, makePki, tlsExchange } from '../net/tls-fixtures';
+import { OP, parsePackets, req } from '../protocol/binary-helpers';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'memcached-ts.js');
 const rootArgs = process.getuid?.() === 0 ? ['-u', 'root'] : [];
@@ -41,7 +42,7 @@ class Client {
     if (this.sock.readyState === 'open') return;
     await new Promise((r) => this.sock.once('connect', r));
   }
-  async ask(text: string, until: (got: string) => boolean): Promise<string> {
+  async ask(text: string | Buffer, until: (got: string) => boolean): Promise<string> {
     this.got = '';
     this.sock.write(text);
     const deadline = Date.now() + WAIT_MS;
@@ -96,6 +97,38 @@ describe('-t 4: operations see every thread', () => {
     }
     expect(await (await clients(server.port, 1))[0].ask('stats\r\n', endsWith('END\r\n'))).toMatch(/STAT log_watchers [01]\r\n/);
   }, 60_000);
+
+  it('binary stats from every thread show thread 0\'s background counters and every thread\'s detail counts', async () => {
+    server = await startServer({ args: ['-t', '4', '-B', 'binary'], ready: 'connect' });
+    const users = await clients(server.port, CONNECTIONS);
+    // The LRU maintainer (thread 0) runs every 100 ms: its count is above 0 after a while.
+    await sleep(400);
+    const statsOf = async (c: Client, key: string): Promise<Map<string, string>> => {
+      const end = (got: string): boolean => {
+        const { packets } = parsePackets(Buffer.from(got, 'latin1'));
+        return packets.some((p) => p.opcode === OP.STAT && p.key.length === 0);
+      };
+      const got = await c.ask(req({ op: OP.STAT, key }), end);
+      return new Map(parsePackets(Buffer.from(got, 'latin1')).packets.filter((p) => p.key.length > 0)
+        .map((p) => [p.key.toString('latin1'), p.value.toString('latin1')]));
+    };
+    expect((await statsOf(users[0], 'detail on')).size).toBe(0);
+    await sleep(50);
+    for (const [i, c] of users.entries()) {
+      const got = await c.ask(req({ op: OP.GETK, key: `pfx:${i}` }), (g) => parsePackets(Buffer.from(g, 'latin1')).packets.length > 0);
+      expect(got.length).toBeGreaterThan(0);
+    }
+    for (const c of users) {
+      const general = await statsOf(c, '');
+      expect(Number(general.get('lru_maintainer_juggles'))).toBeGreaterThan(0);
+      expect(general.get('threads')).toBe('4');
+    }
+    // Each thread hands its detail counts to thread 0 every 50 ms (the asking one at once).
+    await sleep(150);
+    const detail = await statsOf(users[5], 'detail dump');
+    expect(detail.get('detailed')).toContain(`PREFIX pfx get ${CONNECTIONS} hit 0 set 0 del 0`);
+    for (const c of users) c.sock.destroy();
+  }, 30_000);
 
   it('stats conns lists the clients of every thread', async () => {
     server = await startTarget(['-t', '4']);

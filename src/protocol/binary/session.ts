@@ -617,6 +617,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
 
   /** process_bin_stat: the key names the group, as memcached matches it. */
   private stats(buf: Buffer, keyStart: number, nkey: number): void {
+    if (this.hooks.forward !== undefined && this.forwardStats(buf, keyStart, nkey)) return;
     const ctx = this.hooks.stats;
     const engine = this.engine;
     const sink = this.statSink;
@@ -646,6 +647,44 @@ export class BinarySession implements ProtocolSession, ItemSink {
       return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
     }
     this.header(Status.Success, 0, 0, 0, 0);
+  }
+
+  /**
+   * A serving thread after the first (-t N): the groups that read what thread 0 owns (its
+   * background work's counters, every thread's detail counts) are asked of thread 0 as the
+   * text `stats` command and its lines turned into stat packets. False: answer here.
+   */
+  private forwardStats(buf: Buffer, keyStart: number, nkey: number): boolean {
+    // The text command of the group, by its canonical name (binary matches groups by prefix).
+    let group: string | null = null;
+    if (nkey === 0) group = '';
+    else if (prefixIs(buf, keyStart, nkey, 'reset')) group = 'reset';
+    else if (prefixIs(buf, keyStart, nkey, 'settings')) group = 'settings';
+    else if (keyIs(buf, keyStart, nkey, 'items')) group = 'items';
+    else if (keyIs(buf, keyStart, nkey, 'slabs')) group = 'slabs';
+    else if (keyIs(buf, keyStart, nkey, 'sizes')) group = 'sizes';
+    else if (prefixIs(buf, keyStart, nkey, 'detail') && this.engine.settings.dumpEnabled) {
+      const at = keyStart + 6;
+      const left = nkey - 6;
+      if (prefixIs(buf, at, left, ' dump')) group = 'detail dump';
+      else if (prefixIs(buf, at, left, ' on')) group = 'detail on';
+      else if (prefixIs(buf, at, left, ' off')) group = 'detail off';
+    }
+    if (group === null) return false;
+    const reply = (this.hooks.forward as (request: Buffer, pipelined: boolean) => Buffer)(
+      Buffer.from(group === '' ? 'stats\r\n' : `stats ${group}\r\n`, 'latin1'), false).toString('latin1');
+    if (group === 'detail dump') {
+      this.statPacket('detailed', reply);
+    } else {
+      for (const line of reply.split('\r\n')) {
+        if (!line.startsWith('STAT ')) continue;
+        const space = line.indexOf(' ', 5);
+        if (space < 0) continue;
+        this.statPacket(line.slice(5, space), line.slice(space + 1));
+      }
+    }
+    this.header(Status.Success, 0, 0, 0, 0);
+    return true;
   }
 
   // ---------------------------------------------------------------- SASL

@@ -65,7 +65,9 @@ export function runAdmin(s: TextRequest, op: Op, hooks: AdminHooks): void {
       return;
     }
     runAdminHere(s, op, hooks);
-    if (op !== Op.Stats) hooks.changed?.();
+    // `stats detail on|off` and every tuning command change settings; telling the other
+    // threads after each of these commands costs little (they are rare).
+    hooks.changed?.();
     return;
   }
   runAdminHere(s, op, hooks);
