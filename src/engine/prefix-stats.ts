@@ -23,7 +23,11 @@ export class PrefixStats {
     let i = 0;
     while (i < len && key[start + i] !== this.delimiter && key[start + i] !== 0) i++;
     if (i === len || key[start + i] === 0) return null;
-    const prefix = Buffer.from(key.buffer, key.byteOffset + start, i).toString('latin1');
+    return this.counters(Buffer.from(key.buffer, key.byteOffset + start, i).toString('latin1'));
+  }
+
+  /** The counters of `prefix`, made if there is room (null past PREFIXES_MAX). */
+  private counters(prefix: string): PrefixCounters | null {
     let e = this.table.get(prefix);
     if (!e) {
       if (this.table.size >= PREFIXES_MAX) return null;
@@ -65,13 +69,8 @@ export class PrefixStats {
   /** Thread 0: counts another serving thread drained. */
   add(counts: readonly (string | number)[]): void {
     for (let i = 0; i + 4 < counts.length; i += 5) {
-      const prefix = counts[i] as string;
-      let e = this.table.get(prefix);
-      if (!e) {
-        if (this.table.size >= PREFIXES_MAX) continue;
-        e = { get: 0, hit: 0, set: 0, del: 0 };
-        this.table.set(prefix, e);
-      }
+      const e = this.counters(counts[i] as string);
+      if (e === null) continue;
       e.get += counts[i + 1] as number;
       e.hit += counts[i + 2] as number;
       e.set += counts[i + 3] as number;

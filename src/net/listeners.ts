@@ -194,10 +194,15 @@ function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetCont
 }
 
 function listenOn(server: net.Server, options: net.ListenOptions): Promise<void> {
+  return listening(server, (done) => server.listen(options, done));
+}
+
+/** Start listening with `listen` (given the callback to call once listening); rejects on 'error'. */
+function listening(server: net.Server, listen: (done: () => void) => void): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
-    server.listen(options, () => {
+    listen(() => {
       server.off('error', onError);
       resolve();
     });
@@ -307,12 +312,13 @@ export function sharedTcpListeners(listeners: readonly StreamListener[]): Shared
   for (const l of listeners) {
     if (l.origin.transport !== 'tcp' || !l.reusePort) continue;
     const a = l.server.address() as net.AddressInfo;
-    out.push({
-      address: a.address, family: a.family === 'IPv6' ? 6 : 4, port: a.port, protocol: l.origin.protocol, tag: l.origin.tag,
-      tls: l.origin.tls, tlsVerify: l.origin.tlsVerify,
-    });
+    out.push(sharedListener(a.address, a.family === 'IPv6' ? 6 : 4, a.port, l.origin));
   }
   return out;
+}
+
+function sharedListener(address: string, family: 4 | 6, port: number, origin: ConnectionOrigin): SharedTcpListener {
+  return { address, family, port, protocol: origin.protocol, tag: origin.tag, tls: origin.tls, tlsVerify: origin.tlsVerify };
 }
 
 async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListener[], target: ListenTarget, tls: boolean,
@@ -365,10 +371,7 @@ export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: 
 
 /** What other serving threads open again of sockets still waiting to listen. */
 export function sharedPendingTcp(deferred: readonly DeferredTcp[]): SharedTcpListener[] {
-  return (deferred as readonly PendingTcpListener[]).map((p) => ({
-    address: p.address, family: p.family, port: p.port, protocol: p.origin.protocol, tag: p.origin.tag,
-    tls: p.origin.tls, tlsVerify: p.origin.tlsVerify,
-  }));
+  return (deferred as readonly PendingTcpListener[]).map((p) => sharedListener(p.address, p.family, p.port, p.origin));
 }
 
 function registerTcp(ctx: NetContext, opened: StreamListener[], server: net.Server, origin: ConnectionOrigin, reusePort: boolean,
@@ -384,15 +387,8 @@ function registerTcp(ctx: NetContext, opened: StreamListener[], server: net.Serv
 }
 
 function listenOnFd(server: net.Server, fd: number, backlog: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(err);
-    server.once('error', onError);
-    // The backlog as listen()'s second argument: inside the options object it is ignored for an fd.
-    server.listen({ fd }, backlog, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
+  // The backlog as listen()'s second argument: inside the options object it is ignored for an fd.
+  return listening(server, (done) => server.listen({ fd }, backlog, done));
 }
 
 /**

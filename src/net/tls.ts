@@ -351,10 +351,14 @@ export class TlsService {
   /** A serving thread after the first: thread 0's keys after a rotation. */
   setTicketKeys(keys: TicketKeyState): void {
     this.ring.importKeys(keys);
-    if (this.ticketKeyMode === 'single') {
-      const current = this.ring.currentAsTicketKeys();
-      for (const server of this.servers.values()) server.setTicketKeys(current);
-    }
+    this.applySingleKey();
+  }
+
+  /** With one ticket key (no private hook), each server is given the ring's current key. */
+  private applySingleKey(): void {
+    if (this.ticketKeyMode !== 'single') return;
+    const current = this.ring.currentAsTicketKeys();
+    for (const server of this.servers.values()) server.setTicketKeys(current);
   }
 
   private constructor(ctx: NetContext, material: TlsMaterial, mode: TicketKeyMode) {
@@ -489,10 +493,7 @@ export class TlsService {
   /** Replace the ticket key now (the timer does it every tlsTicketKeyRotationSeconds). */
   rotateTicketKeys(): void {
     this.ring.rotate();
-    if (this.ticketKeyMode === 'single') {
-      const keys = this.ring.currentAsTicketKeys();
-      for (const server of this.servers.values()) server.setTicketKeys(keys);
-    }
+    this.applySingleKey();
     this.onTicketKeys?.(this.ring.exportKeys());
   }
 

@@ -101,8 +101,6 @@ describe('-t 4: operations see every thread', () => {
   it('binary stats from every thread show thread 0\'s background counters and every thread\'s detail counts', async () => {
     server = await startServer({ args: ['-t', '4', '-B', 'binary'], ready: 'connect' });
     const users = await clients(server.port, CONNECTIONS);
-    // The LRU maintainer (thread 0) runs every 100 ms: its count is above 0 after a while.
-    await sleep(400);
     const statsOf = async (c: Client, key: string): Promise<Map<string, string>> => {
       const end = (got: string): boolean => {
         const { packets } = parsePackets(Buffer.from(got, 'latin1'));
@@ -112,8 +110,14 @@ describe('-t 4: operations see every thread', () => {
       return new Map(parsePackets(Buffer.from(got, 'latin1')).packets.filter((p) => p.key.length > 0)
         .map((p) => [p.key.toString('latin1'), p.value.toString('latin1')]));
     };
+    // The LRU maintainer (thread 0) runs every 100 ms: its count is above 0 after a while.
+    for (const until = Date.now() + WAIT_MS; Date.now() < until;) {
+      await sleep(100);
+      if (Number((await statsOf(users[0], '')).get('lru_maintainer_juggles')) > 0) break;
+    }
     expect((await statsOf(users[0], 'detail on')).size).toBe(0);
-    await sleep(50);
+    // The other threads take the setting from thread 0's broadcast, on their next loop turn.
+    await sleep(200);
     for (const [i, c] of users.entries()) {
       const got = await c.ask(req({ op: OP.GETK, key: `pfx:${i}` }), (g) => parsePackets(Buffer.from(g, 'latin1')).packets.length > 0);
       expect(got.length).toBeGreaterThan(0);
@@ -124,9 +128,13 @@ describe('-t 4: operations see every thread', () => {
       expect(general.get('threads')).toBe('4');
     }
     // Each thread hands its detail counts to thread 0 every 50 ms (the asking one at once).
-    await sleep(150);
-    const detail = await statsOf(users[5], 'detail dump');
-    expect(detail.get('detailed')).toContain(`PREFIX pfx get ${CONNECTIONS} hit 0 set 0 del 0`);
+    const want = `PREFIX pfx get ${CONNECTIONS} hit 0 set 0 del 0`;
+    let detail = await statsOf(users[5], 'detail dump');
+    for (const until = Date.now() + WAIT_MS; !(detail.get('detailed') ?? '').includes(want) && Date.now() < until;) {
+      await sleep(50);
+      detail = await statsOf(users[5], 'detail dump');
+    }
+    expect(detail.get('detailed')).toContain(want);
     for (const c of users) c.sock.destroy();
   }, 30_000);
 
