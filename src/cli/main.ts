@@ -137,6 +137,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
 
   // Connection ids are unique across serving threads (memcached's are file descriptors).
   const connectionIds = new Int32Array(new SharedArrayBuffer(4));
+  // -s with several threads: connections handed to another thread count against -c meanwhile.
+  const slotsInTransit = new Int32Array(new SharedArrayBuffer(4));
   /** refresh_certs and SIGHUP: reload here, then every serving thread takes the new material. */
   const reloadCertificates = (): string | null => {
     if (network === null) return TLS_NOT_ENABLED;
@@ -198,6 +200,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       tlsMaterial,
       reusePort: plan.threads > 1,
       connectionIds,
+      slotsInTransit,
       // -s with several threads: thread 0 accepts and deals the connections out in turn.
       unixHandOff: plan.threads > 1 ? () => {
         unixTurn = (unixTurn + 1) % plan.threads;
@@ -208,7 +211,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.extPaths.length === 0 && settings.socketPath !== null ? 1 : 0, plan.reason);
     if (plan.threads > 1) {
-      threads = new ServingThreads(engine, settings, hooks, log, connectionIds);
+      threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
         await threads.start(plan.threads, network.sharedTcpListeners(), network.tlsShare());
         const started = threads;

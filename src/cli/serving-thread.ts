@@ -156,6 +156,7 @@ async function serve(d: ServingThreadData): Promise<void> {
     connectionIds: d.connectionIds,
     tlsMaterial: d.tls?.material,
     tlsTicketKeys: d.tls?.keys,
+    slotsInTransit: d.slotsInTransit,
     connectionEvents: {
       opened(info) {
         events.opened(info);

@@ -50,6 +50,8 @@ export interface ServingThreadData {
   readonly watchState: Int32Array;
   /** Thread 0's TLS material and ticket keys (null: no TLS listener). */
   readonly tls: TlsShare | null;
+  /** Connections handed over and not yet taken (NetContext.slotsInTransit). */
+  readonly slotsInTransit: Int32Array;
 }
 
 /** Messages from the first thread to a worker. */
@@ -120,7 +122,8 @@ export class ServingThreads {
   private readonly remote = new Map<number, readonly ConnectionStat[]>();
 
   constructor(private readonly engine: Engine, private readonly settings: Settings, hooks: SessionHooks,
-    private readonly log: (level: number, msg: string) => void, private readonly connectionIds: Int32Array) {
+    private readonly log: (level: number, msg: string) => void, private readonly connectionIds: Int32Array,
+    private readonly slotsInTransit: Int32Array) {
     this.executor = new AdminExecutor(engine, hooks);
     // `watch` across threads (see WatchLogger): thread 0 formats every line and sends each to
     // the threads whose watchers want its stream, batched per loop turn.
@@ -185,6 +188,7 @@ export class ServingThreads {
         connectionIds: this.connectionIds,
         watchState,
         tls,
+        slotsInTransit: this.slotsInTransit,
       };
       const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
       this.workers.push(worker);

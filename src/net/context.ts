@@ -32,6 +32,11 @@ export interface NetContext {
    * descriptor to another thread, or null to serve it here.
    */
   readonly unixHandOff?: () => ((fd: number) => void) | null;
+  /**
+   * Several serving threads: connections accepted by one thread and not yet taken by the thread
+   * they were handed to (word 0), so -c counts them meanwhile.
+   */
+  readonly slotsInTransit?: Int32Array;
   /** Thread 0 of several: SO_REUSEPORT sockets bound here wait to listen until the others do. */
   readonly deferredTcp?: DeferredTcp[];
 }

@@ -46,8 +46,10 @@ export class Acceptor {
 
   /** Clients, TLS handshakes in progress included (the registry holds both): each holds a -c slot. */
   private get slotsUsed(): number {
-    // Every serving thread's clients: -c bounds the server, as memcached's.
-    return this.ctx.stats.sum('client_slots');
+    // Every serving thread's clients, and those being handed between threads: -c bounds the
+    // server, as memcached's.
+    const transit = this.ctx.slotsInTransit;
+    return this.ctx.stats.sum('client_slots') + (transit === undefined ? 0 : Atomics.load(transit, 0));
   }
 
   /** memcached's `accepting_conns`. */
@@ -85,11 +87,13 @@ export class Acceptor {
 
   /** A unix connection thread 0 accepted and handed to this thread (its descriptor). */
   adopt(fd: number, origin: ConnectionOrigin): void {
-    if (this.stopped) {
-      fs.closeSync(fd);
-      return;
+    try {
+      if (this.stopped) fs.closeSync(fd);
+      else this.admit(adoptDescriptor(fd), origin);
+    } finally {
+      // Counted by this thread's registry now (client_slots), or gone: no longer in transit.
+      if (this.ctx.slotsInTransit !== undefined) Atomics.sub(this.ctx.slotsInTransit, 0, 1);
     }
-    this.admit(adoptDescriptor(fd), origin);
   }
 
   private admit(shell: net.Socket, origin: ConnectionOrigin): void {
@@ -99,6 +103,7 @@ export class Acceptor {
       if (send !== null) {
         const fd = handOffDescriptor(shell, duplicateFd);
         if (fd !== null) {
+          if (this.ctx.slotsInTransit !== undefined) Atomics.add(this.ctx.slotsInTransit, 0, 1);
           send(fd);
           return;
         }

@@ -53,6 +53,8 @@ export interface NetworkOptions {
   tlsTicketKeys?: TicketKeyState;
   /** Thread 0 of several: where each accepted unix connection goes (see NetContext). */
   unixHandOff?: () => ((fd: number) => void) | null;
+  /** Several serving threads: the shared count of connections being handed over (see NetContext). */
+  slotsInTransit?: Int32Array;
 }
 
 /** What another serving thread needs of this one's TLS: the material and the ticket keys. */
@@ -173,6 +175,7 @@ export async function startNetwork(
     reusePort: options.reusePort === true || options.sharedTcp !== undefined,
     deferredTcp: options.reusePort === true && options.sharedTcp === undefined ? [] : undefined,
     unixHandOff: options.unixHandOff,
+    slotsInTransit: options.slotsInTransit,
   };
   if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
   if (options.connectionIds !== undefined) registry.sharedIds = options.connectionIds;
