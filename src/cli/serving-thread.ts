@@ -17,7 +17,7 @@ import { initAuth } from '../protocol/auth';
 import type { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
 import { Clock } from '../store/clock';
-import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, ToServingThread } from './threads';
+import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, SettingsUpdate, ToServingThread } from './threads';
 
 /** A worker sends its connection list for `stats conns` at most this often (and with each `stats conns`). */
 const CONNS_SNAPSHOT_MS = 20;
@@ -52,7 +52,11 @@ async function serve(d: ServingThreadData): Promise<void> {
     const msg: RpcRequest = { kind: 'detail', counts: engine.detail.drain() };
     d.rpcPort.postMessage(msg);
   };
-  const detailTimer = setInterval(sendDetail, DETAIL_FLUSH_MS);
+  const detailTimer = setInterval(() => {
+    sendDetail();
+    // An idle thread still takes settings changes, so they do not pile up on its port.
+    syncSettings();
+  }, DETAIL_FLUSH_MS);
   detailTimer.unref();
   let lines: (number | string)[] = [];
   engine.logger.forward = (stream, body) => {
@@ -98,6 +102,16 @@ async function serve(d: ServingThreadData): Promise<void> {
     generation = nextGeneration;
     Object.assign(settings, next);
     engine.detail.enabled = settings.detailEnabled;
+  };
+  let settingsSeen = 0;
+  const syncSettings = (): void => {
+    const word = Atomics.load(d.settingsWord, 0);
+    if (word === settingsSeen) return;
+    settingsSeen = word;
+    for (let m = receiveMessageOnPort(d.settingsPort); m !== undefined; m = receiveMessageOnPort(d.settingsPort)) {
+      const u = m.message as SettingsUpdate;
+      applySettings(u.settings, u.generation);
+    }
   };
 
   let seq = 0;
@@ -147,7 +161,14 @@ async function serve(d: ServingThreadData): Promise<void> {
   const factory: SessionFactory = {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {
       const protocol = (conn as NetConnectionInfo).protocol ?? settings.bindProtocol;
-      return createSession(engine, output, conn, hooks, settings, protocol);
+      const session = createSession(engine, output, conn, hooks, settings, protocol);
+      // Every read takes the settings changes made so far on any thread (one atomic load).
+      const feed = session.feed.bind(session);
+      session.feed = (buf, start, end) => {
+        syncSettings();
+        return feed(buf, start, end);
+      };
+      return session;
     },
   };
   network = await startNetwork(settings, stats, factory, log, {
@@ -171,9 +192,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   });
   const net = network;
   parentPort?.on('message', (m: ToServingThread) => {
-    if (m.type === 'settings') {
-      applySettings(m.settings, m.generation);
-    } else if (m.type === 'unix') {
+    if (m.type === 'unix') {
       net.adoptUnix(m.fd, m.socketPath);
     } else if (m.type === 'tls') {
       net.applyTls(m);

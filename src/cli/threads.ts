@@ -44,6 +44,15 @@ export interface ServingThreadData {
   /** The worker's end of its administrative channel, and the word its replies are signalled on. */
   readonly rpcPort: MessagePort;
   readonly rpcWord: Int32Array;
+  /**
+   * Settings changes: thread 0 posts the new settings on this port, then stores their
+   * generation in `settingsWord` (one word shared by every thread). A worker compares the word
+   * before each read it hands to a session and drains the port synchronously when it moved, so
+   * a change made on any thread is in force for the next command on every thread, as with
+   * memcached's global settings.
+   */
+  readonly settingsPort: MessagePort;
+  readonly settingsWord: Int32Array;
   /** Connection ids come from this counter on every thread (unique, as memcached's fds). */
   readonly connectionIds: Int32Array;
   /** The shared `watch` state (WatchLogger.shareWith). */
@@ -56,11 +65,16 @@ export interface ServingThreadData {
 
 /** Messages from the first thread to a worker. */
 export type ToServingThread =
-  | { readonly type: 'settings'; readonly settings: Settings; readonly generation: number }
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
   | { readonly type: 'unix'; readonly fd: number; readonly socketPath: string }
   | { readonly type: 'stop'; readonly graceful: boolean };
+
+/** What thread 0 posts on a worker's settings port. */
+export interface SettingsUpdate {
+  readonly settings: Settings;
+  readonly generation: number;
+}
 
 /** Messages from a worker to the first thread. */
 export type FromServingThread =
@@ -114,6 +128,8 @@ export function statsForThreads(threads: number): ServerStats {
 export class ServingThreads {
   private readonly workers: Worker[] = [];
   private readonly ports: MessagePort[] = [];
+  private readonly settingsPorts: MessagePort[] = [];
+  private readonly settingsWord = new Int32Array(new SharedArrayBuffer(4));
   private readonly executor: AdminExecutor;
   private stopping: Promise<void> | null = null;
   /** Bumped at each broadcast of the settings. */
@@ -176,6 +192,8 @@ export class ServingThreads {
     for (let t = 1; t < threads; t++) {
       const { port1, port2 } = new MessageChannel();
       const rpcWord = new Int32Array(new SharedArrayBuffer(4));
+      const settingsChannel = new MessageChannel();
+      this.settingsPorts.push(settingsChannel.port1);
       const data: ServingThreadData = {
         thread: t,
         settings: this.settings,
@@ -185,12 +203,14 @@ export class ServingThreads {
         sharedTcp,
         rpcPort: port2,
         rpcWord,
+        settingsPort: settingsChannel.port2,
+        settingsWord: this.settingsWord,
         connectionIds: this.connectionIds,
         watchState,
         tls,
         slotsInTransit: this.slotsInTransit,
       };
-      const worker = new Worker(entry, { workerData: data, transferList: [port2], stdout: false, stderr: false });
+      const worker = new Worker(entry, { workerData: data, transferList: [port2, settingsChannel.port2], stdout: false, stderr: false });
       this.workers.push(worker);
       this.ports.push(port1);
       port1.on('message', (m: RpcRequest) => {
@@ -246,14 +266,16 @@ export class ServingThreads {
   /** Runtime tuning changed settings: every thread takes the new values. */
   broadcastSettings(): void {
     this.generation++;
-    const msg: ToServingThread = { type: 'settings', settings: this.settings, generation: this.generation };
-    for (const w of this.workers) w.postMessage(msg);
+    const msg: SettingsUpdate = { settings: this.settings, generation: this.generation };
+    for (const p of this.settingsPorts) p.postMessage(msg);
+    // After the messages are queued: a worker that sees the new word finds them on its port.
+    Atomics.store(this.settingsWord, 0, this.generation);
   }
 
   /** Stop every worker (graceful: each drains its connections first). */
   stop(graceful: boolean): Promise<void> {
     this.stopping ??= Promise.all(this.workers.map((w) => stopWorker(w, graceful))).then(() => {
-      for (const p of this.ports) p.close();
+      for (const p of [...this.ports, ...this.settingsPorts]) p.close();
       this.remote.clear();
     });
     return this.stopping;

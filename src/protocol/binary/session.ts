@@ -634,9 +634,11 @@ export class BinarySession implements ProtocolSession, ItemSink {
       const at = keyStart + 6;
       const left = nkey - 6;
       if (prefixIs(buf, at, left, ' dump')) this.statPacket('detailed', engine.detail.dump());
-      else if (prefixIs(buf, at, left, ' on')) engine.detail.enabled = true;
-      else if (prefixIs(buf, at, left, ' off')) engine.detail.enabled = false;
-      else return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
+      else if (prefixIs(buf, at, left, ' on') || prefixIs(buf, at, left, ' off')) {
+        engine.tuning.detailStats(prefixIs(buf, at, left, ' on'));
+        // The other serving threads take the setting (as after a text `stats detail on`).
+        this.hooks.changed?.();
+      } else return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
     } else if (keyIs(buf, keyStart, nkey, 'items')) {
       itemsStats(ctx, sink);
     } else if (keyIs(buf, keyStart, nkey, 'slabs')) {
