@@ -9,6 +9,8 @@
  *   localPort(fd)                   getsockname()'s port: the port a socket bound to port 0 got
  *   dupFd(fd)                       dup() with close-on-exec: an accepted unix connection handed
  *                                   to another serving thread (the accepting handle closes its own)
+ *   lockFile(fd)                    fcntl(F_SETLK) write lock on a whole file, false when another
+ *                                   process holds one: two servers never share an extstore file
  *   getScheduler(tid)               [policy, priority] of a process or thread (0 = caller)
  *   lockBuffer(view)                mlock() a typed array's bytes: -k locks each slab page
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
@@ -30,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -217,6 +220,30 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* A write lock on the whole file (fcntl, released when the process ends): true when taken,
+ * false when another process holds a lock on it; other failures throw. */
+static napi_value lock_file(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "lockFile(fd): a descriptor");
+    struct flock lock;
+    memset(&lock, 0, sizeof lock);
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    lock.l_start = 0;
+    lock.l_len = 0;
+    bool taken = true;
+    if (fcntl(fd, F_SETLK, &lock) < 0) {
+        if (errno != EAGAIN && errno != EACCES) return throw_errno(env, "fcntl(F_SETLK)", errno);
+        taken = false;
+    }
+    napi_value out;
+    napi_get_boolean(env, taken, &out);
+    return out;
+}
+
 /* [policy, priority] of thread or process `tid` (0: the calling thread). The policy is
  * Linux's number (SCHED_OTHER 0, SCHED_FIFO 1, SCHED_RR 2, SCHED_BATCH 3, SCHED_IDLE 5,
  * SCHED_DEADLINE 6) without the SCHED_RESET_ON_FORK flag. */
@@ -286,13 +313,14 @@ static napi_value init(napi_env env, napi_value exports) {
         {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
         {"localPort", NULL, local_port, NULL, NULL, NULL, napi_enumerable, NULL},
         {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"lockFile", NULL, lock_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getScheduler", NULL, get_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockBuffer", NULL, lock_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 3, &version);
+    napi_create_int32(env, 4, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

@@ -31,6 +31,7 @@ import {
 } from '../store/items';
 import { KIND_ITEM, refPage } from '../store/slabs';
 import type { SlabMover } from '../store/mover';
+import { loadNative } from '../platform/native';
 import type { Settings } from '../settings';
 
 export const RECORD_HEADER_BYTES = 16;
@@ -141,6 +142,8 @@ export class Storage implements ColdTier {
     this.log = log;
     const pageBytes = settings.extPageBytes;
     const files = settings.extPaths.map((f) => ({ path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes) }));
+    // Without the native addon the files are not locked (README: the addon is optional).
+    const native = loadNative().addon;
     this.ext = new Extstore({
       pageBytes,
       wbufBytes: settings.extWbufBytes,
@@ -149,6 +152,7 @@ export class Storage implements ColdTier {
       readBytesQueuedMax: READ_BYTES_QUEUED_MAX,
       io,
       log: (level, message) => this.log(level, message),
+      lockFile: native === null ? undefined : (fd) => native.lockFile(fd),
     });
     if (settings.extCompactUnderPages === 0) {
       // memcached 1.6.45 sizes both at 1% of the pages of the ext_path given last (the head of
@@ -442,8 +446,15 @@ export class Storage implements ColdTier {
       }
       if (result === ReadResult.Ok && this.recordOk(buf, start, len, crc, nkey, nbytes)) {
         done(true, buf, start + RECORD_HEADER_BYTES + nkey);
-        // A value still in a write buffer is in memory already; recache only what came from disk.
-        if (!sync) this.maybeRecache(ref, pageId, version, offset, buf, start, nkey, nbytes);
+        if (!this.recacheDue(ref, pageId, version, offset)) return;
+        if (!sync) {
+          this.recache(ref, pageId, version, offset, buf, start, nkey, nbytes);
+          return;
+        }
+        // Answered from a write buffer within the caller's own command, which may still use
+        // `ref`: recache after it, from a copy (the buffer may be reused by then).
+        const copy = Buffer.from(buf.subarray(start, start + len));
+        queueMicrotask(() => this.recache(ref, pageId, version, offset, copy, 0, nkey, nbytes));
         return;
       }
       // Compaction may have moved the record while the read was queued: follow it once.
@@ -496,18 +507,24 @@ export class Storage implements ColdTier {
 
   /**
    * memcached's recache: a header hit twice (FETCHED, then ACTIVE or moved to WARM) within
-   * ITEM_UPDATE_INTERVAL goes back to memory once every ext_recache_rate such reads. The
-   * CAS is kept (memcached assigns a new one; a value moved between tiers has not changed).
+   * ITEM_UPDATE_INTERVAL goes back to memory once every ext_recache_rate such reads, whether
+   * the read came from disk or from a write buffer. The CAS is kept (a value moved between
+   * tiers has not changed), as memcached's item_replace does.
    */
-  private maybeRecache(ref: number, pageId: number, version: number, offset: number, buf: Buffer, start: number,
-    nkey: number, nbytes: number): void {
+  private recacheDue(ref: number, pageId: number, version: number, offset: number): boolean {
     const rate = this.settings.extRecacheRate;
-    if (rate === 0 || this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
+    if (rate === 0 || this.stopped || !this.sameHeader(ref, pageId, version, offset)) return false;
     const items = this.items;
     const f = items.iflags(ref);
     const hitTwice = (f & IF_FETCHED) !== 0 && ((f & IF_ACTIVE) !== 0 || items.segment(ref) === WARM_LRU);
-    if (!hitTwice || items.atime(ref) <= items.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) return;
-    if (this.recacheCounter++ % rate !== 0) return;
+    if (!hitTwice || items.atime(ref) <= items.clock.now - ITEM_UPDATE_INTERVAL_SECONDS) return false;
+    return this.recacheCounter++ % rate === 0;
+  }
+
+  private recache(ref: number, pageId: number, version: number, offset: number, buf: Buffer, start: number,
+    nkey: number, nbytes: number): void {
+    if (this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
+    const items = this.items;
     // The header being replaced must survive the allocation (disk writes may go on meanwhile).
     const fresh = items.withPinned(ref, () =>
       items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes));

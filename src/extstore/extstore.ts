@@ -78,6 +78,11 @@ export interface ExtstoreConfig {
   readBytesQueuedMax: number;
   io?: ExtstoreIo;
   log?: (level: number, message: string) => void;
+  /**
+   * Takes an exclusive lock on an open file, false when another process holds it (the native
+   * addon's fcntl lock); absent: files are not locked.
+   */
+  lockFile?: (fd: number) => boolean;
 }
 
 export const enum ReadResult {
@@ -228,9 +233,17 @@ export class Extstore {
     for (let i = 0; i < conf.files.length; i++) {
       const f = new StoreFile(conf.files[i].path, i);
       try {
-        // memcached opens with O_CREAT and truncates: a restart starts with an empty tier.
-        f.fd = fs.openSync(f.path, 'w+', 0o644);
+        // As memcached: open (creating), lock so a second server cannot use the file, and only
+        // then truncate: a restart starts with an empty tier.
+        f.fd = fs.openSync(f.path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o644);
+        if (conf.lockFile !== undefined && !conf.lockFile(f.fd)) {
+          fs.closeSync(f.fd);
+          f.fd = -1;
+          throw new Error('another process has it open (locked)');
+        }
+        fs.ftruncateSync(f.fd, 0);
       } catch (e) {
+        if (f.fd >= 0) fs.closeSync(f.fd);
         for (const g of this.files) fs.closeSync(g.fd);
         throw new ExtstoreInitError(`Failed to initialize external storage: failed to open file ${f.path}: ` +
           `${(e as Error).message}`);

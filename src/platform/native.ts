@@ -28,6 +28,11 @@ export interface NativeAddon {
   localPort(fd: number): number;
   /** dup() with close-on-exec (an accepted unix connection handed to another serving thread). */
   dupFd(fd: number): number;
+  /**
+   * fcntl(F_SETLK) write lock on the whole file: false when another process holds a lock on
+   * it (memcached's guard against two servers on one extstore file).
+   */
+  lockFile(fd: number): boolean;
   /** [Linux policy number, priority] of a thread or process (0: the calling thread). */
   getScheduler(tid: number): [number, number];
   /** mlock() the bytes of a Buffer or TypedArray (also over a SharedArrayBuffer): -k, per slab page. */
@@ -46,8 +51,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 3;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
+const ABI_VERSION = 4;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

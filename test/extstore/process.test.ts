@@ -59,4 +59,31 @@ describe('extstore from the command line', () => {
       await server?.stop();
     }
   });
+
+  it('a second server on the same file fails to start and leaves the first one\'s data alone', async () => {
+    const dir = tempDir();
+    dirs.push(dir);
+    const file = path.join(dir, 'extstore');
+    const args = ['-m', '8', '-o', `ext_page_size=1,ext_wbuf_size=1,ext_threads=2,ext_path=${file}:32m`];
+    const server = await startServer({ kind: 'ours', args });
+    try {
+      const c = new Client(server.port);
+      await fill(c, 6000, 2000);
+      const size = fs.statSync(file).size;
+      expect(size).toBeGreaterThan(0);
+      const second = ['-p', '0', '-U', '0', '-o', `ext_page_size=1,ext_wbuf_size=1,ext_path=${file}:32m`];
+      if (process.getuid?.() === 0) second.push('-u', 'root');
+      const r = spawnSync(process.execPath, [BIN, ...second], { encoding: 'utf8', timeout: 10_000 });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`Failed to initialize external storage: failed to open file ${file}`);
+      // Not truncated by the second server: every value still reads back from disk.
+      expect(fs.statSync(file).size).toBe(size);
+      const reply = await c.request('get k0 k1\r\n', 'END\r\n');
+      expect(reply.equals(Buffer.concat([valueReply('k0', 0, valueOf(0, 2000)), valueReply('k1', 1, valueOf(1, 2000)),
+        Buffer.from('END\r\n')]))).toBe(true);
+      c.close();
+    } finally {
+      await server.stop();
+    }
+  });
 });

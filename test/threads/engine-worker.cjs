@@ -88,9 +88,12 @@ if (mode === 'incr') {
   }
 } else if (mode === 'values') {
   // Self-checking values of random sizes (some chunked): length, seed and a checksum inside.
-  const { sizeMax } = workerData;
+  // `hold` (optional, shared): while its word is 1 the workload goes on past its rounds (until
+  // the deadline), so the main thread can wait for background work it needs to have seen.
+  const { sizeMax, hold } = workerData;
+  const more = (r) => (r < rounds || (hold !== undefined && Atomics.load(hold, 0) === 1)) && Date.now() < deadline;
   const big = Buffer.alloc(sizeMax + 16);
-  for (let r = 0; r < rounds && Date.now() < deadline; r++) {
+  for (let r = 0; more(r); r++) {
     const k = rnd() % keys;
     const kl = key(k);
     if (rnd() % 3 === 0) {

@@ -6,6 +6,7 @@
  * (test/store/invariants.ts). More threads than this machine's cores, so lock holders get
  * preempted. Runs the compiled modules from dist/ (npm test builds first).
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -48,7 +49,12 @@ async function runWorkers(e: Engine, settings: Settings, mode: string, rounds: n
     try {
       return await new Promise<Report>((resolve, reject) => {
         w.once('message', resolve);
-        w.once('error', reject);
+        w.once('error', (err) => {
+          // Written at once: a worker that dies holding a store lock can leave this thread
+          // blocked on that lock (in the page mover's timer), and then no report comes.
+          fs.writeSync(2, `engine worker ${t + 1} failed: ${err.stack ?? String(err)}\n`);
+          reject(err);
+        });
       });
     } finally {
       await w.terminate();
@@ -109,6 +115,8 @@ describe('one store, several threads', () => {
     const { e, settings } = start({ memoryLimitBytes: 16 * MIB, hashPowerInit: 12 });
     // `slabs reassign` of this thread's own making, beside the automover: pages leave classes
     // (to the global pool) while the threads read and write items in them.
+    const hold = new Int32Array(new SharedArrayBuffer(4));
+    hold[0] = 1;
     let cls = 1;
     const mover = setInterval(() => {
       for (let tries = 0; tries < e.slabs.largestClass; tries++) {
@@ -118,8 +126,11 @@ describe('one store, several threads', () => {
           break;
         }
       }
+      // The threads go on until a page has moved and the table has grown (or the deadline):
+      // on a busy machine their rounds alone may end first.
+      if (e.mover.slabsMoved > 0 && e.items.index.hashPower > 12) Atomics.store(hold, 0, 0);
     }, 20);
-    const reports = await runWorkers(e, settings, 'values', 15_000, 12_000, { sizeMax: 700 * 1024 })
+    const reports = await runWorkers(e, settings, 'values', 15_000, 12_000, { sizeMax: 700 * 1024, hold })
       .finally(() => clearInterval(mover));
     const torn = total(reports, 'torn');
     const hits = total(reports, 'hits');
