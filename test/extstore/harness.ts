@@ -129,13 +129,14 @@ export function setCommand(key: string, flags: number, value: Buffer, noreply = 
 /** A client that collects every byte; reads wait (bounded) for a terminator count. */
 export class Client {
   readonly socket: net.Socket;
-  private data = Buffer.alloc(0);
+  /** Received and not yet taken, chunk by chunk (joined once, when taken: replies run to MBs). */
+  private chunks: Buffer[] = [];
   private readonly ready: Promise<void>;
 
   constructor(port: number) {
     this.socket = net.connect(port, LOOPBACK);
     this.socket.on('data', (d: Buffer) => {
-      this.data = Buffer.concat([this.data, d]);
+      this.chunks.push(d);
     });
     this.socket.on('error', () => {});
     this.ready = new Promise((resolve) => this.socket.once('connect', () => resolve()));
@@ -149,16 +150,26 @@ export class Client {
   /** Wait until the received bytes contain `count` copies of `marker`; returns and clears them. */
   async until(marker: string, count = 1, timeoutMs = 10_000): Promise<Buffer> {
     const m = Buffer.from(marker, 'latin1');
-    await waitFor(() => countOf(this.data, m) >= count, `${count} x ${JSON.stringify(marker)}`, timeoutMs);
-    const out = this.data;
-    this.data = Buffer.alloc(0);
-    return out;
+    // Each chunk is scanned once, with the end of the one before (a marker may straddle them).
+    let found = 0;
+    let scanned = 0;
+    let carry = Buffer.alloc(0);
+    const enough = (): boolean => {
+      for (; scanned < this.chunks.length; scanned++) {
+        const piece = carry.length === 0 ? this.chunks[scanned] : Buffer.concat([carry, this.chunks[scanned]]);
+        found += countOf(piece, m);
+        carry = piece.subarray(Math.max(0, piece.length - (m.length - 1)));
+      }
+      return found >= count;
+    };
+    await waitFor(enough, `${count} x ${JSON.stringify(marker)}`, timeoutMs);
+    return this.take();
   }
 
   /** Everything received so far (cleared). */
   take(): Buffer {
-    const out = this.data;
-    this.data = Buffer.alloc(0);
+    const out = Buffer.concat(this.chunks);
+    this.chunks = [];
     return out;
   }
 
