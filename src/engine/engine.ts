@@ -291,7 +291,6 @@ export class Engine implements ValueSource {
     // The clock has its own timer (Clock.start): the maintainer reads it as it is.
     this.maintainerJuggles++;
     for (let cls = 1; cls <= this.slabs.largestClass; cls++) this.items.juggle(cls, 500);
-    this.storage?.maintain();
     this.movePages();
     if (this.indexTask === null && this.items.growIndex(this.settings.hashExpand)) this.scheduleIndexGrowth();
   }

@@ -37,8 +37,10 @@ import type { Settings } from '../settings';
 export const RECORD_HEADER_BYTES = 16;
 /** memcached: ext_item_age of UINT_MAX means "no age limit" (write only under memory pressure). */
 const ITEM_AGE_NEVER = 4294967295;
-/** Items written per maintenance pass by the ext_item_age writer (the rest wait for the next). */
-const AGE_WRITES_PER_PASS = 256;
+/** Bytes the background writer writes per pass before it yields to the event loop. */
+const WRITER_BYTES_PER_PASS = 1024 * 1024;
+/** The background writer's shortest sleep between idle passes (memcached: 200 us). */
+const WRITER_SLEEP_MIN_MS = 1;
 /** memcached's MIN_STORAGE_COMPACT_SLEEP: pause between readback chunks while compacting. */
 const COMPACT_STEP_MS = 10;
 /** Disk reads queued or in flight, in bytes, beyond which a read is refused (get_oom_extstore). */
@@ -167,12 +169,19 @@ export class Storage implements ColdTier {
   start(): void {
     this.ext.start();
     this.scheduleCompaction(this.idleCompactMs());
+    this.writerTimer = setTimeout(() => this.writerStep(), WRITER_SLEEP_MIN_MS);
+    this.writerTimer.unref();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.compactTimer !== null) clearTimeout(this.compactTimer);
     this.compactTimer = null;
+    if (this.writerTimer !== null) {
+      clearTimeout(this.writerTimer as NodeJS.Timeout);
+      clearImmediate(this.writerTimer as NodeJS.Immediate);
+    }
+    this.writerTimer = null;
     if (this.items.coldTier === this) this.items.coldTier = null;
     this.ext.close();
   }
@@ -386,28 +395,101 @@ export class Storage implements ColdTier {
   }
 
   /**
-   * ext_item_age: write COLD items idle longer than that even while memory is not full
-   * (memcached's storage writer thread). Bounded work per call; called by the LRU maintainer.
+   * memcached's storage writer thread, one pass: from the largest class down, the COLD tail item is written to disk (and replaced by a header) while the class has
+   * fewer free chunks than its target (a few pages' worth while the global page pool is at
+   * or under its low mark: then at any age), or while the tail is older than ext_item_age.
+   * A class that wrote nothing is looked at less often (backoff), as memcached. Bounded by
+   * WRITER_BYTES_PER_PASS; runs on thread 0 (extstore is served by one thread). True when
+   * anything was written.
    */
-  maintain(): void {
-    const age = this.settings.extItemAgeSeconds;
-    if (age >= ITEM_AGE_NEVER || this.stopped) return;
+  writePass(): boolean {
     const items = this.items;
     const slabs = items.slabs;
-    const now = items.clock.now;
-    let budget = AGE_WRITES_PER_PASS;
-    // Every class: a chunked item's head lives in a small class.
-    for (let cls = 1; cls <= slabs.largestClass && budget > 0; cls++) {
-      let tries = 5;
-      let ref = items.lruTail[(cls << 2) | COLD_LRU];
-      while (ref !== 0 && budget > 0 && tries > 0) {
-        const prev = items.prev(ref);
-        if (now - items.atime(ref) <= age) break;
-        if (items.isHdr(ref) || items.isDead(ref) || !this.writeItem(ref)) tries--;
-        else budget--;
-        ref = prev;
+    const s = this.settings;
+    const minClass = slabs.classFor(s.extItemSizeBytes);
+    if (this.stopped || minClass === 0) return false;
+    const poolMin = this.globalPoolMin();
+    const globalPages = slabs.globalPoolPages;
+    const targetPages = globalPages < poolMin ? poolMin - globalPages : globalPages === poolMin ? 1 : 0;
+    this.writerPasses++;
+    let budget = WRITER_BYTES_PER_PASS;
+    let wrote = false;
+    // Down to class 1, not ext_item_size's class: a chunked item's head lives in a small class
+    // (writeItem refuses the items under ext_item_size there).
+    for (let x = slabs.largestClass; x >= 1 && budget > 0; x--) {
+      const backoff = this.writerBackoff[x];
+      if (backoff > 1 && this.writerPasses % backoff !== 0) continue;
+      if (slabs.pagesPerClass[x] === 0) continue;
+      const chunkSize = slabs.classSize[x];
+      // memcached: small classes are not flushed past a few pages (their headers would be
+      // close to their size).
+      const maxPages = chunkSize < 500 ? 3 : chunkSize < 1000 ? 4 : chunkSize < 2000 ? 5 : targetPages;
+      const target = slabs.perPage[x] * Math.min(targetPages, maxPages);
+      let chunksFree = slabs.totalChunks(x) - slabs.usedChunks[x];
+      let moved = false;
+      while (budget > 0) {
+        const age = chunksFree < target ? 0 : s.extItemAgeSeconds;
+        const written = this.writeColdTail(x, age);
+        if (written === 0) break;
+        budget -= written;
+        chunksFree++;
+        moved = true;
       }
+      this.writerBackoff[x] = moved ? 1 : backoff + 1;
+      wrote ||= moved;
     }
+    if (!wrote) this.writerBackoff.fill(1);
+    return wrote;
+  }
+
+  /** Bytes written for class `cls`'s COLD tail item if it qualifies at `age` (0: any age), else 0. */
+  private writeColdTail(cls: number, age: number): number {
+    const items = this.items;
+    let bytes = 0;
+    items.withColdTail(cls, (ref) => {
+      if (items.isHdr(ref)) return false;
+      if (age !== 0 && (age >= ITEM_AGE_NEVER || items.clock.now - items.atime(ref) <= age)) return false;
+      const len = RECORD_HEADER_BYTES + items.nkey(ref) + items.nbytes(ref);
+      if (!this.writeItem(ref)) return false;
+      bytes = len;
+      return true;
+    });
+    return bytes;
+  }
+
+  /**
+   * memcached's ext_global_pool_min: the extstore automover's free-page watermark (1% of the
+   * pages, at least 2: slab_automove_freeratio) while the automover runs, else 0.
+   */
+  private globalPoolMin(): number {
+    const s = this.settings;
+    if (s.slabAutomove === 0) return 0;
+    const total = Math.floor(this.items.slabs.mallocedBytes / s.slabPageBytes);
+    return Math.max(2, Math.floor(total * s.slabAutomoveFreeRatio));
+  }
+
+  private writerPasses = 0;
+  private readonly writerBackoff: number[] = new Array<number>(256).fill(1);
+  private writerTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private writerSleepMs = WRITER_SLEEP_MIN_MS;
+
+  /**
+   * The writer's pacing, as memcached's: after a pass that wrote, the next comes at once (after
+   * pending I/O) and the idle sleep halves; after an idle pass the sleep grows by a step, up to
+   * ext_max_sleep.
+   */
+  private writerStep(): void {
+    this.writerTimer = null;
+    if (this.stopped) return;
+    if (this.writePass()) {
+      this.writerSleepMs = Math.max(WRITER_SLEEP_MIN_MS, Math.floor(this.writerSleepMs / 2));
+      this.writerTimer = setImmediate(() => this.writerStep());
+    } else {
+      const maxMs = Math.max(WRITER_SLEEP_MIN_MS, Math.floor(this.settings.extMaxSleepMicros / 1000));
+      this.writerSleepMs = Math.min(maxMs, this.writerSleepMs + 1);
+      this.writerTimer = setTimeout(() => this.writerStep(), this.writerSleepMs);
+    }
+    this.writerTimer.unref();
   }
 
   // ---------------------------------------------------------------- read path

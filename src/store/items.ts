@@ -1097,6 +1097,48 @@ export class Items {
   }
 
   /**
+   * memcached's lru_pull_tail with LRU_PULL_RETURN_ITEM on COLD: the first live item from the
+   * tail of class `cls`'s COLD list (dead ones on the way are reclaimed; one whose item lock
+   * is taken, or that is pinned, is passed over), handed to `fn` under its item lock (the
+   * list's lock already let go). False when no item was found or `fn` returned false.
+   */
+  withColdTail(cls: number, fn: (ref: number) => boolean): boolean {
+    const id = (cls << 2) | COLD_LRU;
+    const counters = this.counters;
+    const itemLocks = this.itemLocks;
+    let held = 0;
+    let heldHash = 0;
+    this.lruLocks.lock(id);
+    let search = this.lruTail[id];
+    for (let tries = PULL_TRIES; tries > 0 && search !== 0; tries--) {
+      const nextIt = this.prev(search);
+      const hash = this.hashOf(search);
+      if (search === this.flushPinned || !itemLocks.tryLock(hash & this.stripeMask)) {
+        search = nextIt;
+        continue;
+      }
+      if (this.isDead(search)) {
+        counters.reclaimed[cls]++;
+        if ((this.iflags(search) & IF_FETCHED) === 0) counters.expired_unfetched[cls]++;
+        this.unlinkInList(search, hash, id);
+        itemLocks.unlock(hash & this.stripeMask);
+        search = nextIt;
+        continue;
+      }
+      held = search;
+      heldHash = hash;
+      break;
+    }
+    this.lruLocks.unlock(id);
+    if (held === 0) return false;
+    try {
+      return fn(held);
+    } finally {
+      itemLocks.unlock(heldHash & this.stripeMask);
+    }
+  }
+
+  /**
    * memcached's lru_pull_tail: look at up to PULL_TRIES items from the tail of one segment;
    * reclaim dead ones; move HOT/WARM overflow to COLD (active ones to WARM); in COLD, evict
    * (when `evict`) or move active items to WARM. Returns how many items were removed/moved.
