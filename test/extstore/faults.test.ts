@@ -36,10 +36,11 @@ async function filled(options: Parameters<typeof startExtServer>[0] = {}): Promi
   server = await startExtServer(options);
   client = new Client(server.port);
   await fill(client, COUNT, VALUE_BYTES);
-  await flushToDisk(server.engine);
   // No more values go to disk until stillServing (ext_item_size over every value): the
   // faults below are then seen against a fixed set of pages, not the background writer's.
+  // Held off before the flush, or the writer fills a new buffer while the flush waits.
   server.engine.settings.extItemSizeBytes = WRITER_OFF;
+  await flushToDisk(server.engine);
   return { s: server, c: client };
 }
 
