@@ -46,6 +46,8 @@ export interface ExtPathSpec {
   path: string;
   /** The size given, in bytes; the file holds floor(sizeBytes / extPageBytes) pages. */
   sizeBytes: number;
+  /** The page bucket its free pages serve (extstore's BUCKET_*: 0 default). */
+  bucket: number;
 }
 
 export interface Settings {

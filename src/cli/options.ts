@@ -18,6 +18,7 @@
 
 import { HASH_POWER_LIMIT } from '../store/hash';
 import { CLASSES_MAX, PAGES_MAX } from '../store/slabs';
+import { BUCKET_NAMES } from '../extstore/extstore';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
@@ -703,8 +704,9 @@ function fraction(value: string, name: string): number {
 }
 
 /**
- * -o ext_path=<file>:<size>[:<bucket>], size with memcached's units M, G, T or P (any case).
- * memcached accepts only the "default" bucket; so does this parser.
+ * -o ext_path=<file>:<size>[:<bucket>], size with memcached's units M, G, T or P (any case);
+ * the bucket (memcached 1.6.45's names: default, compact, chunked, lowttl, coldcompact, old)
+ * says which writes the file's free pages serve first.
  */
 function addExtPath(state: ParseState, value: string): void {
   const parts = value.split(':');
@@ -714,13 +716,10 @@ function addExtPath(state: ParseState, value: string): void {
     throw new UsageError('must supply size to ext_path, ie: ext_path=/f/e:64m (M|G|T|P supported)');
   }
   if (parts.length > 3) throw new UsageError(`ext_path=${value}: expected <file>:<size>[:<bucket>]`);
-  if (parts.length === 3) {
-    const bucket = parts[2];
-    if (!['default', 'compact', 'lowttl', 'chunked'].includes(bucket)) throw new UsageError(`Unknown extstore bucket: ${bucket}`);
-    if (bucket !== 'default') throw new UsageError('ext_path only presently supports the default bucket');
-  }
+  const bucket = parts.length === 3 ? BUCKET_NAMES.indexOf(parts[2]) : 0;
+  if (bucket < 0) throw new UsageError(`Unknown extstore bucket: ${parts[2]}`);
   const bytes = Number(size[1]) * EXT_SIZE_UNITS[size[2].toLowerCase()];
-  state.settings.extPaths.push({ path: parts[0], sizeBytes: bytes });
+  state.settings.extPaths.push({ path: parts[0], sizeBytes: bytes, bucket });
 }
 
 /** Fast Open requests pending per listener; the kernel caps it at net.core.somaxconn. */

@@ -236,6 +236,7 @@ export class Engine implements ValueSource {
     this.storage = settings.extPaths.length > 0 && !this.attached
       ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message))
       : null;
+    if (this.storage !== null) this.storage.logger = this.logger;
   }
 
   /** What another thread attaches to this store with (structured-cloneable). */

@@ -367,9 +367,8 @@ function storageStats(e: Engine, out: StatSink): void {
   out('extstore_memory_pressure', fmtFloat(memoryPressure(e), 2));
   out('extstore_compact_lost', sc.extstore_compact_lost);
   out('extstore_compact_rescues', sc.extstore_compact_rescues);
-  // rescues into memcached's cold-compact and old buckets: only the default bucket exists here
-  out('extstore_compact_resc_cold', 0);
-  out('extstore_compact_resc_old', 0);
+  out('extstore_compact_resc_cold', sc.extstore_compact_resc_cold);
+  out('extstore_compact_resc_old', sc.extstore_compact_resc_old);
   out('extstore_compact_skipped', sc.extstore_compact_skipped);
   out('extstore_page_allocs', c.page_allocs);
   out('extstore_page_evictions', c.page_evictions);
@@ -421,10 +420,10 @@ function memoryPressure(e: Engine): number {
 export function extstoreStats(ctx: StatsContext, out: StatSink): void {
   const storage = ctx.engine.storage;
   if (storage === null) return;
-  storage.ext.pageData((id, version, bytes, bucket) => {
+  storage.ext.pageData((id, version, bytes, bucket, freeBucket) => {
     out(`${id}:version`, version);
     out(`${id}:bytes`, bytes);
     out(`${id}:bucket`, bucket);
-    out(`${id}:free_bucket`, 0);
+    out(`${id}:free_bucket`, freeBucket);
   });
 }

@@ -3,8 +3,9 @@
  * decides which values go to disk and when, turns items into header items and back, checks
  * what comes back from disk, compacts fragmented pages and keeps memcached's counters.
  *
- * What it is for: the write path (a qualifying COLD item about to be evicted is written to a
- * write buffer and replaced by a header item holding key, flags, exptime, CAS and a pointer),
+ * What it is for: the write path (the background writer moves COLD tail items to write
+ * buffers ahead of memory pressure, and a qualifying item about to be evicted is written as a
+ * fallback; each becomes a header item holding key, flags, exptime, CAS and a pointer),
  * the read path (fetch() reads a header item's record asynchronously and checks it), recache,
  * compaction, `stats` numbers. What it is not for: replies (src/protocol/disk-value.ts puts
  * a fetched value into a connection's output), page and file management (src/extstore/).
@@ -21,9 +22,10 @@
  */
 import { crc32 } from '../extstore/crc32';
 import {
-  BUCKET_CHUNKED, BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, ReadResult,
-  type ExtstoreIo,
+  BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
+  Extstore, ReadResult, type ExtstoreIo,
 } from '../extstore/extstore';
+import { LOG_SYSEVENTS, type CompactReadCounts, type WatchLogger } from '../metrics/logger';
 import { hashKey } from '../store/hash';
 import {
   COLD_LRU, HDR_BIT, IF_ACTIVE, IF_FETCHED, IF_LINKED, ITEM_UPDATE_INTERVAL_SECONDS, Items, WARM_LRU,
@@ -62,6 +64,10 @@ export class StorageCounters {
   badcrc_from_extstore = 0;
   extstore_compact_lost = 0;
   extstore_compact_rescues = 0;
+  /** Rescues written to the coldcompact bucket. */
+  extstore_compact_resc_cold = 0;
+  /** Rescues written to the old bucket. */
+  extstore_compact_resc_old = 0;
   extstore_compact_skipped = 0;
 
   reset(): void {
@@ -89,6 +95,8 @@ interface MovedRecord {
   exptime: number;
   nbytes: number;
   cas: number;
+  /** The item's flags (IF_MOVE_KEPT of them carry over to the header). */
+  iflags: number;
   keyBinary: boolean;
   pageId: number;
   version: number;
@@ -101,7 +109,35 @@ interface Compaction {
   pageId: number;
   version: number;
   offset: number;
+  /** COLD items are dropped instead of rewritten (the page is the oldest, not a fragmented one). */
   dropUnread: boolean;
+  /** COLD items are rewritten to the coldcompact bucket. */
+  toColdcompact: boolean;
+  /** What is rewritten goes to the old bucket instead of the compact one. */
+  toOld: boolean;
+}
+
+/** One free bucket's pages as the compaction check sees them (memcached's _storage_buk). */
+class BucketScan {
+  total = 0;
+  free = 0;
+  /** The most fragmented inactive page under the fragmentation bound, if any (version Infinity: none). */
+  lowPage = 0;
+  lowVersion = Infinity;
+  fragmented = 0;
+  /** The inactive page with the oldest version. */
+  lowestPage = 0;
+  lowestVersion = Infinity;
+
+  reset(): void {
+    this.total = 0;
+    this.free = 0;
+    this.lowPage = 0;
+    this.lowVersion = Infinity;
+    this.fragmented = 0;
+    this.lowestPage = 0;
+    this.lowestVersion = Infinity;
+  }
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -126,6 +162,8 @@ export class Storage implements ColdTier {
   readonly ext: Extstore;
   readonly counters = new StorageCounters();
   log: (level: number, message: string) => void;
+  /** Where compaction's sysevents go (`watch sysevents`). */
+  logger: WatchLogger | null = null;
   private readonly items: Items;
   private readonly settings: Settings;
   private minItemTotalFor = -1;
@@ -143,7 +181,9 @@ export class Storage implements ColdTier {
     this.settings = settings;
     this.log = log;
     const pageBytes = settings.extPageBytes;
-    const files = settings.extPaths.map((f) => ({ path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes) }));
+    const files = settings.extPaths.map((f) => ({
+      path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes), freeBucket: f.bucket,
+    }));
     // Without the native addon the files are not locked (README: the addon is optional).
     const native = loadNative().addon;
     this.ext = new Extstore({
@@ -372,6 +412,7 @@ export class Storage implements ColdTier {
       exptime: items.exptime(ref),
       nbytes,
       cas: items.cas(ref),
+      iflags: items.iflags(ref),
       keyBinary: items.keyBinary(ref),
       pageId: slot.pageId,
       version: slot.version,
@@ -391,7 +432,7 @@ export class Storage implements ColdTier {
     }
     if (m.keyBinary) items.setKeyBinary(hdr);
     this.items.setDiskPointer(hdr, m.pageId, m.version, m.offset, m.len, m.crc);
-    items.linkMoved(hdr, m.hash, 0, m.cas);
+    items.linkMoved(hdr, m.hash, 0, m.cas, m.iflags);
   }
 
   /**
@@ -635,27 +676,69 @@ export class Storage implements ColdTier {
     this.compactTimer.unref();
   }
 
-  /** memcached's storage_compact_check: the page to compact, if any. */
+  private readonly bucketScans = Array.from({ length: BUCKET_COUNT }, () => new BucketScan());
+
+  private sysevents(): WatchLogger | null {
+    const l = this.logger;
+    return l !== null && (l.flags & LOG_SYSEVENTS) !== 0 ? l : null;
+  }
+
+  /**
+   * memcached 1.6.45's storage_compact_check, bucket by bucket (a page belongs to the bucket
+   * of its file): a full coldcompact or old bucket evicts its oldest page; a bucket with
+   * fewer than ext_compact_under free pages compacts its most fragmented page (live bytes
+   * under ext_max_frag of a page); failing that, with fewer than ext_drop_under free, its
+   * oldest page, dropping COLD items (ext_drop_unread) or sending them on to coldcompact/old.
+   */
   private pickCompaction(): Compaction | null {
     const ext = this.ext;
     const s = this.settings;
-    const free = ext.pagesFree;
-    const count = ext.pageCount;
-    if (count - free === 0 || free > s.extCompactUnderPages) return null;
-    const fragLimit = ext.pageBytes * (1 - free / count) * s.extMaxFrag;
-    let low: Compaction | null = null;
-    let lowest: Compaction | null = null;
-    ext.pageData((id, version, bytes, bucket) => {
-      if (version === 0 || bucket === BUCKET_LOWTTL) return;
-      if (lowest === null || version < lowest.version) lowest = { pageId: id, version, offset: 0, dropUnread: false };
-      if (bytes < fragLimit && (low === null || version < low.version)) {
-        low = { pageId: id, version, offset: 0, dropUnread: false };
+    if (ext.pageCount - ext.pagesFree === 0) return null;
+    const fragLimit = Math.floor(ext.pageBytes * s.extMaxFrag);
+    this.sysevents()?.compactFragInfo(s.extMaxFrag, fragLimit);
+    const scans = this.bucketScans;
+    for (const b of scans) b.reset();
+    ext.pageData((id, version, bytes, _bucket, freeBucket, active) => {
+      const b = scans[freeBucket];
+      b.total++;
+      if (version === 0) {
+        b.free++;
+        return;
+      }
+      if (active) return;
+      if (version < b.lowestVersion) {
+        b.lowestPage = id;
+        b.lowestVersion = version;
+      }
+      const frag = ext.pageBytes - bytes;
+      if (bytes < fragLimit && frag > b.fragmented) {
+        b.lowPage = id;
+        b.lowVersion = version;
+        b.fragmented = frag;
       }
     });
-    if (low !== null) return low;
-    if (lowest !== null && s.extDropUnread && free <= s.extDropUnderPages) {
-      (lowest as Compaction).dropUnread = true;
-      return lowest;
+    const toColdcompact = scans[BUCKET_COLDCOMPACT].total > 0;
+    const hasOld = scans[BUCKET_OLD].total > 0;
+    for (const x of [BUCKET_COLDCOMPACT, BUCKET_OLD]) {
+      const b = scans[x];
+      if (b.total > 0 && b.free === 0 && b.lowestVersion !== Infinity) {
+        ext.evictPage(b.lowestPage, b.lowestVersion);
+        return null;
+      }
+    }
+    for (let x = 0; x < BUCKET_COUNT; x++) {
+      const b = scans[x];
+      if (b.total === 0 || x === BUCKET_LOWTTL || b.free >= s.extCompactUnderPages) continue;
+      if (b.lowVersion !== Infinity) {
+        return { pageId: b.lowPage, version: b.lowVersion, offset: 0, dropUnread: false, toColdcompact, toOld: false };
+      }
+      if (b.free >= s.extDropUnderPages || b.lowestVersion === Infinity) continue;
+      // Evicting into these buckets is their way of freeing pages, not dropping.
+      if (x === BUCKET_COLDCOMPACT || x === BUCKET_OLD) continue;
+      const dropUnread = s.extDropUnread;
+      if (dropUnread || toColdcompact || hasOld) {
+        return { pageId: b.lowestPage, version: b.lowestVersion, offset: 0, dropUnread, toColdcompact, toOld: hasOld };
+      }
     }
     return null;
   }
@@ -671,27 +754,33 @@ export class Storage implements ColdTier {
         return;
       }
       this.log(2, `extstore: compacting page ${this.compaction.pageId}`);
+      this.sysevents()?.compactStart(this.compaction.pageId, this.compaction.version);
     }
     const c = this.compaction;
     const ext = this.ext;
     if (c.offset >= ext.pageBytes) {
       ext.closePage(c.pageId, c.version);
       this.compaction = null;
+      this.sysevents()?.compactEnd(c.pageId);
       this.scheduleCompaction(COMPACT_STEP_MS);
       return;
     }
     ext.read(c.pageId, c.version, c.offset, ext.wbufBytes, (result, buf, start) => {
       if (this.stopped) return;
       if (result === ReadResult.Ok) {
+        this.sysevents()?.compactReadStart(c.pageId, c.offset);
         this.readback(c, buf, start);
         c.offset += ext.wbufBytes;
       } else if (result !== ReadResult.Busy) {
         // The page went away (evicted, emptied, lost to a fault): nothing left to rescue.
         this.compaction = null;
+        this.sysevents()?.compactAbort(c.pageId);
       }
       this.scheduleCompaction(COMPACT_STEP_MS);
     });
   }
+
+  private readonly readCounts: CompactReadCounts = { rescues: 0, rescuesRealloc: 0, lost: 0, lostOom: 0, skipped: 0 };
 
   /** memcached's storage_compact_readback: rewrite live records of one write buffer. */
   private readback(c: Compaction, buf: Buffer, start: number): void {
@@ -699,6 +788,8 @@ export class Storage implements ColdTier {
     const ext = this.ext;
     const end = start + ext.wbufBytes;
     const now = items.clock.now;
+    const r = this.readCounts;
+    r.rescues = r.rescuesRealloc = r.lost = r.lostOom = r.skipped = 0;
     let pos = start;
     while (pos + RECORD_HEADER_BYTES <= end) {
       const len = buf.readUInt32LE(pos);
@@ -711,29 +802,41 @@ export class Storage implements ColdTier {
         const offset = c.offset + (pos - start);
         if (ref !== 0 && this.sameHeader(ref, c.pageId, c.version, offset)) {
           const exp = items.exptime(ref);
-          if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len);
+          if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len, r);
         }
       }
       pos += len;
     }
+    const sc = this.counters;
+    sc.extstore_compact_rescues += r.rescues;
+    sc.extstore_compact_lost += r.lost;
+    sc.extstore_compact_skipped += r.skipped;
+    this.sysevents()?.compactReadEnd(c.pageId, pos - start, r);
   }
 
-  private rescue(c: Compaction, ref: number, buf: Buffer, pos: number, len: number): void {
+  private rescue(c: Compaction, ref: number, buf: Buffer, pos: number, len: number, r: CompactReadCounts): void {
     const items = this.items;
     const ext = this.ext;
     ext.delete(c.pageId, c.version, 1, len);
-    if (c.dropUnread && items.segment(ref) === COLD_LRU) {
-      this.counters.extstore_compact_skipped++;
-      return;
+    let bucket = c.toOld ? BUCKET_OLD : BUCKET_COMPACT;
+    if (items.segment(ref) === COLD_LRU) {
+      if (c.toColdcompact) {
+        bucket = BUCKET_COLDCOMPACT;
+      } else if (c.dropUnread) {
+        r.skipped++;
+        return;
+      }
     }
-    if (!ext.writeRequest(BUCKET_COMPACT, len)) {
-      this.counters.extstore_compact_lost++;
+    if (!ext.writeRequest(bucket, len)) {
+      r.lost++;
       return;
     }
     const slot = ext.slot;
     buf.copy(slot.buf, slot.bufOffset, pos, pos + len);
     ext.writeCommit(len);
     items.moveDiskPointer(ref, slot.pageId, slot.version, slot.offset);
-    this.counters.extstore_compact_rescues++;
+    r.rescues++;
+    if (bucket === BUCKET_COLDCOMPACT) this.counters.extstore_compact_resc_cold++;
+    else if (bucket === BUCKET_OLD) this.counters.extstore_compact_resc_old++;
   }
 }

@@ -28,12 +28,22 @@
  */
 import * as fs from 'node:fs';
 
-/** memcached's page buckets (storage.c). */
+/**
+ * memcached 1.6.45's page buckets (storage.c), numbered as it numbers them (`stats extstore`
+ * shows them). A write goes to the open page of its bucket; a page comes from the free pages
+ * of the file(s) given that bucket (`ext_path=FILE:SIZE:BUCKET`), else from the default ones.
+ */
 export const BUCKET_DEFAULT = 0;
 export const BUCKET_COMPACT = 1;
 export const BUCKET_CHUNKED = 2;
 export const BUCKET_LOWTTL = 3;
-export const BUCKET_COUNT = 4;
+/** Compaction writes items found in the COLD LRU here (when such a file exists). */
+export const BUCKET_COLDCOMPACT = 4;
+/** Compaction of the oldest page writes what it keeps here (when such a file exists). */
+export const BUCKET_OLD = 5;
+export const BUCKET_COUNT = 6;
+/** ext_path's bucket names, by number. */
+export const BUCKET_NAMES: readonly string[] = ['default', 'compact', 'chunked', 'lowttl', 'coldcompact', 'old'];
 
 /** Write buffers allocated at most: two per bucket, so one can fill while the other flushes. */
 const WBUFS_PER_BUCKET = 2;
@@ -66,6 +76,8 @@ export const nodeIo: ExtstoreIo = {
 export interface ExtstoreFileConfig {
   path: string;
   pageCount: number;
+  /** The bucket its free pages serve (BUCKET_DEFAULT when absent). */
+  freeBucket?: number;
 }
 
 export interface ExtstoreConfig {
@@ -161,6 +173,11 @@ class Page {
     /** Byte offset of the page within its file. */
     readonly offset: number,
   ) {}
+
+  /** The free list the page returns to: its file's bucket. */
+  get freeBucket(): number {
+    return this.file.freeBucket;
+  }
 }
 
 class StoreFile {
@@ -168,7 +185,7 @@ class StoreFile {
   usable = false;
   reopening = false;
   readonly pages: Page[] = [];
-  constructor(readonly path: string, readonly index: number) {}
+  constructor(readonly path: string, readonly index: number, readonly freeBucket: number) {}
 }
 
 interface DiskRead {
@@ -200,7 +217,9 @@ export class Extstore {
     { buf: EMPTY, bufOffset: 0, pageId: 0, version: 0, offset: 0 };
   private slotWbuf: Wbuf | null = null;
 
-  private readonly freePages: Page[] = [];
+  /** Free pages by the bucket they serve (their file's); freeCount in all. */
+  private readonly freeLists: Page[][] = Array.from({ length: BUCKET_COUNT }, () => []);
+  private freeCount = 0;
   private readonly bucketPage: (Page | null)[] = new Array<Page | null>(BUCKET_COUNT).fill(null);
   private readonly wbufPool: Wbuf[] = [];
   private wbufCount = 0;
@@ -231,7 +250,9 @@ export class Extstore {
     this.log = conf.log ?? (() => {});
     const remaining: number[] = [];
     for (let i = 0; i < conf.files.length; i++) {
-      const f = new StoreFile(conf.files[i].path, i);
+      const fb = conf.files[i].freeBucket ?? BUCKET_DEFAULT;
+      if (!(Number.isInteger(fb) && fb >= 0 && fb < BUCKET_COUNT)) throw new Error(`bucket ${fb}`);
+      const f = new StoreFile(conf.files[i].path, i, fb);
       try {
         // As memcached: open (creating), lock so a second server cannot use the file, and only
         // then truncate: a restart starts with an empty tier.
@@ -262,7 +283,7 @@ export class Extstore {
       const page = new Page(id, file, file.pages.length * this.pageBytes);
       file.pages.push(page);
       this.pages.push(page);
-      this.freePages.push(page);
+      this.pushFree(page);
     }
   }
 
@@ -296,7 +317,7 @@ export class Extstore {
   }
 
   get pagesFree(): number {
-    return this.freePages.length;
+    return this.freeCount;
   }
 
   get ioQueue(): number {
@@ -475,10 +496,20 @@ export class Extstore {
 
   // ---------------------------------------------------------------- pages
 
+  /**
+   * A free page for `bucket`: one of the pages given that bucket, else a default one (as
+   * memcached); with none free, the oldest page that could serve it is evicted first.
+   */
   private allocatePage(bucket: number): Page | null {
-    if (this.freePages.length === 0) this.evictOldest();
-    const page = this.freePages.shift();
+    let list = this.freeLists[bucket];
+    if (list.length === 0) list = this.freeLists[BUCKET_DEFAULT];
+    if (list.length === 0) {
+      this.evictOldest(bucket);
+      list = this.freeLists[bucket].length > 0 ? this.freeLists[bucket] : this.freeLists[BUCKET_DEFAULT];
+    }
+    const page = list.shift();
     if (page === undefined) return null;
+    this.freeCount--;
     page.version = this.nextVersion++;
     page.bucket = bucket;
     page.free = false;
@@ -492,17 +523,29 @@ export class Extstore {
     return page;
   }
 
-  /** memcached's maintenance eviction: drop the inactive page with the oldest version. */
-  private evictOldest(): void {
+  /**
+   * memcached's eviction for a write to `bucket`: drop the inactive page with the oldest
+   * version among those that could serve it (the default pages and the bucket's own).
+   */
+  private evictOldest(bucket: number): void {
     let victim: Page | null = null;
     for (const p of this.pages) {
       if (p.free || p.active || p.objCount === 0) continue;
+      if (p.freeBucket !== BUCKET_DEFAULT && p.freeBucket !== bucket) continue;
       if (victim === null || p.version < victim.version) victim = p;
     }
-    if (victim === null) {
-      // Inactive pages without objects are freed as they empty; none is left to take.
-      return;
-    }
+    // Inactive pages without objects are freed as they empty; none may be left to take.
+    if (victim !== null) this.evict(victim);
+  }
+
+  /** Evict page `pageId` if it still holds `version` and is not being written (compaction's eviction of a full cold or old bucket). */
+  evictPage(pageId: number, version: number): void {
+    const page = this.pages[pageId];
+    if (page === undefined || page.free || page.active || page.version !== version) return;
+    this.evict(page);
+  }
+
+  private evict(victim: Page): void {
     const c = this.counters;
     c.page_evictions++;
     c.objects_evicted += victim.objCount;
@@ -530,7 +573,12 @@ export class Extstore {
     page.bucket = 0;
     page.active = false;
     page.free = true;
-    if (page.file.usable) this.freePages.push(page);
+    if (page.file.usable) this.pushFree(page);
+  }
+
+  private pushFree(page: Page): void {
+    this.freeLists[page.freeBucket].push(page);
+    this.freeCount++;
   }
 
   /** A fault took the page's data: count what was lost and free it. */
@@ -573,13 +621,14 @@ export class Extstore {
   }
 
   /**
-   * memcached's page data: for each page that is inactive and holds objects, its version,
-   * live bytes and bucket; zeros for the others.
+   * memcached's page data, page by page: version (0: free) and live bytes; the bucket it
+   * was written for (0 while active or empty); the bucket its file serves; being written.
    */
-  pageData(visit: (id: number, version: number, bytesUsed: number, bucket: number) => void): void {
+  pageData(visit: (id: number, version: number, bytesUsed: number, bucket: number, freeBucket: number,
+    active: boolean) => void): void {
     for (const p of this.pages) {
-      if (p.free || p.active || p.objCount === 0) visit(p.id, 0, 0, 0);
-      else visit(p.id, p.version, p.bytesUsed, p.bucket);
+      const bucket = p.free || p.active || p.objCount === 0 ? 0 : p.bucket;
+      visit(p.id, p.version, p.bytesUsed, bucket, p.freeBucket, p.active);
     }
   }
 
@@ -782,17 +831,19 @@ export class Extstore {
       }
       f.fd = fd;
       f.usable = true;
-      for (const p of f.pages) if (p.free) this.freePages.push(p);
+      for (const p of f.pages) if (p.free) this.pushFree(p);
       this.log(1, `extstore: ${f.path} created again`);
     });
   }
 
   private removeFreePagesOf(f: StoreFile): void {
+    const list = this.freeLists[f.freeBucket];
     let j = 0;
-    for (let i = 0; i < this.freePages.length; i++) {
-      const p = this.freePages[i];
-      if (p.file !== f) this.freePages[j++] = p;
+    for (let i = 0; i < list.length; i++) {
+      const p = list[i];
+      if (p.file !== f) list[j++] = p;
     }
-    this.freePages.length = j;
+    this.freeCount -= list.length - j;
+    list.length = j;
   }
 }

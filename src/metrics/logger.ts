@@ -42,9 +42,9 @@ export const LOG_PROXYUSER = 1 << 12;
 export const LOG_DELETIONS = 1 << 13;
 
 /**
- * `watch` arguments and their streams. memcached 1.6.18 accepts rawcmds, sysevents and the
- * proxy streams but never writes to them outside its proxy; so here. `deletions` arrived in
- * memcached 1.6.20.
+ * `watch` arguments and their streams. rawcmds and the proxy streams are accepted and stay
+ * silent (memcached writes them only from its proxy); sysevents carries extstore
+ * compaction's lines, as in memcached 1.6.45. `deletions` arrived in memcached 1.6.20.
  */
 export const WATCH_STREAMS: ReadonlyMap<string, number> = new Map([
   ['rawcmds', LOG_RAWCMDS],
@@ -97,6 +97,16 @@ export interface WatchCounters {
   watcherSkipped: number;
   /** Lines handed to watchers (log_watcher_sent). */
   watcherSent: number;
+}
+
+/** What one readback chunk of a compaction did (memcached's compact_read_end line). */
+export interface CompactReadCounts {
+  rescues: number;
+  /** Rescues that needed a new header item (here: never; headers are updated in place under the item lock). */
+  rescuesRealloc: number;
+  lost: number;
+  lostOom: number;
+  skipped: number;
 }
 
 /** One watching connection. */
@@ -290,6 +300,33 @@ export class WatchLogger {
   /** memcached 1.6.45's TLS failure line: `fd` is the connection's id (the listener's when no connection was made). */
   connectionTlsError(fd: number, message: string): void {
     this.emit(LOG_CONNEVENTS, `type=conntlserr fd=${fd} msg=${message}`);
+  }
+
+  /** Extstore compaction (memcached's LOGGER_COMPACT_* sysevents). */
+  compactStart(pageId: number, version: number): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_start id=${pageId} version=${version}`);
+  }
+
+  compactAbort(pageId: number): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_abort id=${pageId}`);
+  }
+
+  compactReadStart(pageId: number, offset: number): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_read_start id=${pageId} offset=${offset}`);
+  }
+
+  compactReadEnd(pageId: number, offset: number, r: CompactReadCounts): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_read_end id=${pageId} offset=${offset} rescues=${r.rescues} ` +
+      `rescues_realloc=${r.rescuesRealloc} lost=${r.lost} lost_oom=${r.lostOom} skipped=${r.skipped}`);
+  }
+
+  compactEnd(pageId: number): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_end id=${pageId}`);
+  }
+
+  /** Each compaction check: ext_max_frag and the live-bytes bound it makes of a page. */
+  compactFragInfo(maxFrag: number, fragLimitBytes: number): void {
+    this.emit(LOG_SYSEVENTS, `type=compact_fraginfo ratio=${maxFrag.toFixed(2)} bytes=${fragLimitBytes}`);
   }
 
   // --- delivery

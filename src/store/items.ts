@@ -75,6 +75,11 @@ export const IF_CHUNKED = 0x20;
 export const IF_TOKEN_SENT = 0x40;
 /** Meta protocol: item was invalidated (stale). */
 export const IF_STALE = 0x80;
+/**
+ * What a value keeps of its item flags when it moves to or from extstore: it is the same
+ * value, so mg's h, X and W answer as before the move (memcached's header item keeps them).
+ */
+export const IF_MOVE_KEPT = IF_FETCHED | IF_STALE | IF_TOKEN_SENT;
 
 /** Bit 15 of word 0 (byte 1, above the 2-bit segment): the key is binary. */
 const KEY_BINARY_BIT = 0x8000;
@@ -844,14 +849,20 @@ export class Items {
     return hash & this.stripeMask;
   }
 
-  /** Is the item dead by exptime or flush_all? */
+  /**
+   * Is the item dead: expired, flushed, or a header whose disk page is gone? (The crawler and
+   * the page mover drop such headers; the LRU tail does not look at the disk, as memcached's
+   * does not, so a get of one is counted as miss_from_extstore.)
+   */
   isDead(ref: number): boolean {
-    const u = this.u32(ref);
-    const w = this.w(ref);
-    const exp = u[w + 4];
-    const now = this.clock.now;
-    if (exp !== 0 && exp <= now) return true;
-    if ((u[w] & HDR_BIT) !== 0 && this.coldTier !== null && !this.coldTier.valid(ref)) return true;
+    if (this.isExpiredOrFlushed(ref)) return true;
+    return this.isHdr(ref) && this.coldTier !== null && !this.coldTier.valid(ref);
+  }
+
+  /** Is the item dead by exptime or flush_all? */
+  isExpiredOrFlushed(ref: number): boolean {
+    const exp = this.u32(ref)[this.w(ref) + 4];
+    if (exp !== 0 && exp <= this.clock.now) return true;
     return this.isFlushed(ref);
   }
 
@@ -946,11 +957,13 @@ export class Items {
   }
 
   /**
-   * Link `fresh` with CAS `cas` instead of a new one: a value moved to or from extstore is
-   * the same value. With `old` (linked, same key) it takes old's place and old is freed.
+   * Link `fresh` with CAS `cas` instead of a new one, and the IF_MOVE_KEPT flags of
+   * `oldIflags`: a value moved to or from extstore is the same value. With `old` (linked,
+   * same key) it takes old's place and old is freed.
    */
-  linkMoved(fresh: number, hash: number, old: number, cas: number): void {
+  linkMoved(fresh: number, hash: number, old: number, cas: number, oldIflags: number): void {
     this.setCas(fresh, cas);
+    this.setIflags(fresh, this.iflags(fresh) | (oldIflags & IF_MOVE_KEPT));
     this.linkWithCas(fresh, hash, old);
   }
 
@@ -973,7 +986,7 @@ export class Items {
 
   /** Put `fresh` in the place of the linked item `old`, keeping old's CAS; `old` is freed. */
   replaceKeepingCas(old: number, fresh: number): void {
-    this.linkMoved(fresh, this.hashOf(old), old, this.cas(old));
+    this.linkMoved(fresh, this.hashOf(old), old, this.cas(old), this.iflags(old));
   }
 
   /** Take an item out of the index and LRU and free it (the caller holds its item lock). */
@@ -1117,7 +1130,7 @@ export class Items {
         search = nextIt;
         continue;
       }
-      if (this.isDead(search)) {
+      if (this.isExpiredOrFlushed(search)) {
         counters.reclaimed[cls]++;
         if ((this.iflags(search) & IF_FETCHED) === 0) counters.expired_unfetched[cls]++;
         this.unlinkInList(search, hash, id);
@@ -1174,7 +1187,7 @@ export class Items {
         search = nextIt;
         continue;
       }
-      if (this.isDead(search)) {
+      if (this.isExpiredOrFlushed(search)) {
         counters.reclaimed[cls]++;
         if ((this.iflags(search) & IF_FETCHED) === 0) counters.expired_unfetched[cls]++;
         this.unlinkInList(search, hash, id);

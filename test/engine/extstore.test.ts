@@ -49,7 +49,7 @@ function filled(): Filled {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-engine-ext-'));
   const e = makeEngine({
     memoryLimitBytes: 8 * MIB,
-    extPaths: [{ path: path.join(dir, 'extstore.0'), sizeBytes: 64 * MIB }],
+    extPaths: [{ path: path.join(dir, 'extstore.0'), sizeBytes: 64 * MIB, bucket: 0 }],
     extPageBytes: MIB,
     extWbufBytes: MIB,
   });

@@ -414,7 +414,7 @@ describe('a seeded random mix against a model', () => {
 
 /**
  * memcached's safe_strtoull over a stored value (followed by CRLF there): leading
- * whitespace, an optional sign, decimal digits below 2^64, then whitespace or the end.
+ * whitespace, an optional sign, decimal digits below 2^64, then whitespace, a NUL or the end.
  * A minus sign is refused (memcached accepts "-0"; see delta.test.ts).
  */
 function memcachedNumber(v: Buffer): bigint | null {
@@ -424,7 +424,8 @@ function memcachedNumber(v: Buffer): bigint | null {
   if (v[i] === 0x2b) i++;
   const start = i;
   while (i < v.length && v[i] >= 0x30 && v[i] <= 0x39) i++;
-  if (i === start || (i < v.length && !space(v[i]))) return null;
+  // strtoull stops at the first non-digit; memcached's safe_strtoull takes a space or a NUL there.
+  if (i === start || (i < v.length && !space(v[i]) && v[i] !== 0)) return null;
   const n = BigInt(v.toString('latin1', start, i));
   return n < 1n << 64n ? n : null;
 }

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRC32_NATIVE, crc32, crc32Table } from '../../src/extstore/crc32';
 import {
-  BUCKET_COMPACT, BUCKET_DEFAULT, Extstore, ReadResult, type ExtstoreConfig,
+  BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, ReadResult, type ExtstoreConfig,
 } from '../../src/extstore/extstore';
 import { tempDir, waitFor } from './harness';
 
@@ -151,6 +151,46 @@ describe('extstore library', () => {
     expect(seen).toContain(a.pageId);
     s.closePage(a.pageId, a.version);
     expect(s.check(a.pageId, a.version)).toBe(false);
+  });
+
+  it("a file's bucket: its free pages serve that bucket first; others take default pages only", async () => {
+    const dir = tempDir('mcts-extlib-');
+    dirs.push(dir);
+    const s = new Extstore({
+      pageBytes: PAGE,
+      wbufBytes: WBUF,
+      files: [
+        { path: path.join(dir, 'd'), pageCount: 2, freeBucket: BUCKET_DEFAULT },
+        { path: path.join(dir, 'c'), pageCount: 2, freeBucket: BUCKET_COMPACT },
+      ],
+      readsInFlightMax: 4,
+      readBytesQueuedMax: 1 << 20,
+    });
+    stores.push(s);
+    const freeBy = (): number[] => {
+      const n = [0, 0];
+      s.pageData((_id, version, _bytes, _bucket, fb) => {
+        if (version === 0) n[fb]++;
+      });
+      return n;
+    };
+    expect(freeBy()).toEqual([2, 2]);
+    const c = write(s, record(1, 100), BUCKET_COMPACT) as Written;
+    expect(s.pages[c.pageId].file.path.endsWith('/c')).toBe(true);
+    expect(freeBy()).toEqual([2, 1]);
+    // Default writes fill both default pages, then evict among them: never a compact page.
+    for (let i = 0; i < 3 * 64; i++) {
+      const w = write(s, record(i, 1000), BUCKET_DEFAULT);
+      if (w !== null) expect(s.pages[w.pageId].file.path.endsWith('/d')).toBe(true);
+      if (i % 16 === 15) await settle(s);
+    }
+    await settle(s);
+    expect(s.counters.page_evictions).toBeGreaterThan(0);
+    expect(freeBy()[1]).toBe(1);
+    expect(s.check(c.pageId, c.version)).toBe(true);
+    // A bucket without pages of its own falls back to default pages.
+    const l = write(s, record(2, 100), BUCKET_LOWTTL) as Written;
+    expect(s.pages[l.pageId].file.path.endsWith('/d')).toBe(true);
   });
 
   it('pages are striped over files, one page at a time', () => {

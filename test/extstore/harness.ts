@@ -58,7 +58,7 @@ export async function startExtServer(o: ExtServerOptions = {}): Promise<ExtServe
     listenAddresses: [LOOPBACK],
     listeners: [{ host: LOOPBACK, port: null, protocol: null, tag: null }],
     memoryLimitBytes: (o.memoryMb ?? 8) * MIB,
-    extPaths: paths.map((p) => ({ path: p, sizeBytes: (o.fileMb ?? 64) * MIB })),
+    extPaths: paths.map((p) => ({ path: p, sizeBytes: (o.fileMb ?? 64) * MIB, bucket: 0 })),
     extPageBytes: (o.pageMb ?? 1) * MIB,
     extWbufBytes: (o.wbufMb ?? 1) * MIB,
     ...o.settings,

@@ -42,10 +42,16 @@ describe('ext_* options', () => {
   it('ext_path takes M, G, T and P sizes, and repeats', () => {
     const s = settingsOf(['-o', 'ext_path=/a/f:64m,ext_path=/b/f:2G', '-o', 'ext_path=/c/f:1t:default']);
     expect(s.extPaths).toEqual([
-      { path: '/a/f', sizeBytes: 64 * MIB },
-      { path: '/b/f', sizeBytes: 2048 * MIB },
-      { path: '/c/f', sizeBytes: 1024 * 1024 * MIB },
+      { path: '/a/f', sizeBytes: 64 * MIB, bucket: 0 },
+      { path: '/b/f', sizeBytes: 2048 * MIB, bucket: 0 },
+      { path: '/c/f', sizeBytes: 1024 * 1024 * MIB, bucket: 0 },
     ]);
+  });
+
+  it("ext_path's bucket is one of memcached 1.6.45's six, numbered as it numbers them", () => {
+    const names = ['default', 'compact', 'chunked', 'lowttl', 'coldcompact', 'old'];
+    const s = settingsOf(['-o', names.map((n, i) => `ext_path=/f${i}:64m:${n}`).join(',')]);
+    expect(s.extPaths.map((f) => f.bucket)).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
   it('every tunable parses into its setting', () => {
@@ -77,7 +83,6 @@ describe('ext_* options', () => {
   it.each([
     [['-o', 'ext_path=/x'], 'must supply size to ext_path'],
     [['-o', 'ext_path=/x:64'], 'must supply size to ext_path'],
-    [['-o', 'ext_path=/x:64m:lowttl'], 'ext_path only presently supports the default bucket'],
     [['-o', 'ext_path=/x:64m:nope'], 'Unknown extstore bucket: nope'],
     [['-o', 'ext_max_frag=2'], 'ext_max_frag must be from 0 to 1'],
     [['-o', 'ext_threads=0'], 'ext_threads must be from 1'],

@@ -188,6 +188,23 @@ describe('recache, compaction and page eviction', () => {
     }
   });
 
+  it("an item keeps mg's h, X and W when its value moves to disk", async () => {
+    const s = await startExtServer();
+    const c = new Client(s.port);
+    try {
+      expect((await c.request(setCommand('flagged', 5, valueOf(1, VALUE_BYTES)), '\r\n')).toString()).toBe('STORED\r\n');
+      expect((await c.request('mg flagged\r\nmd flagged I\r\n', 'HD\r\nHD\r\n')).toString()).toBe('HD\r\nHD\r\n');
+      await fill(c, 6000, VALUE_BYTES);
+      await flushToDisk(s.engine);
+      expect(onDisk(s.engine, 'flagged')).toBe(true);
+      expect((await c.request('mg flagged f h\r\n', '\r\n')).toString()).toBe('HD f5 h1 X W\r\n');
+      expect((await c.request('mg flagged\r\n', '\r\n')).toString()).toBe('HD Z X\r\n');
+    } finally {
+      c.close();
+      await s.stop();
+    }
+  });
+
   it('full pages are evicted oldest first; their values read as misses', async () => {
     const s = await startExtServer({ fileMb: 8 });
     const c = new Client(s.port);
@@ -214,7 +231,9 @@ describe('recache, compaction and page eviction', () => {
     // 32 MiB of disk for 16 MB of values: every value fits (the writer takes nearly all of them).
     const s = await startExtServer({ fileMb: 32, settings: { extCompactUnderPages: 32, extMaxFrag: 0.9 } });
     const c = new Client(s.port);
+    const watcher = new Client(s.port);
     try {
+      expect((await watcher.request('watch sysevents\r\n', 'OK\r\n')).toString()).toBe('OK\r\n');
       const n = 8000;
       await fill(c, n, VALUE_BYTES);
       await flushToDisk(s.engine);
@@ -237,7 +256,20 @@ describe('recache, compaction and page eviction', () => {
       const req = kept.map((i) => `get k${i}\r\n`).join('');
       const exp = Buffer.concat(kept.flatMap((i) => [valueReply(`k${i}`, i, valueOf(i, VALUE_BYTES)), Buffer.from('END\r\n')]));
       expect((await c.request(req, 'END\r\n', kept.length)).equals(exp)).toBe(true);
+      // memcached's compaction sysevents, their rescues adding up to the counter.
+      const lines = (await watcher.until('type=compact_end')).toString().split('\n');
+      const fields = (l: string): Record<string, string> =>
+        Object.fromEntries(l.split(' ').map((kv) => kv.split('=') as [string, string]));
+      expect(lines.some((l) => /type=compact_fraginfo ratio=0\.90 bytes=\d+$/.test(l))).toBe(true);
+      const startLine = lines.find((l) => l.includes('type=compact_start'));
+      expect(startLine).toMatch(/^ts=\d+\.\d+ gid=\d+ type=compact_start id=\d+ version=\d+$/);
+      const ends = lines.filter((l) => l.includes('type=compact_read_end')).map(fields);
+      expect(ends.length).toBeGreaterThan(0);
+      for (const f of ends) expect(Object.keys(f).slice(2)).toEqual(['type', 'id', 'offset', 'rescues', 'rescues_realloc', 'lost', 'lost_oom', 'skipped']);
+      expect(ends.reduce((a, f) => a + Number(f.rescues), 0)).toBeGreaterThan(0);
+      expect(lines.some((l) => l.includes(`type=compact_end id=${fields(startLine as string).id}`))).toBe(true);
     } finally {
+      watcher.close();
       c.close();
       await s.stop();
     }
@@ -349,7 +381,8 @@ describe('the event loop is never blocked by disk reads', () => {
       ext.io = { ...ext.io, write: () => {} }; // writes never complete
       // Completing at all is the point (a set waiting for the disk would never answer); the
       // test's own timeout bounds it, not a clock a loaded machine could miss.
-      await fill(c, 8000, VALUE_BYTES);
+      // 24 MB: past 8 MiB of memory and every write buffer (two per bucket, 1 MiB each).
+      await fill(c, 12_000, VALUE_BYTES);
       const st = statsOf(s.engine);
       expect(st.evictions).toBeGreaterThan(0);
       expect((await c.request('set after 0 0 2\r\nok\r\nget after\r\n', 'END\r\n')).toString())
