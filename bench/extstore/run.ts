@@ -1,12 +1,12 @@
 /**
- * Extstore benchmark: a data set about 10x memory, against memcached-ts and Debian's
- * memcached started with the same flags and the same ext_* options, side by side.
+ * Extstore benchmark: a data set about 10x memory, against memcached-ts and memcached 1.6.45
+ * started with the same flags and the same ext_* options, side by side.
  *
- *   npx tsc -p bench/extstore/tsconfig.json && node bench/dist/extstore/run.js [options]
+ *   npm run bench:extstore -- [options]
  *
  *   --memory MIB        -m for both servers (default 64)
  *   --ratio N           data set size / memory (default 10)
- *   --value-bytes N     value size (default 4096)
+ *   --value-bytes N,..  value sizes, one data set each (default 4096,16384)
  *   --seconds N         measured phase per run (default 30)
  *   --rounds N          alternating rounds, ours then memcached (default 1)
  *   --clients N         memtier connections per thread (default 8), --load-threads N (default 2)
@@ -18,8 +18,11 @@
  * pinned to CPU 0 with taskset when there are two cores or more (memtier on the others);
  * load: every key once (memtier, sequential, pipeline 32); settle 3 s; measure: memtier
  * 1 set : 9 gets, Gaussian keys over the whole key range (stddev = range / 6), pipeline 1.
- * Reported: ops/s, p50/p99/p99.9 (memtier's HDR histogram), hit ratio as memtier saw it,
- * the servers' own extstore counters. Results go to bench/results/tmp/extstore-<time>/.
+ * Reported per value size: ops/s, p50/p99/p99.9 (memtier's HDR histogram), hit ratio as
+ * memtier saw it, write amplification (extstore_bytes_written / (cmd_set x value bytes): disk
+ * bytes per byte of value stored, record headers included), the servers' own extstore
+ * counters, and a chart of both latency curves (latency-<bytes>.svg). Results go to
+ * bench/results/tmp/extstore-<time>/.
  * Every server and memtier is stopped by PID, on error too; every step has a time limit.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -42,7 +45,7 @@ function referenceMemcached(): string {
 interface Options {
   memoryMb: number;
   ratio: number;
-  valueBytes: number;
+  valueSizes: number[];
   seconds: number;
   rounds: number;
   clients: number;
@@ -54,11 +57,12 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    memoryMb: 64, ratio: 10, valueBytes: 4096, seconds: 30, rounds: 1, clients: 8, loadThreads: 2,
+    memoryMb: 64, ratio: 10, valueSizes: [4096, 16384], seconds: 30, rounds: 1, clients: 8, loadThreads: 2,
     dir: null, memcached: referenceMemcached(), ext: 'ext_threads=4',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
+    if (a === '--') continue;
     const v = (): string => {
       const next = argv[++i];
       if (next === undefined) throw new Error(`${a} needs a value`);
@@ -67,7 +71,7 @@ function parseArgs(argv: string[]): Options {
     switch (a) {
       case '--memory': o.memoryMb = Number(v()); break;
       case '--ratio': o.ratio = Number(v()); break;
-      case '--value-bytes': o.valueBytes = Number(v()); break;
+      case '--value-bytes': o.valueSizes = v().split(',').map(Number); break;
       case '--seconds': o.seconds = Number(v()); break;
       case '--rounds': o.rounds = Number(v()); break;
       case '--clients': o.clients = Number(v()); break;
@@ -78,6 +82,7 @@ function parseArgs(argv: string[]): Options {
       default: throw new Error(`unknown option ${a}`);
     }
   }
+  if (o.valueSizes.some((b) => !(Number.isInteger(b) && b > 0))) throw new Error('--value-bytes: positive integers');
   return o;
 }
 
@@ -193,18 +198,23 @@ async function stopServer(s: Server): Promise<void> {
   clearTimeout(t);
 }
 
+/** Percentiles asked of memtier: the table's three and the chart's curve. */
+const PERCENTILES = [50, 75, 90, 95, 99, 99.5, 99.9, 99.99];
+
 interface MemtierResult {
   opsPerSec: number;
   p50: number | null;
   p99: number | null;
   p999: number | null;
+  /** [percentile, ms] for PERCENTILES memtier reported. */
+  curve: [number, number][];
   hitRatio: number | null;
 }
 
 async function memtier(port: number, args: string[], jsonFile: string, logFile: string, cpus: string | null,
   timeoutMs: number): Promise<MemtierResult> {
   const all = ['-s', LOOPBACK, '-p', String(port), '-P', 'memcache_text', '--hide-histogram',
-    '--print-percentiles=50,99,99.9', `--json-out-file=${jsonFile}`, ...args];
+    `--print-percentiles=${PERCENTILES.join(',')}`, `--json-out-file=${jsonFile}`, ...args];
   const cmd = pinned('memtier_benchmark', all, cpus);
   const log = fs.openSync(logFile, 'w');
   const child = track(spawn(cmd.file, cmd.args, { stdio: ['ignore', log, log] }));
@@ -230,6 +240,10 @@ async function memtier(port: number, args: string[], jsonFile: string, logFile: 
     p50: pct?.['p50.00'] ?? null,
     p99: pct?.['p99.00'] ?? null,
     p999: pct?.['p99.90'] ?? null,
+    curve: PERCENTILES.flatMap((q): [number, number][] => {
+      const v = pct?.[`p${q.toFixed(2)}`];
+      return typeof v === 'number' ? [[q, v]] : [];
+    }),
     hitRatio: hits + misses > 0 ? hits / (hits + misses) : null,
   };
 }
@@ -237,6 +251,7 @@ async function memtier(port: number, args: string[], jsonFile: string, logFile: 
 interface RunResult {
   kind: 'ours' | 'memcached';
   round: number;
+  valueBytes: number;
   version: string;
   loadSeconds: number;
   measure: MemtierResult;
@@ -245,28 +260,36 @@ interface RunResult {
 
 const STAT_KEYS = ['curr_items', 'evictions', 'get_extstore', 'miss_from_extstore', 'badcrc_from_extstore',
   'recache_from_extstore', 'extstore_objects_written', 'extstore_objects_used', 'extstore_bytes_used',
-  'extstore_page_evictions', 'extstore_compact_rescues', 'extstore_io_queue'];
+  'extstore_page_evictions', 'extstore_compact_rescues', 'extstore_bytes_written', 'cmd_set'];
 
-async function oneRun(kind: 'ours' | 'memcached', round: number, o: Options, keys: number, dir: string, outDir: string,
-  cpus: { server: string | null; load: string | null }): Promise<RunResult> {
-  const fileGb = Math.max(1, Math.ceil((2 * keys * o.valueBytes) / (1024 * MIB)));
+/** Disk bytes written per byte of value stored. */
+function writeAmplification(r: RunResult): number | null {
+  const written = Number(r.stats.extstore_bytes_written);
+  const sets = Number(r.stats.cmd_set);
+  return Number.isFinite(written) && sets > 0 ? written / (sets * r.valueBytes) : null;
+}
+
+async function oneRun(kind: 'ours' | 'memcached', round: number, o: Options, valueBytes: number, dir: string,
+  outDir: string, cpus: { server: string | null; load: string | null }): Promise<RunResult> {
+  const keys = keysFor(o, valueBytes);
+  const fileGb = Math.max(1, Math.ceil((2 * keys * valueBytes) / (1024 * MIB)));
   const extFile = path.join(dir, `${kind}-r${round}`);
-  const tag = `${kind}-r${round}`;
+  const tag = `${kind}-${valueBytes}-r${round}`;
   const server = await startServer(kind, o, `${extFile}:${fileGb}G`, cpus.server, path.join(outDir, `${tag}-server.log`));
   try {
     const t0 = Date.now();
     // Load: every key once, sequentially (each client a slice), pipelined.
     await memtier(server.port, ['-t', '1', '-c', '4', '--ratio=1:0', '--key-pattern=P:P', '--key-minimum=1',
-      `--key-maximum=${keys}`, '-n', 'allkeys', `--data-size=${o.valueBytes}`, '--pipeline=32'],
+      `--key-maximum=${keys}`, '-n', 'allkeys', `--data-size=${valueBytes}`, '--pipeline=32'],
     path.join(outDir, `${tag}-load.json`), path.join(outDir, `${tag}-load.log`), cpus.load, 600_000);
     const loadSeconds = (Date.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 3000));
     const measure = await memtier(server.port, ['-t', String(o.loadThreads), '-c', String(o.clients), '--ratio=1:9',
       '--key-pattern=G:G', '--key-minimum=1', `--key-maximum=${keys}`, `--test-time=${o.seconds}`,
-      `--data-size=${o.valueBytes}`, '--pipeline=1', '--distinct-client-seed'],
+      `--data-size=${valueBytes}`, '--pipeline=1', '--distinct-client-seed'],
     path.join(outDir, `${tag}-measure.json`), path.join(outDir, `${tag}-measure.log`), cpus.load, (o.seconds + 60) * 1000);
     const st = await stats(server.port);
-    return { kind, round, version: server.version, loadSeconds, measure, stats: st };
+    return { kind, round, valueBytes, version: server.version, loadSeconds, measure, stats: st };
   } finally {
     await stopServer(server);
     fs.rmSync(extFile, { force: true });
@@ -284,12 +307,15 @@ function fmt(v: number | null, digits = 0): string {
   return v === null || !Number.isFinite(v) ? '-' : v.toFixed(digits);
 }
 
+function keysFor(o: Options, valueBytes: number): number {
+  return Math.floor((o.ratio * o.memoryMb * MIB) / valueBytes);
+}
+
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (!fs.existsSync(path.join(REPO, 'dist', 'cli', 'main.js'))) throw new Error('run `npm run build` first');
   if (!fs.existsSync(o.memcached)) throw new Error(`${o.memcached} not found`);
   if (spawnSync('memtier_benchmark', ['--version'], { stdio: 'ignore' }).status !== 0) throw new Error('memtier_benchmark not on PATH');
-  const keys = Math.floor((o.ratio * o.memoryMb * MIB) / o.valueBytes);
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   const outDir = path.join(REPO, 'bench', 'results', 'tmp', `extstore-${stamp}`);
   fs.mkdirSync(outDir, { recursive: true });
@@ -297,54 +323,112 @@ async function main(): Promise<void> {
   const pin = haveTaskset();
   const cpus = { server: pin ? '0' : null, load: pin ? `1-${os.cpus().length - 1}` : null };
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).stdout.trim();
-  process.stderr.write(`extstore bench: -m ${o.memoryMb}, ${keys} keys of ${o.valueBytes} bytes ` +
-    `(${((keys * o.valueBytes) / MIB).toFixed(0)} MiB, ${o.ratio}x memory), ${o.seconds} s measured, ` +
-    `${o.rounds} round(s), ${pin ? 'pinned' : 'unpinned'}, files in ${dir}\n`);
+  process.stderr.write(`extstore bench: -m ${o.memoryMb}, values of ${o.valueSizes.join(' and ')} bytes, ` +
+    `${o.ratio}x memory each, ${o.seconds} s measured, ${o.rounds} round(s), ${pin ? 'pinned' : 'unpinned'}, files in ${dir}\n`);
   const results: RunResult[] = [];
   try {
-    for (let round = 1; round <= o.rounds; round++) {
-      for (const kind of ['ours', 'memcached'] as const) {
-        process.stderr.write(`  round ${round}: ${kind} ...`);
-        const r = await oneRun(kind, round, o, keys, dir, outDir, cpus);
-        results.push(r);
-        process.stderr.write(` ${fmt(r.measure.opsPerSec)} ops/s, p99 ${fmt(r.measure.p99, 3)} ms, ` +
-          `hit ratio ${fmt((r.measure.hitRatio ?? NaN) * 100, 1)}%, load ${r.loadSeconds.toFixed(1)} s\n`);
+    for (const valueBytes of o.valueSizes) {
+      for (let round = 1; round <= o.rounds; round++) {
+        for (const kind of ['ours', 'memcached'] as const) {
+          process.stderr.write(`  ${valueBytes} B, round ${round}: ${kind} ...`);
+          const r = await oneRun(kind, round, o, valueBytes, dir, outDir, cpus);
+          results.push(r);
+          process.stderr.write(` ${fmt(r.measure.opsPerSec)} ops/s, p99 ${fmt(r.measure.p99, 3)} ms, ` +
+            `hit ratio ${fmt((r.measure.hitRatio ?? NaN) * 100, 1)}%, write amp ${fmt(writeAmplification(r), 2)}, ` +
+            `load ${r.loadSeconds.toFixed(1)} s\n`);
+        }
       }
     }
   } finally {
     killAll();
     if (o.dir === null) fs.rmSync(dir, { recursive: true, force: true });
   }
-  const of = (kind: string, f: (r: RunResult) => number | null): number =>
-    median(results.filter((r) => r.kind === kind).map((r) => f(r) ?? NaN));
-  const row = (name: string, f: (r: RunResult) => number | null, digits: number): string => {
-    const a = of('ours', f);
-    const b = of('memcached', f);
-    return `| ${name} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${fmt(a / b, 2)}x |`;
-  };
   const lines = [
     `# extstore: memcached-ts vs memcached (${commit})`,
     '',
-    `-m ${o.memoryMb} -t 1 -o ${o.ext},ext_path=<file>:<size>G; ${keys} keys x ${o.valueBytes} B = ` +
-    `${((keys * o.valueBytes) / MIB).toFixed(0)} MiB (${o.ratio}x memory); memtier 1:9 set:get, Gaussian keys, ` +
-    `${o.loadThreads}x${o.clients} connections, ${o.seconds} s; medians of ${o.rounds} round(s).`,
-    '',
-    '| | memcached-ts | memcached | ratio ours / memcached |',
-    '|---|---|---|---|',
-    row('ops/s', (r) => r.measure.opsPerSec, 0),
-    row('hit ratio %', (r) => (r.measure.hitRatio === null ? null : r.measure.hitRatio * 100), 1),
-    row('get hits/s (ops/s x 0.9 x hit ratio)', (r) => (r.measure.hitRatio === null ? null : r.measure.opsPerSec * 0.9 * r.measure.hitRatio), 0),
-    row('p50 ms (lower is better)', (r) => r.measure.p50, 3),
-    row('p99 ms (lower is better)', (r) => r.measure.p99, 3),
-    row('p99.9 ms (lower is better)', (r) => r.measure.p999, 3),
-    row('load s (lower is better)', (r) => r.loadSeconds, 1),
-    ...STAT_KEYS.map((k) => row(k, (r) => (r.stats[k] === undefined ? null : Number(r.stats[k])), 0)),
+    `-m ${o.memoryMb} -t 1 -o ${o.ext},ext_path=<file>:<size>G; per value size a data set ${o.ratio}x memory; ` +
+    `memtier 1:9 set:get, Gaussian keys over the whole set, ${o.loadThreads}x${o.clients} connections, ` +
+    `${o.seconds} s; medians of ${o.rounds} round(s), alternating.`,
   ];
+  for (const valueBytes of o.valueSizes) {
+    const mine = results.filter((r) => r.valueBytes === valueBytes);
+    const of = (kind: string, f: (r: RunResult) => number | null): number =>
+      median(mine.filter((r) => r.kind === kind).map((r) => f(r) ?? NaN));
+    const row = (name: string, f: (r: RunResult) => number | null, digits: number): string => {
+      const a = of('ours', f);
+      const b = of('memcached', f);
+      return `| ${name} | ${fmt(a, digits)} | ${fmt(b, digits)} | ${fmt(a / b, 2)}x |`;
+    };
+    const keys = keysFor(o, valueBytes);
+    lines.push('', `## ${valueBytes}-byte values: ${keys} keys, ${((keys * valueBytes) / MIB).toFixed(0)} MiB`, '',
+      '| | memcached-ts | memcached | ratio ours / memcached |',
+      '|---|---|---|---|',
+      row('ops/s', (r) => r.measure.opsPerSec, 0),
+      row('hit ratio %', (r) => (r.measure.hitRatio === null ? null : r.measure.hitRatio * 100), 1),
+      row('get hits/s (ops/s x 0.9 x hit ratio)', (r) => (r.measure.hitRatio === null ? null : r.measure.opsPerSec * 0.9 * r.measure.hitRatio), 0),
+      row('p50 ms (lower is better)', (r) => r.measure.p50, 3),
+      row('p99 ms (lower is better)', (r) => r.measure.p99, 3),
+      row('p99.9 ms (lower is better)', (r) => r.measure.p999, 3),
+      row('write amplification (lower is better)', writeAmplification, 3),
+      row('load s (lower is better)', (r) => r.loadSeconds, 1),
+      ...STAT_KEYS.map((k) => row(k, (r) => (r.stats[k] === undefined ? null : Number(r.stats[k])), 0)));
+    const curve = (kind: string): [number, number][] => PERCENTILES.map((q): [number, number] =>
+      [q, of(kind, (r) => r.measure.curve.find(([p]) => p === q)?.[1] ?? null)]).filter(([, v]) => Number.isFinite(v));
+    const svg = latencySvg(`${valueBytes}-byte values, ${o.ratio}x memory on extstore: latency by percentile (medians)`,
+      [{ name: 'memcached-ts', color: '#3566b0', points: curve('ours') }, { name: 'memcached', color: '#e38b2c', points: curve('memcached') }]);
+    fs.writeFileSync(path.join(outDir, `latency-${valueBytes}.svg`), svg);
+    lines.push('', `![latency, ${valueBytes}-byte values](latency-${valueBytes}.svg)`);
+  }
   const text = lines.join('\n') + '\n';
   fs.writeFileSync(path.join(outDir, 'results.md'), text);
-  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ commit, options: o, keys, results }, null, 2));
+  fs.writeFileSync(path.join(outDir, 'results.json'), JSON.stringify({ commit, options: o, results }, null, 2));
   process.stdout.write(text);
   process.stderr.write(`results in ${outDir}\n`);
+}
+
+interface Curve {
+  name: string;
+  color: string;
+  points: [number, number][];
+}
+
+/**
+ * Latency (ms, log scale) against percentile, the x axis spread as -log10(1 - p) so the tail
+ * (99, 99.9, 99.99) gets as much room as the body.
+ */
+function latencySvg(title: string, curves: Curve[]): string {
+  const W = 640;
+  const H = 360;
+  const L = 60;
+  const R = 20;
+  const T = 40;
+  const B = 50;
+  const xs = PERCENTILES.map((p) => -Math.log10(1 - p / 100));
+  const x = (p: number): number => L + ((-Math.log10(1 - p / 100) - xs[0]) / (xs[xs.length - 1] - xs[0])) * (W - L - R);
+  const all = curves.flatMap((c) => c.points.map(([, v]) => v)).filter((v) => v > 0);
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.min(...all, 1))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(...all, 1))));
+  const y = (v: number): number => T + (1 - (Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (H - T - B);
+  const out = [`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${title}</text>`];
+  for (let d = lo; d <= hi * 1.0001; d *= 10) {
+    out.push(`<line x1="${L}" x2="${W - R}" y1="${y(d).toFixed(1)}" y2="${y(d).toFixed(1)}" stroke="#ddd"/>`,
+      `<text x="${L - 6}" y="${(y(d) + 4).toFixed(1)}" text-anchor="end">${d} ms</text>`);
+  }
+  for (const p of PERCENTILES) {
+    out.push(`<line x1="${x(p).toFixed(1)}" x2="${x(p).toFixed(1)}" y1="${T}" y2="${H - B}" stroke="#eee"/>`,
+      `<text x="${x(p).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">p${p}</text>`);
+  }
+  curves.forEach((c, i) => {
+    const pts = c.points.filter(([, v]) => v > 0).map(([p, v]) => `${x(p).toFixed(1)},${y(v).toFixed(1)}`);
+    if (pts.length > 0) out.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="${c.color}" stroke-width="2.5"/>`);
+    for (const [p, v] of c.points) if (v > 0) out.push(`<circle cx="${x(p).toFixed(1)}" cy="${y(v).toFixed(1)}" r="3" fill="${c.color}"/>`);
+    out.push(`<rect x="${L + 10 + i * 150}" y="${H - 22}" width="14" height="4" fill="${c.color}"/>`,
+      `<text x="${L + 30 + i * 150}" y="${H - 16}">${c.name}</text>`);
+  });
+  out.push('</svg>');
+  return out.join('\n') + '\n';
 }
 
 main().catch((e: unknown) => {

@@ -162,10 +162,14 @@ async function serve(d: ServingThreadData): Promise<void> {
     create(conn: ConnectionInfo, output: Output): ProtocolSession {
       const protocol = (conn as NetConnectionInfo).protocol ?? settings.bindProtocol;
       const session = createSession(engine, output, conn, hooks, settings, protocol);
-      // Every read takes the settings changes made so far on any thread (one atomic load).
+      // Every read takes the settings changes made so far on any thread, and thread 0's
+      // clock as it is now (one atomic load each): a second that began there is in force here
+      // too, as memcached's one current_time is for all its threads (else an item stored
+      // here just after a flush_all there could fall in the flushed second).
       const feed = session.feed.bind(session);
       session.feed = (buf, start, end) => {
         syncSettings();
+        engine.clock.tick();
         return feed(buf, start, end);
       };
       return session;
