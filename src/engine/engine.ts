@@ -234,9 +234,8 @@ export class Engine implements ValueSource {
     };
     this.tuning = new Tuning(this);
     this.storage = settings.extPaths.length > 0 && !this.attached
-      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message))
+      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message), this.logger)
       : null;
-    if (this.storage !== null) this.storage.logger = this.logger;
   }
 
   /** What another thread attaches to this store with (structured-cloneable). */

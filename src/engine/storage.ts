@@ -119,15 +119,19 @@ interface Compaction {
 
 /** One free bucket's pages as the compaction check sees them (memcached's _storage_buk). */
 class BucketScan {
-  total = 0;
-  free = 0;
+  total!: number;
+  free!: number;
   /** The most fragmented inactive page under the fragmentation bound, if any (version Infinity: none). */
-  lowPage = 0;
-  lowVersion = Infinity;
-  fragmented = 0;
+  lowPage!: number;
+  lowVersion!: number;
+  fragmented!: number;
   /** The inactive page with the oldest version. */
-  lowestPage = 0;
-  lowestVersion = Infinity;
+  lowestPage!: number;
+  lowestVersion!: number;
+
+  constructor() {
+    this.reset();
+  }
 
   reset(): void {
     this.total = 0;
@@ -162,8 +166,6 @@ export class Storage implements ColdTier {
   readonly ext: Extstore;
   readonly counters = new StorageCounters();
   log: (level: number, message: string) => void;
-  /** Where compaction's sysevents go (`watch sysevents`). */
-  logger: WatchLogger | null = null;
   private readonly items: Items;
   private readonly settings: Settings;
   private minItemTotalFor = -1;
@@ -175,8 +177,11 @@ export class Storage implements ColdTier {
   private compactTimer: NodeJS.Timeout | null = null;
   private stopped = false;
 
+  /**
+   * @param logger where compaction's sysevents go (`watch sysevents`)
+   */
   constructor(items: Items, private readonly mover: SlabMover, settings: Settings,
-    log: (level: number, message: string) => void, io?: ExtstoreIo) {
+    log: (level: number, message: string) => void, private readonly logger: WatchLogger | null = null, io?: ExtstoreIo) {
     this.items = items;
     this.settings = settings;
     this.log = log;
@@ -780,7 +785,7 @@ export class Storage implements ColdTier {
     });
   }
 
-  private readonly readCounts: CompactReadCounts = { rescues: 0, rescuesRealloc: 0, lost: 0, lostOom: 0, skipped: 0 };
+  private readonly readCounts: CompactReadCounts = { rescues: 0, lost: 0, skipped: 0 };
 
   /** memcached's storage_compact_readback: rewrite live records of one write buffer. */
   private readback(c: Compaction, buf: Buffer, start: number): void {
@@ -789,7 +794,7 @@ export class Storage implements ColdTier {
     const end = start + ext.wbufBytes;
     const now = items.clock.now;
     const r = this.readCounts;
-    r.rescues = r.rescuesRealloc = r.lost = r.lostOom = r.skipped = 0;
+    r.rescues = r.lost = r.skipped = 0;
     let pos = start;
     while (pos + RECORD_HEADER_BYTES <= end) {
       const len = buf.readUInt32LE(pos);

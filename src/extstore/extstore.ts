@@ -217,9 +217,8 @@ export class Extstore {
     { buf: EMPTY, bufOffset: 0, pageId: 0, version: 0, offset: 0 };
   private slotWbuf: Wbuf | null = null;
 
-  /** Free pages by the bucket they serve (their file's); freeCount in all. */
+  /** Free pages by the bucket they serve (their file's). */
   private readonly freeLists: Page[][] = Array.from({ length: BUCKET_COUNT }, () => []);
-  private freeCount = 0;
   private readonly bucketPage: (Page | null)[] = new Array<Page | null>(BUCKET_COUNT).fill(null);
   private readonly wbufPool: Wbuf[] = [];
   private wbufCount = 0;
@@ -283,7 +282,7 @@ export class Extstore {
       const page = new Page(id, file, file.pages.length * this.pageBytes);
       file.pages.push(page);
       this.pages.push(page);
-      this.pushFree(page);
+      this.freeLists[page.freeBucket].push(page);
     }
   }
 
@@ -317,7 +316,9 @@ export class Extstore {
   }
 
   get pagesFree(): number {
-    return this.freeCount;
+    let n = 0;
+    for (const list of this.freeLists) n += list.length;
+    return n;
   }
 
   get ioQueue(): number {
@@ -501,15 +502,12 @@ export class Extstore {
    * memcached); with none free, the oldest page that could serve it is evicted first.
    */
   private allocatePage(bucket: number): Page | null {
-    let list = this.freeLists[bucket];
-    if (list.length === 0) list = this.freeLists[BUCKET_DEFAULT];
-    if (list.length === 0) {
+    let page = this.takeFree(bucket);
+    if (page === undefined) {
       this.evictOldest(bucket);
-      list = this.freeLists[bucket].length > 0 ? this.freeLists[bucket] : this.freeLists[BUCKET_DEFAULT];
+      page = this.takeFree(bucket);
     }
-    const page = list.shift();
     if (page === undefined) return null;
-    this.freeCount--;
     page.version = this.nextVersion++;
     page.bucket = bucket;
     page.free = false;
@@ -573,12 +571,13 @@ export class Extstore {
     page.bucket = 0;
     page.active = false;
     page.free = true;
-    if (page.file.usable) this.pushFree(page);
+    if (page.file.usable) this.freeLists[page.freeBucket].push(page);
   }
 
-  private pushFree(page: Page): void {
-    this.freeLists[page.freeBucket].push(page);
-    this.freeCount++;
+  /** A free page of `bucket`'s own, else a default one. */
+  private takeFree(bucket: number): Page | undefined {
+    const own = this.freeLists[bucket];
+    return own.length > 0 ? own.shift() : this.freeLists[BUCKET_DEFAULT].shift();
   }
 
   /** A fault took the page's data: count what was lost and free it. */
@@ -831,7 +830,7 @@ export class Extstore {
       }
       f.fd = fd;
       f.usable = true;
-      for (const p of f.pages) if (p.free) this.pushFree(p);
+      for (const p of f.pages) if (p.free) this.freeLists[p.freeBucket].push(p);
       this.log(1, `extstore: ${f.path} created again`);
     });
   }
@@ -843,7 +842,6 @@ export class Extstore {
       const p = list[i];
       if (p.file !== f) list[j++] = p;
     }
-    this.freeCount -= list.length - j;
     list.length = j;
   }
 }

@@ -102,10 +102,7 @@ export interface WatchCounters {
 /** What one readback chunk of a compaction did (memcached's compact_read_end line). */
 export interface CompactReadCounts {
   rescues: number;
-  /** Rescues that needed a new header item (here: never; headers are updated in place under the item lock). */
-  rescuesRealloc: number;
   lost: number;
-  lostOom: number;
   skipped: number;
 }
 
@@ -315,9 +312,14 @@ export class WatchLogger {
     this.emit(LOG_SYSEVENTS, `type=compact_read_start id=${pageId} offset=${offset}`);
   }
 
+  /**
+   * rescues_realloc and lost_oom are always 0: memcached needs a new header item only when
+   * someone holds a reference on the old one; here headers are updated in place under the
+   * item lock, and no allocation can fail.
+   */
   compactReadEnd(pageId: number, offset: number, r: CompactReadCounts): void {
     this.emit(LOG_SYSEVENTS, `type=compact_read_end id=${pageId} offset=${offset} rescues=${r.rescues} ` +
-      `rescues_realloc=${r.rescuesRealloc} lost=${r.lost} lost_oom=${r.lostOom} skipped=${r.skipped}`);
+      `rescues_realloc=0 lost=${r.lost} lost_oom=0 skipped=${r.skipped}`);
   }
 
   compactEnd(pageId: number): void {
