@@ -13,7 +13,7 @@ import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
-import { checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
+import { adviseHugePages, checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
 import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
 import { loadTlsMaterial, TLS_NOT_ENABLED, TlsConfigError, type TlsMaterial } from '../net/tls';
 import { Output } from '../protocol/output';
@@ -113,6 +113,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   const authInit = initAuth(settings);
   if (!authInit.ok) throw new StartupError(authInit.message, authInit.exitCode);
   for (const w of authInit.warnings) log(1, w);
+  // Huge pages for the arena and hash table, before they are touched.
+  const advice = adviseHugePages(engine.memoryList());
+  log(advice.level, advice.text);
   // -k: lock each slab page in RAM as it is taken (before any item is stored).
   for (const line of lockMemory(settings, engine.slabs, log)) log(line.level, line.text);
 

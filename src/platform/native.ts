@@ -38,6 +38,11 @@ export interface NativeAddon {
   /** mlock() the bytes of a Buffer or TypedArray (also over a SharedArrayBuffer): -k, per slab page. */
   lockBuffer(view: ArrayBufferView): void;
   /**
+   * madvise(MADV_HUGEPAGE) over the whole 2 MiB pages inside a view's bytes (also over a
+   * SharedArrayBuffer); returns the bytes advised.
+   */
+  adviseHugePages(view: ArrayBufferView): number;
+  /**
    * mlockall(MCL_CURRENT | MCL_FUTURE). Not for the server: V8 gives heap pages back with
    * madvise(MADV_DONTNEED), which fails on locked memory, and then aborts the process.
    */
@@ -51,8 +56,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 4;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'lockAllMemory'] as const;
+const ABI_VERSION = 5;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'lockAllMemory'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

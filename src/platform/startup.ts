@@ -6,6 +6,7 @@
  * The process entry (src/cli/main.ts) calls, in this order:
  *   checkPlatform(settings)        before anything starts: a message to fail with, or null
  *   lockMemory(settings, slabs, log) after creating the engine, before listening (-k)
+ *   adviseHugePages(buffers)       after creating the engine: the store's large buffers
  *   platformStartupLines(settings) after listening: lines to log at their -v level
  *
  * Not for: applying TCP Fast Open to listeners (src/net/listeners.ts does, through
@@ -76,6 +77,33 @@ export function lockMemory(settings: Settings, slabs: PageSource, log: (level: n
     }
   };
   return [{ level: 1, text: '-k: item memory (slab pages) is locked in RAM as it is allocated' }];
+}
+
+/** Buffers smaller than this hold no whole 2 MiB page and are not advised. */
+const HUGE_PAGE_BYTES = 2 * 1024 * 1024;
+
+/**
+ * Ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE) over the store's large
+ * shared buffers (the item arena's segments and the hash table), before anything touches
+ * them. Every get reads a random item header and hash bucket; with 4 KiB pages most of those
+ * reads also miss the TLB and walk the page tables. Measured at pipeline 16, 100-byte values,
+ * 100,000 keys: about 8% less user CPU per request (doc/store.md). The kernel gives huge
+ * pages only as memory is touched, so nothing is taken early; with transparent huge pages
+ * "never" (or without the addon) the advice does nothing and the store works as before.
+ * Returns a line for the startup log (-v).
+ */
+export function adviseHugePages(buffers: readonly SharedArrayBuffer[]): LogLine {
+  const load = loadNative();
+  if (load.addon === null) return { level: 1, text: `huge page advice off: the native addon is ${load.reason}` };
+  let advised = 0;
+  try {
+    for (const b of buffers) {
+      if (b.byteLength >= HUGE_PAGE_BYTES) advised += load.addon.adviseHugePages(new Uint8Array(b));
+    }
+  } catch (error) {
+    return { level: 1, text: `huge page advice off: ${(error as Error).message}` };
+  }
+  return { level: 1, text: `store memory: transparent huge pages advised over ${Math.round(advised / (1024 * 1024))} MiB of address space` };
 }
 
 /**

@@ -17,6 +17,11 @@
  *                             ^ hole.start                      ^ hole.end
  */
 
+import { copySmall } from '../bytes';
+
+/** Appends up to this many bytes go by a loop (no view allocated); longer ones by set. */
+const APPEND_LOOP_BYTES_MAX = 32;
+
 /** A reserved reply region; positions move when bytes before it are sent or shrink. */
 export class Hole {
   start = 0;
@@ -90,7 +95,8 @@ export class Output {
   bytes(src: Uint8Array, start: number, end: number): void {
     const n = end - start;
     this.ensure(n);
-    this.buf.set(src.subarray(start, end), this.length);
+    if (n <= APPEND_LOOP_BYTES_MAX) copySmall(this.buf, this.length, src, start, n);
+    else this.buf.set(src.subarray(start, end), this.length);
     this.length += n;
   }
 

@@ -44,6 +44,7 @@
  *
  *   +0 page id   +4 page version   +8 offset in page   +12 record bytes   +16 record CRC-32
  */
+import { copyFromShared, copySmall, copyToShared } from '../bytes';
 import { Clock } from './clock';
 import { Mutexes } from './locks';
 import type { SharedMemory } from './shared';
@@ -479,8 +480,7 @@ export class Items {
     const n = this.nbytes(ref);
     const word = this.u32(ref)[this.w(ref)];
     if ((word & (IF_CHUNKED | HDR_BIT)) === 0) {
-      const o = this.valueOffset(ref);
-      dst.set(this.page(ref).subarray(o, o + n), dstOffset);
+      copyFromShared(dst, dstOffset, this.page(ref), this.valueOffset(ref), n);
       return n;
     }
     // Protocols read header items asynchronously (src/protocol/disk-value.ts); this is the
@@ -537,7 +537,7 @@ export class Items {
   /** Write src[srcStart, srcEnd) into the value at valueOffset (filling an allocated item). */
   writeValue(ref: number, valueOffset: number, src: Uint8Array, srcStart: number, srcEnd: number): void {
     if (!this.isChunked(ref)) {
-      this.page(ref).set(src.subarray(srcStart, srcEnd), this.valueOffset(ref) + valueOffset);
+      copyToShared(this.page(ref), this.valueOffset(ref) + valueOffset, src, srcStart, srcEnd - srcStart);
       return;
     }
     const per = this.dataChunkPayloadBytes;
@@ -585,7 +585,7 @@ export class Items {
       ref = this.allocChunked(nkey, nbytes, flags, exptime);
       if (ref === 0) return this.outOfMemory(this.slabs.largestClass);
     }
-    this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
+    copySmall(this.page(ref), this.keyOffset(ref), key, kStart, nkey);
     return ref;
   }
 
@@ -605,7 +605,7 @@ export class Items {
     const ref = this.allocChunk(cls);
     if (ref === 0) return this.outOfMemory(cls);
     this.initHeader(ref, HDR_BIT, cls, nkey, flags, exptime, nbytes);
-    this.page(ref).set(key.subarray(kStart, kStart + nkey), this.keyOffset(ref));
+    copySmall(this.page(ref), this.keyOffset(ref), key, kStart, nkey);
     return ref;
   }
 

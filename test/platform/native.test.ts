@@ -7,6 +7,7 @@
  * the addon tests are skipped with that reason, and the fallback tests still run.
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -145,6 +146,41 @@ withAddon('native addon', () => {
       // RLIMIT_MEMLOCK (often 8 MiB) may stop it: then one warning, in memcached's words.
       expect(out.warnings.length).toBeLessThanOrEqual(1);
     }
+  });
+
+  const thp = fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled');
+  (thp ? it : it.skip)('advises huge pages over the whole 2 MiB pages of the store buffers (VmFlags hg in smaps)', () => {
+    const r = spawnSync(process.execPath, ['-e', `
+      const fs = require('fs');
+      const { adviseHugePages } = require(${JSON.stringify(path.join(REPO, 'dist/platform/startup.js'))});
+      // Bytes of mappings the kernel marks MADV_HUGEPAGE ("hg" in VmFlags).
+      const advisedKiB = () => {
+        let total = 0, size = 0;
+        for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+          const m = /^Size:\\s+(\\d+) kB/.exec(line);
+          if (m) size = Number(m[1]);
+          if (line.startsWith('VmFlags:') && line.split(' ').includes('hg')) total += size;
+        }
+        return total;
+      };
+      const before = advisedKiB();
+      const small = adviseHugePages([new SharedArrayBuffer(1 << 20)]);
+      const big = new SharedArrayBuffer(16 << 20);
+      const line = adviseHugePages([big]);
+      const after = advisedKiB();
+      new Uint8Array(big).fill(7);
+      const ok = new Uint8Array(big).every((b) => b === 7);
+      console.log(JSON.stringify({ before, after, small: small.text, line: line.text, ok }));
+    `], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { before: number; after: number; small: string; line: string; ok: boolean };
+    // A 1 MiB buffer holds no whole 2 MiB page; 16 MiB holds at least 14 MiB of them.
+    expect(out.small).toMatch(/advised over 0 MiB/);
+    const mib = Number(/advised over (\d+) MiB/.exec(out.line)?.[1]);
+    expect(mib).toBeGreaterThanOrEqual(14);
+    expect(mib).toBeLessThanOrEqual(16);
+    expect(out.after - out.before).toBeGreaterThanOrEqual(mib * 1024);
+    expect(out.ok).toBe(true);
   });
 
   it('mlockall stays out of the server: V8 aborts when it gives locked pages back (root, Node 20)', () => {

@@ -17,6 +17,7 @@
  * States:  LINE ──set/add/..──► VALUE (copy nbytes, then check CRLF) ──► LINE
  *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
+import { copySmall } from '../../bytes';
 import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
@@ -657,7 +658,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     let p = start;
     o[p] = 0x56; o[p + 1] = 0x41; o[p + 2] = 0x4c; o[p + 3] = 0x55; o[p + 4] = 0x45; o[p + 5] = SPACE;
     p += 6;
-    key.copy(o, p, keyStart, keyStart + nkey);
+    copySmall(o, p, key, keyStart, nkey);
     p += nkey;
     o[p++] = SPACE;
     out.length = p;
