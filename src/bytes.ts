@@ -13,70 +13,74 @@
  *     400    309 ns        103 ns           146 ns
  *    1000    773 ns        252 ns           232 ns
  *
- * so runs up to COPY_LOOP_BYTES_MAX go by words and longer ones by set.
+ * so runs up to COPY_LOOP_BYTES_MAX go by words and longer ones by set; without views, runs up
+ * to COPY_SMALL_BYTES_MAX go by a byte loop.
  *
- * The DataViews: one for the last source and one for the last destination seen, made again
- * only when the array changes (a connection's output buffer and an arena segment stay the
- * same from one copy to the next).
+ * The DataViews are made once per array and kept beside it: one per arena segment (the slab
+ * allocator), one for a connection's output buffer (Output), one for the last input buffer
+ * a session read a value from (Views). Making one per copy would be the garbage this avoids.
  */
 
 /** The longest run copied word by word; longer runs use TypedArray#set. */
 export const COPY_LOOP_BYTES_MAX = 768;
 
-/** Copy src[srcStart, srcStart + n) to dst[dstStart, dstStart + n) by a byte loop (short runs, both arrays unshared). */
+/** Runs up to this many bytes go by a byte loop when no DataViews are at hand. */
+export const COPY_SMALL_BYTES_MAX = 32;
+
+/** Copy src[srcStart, srcStart + n) to dst[dstStart, dstStart + n) by a byte loop (short runs). */
 export function copySmall(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number): void {
   for (let i = 0; i < n; i++) dst[dstStart + i] = src[srcStart + i];
 }
 
-/**
- * Word copies through two DataViews, one for the last source and one for the last
- * destination, kept per direction (V8 optimizes a DataView access for one kind of buffer;
- * a call site that sees both shared and unshared ones runs several times slower).
- */
-class WordCopier {
-  private srcArray: Uint8Array = EMPTY;
-  private srcView: DataView<ArrayBufferLike> = EMPTY_VIEW;
-  private dstArray: Uint8Array = EMPTY;
-  private dstView: DataView<ArrayBufferLike> = EMPTY_VIEW;
+/** Copy without views: a byte loop for short runs, TypedArray#set for longer ones. */
+export function copyPlain(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number): void {
+  if (n <= COPY_SMALL_BYTES_MAX) copySmall(dst, dstStart, src, srcStart, n);
+  else dst.set(src.subarray(srcStart, srcStart + n), dstStart);
+}
 
-  copy(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number): void {
-    if (n > COPY_LOOP_BYTES_MAX) {
-      dst.set(src.subarray(srcStart, srcStart + n), dstStart);
-      return;
-    }
-    if (dstStart < 0 || srcStart < 0 || dstStart + n > dst.length || srcStart + n > src.length) {
-      throw new RangeError(`copy of ${n} bytes from ${srcStart} of ${src.length} to ${dstStart} of ${dst.length}`);
-    }
-    if (src !== this.srcArray) {
-      this.srcArray = src;
-      this.srcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-    }
-    if (dst !== this.dstArray) {
-      this.dstArray = dst;
-      this.dstView = new DataView(dst.buffer, dst.byteOffset, dst.byteLength);
-    }
-    const s = this.srcView;
-    const d = this.dstView;
-    let i = 0;
-    for (; i + 8 <= n; i += 8) {
-      d.setUint32(dstStart + i, s.getUint32(srcStart + i, true), true);
-      d.setUint32(dstStart + i + 4, s.getUint32(srcStart + i + 4, true), true);
-    }
-    for (; i < n; i++) dst[dstStart + i] = src[srcStart + i];
+/**
+ * Copy src[srcStart, srcStart + n) to dst[dstStart, dstStart + n), given a DataView over each
+ * array's bytes (the same range as the array: `Views.of`). Words are read and written as
+ * int32: a uint32 above 2^31 is a heap number to V8, allocated when it is not kept in a
+ * register. The ranges must not overlap.
+ */
+export function copyWords(
+  dst: Uint8Array, dstView: DataView<ArrayBufferLike>, dstStart: number,
+  src: Uint8Array, srcView: DataView<ArrayBufferLike>, srcStart: number, n: number,
+): void {
+  if (n > COPY_LOOP_BYTES_MAX) {
+    dst.set(src.subarray(srcStart, srcStart + n), dstStart);
+    return;
   }
+  if (dstStart < 0 || srcStart < 0 || dstStart + n > dst.length || srcStart + n > src.length) {
+    throw new RangeError(`copy of ${n} bytes from ${srcStart} of ${src.length} to ${dstStart} of ${dst.length}`);
+  }
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    dstView.setInt32(dstStart + i, srcView.getInt32(srcStart + i, true), true);
+    dstView.setInt32(dstStart + i + 4, srcView.getInt32(srcStart + i + 4, true), true);
+  }
+  for (; i < n; i++) dst[dstStart + i] = src[srcStart + i];
+}
+
+/** A DataView over an array's bytes, made again only when the array changes (one entry). */
+export class Views {
+  private array: Uint8Array = EMPTY;
+  private view: DataView<ArrayBufferLike> = EMPTY_VIEW;
+
+  of(a: Uint8Array): DataView<ArrayBufferLike> {
+    if (a !== this.array) {
+      this.array = a;
+      this.view = viewOf(a);
+    }
+    return this.view;
+  }
+}
+
+/** A DataView over exactly the bytes of `a`. */
+export function viewOf(a: Uint8Array): DataView<ArrayBufferLike> {
+  return new DataView(a.buffer, a.byteOffset, a.byteLength);
 }
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_VIEW = new DataView(EMPTY.buffer);
-const fromShared = new WordCopier();
-const toShared = new WordCopier();
-
-/** Copy out of the store's shared memory: src[srcStart, srcStart + n) to dst at dstStart. */
-export function copyFromShared(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number): void {
-  fromShared.copy(dst, dstStart, src, srcStart, n);
-}
-
-/** Copy into the store's shared memory: src[srcStart, srcStart + n) to dst at dstStart. */
-export function copyToShared(dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number): void {
-  toShared.copy(dst, dstStart, src, srcStart, n);
-}

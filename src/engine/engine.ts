@@ -366,8 +366,8 @@ export class Engine implements ValueSource {
   }
 
   /** ValueSource: the value of the item a view describes, during its sink call. */
-  copyValue(v: ItemView, dst: Uint8Array, dstOffset: number): number {
-    return this.items.copyValue(v.ref, dst, dstOffset);
+  copyValue(v: ItemView, dst: Uint8Array, dstOffset: number, dstView: DataView<ArrayBufferLike> | null): number {
+    return this.items.copyValue(v.ref, dst, dstOffset, dstView);
   }
 
   /**
@@ -503,9 +503,12 @@ export class Engine implements ValueSource {
     return 0;
   }
 
-  /** Write value bytes src[srcStart, srcEnd) at `offset` of the item being filled. */
-  writeValue(handle: number, offset: number, src: Uint8Array, srcStart: number, srcEnd: number): void {
-    this.items.writeValue(handle, offset, src, srcStart, srcEnd);
+  /**
+   * Write value bytes src[srcStart, srcEnd) at `offset` of the item being filled (`srcView`: a
+   * DataView over src's bytes, for word copies).
+   */
+  writeValue(handle: number, offset: number, src: Uint8Array, srcStart: number, srcEnd: number, srcView: DataView<ArrayBufferLike> | null = null): void {
+    this.items.writeValue(handle, offset, src, srcStart, srcEnd, srcView);
   }
 
   /** The key of the item being filled was given base64-encoded (meta ms b). */

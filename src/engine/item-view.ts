@@ -30,7 +30,7 @@ export interface ItemSink {
 
 /** Reads a value's bytes for a view during a sink call (implemented by the engine). */
 export interface ValueSource {
-  copyValue(view: ItemView, dst: Uint8Array, dstOffset: number): number;
+  copyValue(view: ItemView, dst: Uint8Array, dstOffset: number, dstView: DataView<ArrayBufferLike> | null): number;
 }
 
 export class ItemView {
@@ -88,9 +88,12 @@ export class ItemView {
     this.proto = proto;
   }
 
-  /** Copy the value into dst at dstOffset (only during a sink call). Returns its length. */
-  copyValue(dst: Uint8Array, dstOffset: number): number {
-    return this.source!.copyValue(this, dst, dstOffset);
+  /**
+   * Copy the value into dst at dstOffset (only during a sink call); `dstView` (a DataView over
+   * dst's bytes, as Output keeps) makes short copies faster. Returns its length.
+   */
+  copyValue(dst: Uint8Array, dstOffset: number, dstView: DataView<ArrayBufferLike> | null = null): number {
+    return this.source!.copyValue(this, dst, dstOffset, dstView);
   }
 
   /** Seconds left before expiry as memcached prints them (-1: never). */

@@ -11,11 +11,37 @@
  *     parser (vendor/mcmc's mcmc_toktou32 etc.): decimal digits only (a leading '-' for the
  *     signed ones), at most 11 (32-bit) or 22 (64-bit) characters, no wrapping.
  *
- * Results come back through `parsed` (no allocation); each function returns false when the
- * text is not a number memcached would accept.
+ * Results come back through `parsed`; each function returns false when the text is not a
+ * number memcached would accept. Nothing is allocated for a number below 2^53: its bigint is
+ * made only when `parsed.big` is read.
  */
 
-export const parsed = { value: 0, big: 0n };
+/** The last parser's result: `value` as a number, `big` exactly. */
+class Parsed {
+  value = 0;
+  private exact = 0n;
+  private hasExact = false;
+
+  /** The result as a bigint (exact also above 2^53). */
+  get big(): bigint {
+    return this.hasExact ? this.exact : BigInt(this.value);
+  }
+
+  /** A result that is an integer below 2^53 in magnitude. */
+  setNumber(v: number): void {
+    this.value = v;
+    this.hasExact = false;
+  }
+
+  /** A result known exactly as a bigint; `value` is its nearest number. */
+  setBig(big: bigint, value: number): void {
+    this.exact = big;
+    this.hasExact = true;
+    this.value = value;
+  }
+}
+
+export const parsed = new Parsed();
 
 const TWO_63 = 1n << 63n;
 const TWO_64 = 1n << 64n;
@@ -63,6 +89,10 @@ function scan(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
  */
 export function parseU64(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
   if (!scan(b, s, e, nulEnds)) return false;
+  if (!scanIsBig && !scanNeg) {
+    parsed.setNumber(scanSmall);
+    return true;
+  }
   let big = scanIsBig ? scanBig : BigInt(scanSmall);
   if (big >= TWO_64) return false;
   let small = scanIsBig ? Number(big) : scanSmall;
@@ -73,15 +103,14 @@ export function parseU64(b: Uint8Array, s: number, e: number, nulEnds = false): 
     scanIsBig = true;
     scanBig = big;
   }
-  parsed.big = big;
-  parsed.value = small;
+  parsed.setBig(big, small);
   return true;
 }
 
 /** safe_strtoul into a uint32_t: as parseU64, then truncated to 32 bits like the C cast. */
 export function parseU32(b: Uint8Array, s: number, e: number, nulEnds = false): boolean {
   if (!parseU64(b, s, e, nulEnds)) return false;
-  parsed.value = scanIsBig ? Number(parsed.big & 0xffffffffn) : scanSmall % 4294967296;
+  parsed.setNumber(scanIsBig ? Number(parsed.big & 0xffffffffn) : scanSmall % 4294967296);
   return true;
 }
 
@@ -91,11 +120,11 @@ export function parseI32(b: Uint8Array, s: number, e: number, nulEnds = false): 
   if (scanIsBig) {
     const v = scanNeg ? -scanBig : scanBig;
     if (v >= TWO_63 || v < -TWO_63) return false;
-    parsed.value = Number(BigInt.asIntN(32, v));
+    parsed.setNumber(Number(BigInt.asIntN(32, v)));
     return true;
   }
   const v = scanNeg ? -scanSmall : scanSmall;
-  parsed.value = (v | 0) === v ? v : Number(BigInt.asIntN(32, BigInt(v)));
+  parsed.setNumber((v | 0) === v ? v : Number(BigInt.asIntN(32, BigInt(v))));
   return true;
 }
 
@@ -120,8 +149,7 @@ export function tokU32(b: Uint8Array, s: number, e: number): boolean {
     v = v * 10 + d;
     if (v > U32_MAX) return false;
   }
-  parsed.value = v;
-  parsed.big = BigInt(v);
+  parsed.setNumber(v);
   return true;
 }
 
@@ -138,8 +166,7 @@ export function tokI32(b: Uint8Array, s: number, e: number): boolean {
     v = v * 10 + d;
     if (negative ? -v < I32_MIN : v > I32_MAX) return false;
   }
-  parsed.value = negative ? -v || 0 : v;
-  parsed.big = BigInt(parsed.value);
+  parsed.setNumber(negative ? -v || 0 : v);
   return true;
 }
 
@@ -153,6 +180,10 @@ export function tokU64(b: Uint8Array, s: number, e: number): boolean {
     if (d < 0 || d > 9) return false;
     small = small * 10 + d;
   }
+  if (i === e) {
+    parsed.setNumber(small);
+    return true;
+  }
   let big = BigInt(small);
   for (; i < e; i++) {
     const d = b[i] - 0x30;
@@ -160,8 +191,7 @@ export function tokU64(b: Uint8Array, s: number, e: number): boolean {
     big = big * 10n + BigInt(d);
     if (big > U64_MAX) return false;
   }
-  parsed.big = big;
-  parsed.value = e - s <= 15 ? small : Number(big);
+  parsed.setBig(big, Number(big));
   return true;
 }
 
@@ -178,7 +208,7 @@ export function tokI64(b: Uint8Array, s: number, e: number): boolean {
     v = v * 10n + BigInt(d);
     if (negative ? v > I64_MAX + 1n : v > I64_MAX) return false;
   }
-  parsed.big = negative ? -v : v;
-  parsed.value = Number(parsed.big);
+  const exact = negative ? -v : v;
+  parsed.setBig(exact, Number(exact));
   return true;
 }

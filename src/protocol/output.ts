@@ -17,7 +17,7 @@
  *                             ^ hole.start                      ^ hole.end
  */
 
-import { copySmall } from '../bytes';
+import { copySmall, Views } from '../bytes';
 
 /** Appends up to this many bytes go by a loop (no view allocated); longer ones by set. */
 const APPEND_LOOP_BYTES_MAX = 32;
@@ -47,10 +47,16 @@ export class Output {
   private readonly baseBytes: number;
   /** Pending holes, in buffer order. */
   private readonly holes: Hole[] = [];
+  private readonly views = new Views();
 
   constructor(baseBytes = 64 * 1024) {
     this.baseBytes = baseBytes;
     this.buf = Buffer.allocUnsafe(baseBytes);
+  }
+
+  /** A DataView over buf (made again only when buf is replaced), for word copies into it. */
+  get view(): DataView<ArrayBufferLike> {
+    return this.views.of(this.buf);
   }
 
   /** Make room for `n` more bytes. */

@@ -23,7 +23,12 @@
  * its bucket moves, the old table stays the one for every key.
  */
 
-/** 32-bit murmur3 of key bytes; keys are compared as bytes, never decoded. */
+/**
+ * 32-bit murmur3 of key bytes, as a signed 32-bit integer (V8 keeps an int32 as a small
+ * integer; a uint32 above 2^31 returned from a call that is not inlined is a heap number,
+ * allocated per call). Users mask the low bits or compare for equality, so the sign does not
+ * matter. Keys are compared as bytes, never decoded.
+ */
 export function hashKey(b: Uint8Array, start: number, len: number): number {
   let h = 0x5bd1e995 ^ len;
   let i = start;
@@ -50,8 +55,7 @@ export function hashKey(b: Uint8Array, start: number, len: number): number {
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return h ^ (h >>> 16);
 }
 
 import type { Mutexes } from './locks';

@@ -44,7 +44,7 @@
  *
  *   +0 page id   +4 page version   +8 offset in page   +12 record bytes   +16 record CRC-32
  */
-import { copyFromShared, copySmall, copyToShared } from '../bytes';
+import { copyPlain, copySmall, copyWords } from '../bytes';
 import { Clock } from './clock';
 import { Mutexes } from './locks';
 import type { SharedMemory } from './shared';
@@ -475,12 +475,16 @@ export class Items {
 
   // ---------------------------------------------------------------- value bytes
 
-  /** Copy the value into dst at dstOffset. Returns the byte count. */
-  copyValue(ref: number, dst: Uint8Array, dstOffset: number): number {
+  /**
+   * Copy the value into dst at dstOffset; `dstView`, a DataView over dst's bytes, lets a
+   * short value go by words (src/bytes.ts). Returns the byte count.
+   */
+  copyValue(ref: number, dst: Uint8Array, dstOffset: number, dstView: DataView<ArrayBufferLike> | null = null): number {
     const n = this.nbytes(ref);
     const word = this.u32(ref)[this.w(ref)];
     if ((word & (IF_CHUNKED | HDR_BIT)) === 0) {
-      copyFromShared(dst, dstOffset, this.page(ref), this.valueOffset(ref), n);
+      if (dstView !== null) copyWords(dst, dstView, dstOffset, this.page(ref), this.slabs.segView[ref >>> 27], this.valueOffset(ref), n);
+      else copyPlain(dst, dstOffset, this.page(ref), this.valueOffset(ref), n);
       return n;
     }
     // Protocols read header items asynchronously (src/protocol/disk-value.ts); this is the
@@ -534,10 +538,15 @@ export class Items {
     return to - from;
   }
 
-  /** Write src[srcStart, srcEnd) into the value at valueOffset (filling an allocated item). */
-  writeValue(ref: number, valueOffset: number, src: Uint8Array, srcStart: number, srcEnd: number): void {
+  /**
+   * Write src[srcStart, srcEnd) into the value at valueOffset (filling an allocated item);
+   * `srcView`, a DataView over src's bytes, lets a short run go by words (src/bytes.ts).
+   */
+  writeValue(ref: number, valueOffset: number, src: Uint8Array, srcStart: number, srcEnd: number, srcView: DataView<ArrayBufferLike> | null = null): void {
     if (!this.isChunked(ref)) {
-      copyToShared(this.page(ref), this.valueOffset(ref) + valueOffset, src, srcStart, srcEnd - srcStart);
+      const at = this.valueOffset(ref) + valueOffset;
+      if (srcView !== null) copyWords(this.page(ref), this.slabs.segView[ref >>> 27], at, src, srcView, srcStart, srcEnd - srcStart);
+      else copyPlain(this.page(ref), at, src, srcStart, srcEnd - srcStart);
       return;
     }
     const per = this.dataChunkPayloadBytes;

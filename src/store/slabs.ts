@@ -92,6 +92,8 @@ export class SlabAllocator {
   /** Arena segments: bytes and 32-bit words over the same memory. */
   readonly segU8: Buffer[] = [];
   readonly segU32: Uint32Array[] = [];
+  /** A DataView over each segment, for word copies of values (src/bytes.ts). */
+  readonly segView: DataView<ArrayBufferLike>[] = [];
   /** Physical pages the arena can hold (1..arenaPages). */
   readonly arenaPages: number;
   /** Called with each page before it is first used (-k locks it in RAM: src/platform/startup.ts). */
@@ -186,6 +188,7 @@ export class SlabAllocator {
       const sab = mem.buffer(pages * PAGE_STRIDE_BYTES);
       this.segU8.push(Buffer.from(sab));
       this.segU32.push(new Uint32Array(sab));
+      this.segView.push(new DataView(sab));
     }
     const n = cls + 1;
     const pageSlots = this.arenaPages + 1;

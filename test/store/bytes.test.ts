@@ -1,24 +1,29 @@
 /**
- * src/bytes.ts: the request path's byte copies (word copies through DataViews, a byte loop,
- * TypedArray#set above COPY_LOOP_BYTES_MAX) give exactly what TypedArray#set gives, at every
- * length and alignment, in both directions between shared and unshared memory, and refuse a
- * range outside either array instead of writing part of it.
+ * src/bytes.ts: the request path's byte copies (int32 words through DataViews, a byte loop,
+ * TypedArray#set above the thresholds) give exactly what TypedArray#set gives, at every length
+ * and alignment, in both directions between shared and unshared memory, and refuse a range
+ * outside either array instead of writing part of it. Views follows a replaced array.
  */
 import { describe, expect, it } from 'vitest';
-import { COPY_LOOP_BYTES_MAX, copyFromShared, copySmall, copyToShared } from '../../src/bytes';
+import { COPY_LOOP_BYTES_MAX, COPY_SMALL_BYTES_MAX, copyPlain, copySmall, copyWords, Views, viewOf } from '../../src/bytes';
 
 function patterned(buf: Uint8Array, seed: number): Uint8Array {
   for (let i = 0; i < buf.length; i++) buf[i] = (i * 31 + seed) & 0xff;
   return buf;
 }
 
-const lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, 100, 255, COPY_LOOP_BYTES_MAX - 1, COPY_LOOP_BYTES_MAX, COPY_LOOP_BYTES_MAX + 1, 4096];
+const lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, COPY_SMALL_BYTES_MAX, COPY_SMALL_BYTES_MAX + 1, 100, 255,
+  COPY_LOOP_BYTES_MAX - 1, COPY_LOOP_BYTES_MAX, COPY_LOOP_BYTES_MAX + 1, 4096];
+
+type Copy = (dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number) => void;
+const words: Copy = (dst, d, src, s, n) => copyWords(dst, viewOf(dst), d, src, viewOf(src), s, n);
 
 describe('byte copies', () => {
-  for (const [name, copy, sharedSrc] of [
-    ['copyFromShared', copyFromShared, true],
-    ['copyToShared', copyToShared, false],
-    ['copySmall', copySmall, false],
+  for (const [name, copy, sharedSrc, maxLength] of [
+    ['copyWords out of shared memory', words, true, Infinity],
+    ['copyWords into shared memory', words, false, Infinity],
+    ['copyPlain out of shared memory', copyPlain, true, Infinity],
+    ['copySmall', copySmall, false, 255],
   ] as const) {
     it(`${name} copies every length at every alignment, touching nothing else`, () => {
       const size = 8192;
@@ -27,7 +32,7 @@ describe('byte copies', () => {
       const src = sharedSrc ? shared : plain;
       const dst = sharedSrc ? plain : shared;
       for (const n of lengths) {
-        if (name === 'copySmall' && n > 255) continue;
+        if (n > maxLength) continue;
         for (let srcAt = 0; srcAt < 8; srcAt++) {
           for (let dstAt = 0; dstAt < 8; dstAt++) {
             const s = srcAt * 37 + 11;
@@ -43,21 +48,31 @@ describe('byte copies', () => {
     });
   }
 
-  it('refuses a range outside either array without writing any of it', () => {
+  it('copyWords refuses a range outside either array without writing any of it', () => {
     const src = patterned(new Uint8Array(new SharedArrayBuffer(64)), 1);
     const dst = new Uint8Array(64);
-    expect(() => copyFromShared(dst, 40, src, 0, 32)).toThrow(RangeError);
-    expect(() => copyFromShared(dst, 0, src, 40, 32)).toThrow(RangeError);
-    expect(() => copyToShared(src, -1, dst, 0, 16)).toThrow(RangeError);
+    expect(() => words(dst, 40, src, 0, 32)).toThrow(RangeError);
+    expect(() => words(dst, 0, src, 40, 32)).toThrow(RangeError);
+    expect(() => words(src, -1, dst, 0, 16)).toThrow(RangeError);
     expect(dst.every((b) => b === 0)).toBe(true);
   });
 
-  it('follows a destination that changes between copies (a fresh output buffer)', () => {
+  it('copyWords works on views of part of a buffer (a Buffer from the pool)', () => {
     const src = patterned(new Uint8Array(new SharedArrayBuffer(256)), 9);
-    for (let i = 0; i < 3; i++) {
-      const dst = new Uint8Array(256);
-      copyFromShared(dst, 1, src, 2, 100);
-      expect(Buffer.from(dst.subarray(1, 101)).equals(Buffer.from(src.subarray(2, 102)))).toBe(true);
-    }
+    const dst = Buffer.alloc(200).subarray(13, 150);
+    words(dst, 1, src, 2, 100);
+    expect(dst.subarray(1, 101).equals(Buffer.from(src.subarray(2, 102)))).toBe(true);
+  });
+
+  it('Views makes a view again only when the array changes', () => {
+    const views = new Views();
+    const a = new Uint8Array(16);
+    const b = new Uint8Array(new SharedArrayBuffer(32), 8, 16);
+    const va = views.of(a);
+    expect(views.of(a)).toBe(va);
+    const vb = views.of(b);
+    expect(vb).not.toBe(va);
+    expect([vb.byteOffset, vb.byteLength]).toEqual([8, 16]);
+    expect(vb.buffer).toBe(b.buffer);
   });
 });

@@ -30,6 +30,7 @@
  * next request; SASL_LIST_MECHS and every SASL_AUTH/SASL_STEP first drop the connection's
  * authentication; a body length of 2^31 or more makes set/append's value length negative.
  */
+import { Views } from '../../bytes';
 import { fetchIntoHole } from '../disk-value';
 import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
@@ -93,6 +94,8 @@ const BODY_BYTES_MAX = 1024 * 1024 * 1024;
 export class BinarySession implements ProtocolSession, ItemSink {
   /** What the engine tells this session about items and operations (reused). */
   private readonly view = new ItemView(Proto.Binary);
+  /** A DataView over the last buffer a value was read from (word copies into the store). */
+  private readonly inputViews = new Views();
   /** The get being answered (see item()). */
   private getKeyBuf: Buffer = EMPTY;
   private getKeyStart = 0;
@@ -448,7 +451,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
       const valueAt = out.length - start;
       fetchIntoHole(this.engine, out, v, out.holeFrom(start, nbytes, miss), valueAt);
     } else if (nbytes > 0) {
-      out.length += v.copyValue(out.buf, out.length);
+      out.length += v.copyValue(out.buf, out.length, out.view);
     }
   }
 
@@ -517,7 +520,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
   /** Copy value bytes into the item; when all are in, store. Returns the new position. */
   private readValue(buf: Buffer, pos: number, end: number): number {
     const n = Math.min(this.valueBytes - this.valueDone, end - pos);
-    this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n);
+    this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n, this.inputViews.of(buf));
     this.valueDone += n;
     if (this.valueDone === this.valueBytes) this.completeValue();
     return pos + n;

@@ -404,7 +404,7 @@ export class MetaCommands {
       fetchIntoHole(this.engine, out, v, hole, valueAt);
     } else if (withValue) {
       out.ensure(nbytes + 2);
-      out.length += v.copyValue(out.buf, out.length);
+      out.length += v.copyValue(out.buf, out.length, out.view);
       out.crlf();
     }
     s.holdItem(v.ref, v.cas); // memcached's reply keeps a reference until transmitted

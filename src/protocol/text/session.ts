@@ -17,7 +17,7 @@
  * States:  LINE ──set/add/..──► VALUE (copy nbytes, then check CRLF) ──► LINE
  *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
-import { copySmall } from '../../bytes';
+import { copySmall, Views } from '../../bytes';
 import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
@@ -79,6 +79,8 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
   readonly view = new ItemView(Proto.Text);
   /** get/gets being answered: the key echoed and whether the CAS is shown (see item()). */
   private getKeyBuf: Buffer = EMPTY;
+  /** A DataView over the last buffer a value was read from (word copies into the store). */
+  private readonly inputViews = new Views();
   private getKeyStart = 0;
   private getWithCas = false;
   status: FeedStatus = FeedStatus.Ok;
@@ -684,7 +686,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
       fetchIntoHole(this.engine, out, v, hole, valueAt);
       return;
     }
-    v.copyValue(o, p);
+    v.copyValue(o, p, out.view);
     p += nbytes;
     o[p] = CR;
     o[p + 1] = LF;
@@ -757,7 +759,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     const want = this.valueBytes - this.valueDone;
     if (want > 0) {
       const n = Math.min(want, end - pos);
-      this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n);
+      this.engine.writeValue(this.handle, this.valueDone, buf, pos, pos + n, this.inputViews.of(buf));
       this.valueDone += n;
       pos += n;
     }
