@@ -212,7 +212,9 @@ export class Items {
   /** Item lock stripe of a hash: its low bits, no more than the hash table's (see hash.ts). */
   readonly stripeMask: number;
   /** The last CAS handed out (64 bits, shared: every thread takes the next one atomically). */
-  private readonly casCounter: BigInt64Array;
+  /** The last CAS handed out, under casLock (a float64: exact to 2^53, and no bigint per set). */
+  private readonly casCounter: Float64Array;
+  private readonly casLock: Mutexes;
   /** oldest_live and oldest_cas (flush_all), shared. */
   private readonly flushState: Float64Array;
   /** An item being written to extstore while its header item is allocated: never evicted. */
@@ -245,7 +247,8 @@ export class Items {
     const stripes = 2 ** Math.min(ITEM_LOCK_POWER, opts.hashPowerInit);
     this.stripeMask = stripes - 1;
     this.itemLocks = new Mutexes(mem.int32(stripes), 0, stripes);
-    this.casCounter = mem.bigint64(1);
+    this.casCounter = mem.float64(1);
+    this.casLock = new Mutexes(mem.int32(1), 0, 1);
     this.flushState = mem.float64(2);
     this.classesPerRow = slabs.largestClass + 1;
     this.counterTables = classCounters(this.classesPerRow, this.rows, mem);
@@ -833,7 +836,11 @@ export class Items {
 
   /** The next CAS value, unique across threads (memcached's get_cas_id). */
   nextCas(): number {
-    return Number(Atomics.add(this.casCounter, 0, 1n)) + 1;
+    this.casLock.lock(0);
+    const cas = this.casCounter[0] + 1;
+    this.casCounter[0] = cas;
+    this.casLock.unlock(0);
+    return cas;
   }
 
   /** memcached's settings.oldest_live / oldest_cas, set by flush_all. */
@@ -1300,7 +1307,9 @@ export class Items {
 
   /** The first CAS handed out will be `first` (memcached 1.6.45 starts at 2). */
   startCasAt(first: number): void {
-    Atomics.store(this.casCounter, 0, BigInt(first - 1));
+    this.casLock.lock(0);
+    this.casCounter[0] = first - 1;
+    this.casLock.unlock(0);
   }
 
 }

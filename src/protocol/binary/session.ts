@@ -30,7 +30,7 @@
  * next request; SASL_LIST_MECHS and every SASL_AUTH/SASL_STEP first drop the connection's
  * authentication; a body length of 2^31 or more makes set/append's value length negative.
  */
-import { Views } from '../../bytes';
+import { copySmall, Views } from '../../bytes';
 import { fetchIntoHole } from '../disk-value';
 import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
@@ -444,7 +444,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
     putU32(out.buf, out.length, v.flags);
     out.length += 4;
     if (klen > 0) {
-      buf.copy(out.buf, out.length, keyStart, keyStart + nkey);
+      copySmall(out.buf, out.length, buf, keyStart, nkey);
       out.length += nkey;
     }
     if (onDisk) {

@@ -20,6 +20,7 @@ import {
   DeltaResult, KEY_BYTES_MAX, META_TOKENS_MAX, MetaDeleteResult, MetaRequest, StoreMode, StoreResult,
   type Engine,
 } from '../../engine/engine';
+import { copySmall } from '../../bytes';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op } from '../commands';
 import { parsed, tokI32, tokU32, tokU64 } from '../numbers';
@@ -597,14 +598,17 @@ export class MetaSetReply {
       const ch = s.line[s.tokStart[i]];
       if (ch === 0x4f) {
         if (s.tokLen(i) > OPAQUE_BYTES_MAX) return false;
-        used += s.line.copy(this.opaque, used, s.tokStart[i], s.tokEnd[i]);
+        const n = s.tokLen(i);
+        copySmall(this.opaque, used, s.line, s.tokStart[i], n);
+        used += n;
         this.opaqueEnd[opaques++] = used;
         this.codes[this.ncodes++] = ch;
       } else if (ch === 0x6b || ch === 0x63 || ch === 0x73) {
         this.codes[this.ncodes++] = ch;
       }
     }
-    this.keyLen = keyBuf.copy(this.key, 0, keyStart, keyStart + keyLen);
+    this.keyLen = Math.min(keyLen, this.key.length);
+    copySmall(this.key, 0, keyBuf, keyStart, this.keyLen);
     this.keyBinary = keyBinary;
     return true;
   }
