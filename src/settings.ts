@@ -149,7 +149,11 @@ export interface Settings {
   hashExpand: boolean;
   /** -o hash_algorithm (memcached 1.6 default: murmur3; no_modern: jenkins). */
   hashAlgorithm: HashAlgorithm;
-  /** -L: large memory pages (not supported: fails at startup). */
+  /**
+   * -L: memcached's large pages: refused when the kernel has transparent huge pages off;
+   * otherwise one slab page is preallocated per class at startup (huge pages are advised
+   * over the store with or without -L, src/platform/startup.ts).
+   */
   largePages: boolean;
   /** -k: lock down all paged memory (mlockall, through the native addon). */
   lockMemory: boolean;

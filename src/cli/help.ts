@@ -94,6 +94,8 @@ function memoryLines(d: Settings): string[] {
     '-C, --disable-cas         disable use of CAS',
     '-k, --lock-memory         lock the item memory (slab pages) in RAM; needs the native',
     '                          addon and RLIMIT_MEMLOCK above -m (LimitMEMLOCK=infinity)',
+    '-L, --enable-largepages   try to use large memory pages (if available): a slab page per',
+    '                          class at start; huge pages are advised over the store anyway',
   ];
 }
 

@@ -118,6 +118,11 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   log(advice.level, advice.text);
   // -k: lock each slab page in RAM as it is taken (before any item is stored).
   for (const line of lockMemory(settings, engine.slabs, log)) log(line.level, line.text);
+  // -L: a slab page for every class now, as memcached's slabs_preallocate (and its message).
+  if (settings.largePages && !engine.slabs.preallocate()) {
+    throw new StartupError('Error while preallocating slab memory!\nIf using -L or other prealloc options, max memory must be ' +
+      `at least ${engine.slabs.largestClass} megabytes.`, 1);
+  }
 
   let network: NetworkHandle | null = null;
   let metrics: MetricsEndpoint | null = null;

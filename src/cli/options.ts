@@ -464,7 +464,7 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   n: (s, v) => void (s.settings.chunkSizeBytes = parseCount(v, '-n', 'Chunk size must be greater than 0')),
   t: setThreads,
   D: setDelimiter,
-  L: () => notImplemented('-L (large memory pages)'),
+  L: (s) => void (s.settings.largePages = true),
   R: (s, v) => {
     s.settings.requestsPerEvent = parseCount(v, '-R', 'Number of requests per event must be greater than 0');
   },

@@ -12,6 +12,7 @@
  * Not for: applying TCP Fast Open to listeners (src/net/listeners.ts does, through
  * src/platform/sockets.ts), or setting scheduling policies (launch under chrt).
  */
+import * as fs from 'node:fs';
 import type { Settings } from '../settings';
 import { loadNative } from './native';
 import { schedulingLogLines } from './sched';
@@ -32,13 +33,40 @@ const ADDON_FEATURES = 'TCP Fast Open (-o tcp_fastopen), locked memory (-k), SO_
  * (no addon) is refused instead, like every option memcached-ts does not implement.
  */
 export function checkPlatform(settings: Settings): string | null {
+  if (settings.largePages) {
+    const thp = largePagesProblem();
+    if (thp !== null) return thp;
+  }
   const load = loadNative();
   if (load.addon !== null) return null;
   const needs: string[] = [];
   if (settings.lockMemory) needs.push('-k (locked memory)');
+  if (settings.largePages) needs.push('-L (large pages)');
   if (settings.tcpFastOpenQueue > 0) needs.push(`-o tcp_fastopen=${settings.tcpFastOpenQueue}`);
   if (needs.length === 0) return null;
   return `${needs.join(' and ')} need${needs.length === 1 ? 's' : ''} the native addon, which is ${load.reason}`;
+}
+
+/** Where Linux says whether transparent huge pages are on ("[never]" when off). */
+export const THP_ENABLED_PATHS = ['/sys/kernel/mm/transparent_hugepage/enabled', '/sys/kernel/mm/redhat_transparent_hugepage/enabled'];
+
+/**
+ * -L as memcached's enable_large_pages() decides it: refused (memcached exits with status 1
+ * and "Cannot enable large pages on this system") when the kernel has no transparent huge
+ * pages or has them set to never. Returns the message, or null when -L can go on.
+ */
+export function largePagesProblem(paths: readonly string[] = THP_ENABLED_PATHS): string | null {
+  for (const p of paths) {
+    let text: string;
+    try {
+      text = fs.readFileSync(p, 'utf8');
+    } catch {
+      continue;
+    }
+    if (text.includes('[never]')) return `-L: cannot enable large pages on this system: transparent huge pages are set to never (${p})`;
+    return null;
+  }
+  return '-L: cannot enable large pages on this system: transparent huge pages support not detected';
 }
 
 /** The slab allocator's hook for new pages (src/store/slabs.ts). */

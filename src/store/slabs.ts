@@ -291,6 +291,26 @@ export class SlabAllocator {
   }
 
   /**
+   * memcached's slabs_preallocate (-L): a page of new memory for every class that has none,
+   * within the limit (memcached takes them from its one -m sized chunk, so an -m below one
+   * page per class cannot start). Returns false, having taken what fitted, when the limit is
+   * too small.
+   */
+  preallocate(): boolean {
+    this.lock.lock(0);
+    try {
+      for (let cls = 1; cls <= this.largestClass; cls++) {
+        if (this.pagesPerClass[cls] !== 0) continue;
+        if (this.mallocedBytes + this.pageBytes > this.limitBytes) return false;
+        if (!this.grow(cls)) return false;
+      }
+      return true;
+    } finally {
+      this.lock.unlock(0);
+    }
+  }
+
+  /**
    * Give class `cls` one more page: from the global pool, else new memory within the limit
    * (or beyond it for the class's first page, as memcached).
    */

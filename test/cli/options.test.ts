@@ -264,7 +264,6 @@ describe('bad values fail like memcached', () => {
 describe('options memcached-ts does not implement', () => {
   it.each([
     [['-o', 'ssl_kernel_tls'], '-o ssl_kernel_tls is not implemented yet (kernel TLS offload'],
-    [['-L'], 'option -L (large memory pages) is not implemented yet'],
     [['-e', '/dev/shm/mc'], 'option -e'],
     [['-N', '2'], 'option -N'],
     [['-o', 'proxy_config=/x.lua'], '-o proxy_config is not implemented yet (the proxy)'],

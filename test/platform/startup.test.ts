@@ -5,11 +5,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadNative } from '../../src/platform/native';
 import { describeScheduling, policyName, threadsScheduling } from '../../src/platform/sched';
-import { checkPlatform, lockMemory, platformStartupLines } from '../../src/platform/startup';
+import { checkPlatform, largePagesProblem, lockMemory, platformStartupLines } from '../../src/platform/startup';
 import { defaultSettings } from '../../src/settings';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -79,5 +80,23 @@ describe('startup lines', () => {
     const slabs = { onNewPage: null };
     expect(lockMemory(defaultSettings(), slabs, () => undefined)).toEqual([]);
     expect(slabs.onNewPage).toBeNull();
+  });
+});
+
+describe('-L (large pages)', () => {
+  it('is refused as memcached refuses it: transparent huge pages missing or set to never', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-thp-'));
+    try {
+      const on = path.join(dir, 'on');
+      const never = path.join(dir, 'never');
+      fs.writeFileSync(on, 'always [madvise] never\n');
+      fs.writeFileSync(never, 'always madvise [never]\n');
+      expect(largePagesProblem([on])).toBeNull();
+      expect(largePagesProblem([path.join(dir, 'missing'), on])).toBeNull();
+      expect(largePagesProblem([never])).toMatch(/cannot enable large pages on this system: transparent huge pages are set to never/);
+      expect(largePagesProblem([path.join(dir, 'missing')])).toMatch(/support not detected/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

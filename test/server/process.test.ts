@@ -8,7 +8,10 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { endsWith, withClient } from '../helpers/client';
 import { canConnect, freePort, REPO_ROOT, sleep } from '../helpers/servers';
+import { loadNative } from '../../src/platform/native';
+import { largePagesProblem } from '../../src/platform/startup';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'memcached-ts.js');
 const started: number[] = [];
@@ -155,12 +158,28 @@ describe('command line', () => {
     }
   });
   it('fails at startup for options that are not implemented', () => {
-    for (const args of [['-o', 'proxy_config=/tmp/x.lua'], ['-o', 'ssl_kernel_tls'], ['-L']]) {
+    for (const args of [['-o', 'proxy_config=/tmp/x.lua'], ['-o', 'ssl_kernel_tls']]) {
       const r = runCli([...args, '-u', 'nobody']);
       expect(r.status, args.join(' ')).not.toBe(0);
       expect(r.stderr, args.join(' ')).toMatch(/not (implemented|supported)/);
     }
   });
+  const thpOn = largePagesProblem() === null && loadNative().addon !== null;
+  (thpOn ? it : it.skip)('-L preallocates a slab page for every class, and refuses an -m below one page per class', async () => {
+    const s = await start(['-L', '-m', '64']);
+    const slabs = await withClient(s.port, (c) => c.request('stats slabs\r\n', endsWith('END\r\n')));
+    const text = slabs.toString('latin1');
+    const pages = [...text.matchAll(/STAT (\d+):total_pages (\d+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    // memcached -L -m 64 (1.6.45): classes 1 to 39, each with one page.
+    expect(pages.length).toBe(39);
+    expect(pages.every(([, n]) => n === 1)).toBe(true);
+    expect(text).toMatch(/STAT total_malloced 40894464\r\n/);
+    const small = runCli(['-L', '-m', '16', '-u', 'nobody', '-p', '0', '-U', '0']);
+    expect(small.status).toBe(1);
+    expect(small.stderr).toContain('Error while preallocating slab memory!');
+    expect(small.stderr).toContain('max memory must be at least 39 megabytes');
+  });
+
   it('-h lists memcached flags and -V prints the version', () => {
     const h = runCli(['-h']);
     expect(h.status).toBe(0);
