@@ -17,6 +17,10 @@
  *                                   typed array's bytes: the store's arena and hash table, so
  *                                   random item access walks fewer page tables (returns the
  *                                   bytes advised)
+ *   preadBatch(fds, positions, views, done)
+ *                                   several pread()s in one job of libuv's thread pool, one
+ *                                   callback for all (extstore's reads: one thread wake and one
+ *                                   completion per batch instead of per value)
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
  *                                   V8 releases heap pages with madvise(MADV_DONTNEED), which
  *                                   fails on locked memory, and V8 then aborts the process
@@ -37,7 +41,9 @@
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -343,6 +349,102 @@ static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* One pread of a batch: the target bytes stay valid while the batch holds a reference to
+ * the array of views. */
+typedef struct {
+    int fd;
+    char *data;
+    size_t len;
+    int64_t pos;
+    int32_t result; /* bytes read, or -errno */
+} read_op;
+
+typedef struct {
+    napi_async_work work;
+    napi_ref done;
+    napi_ref views;
+    uint32_t count;
+    read_op ops[];
+} read_batch;
+
+static void read_batch_execute(napi_env env, void *data) {
+    (void)env;
+    read_batch *b = data;
+    for (uint32_t i = 0; i < b->count; i++) {
+        read_op *op = &b->ops[i];
+        ssize_t n;
+        do {
+            n = pread(op->fd, op->data, op->len, (off_t)op->pos);
+        } while (n < 0 && errno == EINTR);
+        op->result = n < 0 ? -errno : (int32_t)n;
+    }
+}
+
+static void read_batch_complete(napi_env env, napi_status status, void *data) {
+    read_batch *b = data;
+    napi_value done, global, results_buffer, results, argv[1];
+    void *results_data = NULL;
+    napi_get_reference_value(env, b->done, &done);
+    napi_get_global(env, &global);
+    napi_create_arraybuffer(env, (size_t)b->count * 4, &results_data, &results_buffer);
+    int32_t *out = results_data;
+    for (uint32_t i = 0; i < b->count; i++) out[i] = status == napi_ok ? b->ops[i].result : -ECANCELED;
+    napi_create_typedarray(env, napi_int32_array, b->count, results_buffer, 0, &results);
+    argv[0] = results;
+    napi_delete_reference(env, b->done);
+    napi_delete_reference(env, b->views);
+    napi_delete_async_work(env, b->work);
+    free(b);
+    napi_value ignored;
+    napi_call_function(env, global, done, 1, argv, &ignored);
+}
+
+/* preadBatch(fds: Int32Array, positions: Float64Array, views: Uint8Array[], done(results)):
+ * pread(fds[i], views[i], views[i].length, positions[i]) for every i in one thread pool job;
+ * done gets an Int32Array of byte counts (or -errno), in order. */
+static napi_value pread_batch(napi_env env, napi_callback_info info) {
+    size_t argc = 4;
+    napi_value argv[4];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    const char *usage = "preadBatch(fds: Int32Array, positions: Float64Array, views: Uint8Array[], done)";
+    napi_valuetype done_type;
+    bool is_array = false;
+    if (argc < 4 || napi_typeof(env, argv[3], &done_type) != napi_ok || done_type != napi_function ||
+        napi_is_array(env, argv[2], &is_array) != napi_ok || !is_array) return throw_type(env, usage);
+    char *fds_data, *pos_data;
+    size_t fds_bytes, pos_bytes;
+    if (!view_bytes(env, argv[0], usage, &fds_data, &fds_bytes)) return NULL;
+    if (!view_bytes(env, argv[1], usage, &pos_data, &pos_bytes)) return NULL;
+    uint32_t count;
+    napi_get_array_length(env, argv[2], &count);
+    if (count == 0 || fds_bytes < (size_t)count * 4 || pos_bytes < (size_t)count * 8) return throw_type(env, usage);
+    read_batch *b = calloc(1, sizeof(read_batch) + (size_t)count * sizeof(read_op));
+    if (b == NULL) return throw_errno(env, "calloc", ENOMEM);
+    b->count = count;
+    for (uint32_t i = 0; i < count; i++) {
+        napi_value view;
+        napi_get_element(env, argv[2], i, &view);
+        if (!view_bytes(env, view, usage, &b->ops[i].data, &b->ops[i].len)) {
+            free(b);
+            return NULL;
+        }
+        b->ops[i].fd = ((int32_t *)fds_data)[i];
+        b->ops[i].pos = (int64_t)((double *)pos_data)[i];
+    }
+    napi_value name;
+    napi_create_string_utf8(env, "memcached-ts:preadBatch", NAPI_AUTO_LENGTH, &name);
+    napi_create_reference(env, argv[3], 1, &b->done);
+    napi_create_reference(env, argv[2], 1, &b->views);
+    if (napi_create_async_work(env, NULL, name, read_batch_execute, read_batch_complete, b, &b->work) != napi_ok ||
+        napi_queue_async_work(env, b->work) != napi_ok) {
+        napi_delete_reference(env, b->done);
+        napi_delete_reference(env, b->views);
+        free(b);
+        return throw_errno(env, "napi_queue_async_work", EIO);
+    }
+    return undefined_value(env);
+}
+
 static napi_value lock_all_memory(napi_env env, napi_callback_info info) {
     (void)info;
     if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) return throw_errno(env, "mlockall", errno);
@@ -360,11 +462,12 @@ static napi_value init(napi_env env, napi_value exports) {
         {"getScheduler", NULL, get_scheduler, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockBuffer", NULL, lock_buffer, NULL, NULL, NULL, napi_enumerable, NULL},
         {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"preadBatch", NULL, pread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 5, &version);
+    napi_create_int32(env, 6, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

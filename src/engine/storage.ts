@@ -23,7 +23,7 @@
 import { crc32 } from '../extstore/crc32';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
-  Extstore, ReadResult, type ExtstoreIo,
+  Extstore, nodeIo, ReadResult, type ExtstoreIo,
 } from '../extstore/extstore';
 import { LOG_SYSEVENTS, type CompactReadCounts, type WatchLogger } from '../metrics/logger';
 import { hashKey } from '../store/hash';
@@ -34,6 +34,7 @@ import {
 import { KIND_ITEM, refPage } from '../store/slabs';
 import type { SlabMover } from '../store/mover';
 import { loadNative } from '../platform/native';
+import { batchedReadIo } from './batched-reads';
 import type { Settings } from '../settings';
 
 export const RECORD_HEADER_BYTES = 16;
@@ -197,7 +198,8 @@ export class Storage implements ColdTier {
       files,
       readsInFlightMax: threadPoolSize() * settings.extIoDepth * 2,
       readBytesQueuedMax: READ_BYTES_QUEUED_MAX,
-      io,
+      // Tests pass their own io (faults); the server batches its reads when it can.
+      io: io ?? batchedReadIo(nodeIo, threadPoolSize()) ?? nodeIo,
       log: (level, message) => this.log(level, message),
       lockFile: native === null ? undefined : (fd) => native.lockFile(fd),
     });

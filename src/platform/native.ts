@@ -43,6 +43,11 @@ export interface NativeAddon {
    */
   adviseHugePages(view: ArrayBufferView): number;
   /**
+   * pread(fds[i], views[i], views[i].length, positions[i]) for every i, in one job of libuv's
+   * thread pool; `done` gets the byte counts (or -errno), in order.
+   */
+  preadBatch(fds: Int32Array, positions: Float64Array, views: Uint8Array[], done: (results: Int32Array) => void): void;
+  /**
    * mlockall(MCL_CURRENT | MCL_FUTURE). Not for the server: V8 gives heap pages back with
    * madvise(MADV_DONTNEED), which fails on locked memory, and then aborts the process.
    */
@@ -56,8 +61,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 5;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'lockAllMemory'] as const;
+const ABI_VERSION = 6;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');
