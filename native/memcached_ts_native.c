@@ -309,16 +309,25 @@ static int view_bytes(napi_env env, napi_value view, const char *usage, char **d
     return 1;
 }
 
-/* mlock() the bytes of a TypedArray or Buffer (also one over a SharedArrayBuffer). The
- * memory must outlive the lock's purpose: slab pages are never freed. */
-static napi_value lock_buffer(napi_env env, napi_callback_info info) {
+/* The bytes of a function's one TypedArray or Buffer argument; 0 (exception pending) when
+ * it is missing or not one. */
+static int one_view_arg(napi_env env, napi_callback_info info, const char *usage, char **data, size_t *bytes) {
     size_t argc = 1;
     napi_value argv[1];
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (argc < 1) {
+        throw_type(env, usage);
+        return 0;
+    }
+    return view_bytes(env, argv[0], usage, data, bytes);
+}
+
+/* mlock() the bytes of a TypedArray or Buffer (also one over a SharedArrayBuffer). The
+ * memory must outlive the lock's purpose: slab pages are never freed. */
+static napi_value lock_buffer(napi_env env, napi_callback_info info) {
     char *data;
     size_t bytes;
-    if (argc < 1) return throw_type(env, "lockBuffer(view): a Buffer or TypedArray");
-    if (!view_bytes(env, argv[0], "lockBuffer(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
+    if (!one_view_arg(env, info, "lockBuffer(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
     if (bytes > 0 && mlock(data, bytes) != 0) return throw_errno(env, "mlock", errno);
     return undefined_value(env);
 }
@@ -329,12 +338,9 @@ static napi_value lock_buffer(napi_env env, napi_callback_info info) {
  * transparent huge pages in "madvise" mode then back it with 2 MiB pages as it is touched).
  * Returns the bytes advised (0 when the view holds no whole 2 MiB page). */
 static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
     char *data;
     size_t bytes;
-    if (argc < 1 || !view_bytes(env, argv[0], "adviseHugePages(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
+    if (!one_view_arg(env, info, "adviseHugePages(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
     uintptr_t start = ((uintptr_t)data + HUGE_PAGE_BYTES - 1) & ~(HUGE_PAGE_BYTES - 1);
     uintptr_t end = ((uintptr_t)data + bytes) & ~(HUGE_PAGE_BYTES - 1);
     double advised = 0;
