@@ -79,8 +79,4 @@ export class SharedMemory {
   float64(count: number): Float64Array {
     return new Float64Array(this.buffer(count * 8));
   }
-
-  bigint64(count: number): BigInt64Array {
-    return new BigInt64Array(this.buffer(count * 8));
-  }
 }
