@@ -211,8 +211,10 @@ export class Items {
   readonly itemLocks: Mutexes;
   /** Item lock stripe of a hash: its low bits, no more than the hash table's (see hash.ts). */
   readonly stripeMask: number;
-  /** The last CAS handed out (64 bits, shared: every thread takes the next one atomically). */
-  /** The last CAS handed out, under casLock (a float64: exact to 2^53, and no bigint per set). */
+  /**
+   * The last CAS handed out, shared: every thread takes the next one under casLock (a
+   * float64, exact to 2^53; a 64-bit Atomics.add made a bigint per store).
+   */
   private readonly casCounter: Float64Array;
   private readonly casLock: Mutexes;
   /** oldest_live and oldest_cas (flush_all), shared. */
