@@ -9,6 +9,7 @@
  *
  * Not for: micro benchmarks of single functions (bench/micro/).
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -35,6 +36,9 @@ const USAGE = `Usage: npm run bench -- [options]
                           and --self=memcached: under bench/results/tmp/, not committed)
   --memory MIB            -m for both servers (default 64)
   --threads N             -t for both servers (default 1)
+  --tls                   the load over TLS: both servers get -Z with one self-signed
+                          certificate (made with openssl for the run), memtier_benchmark
+                          --tls; the harness's own fills and stats use a notls: listener
   --clients N             connections per load-generator thread (default 20)
   --load-threads N        load-generator threads (default 1)
   --fill-keys N           distinct keys the fill workload sets (default 1000000; smoke 20000)
@@ -70,9 +74,19 @@ interface Options {
   loadCpus: string;
   pin: boolean;
   build: boolean;
+  tls: boolean;
 }
 
 class UsageError extends Error {}
+
+/** A throwaway self-signed certificate and key for --tls, in `dir` (openssl req, EC P-256). */
+function selfSignedCertificate(dir: string): { certPath: string; keyPath: string } {
+  const certPath = path.join(dir, 'tls-cert.pem');
+  const keyPath = path.join(dir, 'tls-key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', '/CN=127.0.0.1'], { stdio: 'pipe', timeout: 30_000 });
+  return { certPath, keyPath };
+}
 
 function positiveInt(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
@@ -92,6 +106,7 @@ function parseOptions(argv: string[]): Options | { render: string } | null {
       out: { type: 'string' },
       memory: { type: 'string' },
       threads: { type: 'string' },
+      tls: { type: 'boolean' },
       clients: { type: 'string' },
       'load-threads': { type: 'string' },
       'fill-keys': { type: 'string' },
@@ -138,6 +153,7 @@ function parseOptions(argv: string[]): Options | { render: string } | null {
     serverCpus: values['server-cpus'] ?? '0',
     loadCpus: values['load-cpus'] ?? '1',
     pin: values['no-pin'] !== true,
+    tls: values.tls === true,
     build: values['no-build'] !== true && !smoke,
   };
 }
@@ -225,10 +241,10 @@ async function runPhase(ctx: Context, phase: Phase, server: RunningServer, logBa
   if (phase.kind === 'memtier') {
     const load = await runMemtier({
       path: ctx.generator.path,
-      port: server.port,
+      port: server.tlsPort ?? server.port,
       threads: opts.loadThreads,
       clients: opts.clients,
-      args: phase.args,
+      args: server.tlsPort === null ? phase.args : [...phase.args, '--tls', '--tls-skip-verify'],
       jsonFile: `${logBase}.json`,
       logFile: `${logBase}.log`,
       timeoutMs: phase.bounded === 'time' ? (opts.durationSec + 60) * 1000 : countTimeoutMs(ctx),
@@ -485,7 +501,9 @@ async function main(): Promise<number> {
 
   const plan = makePlan({ smoke: opts.smoke, durationSec: opts.durationSec, memoryMiB: opts.memoryMiB, connections: opts.clients * opts.loadThreads, fillKeys: opts.fillKeys });
   const ctx: Context = { opts, plan, repo, logsDir, generator, tasksetPath, pinning };
-  const serverConfig: ServerConfig = { memoryMiB: opts.memoryMiB, threads: opts.threads, cpus: pinning?.server ?? null, tasksetPath, startTimeoutMs: 15_000 };
+  if (opts.tls && generator.name !== 'memtier_benchmark') throw new Error('--tls needs memtier_benchmark (memcaslap has no TLS)');
+  const tls = opts.tls ? selfSignedCertificate(logsDir) : null;
+  const serverConfig: ServerConfig = { memoryMiB: opts.memoryMiB, threads: opts.threads, tls, cpus: pinning?.server ?? null, tasksetPath, startTimeoutMs: 15_000 };
 
   const workloadReports: WorkloadReport[] = [];
   const plans: { w: Workload; steps: Steps | null; report: WorkloadReport }[] = [];
@@ -554,6 +572,7 @@ async function main(): Promise<number> {
         pinning,
         workloads: opts.workloads.map((w) => w.name),
         oursBuildStale,
+        tls: opts.tls,
       },
       plan,
       workloads: workloadReports,

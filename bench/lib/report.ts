@@ -41,6 +41,8 @@ export interface Report {
     workloads: string[];
     /** ours' dist/ older than its src/ (measured code may not be the current source). */
     oursBuildStale: boolean | null;
+    /** The load went over TLS (--tls); absent in older results. */
+    tls?: boolean;
   };
   plan: Plan;
   workloads: WorkloadReport[];
@@ -90,7 +92,7 @@ export function headline(r: Report): string {
     `Node ${r.node}`,
     `${r.servers.ours.label} ${r.servers.ours.version ?? '?'} vs ${r.servers.memcached.label} ${r.servers.memcached.version ?? '?'}`,
     `load: ${lg.name} ${lg.version} (${lg.threads} thread x ${lg.clientsPerThread} connections)`,
-    `-m ${r.settings.memoryMiB} -t ${r.settings.threads}`,
+    `-m ${r.settings.memoryMiB} -t ${r.settings.threads}${r.settings.tls === true ? ' -Z (load over TLS, same certificate for both)' : ''}`,
     pin,
     `${r.settings.rounds} alternating round${r.settings.rounds === 1 ? '' : 's'}`,
     r.kind === 'smoke' ? 'SMOKE RUN (tiny request counts: the numbers mean nothing)' : `${r.settings.durationSec} s per timed run`,

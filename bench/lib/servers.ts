@@ -25,6 +25,12 @@ export interface ServerCommand {
 export interface ServerConfig {
   memoryMiB: number;
   threads: number;
+  /**
+   * TLS for the load: both servers get -Z with this certificate and key on the port the load
+   * generator uses, and a plain (notls:) listener on `port` for the harness's own probes,
+   * fills and stats. Null: no TLS.
+   */
+  tls: { certPath: string; keyPath: string } | null;
   /** taskset CPU list for the server, or null to run unpinned. */
   cpus: string | null;
   tasksetPath: string | null;
@@ -36,6 +42,8 @@ export interface RunningServer {
   pid: number;
   port: number;
   version: string;
+  /** The TLS port the load generator uses (ServerConfig.tls), else null. */
+  tlsPort: number | null;
   /** CPUs the server process may run on, as the kernel reports them. */
   cpusAllowed: string | null;
   child: ChildProcess;
@@ -62,9 +70,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** memcached's own flags, identical for both servers. */
-export function memcachedFlags(port: number, config: ServerConfig): string[] {
-  const flags = ['-p', String(port), '-U', '0', '-l', LOOPBACK, '-m', String(config.memoryMiB), '-t', String(config.threads)];
+/** memcached's own flags, identical for both servers (`tlsPort`: with config.tls). */
+export function memcachedFlags(port: number, config: ServerConfig, tlsPort: number | null = null): string[] {
+  const flags = config.tls === null || tlsPort === null
+    ? ['-p', String(port), '-U', '0', '-l', LOOPBACK]
+    : ['-p', String(tlsPort), '-U', '0', '-l', `${LOOPBACK},notls:${LOOPBACK}:${port}`, '-Z',
+      '-o', `ssl_chain_cert=${config.tls.certPath},ssl_key=${config.tls.keyPath}`];
+  flags.push('-m', String(config.memoryMiB), '-t', String(config.threads));
   // Both refuse to run as root unless told which user to be.
   if (typeof process.getuid === 'function' && process.getuid() === 0) flags.push('-u', 'root');
   return flags;
@@ -74,7 +86,8 @@ export async function startServer(command: ServerCommand, config: ServerConfig, 
   let lastError: Error | null = null;
   for (let attempt = 0; attempt < portAttemptsMax; attempt++) {
     const port = await freePort();
-    const args = [...command.args, ...memcachedFlags(port, config)];
+    const tlsPort = config.tls === null ? null : await freePort();
+    const args = [...command.args, ...memcachedFlags(port, config, tlsPort)];
     // taskset execs the server, so the child's PID is the server's own.
     const child =
       config.cpus !== null && config.tasksetPath !== null
@@ -83,7 +96,7 @@ export async function startServer(command: ServerCommand, config: ServerConfig, 
     try {
       const v = await waitReady(child, port, config.startTimeoutMs, logFile);
       const pid = child.pid as number;
-      return { command, pid, port, version: v, cpusAllowed: procStatusField(pid, 'Cpus_allowed_list'), child, logFile };
+      return { command, pid, port, tlsPort, version: v, cpusAllowed: procStatusField(pid, 'Cpus_allowed_list'), child, logFile };
     } catch (err) {
       await stopProcess(child);
       lastError = err as Error;

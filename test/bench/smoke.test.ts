@@ -24,3 +24,15 @@ describe('bench harness smoke', () => {
     expect(JSON.stringify(results)).toContain('memcached');
   }, 150_000);
 });
+
+describe('bench server flags', () => {
+  it('--tls: TLS on the load port, a notls: listener for the harness, the certificate for both servers', async () => {
+    const { memcachedFlags } = await import('../../bench/lib/servers');
+    const base = { memoryMiB: 64, threads: 2, cpus: null, tasksetPath: null, startTimeoutMs: 1000 };
+    const plain = memcachedFlags(1111, { ...base, tls: null });
+    expect(plain.slice(0, 6)).toEqual(['-p', '1111', '-U', '0', '-l', '127.0.0.1']);
+    expect(plain).not.toContain('-Z');
+    const tls = memcachedFlags(1111, { ...base, tls: { certPath: '/c.pem', keyPath: '/k.pem' } }, 2222);
+    expect(tls.join(' ')).toContain('-p 2222 -U 0 -l 127.0.0.1,notls:127.0.0.1:1111 -Z -o ssl_chain_cert=/c.pem,ssl_key=/k.pem -m 64 -t 2');
+  });
+});
