@@ -41,9 +41,8 @@ const READS_PER_JOB_MIN = 8;
 export class BatchedReads {
   private pending: PendingRead[] = [];
   private scheduled = false;
-  /** Jobs handed to the pool, and reads in them (for tests and stats). */
+  /** Jobs handed to the pool (for tests). */
   jobs = 0;
-  reads = 0;
 
   constructor(private readonly addon: Pick<NativeAddon, 'preadBatch'>, private readonly jobsMax: number) {}
 
@@ -75,7 +74,6 @@ export class BatchedReads {
       views[i] = reads[i].view;
     }
     this.jobs++;
-    this.reads += n;
     try {
       this.addon.preadBatch(fds, positions, views, (results: Int32Array) => {
         for (let i = 0; i < n; i++) complete(reads[i].cb, results[i]);

@@ -17,10 +17,7 @@
  *                             ^ hole.start                      ^ hole.end
  */
 
-import { copySmall, Views } from '../bytes';
-
-/** Appends up to this many bytes go by a loop (no view allocated); longer ones by set. */
-const APPEND_LOOP_BYTES_MAX = 32;
+import { copyPlain, Views } from '../bytes';
 
 /** A reserved reply region; positions move when bytes before it are sent or shrink. */
 export class Hole {
@@ -101,8 +98,7 @@ export class Output {
   bytes(src: Uint8Array, start: number, end: number): void {
     const n = end - start;
     this.ensure(n);
-    if (n <= APPEND_LOOP_BYTES_MAX) copySmall(this.buf, this.length, src, start, n);
-    else this.buf.set(src.subarray(start, end), this.length);
+    copyPlain(this.buf, this.length, src, start, n);
     this.length += n;
   }
 

@@ -271,6 +271,10 @@ export class Items {
   u32(ref: number): Uint32Array {
     return this.slabs.segU32[ref >>> 27];
   }
+  /** The arena segment holding `ref`, as a DataView (word copies of values: src/bytes.ts). */
+  view(ref: number): DataView<ArrayBufferLike> {
+    return this.slabs.segView[ref >>> 27];
+  }
   /** Word index of the item within its segment's Uint32Array. */
   w(ref: number): number {
     return wordOf(ref);
@@ -488,7 +492,7 @@ export class Items {
     const n = this.nbytes(ref);
     const word = this.u32(ref)[this.w(ref)];
     if ((word & (IF_CHUNKED | HDR_BIT)) === 0) {
-      if (dstView !== null) copyWords(dst, dstView, dstOffset, this.page(ref), this.slabs.segView[ref >>> 27], this.valueOffset(ref), n);
+      if (dstView !== null) copyWords(dst, dstView, dstOffset, this.page(ref), this.view(ref), this.valueOffset(ref), n);
       else copyPlain(dst, dstOffset, this.page(ref), this.valueOffset(ref), n);
       return n;
     }
@@ -550,7 +554,7 @@ export class Items {
   writeValue(ref: number, valueOffset: number, src: Uint8Array, srcStart: number, srcEnd: number, srcView: DataView<ArrayBufferLike> | null = null): void {
     if (!this.isChunked(ref)) {
       const at = this.valueOffset(ref) + valueOffset;
-      if (srcView !== null) copyWords(this.page(ref), this.slabs.segView[ref >>> 27], at, src, srcView, srcStart, srcEnd - srcStart);
+      if (srcView !== null) copyWords(this.page(ref), this.view(ref), at, src, srcView, srcStart, srcEnd - srcStart);
       else copyPlain(this.page(ref), at, src, srcStart, srcEnd - srcStart);
       return;
     }
