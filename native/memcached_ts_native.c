@@ -21,6 +21,13 @@
  *                                   several pread()s in one job of libuv's thread pool, one
  *                                   callback for all (extstore's reads: one thread wake and one
  *                                   completion per batch instead of per value)
+ *   addressInPage(view)             the view's start address modulo the system page size (-e:
+ *                                   where its bytes can be mapped from a file, see mapFile)
+ *   mapFile(view, fd, offset)       mmap(MAP_SHARED | MAP_FIXED) the file's bytes from offset over
+ *                                   the whole system pages inside a view (a SharedArrayBuffer the
+ *                                   store made): -e's memory file; returns [first byte mapped,
+ *                                   bytes mapped] relative to the view
+ *   syncFile(view)                  msync(MS_SYNC) over the whole pages inside a mapped view
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
  *                                   V8 releases heap pages with madvise(MADV_DONTNEED), which
  *                                   fails on locked memory, and V8 then aborts the process
@@ -355,6 +362,81 @@ static napi_value advise_huge_pages(napi_env env, napi_callback_info info) {
     return out;
 }
 
+static int view_arg_at(napi_env env, napi_value *argv, size_t argc, size_t index, const char *usage, char **data, size_t *bytes) {
+    if (index >= argc) {
+        throw_type(env, usage);
+        return 0;
+    }
+    return view_bytes(env, argv[index], usage, data, bytes);
+}
+
+static uintptr_t system_page_bytes(void) {
+    long page = sysconf(_SC_PAGESIZE);
+    return page > 0 ? (uintptr_t)page : 4096;
+}
+
+/* A view's start address modulo the page size: a file region can be mapped over the view's
+ * interior only if the region's offset has the same remainder. */
+static napi_value address_in_page(napi_env env, napi_callback_info info) {
+    char *data;
+    size_t bytes;
+    if (!one_view_arg(env, info, "addressInPage(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
+    napi_value out;
+    napi_create_double(env, (double)((uintptr_t)data % system_page_bytes()), &out);
+    return out;
+}
+
+/* Map a file over the whole pages inside a view: view byte i becomes file byte offset + i
+ * for every i in the mapped part. The memory stays owned by whoever allocated the view (V8);
+ * when it is freed, munmap() removes the file mapping with it. The caller keeps the view for
+ * the life of the process (the store's buffers are never freed). */
+static napi_value map_file(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    const char *usage = "mapFile(view, fd, offset): a TypedArray, a file descriptor and a byte offset";
+    char *data;
+    size_t bytes;
+    if (!view_arg_at(env, argv, argc, 0, usage, &data, &bytes)) return NULL;
+    int32_t fd;
+    if (!int_arg(env, argv, argc, 1, &fd)) return throw_type(env, usage);
+    double offset_number;
+    if (napi_get_value_double(env, argv[2], &offset_number) != napi_ok || offset_number < 0) return throw_type(env, usage);
+    uintptr_t page = system_page_bytes();
+    uintptr_t base = (uintptr_t)data;
+    uint64_t offset = (uint64_t)offset_number;
+    if ((base - (uintptr_t)offset) % page != 0) return throw_errno(env, "mmap", EINVAL);
+    uintptr_t start = (base + page - 1) & ~(page - 1);
+    uintptr_t end = (base + bytes) & ~(page - 1);
+    double head = 0, mapped = 0;
+    if (end > start) {
+        void *at = mmap((void *)start, end - start, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd,
+                        (off_t)(offset + (start - base)));
+        if (at == MAP_FAILED) return throw_errno(env, "mmap", errno);
+        head = (double)(start - base);
+        mapped = (double)(end - start);
+    }
+    napi_value out, h, m;
+    napi_create_array_with_length(env, 2, &out);
+    napi_create_double(env, head, &h);
+    napi_create_double(env, mapped, &m);
+    napi_set_element(env, out, 0, h);
+    napi_set_element(env, out, 1, m);
+    return out;
+}
+
+/* msync(MS_SYNC) the whole pages inside a view (mapped by mapFile). */
+static napi_value sync_file(napi_env env, napi_callback_info info) {
+    char *data;
+    size_t bytes;
+    if (!one_view_arg(env, info, "syncFile(view): a Buffer or TypedArray", &data, &bytes)) return NULL;
+    uintptr_t page = system_page_bytes();
+    uintptr_t start = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)data + bytes) & ~(page - 1);
+    if (end > start && msync((void *)start, end - start, MS_SYNC) != 0) return throw_errno(env, "msync", errno);
+    return undefined_value(env);
+}
+
 /* One pread of a batch: the target bytes stay valid while the batch holds a reference to
  * the array of views. */
 typedef struct {
@@ -470,10 +552,13 @@ static napi_value init(napi_env env, napi_value exports) {
         {"adviseHugePages", NULL, advise_huge_pages, NULL, NULL, NULL, napi_enumerable, NULL},
         {"preadBatch", NULL, pread_batch, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockAllMemory", NULL, lock_all_memory, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"addressInPage", NULL, address_in_page, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"syncFile", NULL, sync_file, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 6, &version);
+    napi_create_int32(env, 7, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

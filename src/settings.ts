@@ -127,6 +127,8 @@ export interface Settings {
   tlsHandshakeTimeoutSeconds: number;
 
   // --- memory and items
+  /** -e: the memory file a warm restart keeps the store in (src/store/memory-file.ts); null: none. */
+  memoryFile: string | null;
   /** -m: item memory in bytes. */
   memoryLimitBytes: number;
   /** -M: return errors on memory exhaustion instead of evicting. */
@@ -330,6 +332,7 @@ export function defaultSettings(): Settings {
     writeBacklogBytesMax: 4 * MIB,
     multigetLineBytesMax: 4 * MIB,
 
+    memoryFile: null,
     memoryLimitBytes: 64 * MIB,
     evictToFree: true,
     itemSizeMaxBytes: 1 * MIB,

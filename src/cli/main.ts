@@ -14,6 +14,9 @@ import { ExtstoreInitError } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { adviseHugePages, checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
+import { nativeAddon } from '../platform/native';
+import { Clock } from '../store/clock';
+import { MemoryFile, MemoryFileError, MemoryFileMismatch, type ShapeSettings } from '../store/memory-file';
 import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
 import { loadTlsMaterial, TLS_NOT_ENABLED, TlsConfigError, type TlsMaterial } from '../net/tls';
 import { Output } from '../protocol/output';
@@ -91,7 +94,7 @@ export function main(argv: string[]): void {
   const privErr = dropPrivileges(settings);
   if (privErr) return fail(privErr.message, privErr.exitCode);
   run(settings, tlsMaterial).catch((e: unknown) => {
-    if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError) {
+    if (e instanceof StartupError || e instanceof TlsConfigError || e instanceof ExtstoreInitError || e instanceof MemoryFileError) {
       return fail(e.message, e.exitCode);
     }
     fail(e instanceof Error ? e.message : String(e), EX_OSERR);
@@ -103,11 +106,32 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   // -t N: how many threads serve (threads.ts); each counts in its own row of one stats table.
   const plan = servingThreadPlan(settings);
   const stats = statsForThreads(plan.threads);
-  // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
-  const engine = new Engine(settings, stats, settings.debugCommands ? new DebugClock() : undefined);
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
+  // -e: the store lives in a memory file, maybe holding the store a graceful stop saved.
+  const memoryFile = settings.memoryFile === null ? null : openMemoryFile(settings, log);
+  const newEngine = (): Engine => {
+    // The clock of a restored store continues the saved one (the time down counts against TTLs).
+    const resumeFrom = memoryFile?.restored?.processStartedUnix ?? null;
+    // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
+    const clock = settings.debugCommands ? new DebugClock(null, resumeFrom) : new Clock(null, resumeFrom);
+    const made = new Engine(settings, stats, clock, null, memoryFile);
+    memoryFile?.finish();
+    return made;
+  };
+  let engine: Engine;
+  try {
+    engine = newEngine();
+  } catch (e) {
+    if (!(e instanceof MemoryFileMismatch) || memoryFile === null) throw e;
+    memoryFile.discard(e.message);
+    engine = newEngine();
+  }
+  const restored = memoryFile?.restored ?? null;
+  if (restored !== null) {
+    log(1, `[restart] restored ${engine.items.currItems} items from ${settings.memoryFile} (saved by ${restored.version}, down ${restored.downSeconds} s)`);
+  }
   if (settings.verbose > 1) logSlabClasses(engine, log);
   // memcached reads its auth files after dropping privileges, as here.
   const authInit = initAuth(settings);
@@ -119,7 +143,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   // -k: lock each slab page in RAM as it is taken (before any item is stored).
   for (const line of lockMemory(settings, engine.slabs, log)) log(line.level, line.text);
   // -L: a slab page for every class now, as memcached's slabs_preallocate (and its message).
-  if (settings.largePages && !engine.slabs.preallocate()) {
+  if (settings.largePages && restored === null && !engine.slabs.preallocate()) {
     throw new StartupError('Error while preallocating slab memory!\nIf using -L or other prealloc options, max memory must be ' +
       `at least ${engine.slabs.largestClass} megabytes.`, 1);
   }
@@ -140,6 +164,18 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     }
     await metrics?.close();
     engine.stop();
+    // -e: a graceful stop saves the store for the next start (memcached's restart_mmap_close).
+    if (memoryFile !== null) {
+      if (graceful) {
+        try {
+          const saved = memoryFile.save(engine.clock.processStartedUnix);
+          log(1, `[restart] saved the store to ${memoryFile.path} (${saved.bytes} bytes copied, ${Math.round(saved.ms)} ms)`);
+        } catch (e) {
+          log(0, `[restart] failed to save metadata: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+      memoryFile.close();
+    }
     if (settings.pidFile) removePidFile(settings.pidFile);
   };
 
@@ -256,6 +292,36 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   reportStartup({ ready: true });
 
   return { network, stop: () => stop(false) };
+}
+
+/** -e: open the memory file; its metadata decides between a restore and a clean start. */
+function openMemoryFile(settings: Settings, log: (level: number, msg: string) => void): MemoryFile {
+  const addon = nativeAddon();
+  const file = MemoryFile.open(settings.memoryFile!, {
+    mapper: addon,
+    shape: storeShape(settings),
+    version: SERVER_VERSION,
+    log,
+    // memcached refuses this too (its issue 871); the flash tier is not saved yet.
+    refuse: settings.extPaths.length > 0 ? 'memory restart with extstore not presently supported.' : null,
+  });
+  if (addon === null) {
+    log(0, `-e ${settings.memoryFile}: the native addon is not built: the store is copied to the file at a graceful stop and back at start, not mapped from it`);
+  }
+  return file;
+}
+
+/** The settings a saved store must match to be restored (the ones memcached checks). */
+function storeShape(settings: Settings): ShapeSettings {
+  return {
+    maxbytes: settings.memoryLimitBytes,
+    chunk_size: settings.chunkSizeBytes,
+    growth_factor: settings.growthFactor,
+    item_size_max: settings.itemSizeMaxBytes,
+    slab_chunk_size_max: settings.slabChunkMaxBytes,
+    slab_page_size: settings.slabPageBytes,
+    use_cas: settings.casEnabled,
+  };
 }
 
 /** memcached -vv prints its slab classes at startup. */

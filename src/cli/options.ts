@@ -484,7 +484,9 @@ const OPTION_HANDLERS: Record<string, OptionHandler> = {
   X: (s) => void (s.settings.dumpEnabled = false),
   W: (s) => void (s.settings.watchEnabled = false),
   Y: (s, v) => void (s.settings.authFile = requireNonEmpty(v, '-Y')),
-  e: () => notImplemented('-e (memory file for restartable cache)'),
+  e: (state, value) => {
+    state.settings.memoryFile = value;
+  },
   o: applySubOptions,
   N: () => notImplemented('-N (NAPI ids)'),
 };

@@ -18,7 +18,7 @@ import { COLD_LRU, FIND_EXPIRED, FIND_FLUSHED, IF_FETCHED, IF_STALE, IF_TOKEN_SE
 import { AllocFailure, Proto, type ItemSink, type ItemView, type ValueSource } from './item-view';
 import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
-import { SharedMemory, type SharedMemoryList } from '../store/shared';
+import { SharedMemory, type MemoryBacking, type SharedMemoryList } from '../store/shared';
 import { Crawler, forEachItem } from '../store/crawler';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
@@ -194,14 +194,16 @@ export class Engine implements ValueSource {
    * one in this thread. An attached engine runs no background work (maintainer, crawler,
    * mover, extstore): the creating thread does that for every thread.
    */
-  constructor(settings: Settings, stats: ServerStats, clock = new Clock(), attach: SharedMemoryList | null = null) {
+  constructor(settings: Settings, stats: ServerStats, clock = new Clock(), attach: SharedMemoryList | null = null,
+    backing: MemoryBacking | null = null) {
     this.log = (level, message) => {
       if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
     };
     this.settings = settings;
     this.stats = stats;
     this.clock = clock;
-    const mem = attach === null ? SharedMemory.create() : SharedMemory.attach(attach);
+    // -e: the memory file backs the store (src/store/memory-file.ts), maybe with a saved one.
+    const mem = attach === null ? SharedMemory.create(backing) : SharedMemory.attach(attach);
     this.memory = mem;
     this.attached = attach !== null;
     this.slabs = new SlabAllocator({
@@ -215,7 +217,9 @@ export class Engine implements ValueSource {
     // The store reads the live settings (runtime tuning changes them: src/engine/tuning.ts).
     this.items = new Items(this.slabs, clock, settings, mem, stats.thread);
     // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
-    if (!this.attached) this.items.startCasAt(FIRST_CAS);
+    if (!mem.attaching) this.items.startCasAt(FIRST_CAS);
+    // A restored store: -m as given now (the saved one may have had cache_memlimit applied).
+    else if (!this.attached) this.slabs.setMemoryLimit(settings.memoryLimitBytes);
     else if (!mem.complete) throw new Error('shared memory: the attaching store asked for fewer buffers than were made');
     this.mover = new SlabMover(this.items, () => settings.slabReassign, () => settings.slabAutomove);
     this.automover = this.newAutomover();

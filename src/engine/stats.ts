@@ -236,7 +236,7 @@ export function settingsStats(ctx: StatsContext, out: StatSink): void {
   out('ssl_kernel_tls', 'no');
   out('ssl_min_version', s.tlsMinVersion);
   out('num_napi_ids', 0);
-  out('memory_file', '(null)');
+  out('memory_file', s.memoryFile ?? '(null)');
   // 4: client flags are 32 bits (memcached built without --enable-large-client-flags)
   out('client_flags_size', 4);
   // memcached-ts's own settings (memcached has no such names): the CPU scheduling policy the

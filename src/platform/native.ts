@@ -52,6 +52,16 @@ export interface NativeAddon {
    * madvise(MADV_DONTNEED), which fails on locked memory, and then aborts the process.
    */
   lockAllMemory(): void;
+  /** The view's start address modulo the system page size (where a file can be mapped over it). */
+  addressInPage(view: ArrayBufferView): number;
+  /**
+   * mmap(MAP_SHARED | MAP_FIXED) over the whole system pages inside the view: view byte i is
+   * file byte offset + i there. The offset must have the view's addressInPage remainder.
+   * Returns [first view byte mapped, bytes mapped]; the bytes before and after are not.
+   */
+  mapFile(view: ArrayBufferView, fd: number, offset: number): [number, number];
+  /** msync(MS_SYNC) over the whole pages inside a view mapped by mapFile. */
+  syncFile(view: ArrayBufferView): void;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -61,8 +71,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 6;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory'] as const;
+const ABI_VERSION = 7;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

@@ -32,12 +32,19 @@ export class Clock {
   private readonly word: Int32Array;
   private readonly follower: boolean;
 
-  /** A clock of its own, or (`follow`) one that reads another thread's clock. */
-  constructor(follow: SharedClock | null = null) {
-    this.startMs = performance.now();
+  /**
+   * A clock of its own, or (`follow`) one that reads another thread's clock. `resumeFrom`
+   * (-e warm restart): the saved store's rel time 0, so the saved times keep their meaning and
+   * the time the server was down counts against every TTL, as memcached's restart does.
+   */
+  constructor(follow: SharedClock | null = null, resumeFrom: number | null = null) {
     this.follower = follow !== null;
     this.word = follow?.word ?? new Int32Array(new SharedArrayBuffer(4));
-    this.processStartedUnix = follow?.processStartedUnix ?? Math.floor(Date.now() / 1000) - START_OFFSET_SECONDS;
+    const unix = Math.floor(Date.now() / 1000);
+    this.processStartedUnix = follow?.processStartedUnix ?? resumeFrom ?? unix - START_OFFSET_SECONDS;
+    // now = START_OFFSET_SECONDS + whole seconds since startMs; resumed: the seconds since the saved rel time 0.
+    this.startMs = performance.now() - (follow === null && resumeFrom !== null ? (unix - resumeFrom - START_OFFSET_SECONDS) * 1000 : 0);
+    if (!this.follower) this.now = START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
     if (this.follower) this.now = Atomics.load(this.word, 0);
     else this.publish();
   }

@@ -100,7 +100,14 @@ export class HashIndex {
   constructor(hashPowerInit: number, hashPowerMax: number, private readonly links: ChainLinks, mem: SharedMemory) {
     this.powerMax = Math.min(HASH_POWER_LIMIT, Math.max(hashPowerInit, hashPowerMax));
     const buckets = 2 ** this.powerMax;
-    this.areas = [mem.uint32(buckets), mem.uint32(buckets)];
+    // In use (what a warm restart saves): the current table, and the old one while growing.
+    const used = (area: number) => (): number => {
+      const shape = Atomics.load(this.state, W_SHAPE);
+      const power = shape & POWER_MASK;
+      if (((shape & AREA_BIT) >>> 6) === area) return 4 * 2 ** power;
+      return (shape & GROWING_BIT) !== 0 ? 4 * 2 ** (power - 1) : 0;
+    };
+    this.areas = [mem.uint32(buckets, { used: used(0) }), mem.uint32(buckets, { used: used(1) })];
     this.state = mem.int32(W_COUNT);
     if (!mem.attaching) Atomics.store(this.state, W_SHAPE, hashPowerInit);
   }

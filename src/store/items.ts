@@ -47,7 +47,7 @@
 import { copyPlain, copySmall, copyWords } from '../bytes';
 import { Clock } from './clock';
 import { Mutexes } from './locks';
-import type { SharedMemory } from './shared';
+import { FRESH, type SharedMemory } from './shared';
 import { HashIndex, hashKey, hashPowerFor } from './hash';
 import {
   KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
@@ -160,7 +160,7 @@ export interface ItemOptions {
  */
 function classCounters(n: number, rows: number, mem: SharedMemory): ClassCounterTables {
   const tables: Partial<Record<ClassCounterName, Float64Array>> = {};
-  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(k === 'evicted_time' ? n : n * rows);
+  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(k === 'evicted_time' ? n : n * rows, FRESH);
   return tables as ClassCounterTables;
 }
 
@@ -242,15 +242,16 @@ export class Items {
     this.lruBytes = mem.float64(n);
     this.rows = Math.max(1, opts.threadCount);
     if (!(thread >= 0 && thread < this.rows)) throw new Error(`counter row ${thread} of ${this.rows}`);
-    this.lruHitTables = mem.float64(n * this.rows);
+    // Statistics restart at zero (-e), as memcached's do.
+    this.lruHitTables = mem.float64(n * this.rows, FRESH);
     this.lruHits = this.lruHitTables.subarray(thread * n, thread * n + n);
     this.lruItemTotal = mem.float64(n);
-    this.lruLocks = new Mutexes(mem.int32(n), 0, n);
+    this.lruLocks = new Mutexes(mem.locks(n), 0, n);
     const stripes = 2 ** Math.min(ITEM_LOCK_POWER, opts.hashPowerInit);
     this.stripeMask = stripes - 1;
-    this.itemLocks = new Mutexes(mem.int32(stripes), 0, stripes);
+    this.itemLocks = new Mutexes(mem.locks(stripes), 0, stripes);
     this.casCounter = mem.float64(1);
-    this.casLock = new Mutexes(mem.int32(1), 0, 1);
+    this.casLock = new Mutexes(mem.locks(1), 0, 1);
     this.flushState = mem.float64(2);
     this.classesPerRow = slabs.largestClass + 1;
     this.counterTables = classCounters(this.classesPerRow, this.rows, mem);

@@ -176,7 +176,7 @@ export class SlabAllocator {
     this.perPage[cls] = Math.floor(opts.pageBytes / opts.slabChunkMaxBytes);
 
     this.scalars = mem.float64(S_COUNT);
-    this.lock = new Mutexes(mem.int32(1), 0, 1);
+    this.lock = new Mutexes(mem.locks(1), 0, 1);
     if (!mem.attaching) {
       this.mallocedBytes = opts.initialMallocBytes ?? 0;
       this.limitBytes = opts.memoryLimitBytes;
@@ -185,7 +185,9 @@ export class SlabAllocator {
     this.arenaPages = Math.max(1, Math.min(PAGES_MAX, Math.floor(arenaBytes / this.pageBytes) + CLASSES_MAX));
     for (let first = 0; first <= this.arenaPages; first += SEGMENT_PAGES) {
       const pages = Math.min(SEGMENT_PAGES, this.arenaPages + 1 - first);
-      const sab = mem.buffer(pages * PAGE_STRIDE_BYTES);
+      // In use: the pages up to the highest ever taken (a warm restart saves no more).
+      const used = (): number => Math.max(0, Math.min(pages, this.pagesTouched + 1 - first)) * PAGE_STRIDE_BYTES;
+      const sab = mem.buffer(pages * PAGE_STRIDE_BYTES, { used });
       this.segU8.push(Buffer.from(sab));
       this.segU32.push(new Uint32Array(sab));
       this.segView.push(new DataView(sab));

@@ -238,6 +238,27 @@ export class ServerProcess {
     return `${this.kind} pid ${this.child.pid ?? '?'} on ${this.address} (${this.args.join(' ')})`;
   }
 
+  /**
+   * Send `signal` and wait (bounded) for the process to exit: its exit code, or the signal
+   * that ended it. The log stays until stop().
+   */
+  async signalAndWait(signal: NodeJS.Signals, timeoutMs = 15_000): Promise<number | string> {
+    const child = this.child;
+    const exited = (): boolean => child.exitCode !== null || child.signalCode !== null;
+    if (!exited()) {
+      const exit = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      process.kill(this.pid, signal);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([exit, new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs); })]);
+      clearTimeout(timer);
+    }
+    if (!exited()) {
+      await stopProcess(child);
+      throw new Error(`${this.describe()} did not exit within ${timeoutMs} ms of ${signal}`);
+    }
+    return child.exitCode ?? String(child.signalCode);
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
