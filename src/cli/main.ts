@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { DebugClock } from '../engine/debug-clock';
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
-import { ExtstoreInitError } from '../extstore/extstore';
+import { ExtstoreInitError, type ExtstoreSnapshot } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { adviseHugePages, checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
@@ -30,6 +30,9 @@ import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../versio
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
 import { servingThreadPlan, ServingThreads, statsForThreads } from './threads';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
+
+/** -e with extstore: how long a graceful stop waits for buffered values to reach the disk. */
+const EXTSTORE_DRAIN_MS = 10_000;
 
 /** A startup failure with memcached's exit code. */
 class StartupError extends Error {
@@ -116,16 +119,28 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     const resumeFrom = memoryFile?.restored?.processStartedUnix ?? null;
     // -o debug_commands: memcached-debug's clock, which `debugtime` moves.
     const clock = settings.debugCommands ? new DebugClock(null, resumeFrom) : new Clock(null, resumeFrom);
-    const made = new Engine(settings, stats, clock, null, memoryFile);
-    memoryFile?.finish();
+    const tier = (memoryFile?.restored?.tier ?? null) as ExtstoreSnapshot | null;
+    const made = new Engine(settings, stats, clock, null, memoryFile, tier);
+    try {
+      memoryFile?.finish();
+    } catch (e) {
+      made.stop();
+      throw e;
+    }
     return made;
   };
+  // Item memory may point into the flash tier: without its saved page table, nothing is kept.
+  if (memoryFile?.restored != null && settings.extPaths.length > 0 && memoryFile.restored.tier === null) {
+    memoryFile.discard('the flash tier was not saved with the store (its disk did not finish writing)');
+  }
   let engine: Engine;
   try {
     engine = newEngine();
   } catch (e) {
-    if (!(e instanceof MemoryFileMismatch) || memoryFile === null) throw e;
-    memoryFile.discard(e.message);
+    // Whatever stops a restore (a buffer's size or checksum, the flash tier's page table)
+    // leaves a clean start; a failure of a clean start is the startup's.
+    if (memoryFile?.restored == null) throw e;
+    memoryFile.discard(e instanceof MemoryFileMismatch ? e.message : `the saved store cannot be used (${e instanceof Error ? e.message : String(e)})`);
     engine = newEngine();
   }
   const restored = memoryFile?.restored ?? null;
@@ -163,12 +178,17 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       await Promise.all([network?.close(), threads?.stop(false)]);
     }
     await metrics?.close();
+    // -e with extstore: every buffered value goes to disk first; the page table is saved too.
+    const tier = graceful && memoryFile !== null && engine.storage !== null
+      ? await engine.storage.drainForRestart(EXTSTORE_DRAIN_MS) : null;
     engine.stop();
     // -e: a graceful stop saves the store for the next start (memcached's restart_mmap_close).
     if (memoryFile !== null) {
-      if (graceful) {
+      if (graceful && engine.storage !== null && tier === null) {
+        log(0, `[restart] the flash tier did not finish writing within ${EXTSTORE_DRAIN_MS} ms; the next start will be clean`);
+      } else if (graceful) {
         try {
-          const saved = memoryFile.save(engine.clock.processStartedUnix);
+          const saved = memoryFile.save(engine.clock.processStartedUnix, tier);
           log(1, `[restart] saved the store to ${memoryFile.path} (${saved.bytes} bytes copied, ${Math.round(saved.ms)} ms)`);
         } catch (e) {
           log(0, `[restart] failed to save metadata: ${e instanceof Error ? e.message : String(e)}`);
@@ -302,8 +322,6 @@ function openMemoryFile(settings: Settings, log: (level: number, msg: string) =>
     shape: storeShape(settings),
     version: SERVER_VERSION,
     log,
-    // memcached refuses this too (its issue 871); the flash tier is not saved yet.
-    refuse: settings.extPaths.length > 0 ? 'memory restart with extstore not presently supported.' : null,
   });
   if (addon === null) {
     log(0, `-e ${settings.memoryFile}: the native addon is not built: the store is copied to the file at a graceful stop and back at start, not mapped from it`);
@@ -321,6 +339,9 @@ function storeShape(settings: Settings): ShapeSettings {
     slab_chunk_size_max: settings.slabChunkMaxBytes,
     slab_page_size: settings.slabPageBytes,
     use_cas: settings.casEnabled,
+    // The flash tier's layout: page numbers in saved items mean the same pages only with it.
+    extstore: settings.extPaths.length === 0 ? 'none'
+      : `${settings.extPageBytes}/${settings.extWbufBytes}/${settings.extPaths.map((p) => `${p.path}:${p.sizeBytes}:${p.bucket ?? ''}`).join(',')}`,
   };
 }
 

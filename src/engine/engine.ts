@@ -23,6 +23,7 @@ import { Crawler, forEachItem } from '../store/crawler';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
+import type { ExtstoreSnapshot } from '../extstore/extstore';
 import { Tuning } from './tuning';
 
 export const enum StoreMode {
@@ -195,7 +196,7 @@ export class Engine implements ValueSource {
    * mover, extstore): the creating thread does that for every thread.
    */
   constructor(settings: Settings, stats: ServerStats, clock = new Clock(), attach: SharedMemoryList | null = null,
-    backing: MemoryBacking | null = null) {
+    backing: MemoryBacking | null = null, tierRestore: ExtstoreSnapshot | null = null) {
     this.log = (level, message) => {
       if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
     };
@@ -238,7 +239,8 @@ export class Engine implements ValueSource {
     };
     this.tuning = new Tuning(this);
     this.storage = settings.extPaths.length > 0 && !this.attached
-      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message), this.logger)
+      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message), this.logger,
+        undefined, tierRestore ?? undefined)
       : null;
   }
 

@@ -23,7 +23,7 @@
 import { crc32 } from '../extstore/crc32';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
-  Extstore, nodeIo, ReadResult, type ExtstoreIo,
+  Extstore, nodeIo, ReadResult, type ExtstoreIo, type ExtstoreSnapshot,
 } from '../extstore/extstore';
 import { LOG_SYSEVENTS, type CompactReadCounts, type WatchLogger } from '../metrics/logger';
 import { hashKey } from '../store/hash';
@@ -182,7 +182,8 @@ export class Storage implements ColdTier {
    * @param logger where compaction's sysevents go (`watch sysevents`)
    */
   constructor(items: Items, private readonly mover: SlabMover, settings: Settings,
-    log: (level: number, message: string) => void, private readonly logger: WatchLogger | null = null, io?: ExtstoreIo) {
+    log: (level: number, message: string) => void, private readonly logger: WatchLogger | null = null, io?: ExtstoreIo,
+    restore?: ExtstoreSnapshot) {
     this.items = items;
     this.settings = settings;
     this.log = log;
@@ -202,6 +203,7 @@ export class Storage implements ColdTier {
       io: io ?? batchedReadIo(nodeIo, threadPoolSize()) ?? nodeIo,
       log: (level, message) => this.log(level, message),
       lockFile: native === null ? undefined : (fd) => native.lockFile(fd),
+      restore,
     });
     if (settings.extCompactUnderPages === 0) {
       // memcached 1.6.45 sizes both at 1% of the pages of the ext_path given last (the head of
@@ -218,6 +220,26 @@ export class Storage implements ColdTier {
     this.scheduleCompaction(this.idleCompactMs());
     this.writerTimer = setTimeout(() => this.writerStep(), WRITER_SLEEP_MIN_MS);
     this.writerTimer.unref();
+  }
+
+  /**
+   * A graceful stop with -e: stop writing and compacting, put every buffered value on disk,
+   * and return the page table the next start restores (null: the disk did not finish in time).
+   */
+  async drainForRestart(timeoutMs: number): Promise<ExtstoreSnapshot | null> {
+    this.stopped = true;
+    this.clearTimers();
+    return (await this.ext.drain(timeoutMs)) ? this.ext.snapshot() : null;
+  }
+
+  private clearTimers(): void {
+    if (this.compactTimer !== null) clearTimeout(this.compactTimer);
+    this.compactTimer = null;
+    if (this.writerTimer !== null) {
+      clearTimeout(this.writerTimer as NodeJS.Timeout);
+      clearImmediate(this.writerTimer as NodeJS.Immediate);
+    }
+    this.writerTimer = null;
   }
 
   stop(): void {

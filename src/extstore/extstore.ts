@@ -7,8 +7,13 @@
  * never block the event loop (node:fs on libuv's thread pool); a pointer to a page that was
  * evicted or reused reads as a miss (page versions); deletes only adjust counters; disk faults
  * are counted, logged once and turned into misses, never into a crash.
- * Non-goals: checksums and record layout (the caller's), persistence across restarts (the
- * files are truncated at start, as memcached does), O_DIRECT.
+ * Non-goals: checksums and record layout (the caller's), O_DIRECT.
+ *
+ * Restarts: the files are truncated at start, as memcached does, unless the store is given a
+ * snapshot() taken at a graceful stop (-e warm restart, beyond memcached): then the files are
+ * kept and every page the snapshot names comes back with its version, so pointers saved in
+ * item memory stay good. A page the disk no longer holds reads short, and a record damaged
+ * meanwhile fails its caller's checksum: both are misses, never wrong values.
  *
  *   file 0: [page 0][page 2][page 4]...     pages are striped over the files, one page at a time
  *   file 1: [page 1][page 3][page 5]...
@@ -95,6 +100,21 @@ export interface ExtstoreConfig {
    * addon's fcntl lock); absent: files are not locked.
    */
   lockFile?: (fd: number) => boolean;
+  /** A snapshot() of the same configuration, taken at a graceful stop: keep the files and its pages. */
+  restore?: ExtstoreSnapshot;
+}
+
+/**
+ * What a restart needs of the page table (JSON-safe): the configuration it belongs to, the
+ * next page version, and per page [version, bucket, objects, bytes used, bytes written,
+ * 1 if a bucket was filling it] ([0] for a free page). Taken only when no write buffer holds anything (drain()).
+ */
+export interface ExtstoreSnapshot {
+  readonly pageBytes: number;
+  readonly wbufBytes: number;
+  readonly files: ReadonlyArray<{ readonly path: string; readonly pageCount: number; readonly freeBucket: number }>;
+  readonly nextVersion: number;
+  readonly pages: ReadonlyArray<readonly number[]>;
 }
 
 export const enum ReadResult {
@@ -261,7 +281,7 @@ export class Extstore {
           f.fd = -1;
           throw new Error('another process has it open (locked)');
         }
-        fs.ftruncateSync(f.fd, 0);
+        if (conf.restore === undefined) fs.ftruncateSync(f.fd, 0);
       } catch (e) {
         if (f.fd >= 0) fs.closeSync(f.fd);
         for (const g of this.files) fs.closeSync(g.fd);
@@ -284,6 +304,72 @@ export class Extstore {
       this.pages.push(page);
       this.freeLists[page.freeBucket].push(page);
     }
+    if (conf.restore !== undefined) this.applySnapshot(conf.restore);
+  }
+
+  /** The configuration a snapshot must match (pages are numbered from it). */
+  private sameShape(snap: ExtstoreSnapshot): boolean {
+    if (snap.pageBytes !== this.pageBytes || snap.wbufBytes !== this.wbufBytes) return false;
+    if (snap.files.length !== this.files.length || snap.pages.length !== this.pages.length) return false;
+    return this.files.every((f, i) => f.path === snap.files[i].path && f.pages.length === snap.files[i].pageCount &&
+      f.freeBucket === snap.files[i].freeBucket);
+  }
+
+  private applySnapshot(snap: ExtstoreSnapshot): void {
+    if (!this.sameShape(snap)) throw new Error('extstore snapshot of another configuration');
+    for (const list of this.freeLists) list.length = 0;
+    const c = this.counters;
+    for (const page of this.pages) {
+      const [version = 0, bucket = 0, objCount = 0, bytesUsed = 0, written = 0, active = 0] = snap.pages[page.id];
+      if (version > 0 && (objCount > 0 || active === 1)) {
+        page.version = version;
+        page.bucket = bucket;
+        page.objCount = objCount;
+        page.bytesUsed = bytesUsed;
+        page.written = written;
+        page.free = false;
+        // The page a bucket was filling goes on filling after what is on disk; the rest are full.
+        page.active = active === 1 && written < this.pageBytes && bucket < BUCKET_COUNT && this.bucketPage[bucket] === null;
+        page.allocated = page.active ? written : this.pageBytes;
+        if (page.active) this.bucketPage[bucket] = page;
+        c.objects_used += objCount;
+        c.bytes_used += bytesUsed;
+      } else {
+        this.freeLists[page.freeBucket].push(page);
+      }
+    }
+    this.nextVersion = snap.nextVersion;
+  }
+
+  /** Nothing waits in a write buffer or is being written. */
+  get quiet(): boolean {
+    return this.writesInFlight === 0 && this.pages.every((p) => p.wbufs.length === 0);
+  }
+
+  /**
+   * Write every partly filled buffer and wait until all are on disk (a graceful stop, before
+   * snapshot()). False when that took longer than `timeoutMs` (a stuck disk).
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.flushAll();
+      if (this.quiet) return true;
+      if (this.closed || Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** The page table, for a restart (see ExtstoreSnapshot); null unless quiet. */
+  snapshot(): ExtstoreSnapshot | null {
+    if (!this.quiet) return null;
+    return {
+      pageBytes: this.pageBytes,
+      wbufBytes: this.wbufBytes,
+      files: this.files.map((f) => ({ path: f.path, pageCount: f.pages.length, freeBucket: f.freeBucket })),
+      nextVersion: this.nextVersion,
+      pages: this.pages.map((p) => (p.free ? [0] : [p.version, p.bucket, p.objCount, p.bytesUsed, p.written, p.active ? 1 : 0])),
+    };
   }
 
   /** Start the periodic check for files removed or truncated underneath. */

@@ -8,7 +8,9 @@
  * the hash table and its shape, the CAS counter and flush_all's state. References inside
  * them are offsets, never addresses, so nothing needs fixing up after a restart (memcached
  * walks its whole memory to rebase pointers). What is not kept: locks (zero, unlocked) and
- * statistics counters (zero, as memcached's), extstore (not yet: refused as memcached does).
+ * statistics counters (zero, as memcached's). With extstore (beyond memcached, which refuses
+ * -e with it), the metadata also carries the flash tier's page table (`tier`), saved after
+ * every buffered value is on disk, and the disk files are kept.
  *
  * The file: buffer k at region offset[k], byte i of the buffer at offset[k] + i. With the
  * native addon, buffers of MAP_MIN_BYTES and more (the arena, the hash table) are mapped
@@ -71,6 +73,8 @@ interface Meta {
   readonly processStartedUnix: number;
   readonly stopUnix: number;
   readonly regions: readonly RegionMeta[];
+  /** What the flash tier needs to come back (its page table), or null. */
+  readonly tier?: unknown;
 }
 
 /** What a start found: a saved store to restore (with its clock), or a clean start. */
@@ -78,6 +82,8 @@ export interface RestoreInfo {
   readonly processStartedUnix: number;
   readonly downSeconds: number;
   readonly version: string;
+  /** The flash tier's saved state (src/extstore/extstore.ts snapshot()), or null. */
+  readonly tier: unknown;
 }
 
 interface Region {
@@ -120,20 +126,20 @@ export class MemoryFile implements MemoryBacking {
       processStartedUnix: saved.processStartedUnix,
       downSeconds: Math.max(0, Math.floor(Date.now() / 1000) - saved.stopUnix),
       version: saved.version,
+      tier: saved.tier ?? null,
     };
     if (saved === null) fs.ftruncateSync(fd, 0);
   }
 
   /**
    * Open (or create) the memory file and read its metadata. `shape`: the settings that must
-   * match the saved store's; `refuse`: a reason not to restore at all (logged).
+   * match the saved store's.
    */
   static open(path: string, opts: {
     mapper: FileMapper | null;
     shape: ShapeSettings;
     version: string;
     log: (level: number, message: string) => void;
-    refuse?: string | null;
   }): MemoryFile {
     let fd: number;
     try {
@@ -148,10 +154,6 @@ export class MemoryFile implements MemoryBacking {
     let saved: Meta | null;
     try {
       saved = readMeta(path, fd, opts.shape, opts.log);
-      if (saved !== null && opts.refuse) {
-        opts.log(0, `[restart] ${opts.refuse}`);
-        saved = null;
-      }
     } catch (e) {
       fs.closeSync(fd);
       throw e;
@@ -236,7 +238,7 @@ export class MemoryFile implements MemoryBacking {
    * change the store meanwhile (connections drained, background work stopped). Returns the
    * bytes written and the time taken, for the log.
    */
-  save(processStartedUnix: number): { bytes: number; ms: number } {
+  save(processStartedUnix: number, tier: unknown = null): { bytes: number; ms: number } {
     const t0 = performance.now();
     let bytes = 0;
     const regions: RegionMeta[] = [];
@@ -261,6 +263,7 @@ export class MemoryFile implements MemoryBacking {
       processStartedUnix,
       stopUnix: Math.floor(Date.now() / 1000),
       regions,
+      tier,
     };
     const body = JSON.stringify(meta);
     const tmp = `${this.path}.meta.tmp`;
