@@ -96,6 +96,8 @@ function memoryLines(d: Settings): string[] {
     '                          addon and RLIMIT_MEMLOCK above -m (LimitMEMLOCK=infinity)',
     '-L, --enable-largepages   try to use large memory pages (if available): a slab page per',
     '                          class at start; huge pages are advised over the store anyway',
+    '-e, --memory-file=<file>  keep the cache in this file (tmpfs) across a graceful stop',
+    '                          (SIGUSR1) and restart: warm restart, extstore included',
   ];
 }
 
