@@ -48,6 +48,8 @@ describe('flags map to settings', () => {
     [['-m', '128m'], { memoryLimitBytes: 128 * MIB }],
     [['--memory-limit=2048'], { memoryLimitBytes: 2048 * MIB }],
     [['-M'], { evictToFree: false }],
+    [['-e', '/dev/shm/mc'], { memoryFile: '/dev/shm/mc' }],
+    [['--memory-file=/dev/shm/mc'], { memoryFile: '/dev/shm/mc' }],
     [['-c', '4096'], { connectionsMax: 4096 }],
     [['-v'], { verbose: 1 }],
     [['-vv'], { verbose: 2 }],
@@ -264,7 +266,6 @@ describe('bad values fail like memcached', () => {
 describe('options memcached-ts does not implement', () => {
   it.each([
     [['-o', 'ssl_kernel_tls'], '-o ssl_kernel_tls is not implemented yet (kernel TLS offload'],
-    [['-e', '/dev/shm/mc'], 'option -e'],
     [['-N', '2'], 'option -N'],
     [['-o', 'proxy_config=/x.lua'], '-o proxy_config is not implemented yet (the proxy)'],
     [['-o', 'drop_privileges'], '-o drop_privileges is not implemented yet'],
