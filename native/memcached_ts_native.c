@@ -28,6 +28,10 @@
  *                                   store made): -e's memory file; returns [first byte mapped,
  *                                   bytes mapped] relative to the view
  *   syncFile(view)                  msync(MS_SYNC) over the whole pages inside a mapped view
+ *   dropMapping(start, length)      madvise(MADV_DONTNEED) over [start, start + length): the
+ *                                   server drops its mappings of read-only file pages (Node's
+ *                                   own code that only ran at startup); the page cache keeps
+ *                                   them and a later access maps them again
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
  *                                   V8 releases heap pages with madvise(MADV_DONTNEED), which
  *                                   fails on locked memory, and V8 then aborts the process
@@ -437,6 +441,25 @@ static napi_value sync_file(napi_env env, napi_callback_info info) {
     return undefined_value(env);
 }
 
+/* madvise(MADV_DONTNEED) over an address range given as numbers (page aligned). Only for
+ * read-only, private file mappings without anonymous (copied-on-write) pages: there it drops
+ * this process's page table entries and nothing else; the caller checks that in smaps. */
+static napi_value drop_mapping(napi_env env, napi_callback_info info) {
+    size_t argc = 2;
+    napi_value argv[2];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    const char *usage = "dropMapping(start, length): page-aligned numbers";
+    double start, length;
+    if (argc < 2 || napi_get_value_double(env, argv[0], &start) != napi_ok ||
+        napi_get_value_double(env, argv[1], &length) != napi_ok || start < 0 || length < 0) return throw_type(env, usage);
+    uintptr_t page = system_page_bytes();
+    uintptr_t at = (uintptr_t)start;
+    size_t bytes = (size_t)length;
+    if (at % page != 0 || bytes % page != 0) return throw_errno(env, "madvise", EINVAL);
+    if (bytes > 0 && madvise((void *)at, bytes, MADV_DONTNEED) != 0) return throw_errno(env, "madvise", errno);
+    return undefined_value(env);
+}
+
 /* One pread of a batch: the target bytes stay valid while the batch holds a reference to
  * the array of views. */
 typedef struct {
@@ -555,10 +578,11 @@ static napi_value init(napi_env env, napi_value exports) {
         {"addressInPage", NULL, address_in_page, NULL, NULL, NULL, napi_enumerable, NULL},
         {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"syncFile", NULL, sync_file, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"dropMapping", NULL, drop_mapping, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 7, &version);
+    napi_create_int32(env, 8, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

@@ -13,8 +13,9 @@ import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError, type ExtstoreSnapshot } from '../extstore/extstore';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
-import { adviseHugePages, checkPlatform, lockMemory, platformStartupLines } from '../platform/startup';
+import { adviseHugePages, checkPlatform, keepYoungGenerationSmall, lockMemory, platformStartupLines } from '../platform/startup';
 import { nativeAddon } from '../platform/native';
+import { trimFileMappings } from '../platform/trim';
 import { Clock } from '../store/clock';
 import { MemoryFile, MemoryFileError, MemoryFileMismatch, type ShapeSettings } from '../store/memory-file';
 import { startNetwork, tlsInEffect, type NetworkHandle } from '../net/server';
@@ -30,6 +31,9 @@ import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../versio
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
 import { servingThreadPlan, ServingThreads, statsForThreads } from './threads';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
+
+/** How long after startup the read-only file mappings are trimmed (startup code has run by then). */
+const TRIM_AFTER_START_MS = 1000;
 
 /** -e with extstore: how long a graceful stop waits for buffered values to reach the disk. */
 const EXTSTORE_DRAIN_MS = 10_000;
@@ -49,6 +53,7 @@ function fail(message: string, code: number): void {
 }
 
 export function main(argv: string[]): void {
+  keepYoungGenerationSmall();
   const parsed = parseCommandLine(argv);
   if (parsed.kind === 'exit') {
     if (parsed.stdout) process.stdout.write(parsed.stdout);
@@ -308,6 +313,14 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     throw e;
   }
   for (const line of platformStartupLines(settings)) log(line.level, line.text);
+  // Once started, give back the pages of Node's own code that only startup ran (src/platform/trim.ts).
+  const addon = nativeAddon();
+  if (addon !== null) {
+    setTimeout(() => {
+      const trimmed = trimFileMappings(addon);
+      if (trimmed !== null) log(1, `resident memory: dropped ${(trimmed.bytes / 1048576).toFixed(1)} MiB of read-only file mappings (${trimmed.mappings} mappings) after startup`);
+    }, TRIM_AFTER_START_MS).unref();
+  }
   log(1, `${SERVER_NAME} ${SERVER_VERSION} (memcached ${MEMCACHED_COMPAT_VERSION} protocol) started, pid ${process.pid}`);
   reportStartup({ ready: true });
 

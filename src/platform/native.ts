@@ -62,6 +62,11 @@ export interface NativeAddon {
   mapFile(view: ArrayBufferView, fd: number, offset: number): [number, number];
   /** msync(MS_SYNC) over the whole pages inside a view mapped by mapFile. */
   syncFile(view: ArrayBufferView): void;
+  /**
+   * madvise(MADV_DONTNEED) over [start, start + length) (page aligned): only for read-only
+   * private file mappings with no anonymous pages (see src/platform/trim.ts).
+   */
+  dropMapping(start: number, length: number): void;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -71,8 +76,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 7;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile'] as const;
+const ABI_VERSION = 8;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

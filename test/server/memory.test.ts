@@ -1,6 +1,6 @@
 /**
  * Memory is bounded by -m: filling the cache with 1,000,000 distinct 100-byte values under
- * -m 64 with -t 4 keeps resident memory under -m plus the fixed overhead the README states
+ * -m 64 at -t 1 and at -t 4 keeps resident memory under -m plus the fixed overhead the README states
  * (for the first thread and for each further one), and
  * `stats` shows the evictions that made room.
  */
@@ -10,23 +10,12 @@ import { parseStats } from '../helpers/replies';
 import { LOOPBACK, startTarget, stopAll, type ServerProcess } from '../helpers/servers';
 
 /** The README's stated overhead above -m for this workload (Node runtime, hash index, buffers), at -t 1. */
-const OVERHEAD_MIB_MAX = 80;
+const OVERHEAD_MIB_MAX = 48;
 /** The README's stated overhead of each serving thread after the first (a V8 isolate and its heap). */
 const THREAD_OVERHEAD_MIB_MAX = 16;
-const THREADS = 4;
 const MEMORY_MIB = 64;
 const VALUES = 1_000_000;
 const BATCH = 5_000;
-
-let server: ServerProcess;
-
-beforeAll(async () => {
-  server = await startTarget(['-m', String(MEMORY_MIB), '-t', String(THREADS)]);
-});
-
-afterAll(async () => {
-  await stopAll(server);
-});
 
 function send(sock: net.Socket, data: Buffer): Promise<void> {
   return new Promise((resolve) => {
@@ -35,7 +24,17 @@ function send(sock: net.Socket, data: Buffer): Promise<void> {
   });
 }
 
-describe(`fill ${VALUES} values under -m ${MEMORY_MIB}`, () => {
+describe.each([1, 4])(`fill ${VALUES} values under -m ${MEMORY_MIB} at -t %i`, (THREADS) => {
+  let server: ServerProcess;
+
+  beforeAll(async () => {
+    server = await startTarget(['-m', String(MEMORY_MIB), '-t', String(THREADS)]);
+  });
+
+  afterAll(async () => {
+    await stopAll(server);
+  });
+
   it('holds what fits, evicts the rest, and stays within -m plus the stated overhead', async () => {
     const sock = net.connect(server.port, LOOPBACK);
     await new Promise((r) => sock.once('connect', r));
