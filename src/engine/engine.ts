@@ -102,8 +102,9 @@ export class MetaRequest {
   removeValue = false;
   /** F (md x). */
   clientFlags = 0;
-  /** ma D and J. */
+  /** ma D and J. A parsed D below 2^53 is kept as a number in `deltaSmall` (no bigint made); -1: `delta` holds D. */
   delta = 1n;
+  deltaSmall = -1;
   initial = 0n;
 
   reset(): void {
@@ -111,6 +112,7 @@ export class MetaRequest {
     this.touchExptime = this.vivifyExptime = this.recacheTime = this.casIn = this.clientFlags = 0;
     this.noBump = this.locked = this.casCheck = this.setStale = this.removeValue = false;
     this.delta = 1n;
+    this.deltaSmall = -1;
     this.initial = 0n;
   }
 }
@@ -138,6 +140,7 @@ export const enum DeleteResult {
 }
 
 const TWO_64 = 1n << 64n;
+const MAX_SAFE_BIG = BigInt(Number.MAX_SAFE_INTEGER);
 const TWO_63 = 1n << 63n;
 /** `watch mutations` names, indexed by StoreMode and by StoreResult. */
 const STORE_COMMANDS: readonly StoreCommand[] = ['set', 'add', 'replace', 'append', 'prepend', 'cas', 'append', 'prepend'];
@@ -722,17 +725,33 @@ export class Engine implements ValueSource {
     held: HeldItems | null = null, createOnMiss = false): DeltaResult {
     const hash = hashKey(key, start, len);
     this.lockKey(hash);
-    const result = this.incrDecrLocked(v, key, start, len, hash, incr, delta, casIn, held, createOnMiss);
+    const result = this.incrDecrLocked(v, key, start, len, hash, incr, delta, -1, casIn, held, createOnMiss);
     this.unlockKey(hash);
     return result;
   }
 
+  /**
+   * incrDecr with a delta below 2^53 given as a number: when the stored value and the result
+   * are below 2^53 too (almost every counter), nothing is allocated; the result is then in
+   * `v.deltaSmall` (else -1, and `v.delta` holds it).
+   */
+  incrDecrSmall(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, delta: number, casIn = 0,
+    held: HeldItems | null = null, createOnMiss = false): DeltaResult {
+    const hash = hashKey(key, start, len);
+    this.lockKey(hash);
+    const result = this.incrDecrLocked(v, key, start, len, hash, incr, 0n, delta, casIn, held, createOnMiss);
+    this.unlockKey(hash);
+    return result;
+  }
+
+  /** `deltaSmall` >= 0: the delta as a number (then `delta` is not read); else `delta`. */
   private incrDecrLocked(v: ItemView, key: Uint8Array, start: number, len: number, hash: number, incr: boolean,
-    delta: bigint, casIn: number, held: HeldItems | null, createOnMiss: boolean): DeltaResult {
+    delta: bigint, deltaSmall: number, casIn: number, held: HeldItems | null, createOnMiss: boolean): DeltaResult {
     const items = this.items;
     const ref = this.lookup(key, start, len, hash);
     v.copied = false;
     v.ref = 0;
+    v.deltaSmall = -1;
     if (ref === 0) {
       if (!createOnMiss && incr) this.stats.incr_misses++;
       else if (!createOnMiss) this.stats.decr_misses++;
@@ -741,36 +760,63 @@ export class Engine implements ValueSource {
     const n = items.nbytes(ref);
     if (n === 0 || items.isChunked(ref) || items.isHdr(ref)) return DeltaResult.NonNumeric;
     if (casIn !== 0 && items.cas(ref) !== casIn) return DeltaResult.CasMismatch;
+    if (deltaSmall >= 0) {
+      const stored = this.parseStoredSmall(ref, n);
+      if (stored >= 0) {
+        const next = incr ? stored + deltaSmall : (deltaSmall > stored ? 0 : stored - deltaSmall);
+        if (next <= Number.MAX_SAFE_INTEGER) {
+          this.countDelta(incr, items.classOf(ref));
+          v.deltaSmall = next;
+          return this.storeDigits(v, key, start, len, hash, ref, n, next, null, held);
+        }
+      }
+      // A value of 16 digits or more, a sign, or a result past 2^53: the exact path.
+      delta = BigInt(deltaSmall);
+    }
     const value = this.parseStoredNumber(ref, n);
     if (value < 0n) return DeltaResult.NonNumeric;
-    const cls = items.classOf(ref);
-    let next: bigint;
-    if (incr) {
-      next = (value + delta) % TWO_64;
-      this.stats.incr_hits++;
-      items.counters.incr_hits[cls]++;
-    } else {
-      next = delta > value ? 0n : value - delta;
-      this.stats.decr_hits++;
-      items.counters.decr_hits[cls]++;
-    }
+    this.countDelta(incr, items.classOf(ref));
+    const next = incr ? (value + delta) % TWO_64 : delta > value ? 0n : value - delta;
     v.delta = next;
-    const digits = next.toString();
-    if (digits.length <= n && (held === null || !held.isHeld(ref, items.cas(ref)))) {
-      // In place, padded with spaces to the old length (which may be far above 24 bytes:
-      // "5" and 100 spaces is a number). The value is one chunk, checked above.
+    return this.storeDigits(v, key, start, len, hash, ref, n, 0, next.toString(), held);
+  }
+
+  private countDelta(incr: boolean, cls: number): void {
+    if (incr) {
+      this.stats.incr_hits++;
+      this.items.counters.incr_hits[cls]++;
+    } else {
+      this.stats.decr_hits++;
+      this.items.counters.decr_hits[cls]++;
+    }
+  }
+
+  /**
+   * Store the new value of an incr/decr: `digits`, or (null) the decimal digits of `small`.
+   * memcached rewrites the value in place when the digits fit, padded with spaces to the old
+   * length (which may be far above 24 bytes: "5" and 100 spaces is a number), unless a reply
+   * not yet sent holds the item; otherwise it stores a copy.
+   */
+  private storeDigits(v: ItemView, key: Uint8Array, start: number, len: number, hash: number, ref: number, n: number,
+    small: number, digits: string | null, held: HeldItems | null): DeltaResult {
+    const items = this.items;
+    const count = digits === null ? decimalLength(small) : digits.length;
+    if (count <= n && (held === null || !held.isHeld(ref, items.cas(ref)))) {
+      // The value is one chunk (checked by the caller).
       const page = items.page(ref);
       const o = items.valueOffset(ref);
-      page.write(digits, o, 'latin1');
-      page.fill(0x20, o + digits.length, o + n);
+      if (digits === null) writeDecimal(page, o, small, count);
+      else page.write(digits, o, 'latin1');
+      page.fill(0x20, o + count, o + n);
       items.setCas(ref, this.settings.casEnabled ? items.nextCas() : 0);
       this.describe(v, ref);
       return DeltaResult.Ok;
     }
-    const fresh = items.alloc(key, start, len, items.flags(ref), items.exptime(ref), digits.length);
+    const fresh = items.alloc(key, start, len, items.flags(ref), items.exptime(ref), count);
     if (fresh === 0) return DeltaResult.NoMemory;
-    this.scratch.write(digits, 0, 'latin1');
-    items.writeValue(fresh, 0, this.scratch, 0, digits.length);
+    if (digits === null) writeDecimal(this.scratch, 0, small, count);
+    else this.scratch.write(digits, 0, 'latin1');
+    items.writeValue(fresh, 0, this.scratch, 0, count);
     // As in memcached, the new item starts unfetched (mg h answers h0 after such an incr).
     // memcached's reply describes the item do_add_delta handed back: the old one.
     this.describe(v, ref);
@@ -779,6 +825,28 @@ export class Engine implements ValueSource {
     v.ref = fresh;
     v.copied = true;
     return DeltaResult.Ok;
+  }
+
+  /**
+   * The stored value as a number when parseStoredNumber would read it as one below 10^15
+   * (optional leading whitespace, 1 to 15 digits, then the end, whitespace or NUL); -1 for
+   * anything else (longer, signed, not a number), which the exact path then decides.
+   */
+  private parseStoredSmall(ref: number, n: number): number {
+    const b = this.items.page(ref);
+    let i = this.items.valueOffset(ref);
+    const end = i + n;
+    while (i < end && (b[i] === 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d))) i++;
+    const first = i;
+    let v = 0;
+    while (i < end && b[i] >= 0x30 && b[i] <= 0x39) {
+      if (i - first === 15) return -1;
+      v = v * 10 + (b[i] - 0x30);
+      i++;
+    }
+    if (i === first) return -1;
+    if (i < end && !(b[i] === 0 || b[i] === 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d))) return -1;
+    return v;
   }
 
   /**
@@ -965,8 +1033,10 @@ export class Engine implements ValueSource {
     const hash = hashKey(key, start, len);
     this.lockKey(hash);
     v.created = false;
-    let result = this.incrDecrLocked(v, key, start, len, hash, incr, req.delta, req.casCheck ? req.casIn : 0, held,
-      req.vivifyAt >= 0);
+    // Comparing and converting a bigint allocates nothing; the number path then makes no bigint.
+    const small = req.deltaSmall >= 0 ? req.deltaSmall : req.delta <= MAX_SAFE_BIG ? Number(req.delta) : -1;
+    let result = this.incrDecrLocked(v, key, start, len, hash, incr, req.delta, small,
+      req.casCheck ? req.casIn : 0, held, req.vivifyAt >= 0);
     if (result === DeltaResult.Ok) {
       if (req.casIdIn >= 0) {
         v.cas = req.casIdIn;
@@ -1129,6 +1199,25 @@ function isSpace(c: number): boolean {
  * number: "-5" is refused, "-0" reads as 0 and "-18446744073709551615" as 1, as in
  * memcached. Returns -1n if invalid.
  */
+/** Decimal digits of a non-negative integer below 2^53. */
+export function decimalLength(v: number): number {
+  let digits = 1;
+  while (v >= 10) {
+    v = Math.floor(v / 10);
+    digits++;
+  }
+  return digits;
+}
+
+/** Write the `count` decimal digits of `v` (below 2^53) at b[at], without allocating. */
+function writeDecimal(b: Uint8Array, at: number, v: number, count: number): void {
+  for (let p = at + count - 1; p >= at; p--) {
+    const q = Math.floor(v / 10);
+    b[p] = 0x30 + (v - q * 10);
+    v = q;
+  }
+}
+
 export function parseUnsigned64(b: Uint8Array, start: number, end: number, trailingSpaceOk: boolean): bigint {
   let i = start;
   while (i < end && isSpace(b[i])) i++;

@@ -68,8 +68,10 @@ export class ItemView {
   proto: Proto = Proto.Text;
   /** Why the last allocation failed. */
   failure: AllocFailure = AllocFailure.None;
-  /** incr/decr: the new value. */
+  /** incr/decr: the new value, when `deltaSmall` is -1. */
   delta = 0n;
+  /** incr/decr: the new value when below 2^53 and computed without bigints; else -1. */
+  deltaSmall = -1;
   /** incr/decr: the value did not fit in place (or a reply held the item): a copy was stored. */
   copied = false;
   /** append/prepend: the stored size of the merged value (-1: not an append/prepend). */

@@ -27,6 +27,11 @@ class Parsed {
     return this.hasExact ? this.exact : BigInt(this.value);
   }
 
+  /** The result when it is a non-negative integer below 2^53, else -1 (no bigint made). */
+  get small(): number {
+    return this.hasExact || this.value < 0 ? -1 : this.value;
+  }
+
   /** A result that is an integer below 2^53 in magnitude. */
   setNumber(v: number): void {
     this.value = v;

@@ -173,3 +173,25 @@ describe('a seeded walk of incr/decr', () => {
     checkStore(e);
   });
 });
+
+describe('the number path (no bigints) agrees with the exact one', () => {
+  // Stored values around every boundary the number path has: 15 digits (its limit), 2^53,
+  // whitespace, signs, NUL-terminated and non-numeric values, and results that cross 2^53.
+  const stored = ['0', '5', '  7', '9 ', '12\t', '999999999999999', '1000000000000000', '9007199254740990',
+    '9007199254740991', '9007199254740992', '18446744073709551615', '+4', '-0', '-5', '00000000000000000042', '12a', '', '4\0zz'];
+  const deltas = [0, 1, 3, 10, 999999999999999, 9007199254740991];
+  it.each(stored.map((s) => [JSON.stringify(s), s]))('stored %s', (_name, s) => {
+    for (const delta of deltas) {
+      for (const decrement of [false, true]) {
+        const small = makeEngine();
+        const exact = makeEngine();
+        for (const e of [small, exact]) set(e, 'n', s);
+        const a = incr(small, 'n', delta, { decr: decrement });
+        const x = incr(exact, 'n', BigInt(delta), { decr: decrement });
+        const what = `${decrement ? 'decr' : 'incr'} ${JSON.stringify(s)} by ${delta}`;
+        expect(a, what).toEqual(x);
+        expect(value(small, 'n'), what).toBe(value(exact, 'n'));
+      }
+    }
+  });
+});

@@ -155,13 +155,21 @@ export interface DeltaOutcome {
   copied: boolean;
 }
 
+/** The new value of an incr/decr: a number when it was computed without bigints. */
+function resultOf(v: ItemView): bigint {
+  return v.deltaSmall >= 0 ? BigInt(v.deltaSmall) : v.delta;
+}
+
 /** incr/decr as the text protocol runs it (no held items unless given). */
 export function incr(e: Engine, key: string, delta: bigint | number, o: { decr?: boolean; casIn?: number;
   held?: { isHeld(ref: number, cas: number): boolean } | null; proto?: Proto } = {}): DeltaOutcome {
   const k = b(key);
   const v = new ItemView(o.proto ?? Proto.Text);
-  const r = e.incrDecr(v, k, 0, k.length, !o.decr, BigInt(delta), o.casIn ?? 0, o.held ?? null);
-  return { result: DELTA_WORDS[r], value: r === DeltaResult.Ok ? v.delta : -1n, cas: r === DeltaResult.Ok ? v.cas : 0,
+  // A number delta takes the engine's number path (which falls back to bigints past 2^53), a bigint the exact one.
+  const r = typeof delta === 'number'
+    ? e.incrDecrSmall(v, k, 0, k.length, !o.decr, delta, o.casIn ?? 0, o.held ?? null)
+    : e.incrDecr(v, k, 0, k.length, !o.decr, delta, o.casIn ?? 0, o.held ?? null);
+  return { result: DELTA_WORDS[r], value: r === DeltaResult.Ok ? resultOf(v) : -1n, cas: r === DeltaResult.Ok ? v.cas : 0,
     copied: v.copied };
 }
 
@@ -202,7 +210,7 @@ export function metaArith(e: Engine, key: string, req: MetaRequest, incrMode = t
   const v = new ItemView(Proto.Meta);
   const r = e.metaArithmetic(v, k, 0, k.length, incrMode, req, null);
   const ok = r === DeltaResult.Ok;
-  return { result: DELTA_WORDS[r], value: ok ? v.delta : -1n, cas: ok ? v.cas : 0, copied: v.copied,
+  return { result: DELTA_WORDS[r], value: ok ? resultOf(v) : -1n, cas: ok ? v.cas : 0, copied: v.copied,
     created: v.created, exptime: ok ? v.exptime : -1 };
 }
 

@@ -38,6 +38,8 @@ function feed(session, out, batch) {
 const KEYS = 2000;
 const value = 'v'.repeat(100);
 for (let k = 0; k < KEYS; k++) feed(text, textOut, Buffer.from(`set key:${k} 0 0 100\r\n${value}\r\n`));
+// Counters for incr/decr, with room for their digits to grow in place.
+for (let k = 0; k < KEYS; k++) feed(text, textOut, Buffer.from(`set n:${k} 0 0 12\r\n1000000     \r\n`));
 
 function binaryRequest(opcode, key, extras, body) {
   const k = Buffer.from(key);
@@ -50,6 +52,8 @@ function binaryRequest(opcode, key, extras, body) {
   return Buffer.concat([h, extras, k, body]);
 }
 const setExtras = Buffer.alloc(8);
+// delta 3, initial 0, expiration 0xffffffff (no auto-create).
+const incrExtras = Buffer.from('0000000000000003000000000000000' + '0ffffffff', 'hex');
 
 const workloads = {
   'text get': [text, textOut, (k) => `get key:${k}\r\n`],
@@ -60,6 +64,10 @@ const workloads = {
   'meta md q + mn': [text, textOut, (k) => `md missing:${k} q\r\nmn\r\n`],
   'binary get': [binary, binOut, (k) => binaryRequest(0x00, `key:${k}`, Buffer.alloc(0), Buffer.alloc(0))],
   'binary set': [binary, binOut, (k) => binaryRequest(0x01, `key:${k}`, setExtras, Buffer.from(value))],
+  'text incr': [text, textOut, (k) => `incr n:${k} 3\r\n`],
+  'text decr': [text, textOut, (k) => `decr n:${k} 1\r\n`],
+  'meta ma D v': [text, textOut, (k) => `ma n:${k} D2 v\r\n`],
+  'binary incr': [binary, binOut, (k) => binaryRequest(0x05, `n:${k}`, incrExtras, Buffer.alloc(0))],
 };
 
 const profiler = new inspector.Session();

@@ -564,12 +564,17 @@ export class BinarySession implements ProtocolSession, ItemSink {
   /** complete_incr_bin: extras are delta (8), initial (8), expiration (4). */
   private arithmetic(buf: Buffer, ext: number, keyStart: number, nkey: number, incr: boolean, reqCas: number): void {
     const engine = this.engine;
-    const delta = buf.readBigUInt64BE(ext);
     const expiration = u32(buf, ext + 16);
     const create = expiration !== NO_AUTO_CREATE;
-    switch (engine.incrDecr(this.view, buf, keyStart, nkey, incr, delta, reqCas, null, create)) {
+    // A delta below 2^53 (the high word below 2^21) goes the way that makes no bigint.
+    const high = u32(buf, ext);
+    const result = high < 0x200000
+      ? engine.incrDecrSmall(this.view, buf, keyStart, nkey, incr, high * 0x100000000 + u32(buf, ext + 4), reqCas, null, create)
+      : engine.incrDecr(this.view, buf, keyStart, nkey, incr, buf.readBigUInt64BE(ext), reqCas, null, create);
+    switch (result) {
       case DeltaResult.Ok:
         this.cas = this.view.cas;
+        if (this.view.deltaSmall >= 0) return this.respondSmallNumber(this.view.deltaSmall);
         return this.respondNumber(this.view.delta);
       case DeltaResult.NonNumeric:
         return this.error(Status.DeltaBadValue, ERROR_TEXT.badDelta);
@@ -588,6 +593,16 @@ export class BinarySession implements ProtocolSession, ItemSink {
     }
     this.cas = this.view.cas;
     this.respondNumber(initial);
+  }
+
+  /** respondNumber for a value below 2^53, without a bigint. */
+  private respondSmallNumber(v: number): void {
+    if (this.noreply) return;
+    this.header(Status.Success, 0, 0, 8, this.cas);
+    const high = Math.floor(v / 0x100000000);
+    this.out.buf.writeUInt32BE(high, this.out.length);
+    this.out.buf.writeUInt32BE(v - high * 0x100000000, this.out.length + 4);
+    this.out.length += 8;
   }
 
   private respondNumber(v: bigint): void {

@@ -17,7 +17,7 @@
  * All per-request state lives in one MetaCommands per session (no module-level state).
  */
 import {
-  DeltaResult, KEY_BYTES_MAX, META_TOKENS_MAX, MetaDeleteResult, MetaRequest, StoreMode, StoreResult,
+  decimalLength, DeltaResult, KEY_BYTES_MAX, META_TOKENS_MAX, MetaDeleteResult, MetaRequest, StoreMode, StoreResult,
   type Engine,
 } from '../../engine/engine';
 import { copySmall } from '../../bytes';
@@ -221,7 +221,10 @@ export class MetaCommands {
           else bad('CLIENT_ERROR invalid numeric initial value');
           break;
         case 0x44: // D
-          if (this.flagArg(i, tokU64)) req.delta = parsed.big;
+          if (this.flagArg(i, tokU64)) {
+            req.deltaSmall = parsed.small;
+            if (req.deltaSmall < 0) req.delta = parsed.big;
+          }
           else bad('CLIENT_ERROR invalid numeric delta value');
           break;
         case 0x49: req.setStale = true; break; // I
@@ -517,10 +520,11 @@ export class MetaCommands {
       out.crlf();
       return;
     }
-    const digits = v.delta.toString();
+    // Below 2^53 (nearly always) the digits are written without making a string.
+    const digits = v.deltaSmall >= 0 ? null : v.delta.toString();
     if (f.value) {
       out.ascii('VA ');
-      out.uint(digits.length);
+      out.uint(digits === null ? decimalLength(v.deltaSmall) : digits.length);
     } else {
       out.ascii('HD');
     }
@@ -538,7 +542,8 @@ export class MetaCommands {
     }
     if (f.value) {
       out.crlf();
-      out.ascii(digits);
+      if (digits === null) out.uint(v.deltaSmall);
+      else out.ascii(digits);
     }
     out.crlf();
     if (f.quiet) out.length = mark;

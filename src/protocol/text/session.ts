@@ -816,10 +816,15 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     if (nkey > KEY_BYTES_MAX) return this.preply(R.BAD_FORMAT);
     if (!tokU64(b, this.tokStart[2], this.tokEnd[2])) return this.preply(R.BAD_DELTA);
     const engine = this.engine;
-    switch (engine.incrDecr(this.view, b, this.tokStart[1], nkey, incr, parsed.big, 0, this)) {
+    const small = parsed.small;
+    const result = small >= 0
+      ? engine.incrDecrSmall(this.view, b, this.tokStart[1], nkey, incr, small, 0, this)
+      : engine.incrDecr(this.view, b, this.tokStart[1], nkey, incr, parsed.big, 0, this);
+    switch (result) {
       case DeltaResult.Ok:
         if (!this.noreply) {
-          this.out.u64(this.view.delta);
+          if (this.view.deltaSmall >= 0) this.out.uint(this.view.deltaSmall);
+          else this.out.u64(this.view.delta);
           this.out.crlf();
         }
         return;
