@@ -18,6 +18,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync, type ChildProcess } from 'node:child_process';
+import * as net from 'node:net';
+import * as zlib from 'node:zlib';
 import { fill, stats, version } from '../lib/client';
 import { runMemtier } from '../lib/memtier';
 import { installSignalCleanup, spawnLogged, stopAll, stopProcess, tail, waitExit, which } from '../lib/procs';
@@ -78,6 +80,10 @@ interface Outcome {
   hitRatioAfter: number;
   getsPerSecAfter: number;
   diskGetsAfter: number;
+  /** Keys `mg` found before and after, and whether every key's CAS, flags and size matched. */
+  keysFoundBefore: number;
+  keysFoundAfter: number;
+  sameCasFlagsSize: boolean;
 }
 
 async function startOurs(args: string[], logFile: string): Promise<{ child: ChildProcess; port: number; ms: number }> {
@@ -95,6 +101,49 @@ async function startOurs(args: string[], logFile: string): Promise<{ child: Chil
       await new Promise((r) => setTimeout(r, 20));
     }
   }
+}
+
+/**
+ * Every key's metadata as `mg <key> c f s` answers it (CAS, flags, size, or EN for a miss),
+ * folded into one CRC-32, with the count of hits: equal before and after a restart means
+ * every item came back with the same CAS, flags and size.
+ */
+async function metadataDigest(port: number, keys: number): Promise<{ crc: number; hits: number }> {
+  const sock = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  let crc = 0;
+  let hits = 0;
+  let pending = '';
+  const BATCH = 1000;
+  try {
+    for (let first = 1; first <= keys; first += BATCH) {
+      const last = Math.min(keys, first + BATCH - 1);
+      let req = '';
+      for (let k = first; k <= last; k++) req += `mg ${KEY_PREFIX}${k} c f s\r\n`;
+      sock.write(req);
+      let lines: string[] = [];
+      while (lines.length < last - first + 1) {
+        const chunk: Buffer = await new Promise((resolve, reject) => {
+          sock.once('data', resolve);
+          sock.once('error', reject);
+        });
+        pending += chunk.toString('latin1');
+        const parts = pending.split('\r\n');
+        pending = parts.pop() ?? '';
+        lines = lines.concat(parts);
+      }
+      for (const line of lines) {
+        if (line.startsWith('HD')) hits++;
+        crc = zlib.crc32(line + '\n', crc);
+      }
+    }
+  } finally {
+    sock.destroy();
+  }
+  return { crc, hits };
 }
 
 async function readRun(memtier: string, port: number, keys: number, o: Options, dir: string, tag: string): Promise<{ hitRatio: number; getsPerSec: number }> {
@@ -128,6 +177,7 @@ async function runVariant(v: Variant, o: Options, memtier: string, dir: string):
       connections: 4, batch: 64, timeoutMs: 600_000 });
     const before = await readRun(memtier, a.port, v.keys, o, dir, `${v.name}-read-before`);
     const itemsBefore = Number((await stats(a.port))['curr_items']);
+    const digestBefore = await metadataDigest(a.port, v.keys);
     const t0 = performance.now();
     a.child.kill('SIGUSR1');
     if (!(await waitExit(a.child, STOP_TIMEOUT_MS))) throw new Error(`no exit within ${STOP_TIMEOUT_MS} ms of SIGUSR1`);
@@ -138,6 +188,7 @@ async function runVariant(v: Variant, o: Options, memtier: string, dir: string):
     try {
       const restoreLine = /\[restart\][^\n]*/.exec(fs.readFileSync(log2, 'utf8'))?.[0] ?? '(no restart line)';
       const itemsAfter = Number((await stats(b.port))['curr_items']);
+      const digestAfter = await metadataDigest(b.port, v.keys);
       const after = await readRun(memtier, b.port, v.keys, o, dir, `${v.name}-read-after`);
       const s = await stats(b.port);
       return {
@@ -145,6 +196,8 @@ async function runVariant(v: Variant, o: Options, memtier: string, dir: string):
         itemsBefore, hitRatioBefore: before.hitRatio, getsPerSecBefore: before.getsPerSec,
         stopMs, saveLine, startMs: b.ms, restoreLine, itemsAfter,
         hitRatioAfter: after.hitRatio, getsPerSecAfter: after.getsPerSec, diskGetsAfter: Number(s['get_extstore'] ?? 0),
+        keysFoundBefore: digestBefore.hits, keysFoundAfter: digestAfter.hits,
+        sameCasFlagsSize: digestBefore.crc === digestAfter.crc && digestBefore.hits === digestAfter.hits,
       };
     } finally {
       await stopProcess(b.child);
@@ -160,10 +213,11 @@ function render(o: Options, commit: string, results: Outcome[]): string {
   const lines = [
     `# Warm restart, -m ${o.memoryMiB} -t ${o.threads} (commit ${commit}, ${new Date().toISOString()})`,
     '',
-    '| run | items | hit ratio before | stop (SIGUSR1 to exit) | start (to first reply) | cold start | items after | hit ratio after | gets/s before | gets/s after |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| run | items | hit ratio before | stop (SIGUSR1 to exit) | start (to first reply) | cold start | items after | hit ratio after | every key: same CAS, flags, size | gets/s before | gets/s after |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|',
     ...results.map((r) => `| ${r.variant} | ${r.itemsBefore} | ${pct(r.hitRatioBefore)} | ${(r.stopMs / 1000).toFixed(2)} s | ` +
       `${(r.startMs / 1000).toFixed(2)} s | ${(r.coldStartMs / 1000).toFixed(2)} s | ${r.itemsAfter} | ${pct(r.hitRatioAfter)} | ` +
+      `${r.sameCasFlagsSize ? 'yes' : 'NO'} (${r.keysFoundAfter} of ${r.keysFoundBefore} found) | ` +
       `${Math.round(r.getsPerSecBefore)} | ${Math.round(r.getsPerSecAfter)} |`),
     '',
     ...results.flatMap((r) => [`- ${r.variant}: ${r.keys} keys of ${r.valueBytes} B; ${r.saveLine}; ${r.restoreLine}` +
