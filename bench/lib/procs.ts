@@ -155,3 +155,20 @@ export function tail(file: string, bytes = 2_000): string {
     return '';
   }
 }
+
+/**
+ * A fresh directory for one run of a side bench, bench/results/tmp/<kind>-<time>/, and the
+ * checkout's short commit id ("unknown" outside a git checkout).
+ */
+export function runDirectory(repo: string, kind: string): { dir: string; commit: string } {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  const dir = path.join(repo, 'bench', 'results', 'tmp', `${kind}-${stamp}`);
+  fs.mkdirSync(dir, { recursive: true });
+  let commit = 'unknown';
+  try {
+    commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repo, encoding: 'utf8' }).stdout.trim() || 'unknown';
+  } catch {
+    // not a checkout
+  }
+  return { dir, commit };
+}

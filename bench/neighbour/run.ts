@@ -22,7 +22,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fill, stats } from '../lib/client';
 import { runMemtier } from '../lib/memtier';
-import { installSignalCleanup, spawnLogged, stopAll, stopProcess, which } from '../lib/procs';
+import { installSignalCleanup, runDirectory, spawnLogged, stopAll, stopProcess, which } from '../lib/procs';
 import { startServer, stopServer, type ServerCommand, type ServerConfig } from '../lib/servers';
 
 // Compiled to bench/dist/neighbour/neighbour/.
@@ -189,15 +189,7 @@ async function main(): Promise<void> {
   const taskset = which('taskset');
   const chrt = which('chrt');
   if (memtier === null || taskset === null || chrt === null) throw new Error('needs memtier_benchmark, taskset and chrt on PATH');
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = path.join(REPO, 'bench', 'results', 'tmp', `neighbour-${stamp}`);
-  fs.mkdirSync(dir, { recursive: true });
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
-  } catch {
-    // not a checkout
-  }
+  const { dir, commit } = runDirectory(REPO, 'neighbour');
   installSignalCleanup(() => undefined);
   const root = typeof process.getuid === 'function' && process.getuid() === 0 ? ['-u', 'root'] : [];
   const ours: ServerCommand = { role: 'ours', label: 'memcached-ts', file: process.execPath, args: [path.join(REPO, 'bin', 'memcached-ts.js'), ...root] };

@@ -17,12 +17,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { execFileSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import * as zlib from 'node:zlib';
 import { fill, stats, version } from '../lib/client';
 import { runMemtier } from '../lib/memtier';
-import { installSignalCleanup, spawnLogged, stopAll, stopProcess, tail, waitExit, which } from '../lib/procs';
+import { installSignalCleanup, runDirectory, spawnLogged, stopAll, stopProcess, tail, waitExit, which } from '../lib/procs';
 import { freePort } from '../lib/servers';
 
 // Compiled to bench/dist/restart/restart/.
@@ -231,15 +231,7 @@ async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const memtier = which('memtier_benchmark');
   if (memtier === null) throw new Error('memtier_benchmark is not on PATH (bench/README.md says how to build it)');
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = path.join(REPO, 'bench', 'results', 'tmp', `restart-${stamp}`);
-  fs.mkdirSync(dir, { recursive: true });
-  let commit = 'unknown';
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: REPO, encoding: 'utf8' }).trim();
-  } catch {
-    // not a checkout
-  }
+  const { dir, commit } = runDirectory(REPO, 'restart');
   installSignalCleanup(() => undefined);
   const memoryBytes = o.memoryMiB * 1048576;
   const variants: Variant[] = [

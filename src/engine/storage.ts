@@ -244,13 +244,7 @@ export class Storage implements ColdTier {
 
   stop(): void {
     this.stopped = true;
-    if (this.compactTimer !== null) clearTimeout(this.compactTimer);
-    this.compactTimer = null;
-    if (this.writerTimer !== null) {
-      clearTimeout(this.writerTimer as NodeJS.Timeout);
-      clearImmediate(this.writerTimer as NodeJS.Immediate);
-    }
-    this.writerTimer = null;
+    this.clearTimers();
     if (this.items.coldTier === this) this.items.coldTier = null;
     this.ext.close();
   }
