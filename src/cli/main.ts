@@ -339,6 +339,18 @@ function openMemoryFile(settings: Settings, log: (level: number, msg: string) =>
   if (addon === null) {
     log(0, `-e ${settings.memoryFile}: the native addon is not built: the store is copied to the file at a graceful stop and back at start, not mapped from it`);
   }
+  // Pages of a tmpfs file are taken as the store first touches them: a full filesystem then
+  // kills the process (SIGBUS), as it would memcached. Say so at startup when it could happen.
+  try {
+    const fsStats = fs.statfsSync(settings.memoryFile!);
+    const free = fsStats.bavail * fsStats.bsize;
+    if (free < settings.memoryLimitBytes) {
+      log(0, `-e ${settings.memoryFile}: its filesystem has ${Math.floor(free / 1048576)} MiB free, less than -m ` +
+        `(${Math.floor(settings.memoryLimitBytes / 1048576)} MiB): the server is killed (SIGBUS) if the store fills it`);
+    }
+  } catch {
+    // statfs unavailable: nothing to say
+  }
   return file;
 }
 

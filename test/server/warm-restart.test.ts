@@ -232,6 +232,15 @@ describe('warm restart (-e)', () => {
     }, 60_000);
   }
 
+  it('warns at startup when the memory file\'s filesystem has less room than -m', async () => {
+    const file = memoryPath();
+    const free = fs.statfsSync(path.dirname(file));
+    const moreThanFree = Math.ceil((free.bavail * free.bsize) / 1048576) + 1024;
+    const a = await start(['-m', String(moreThanFree), '-e', file]);
+    expect(a.logTail()).toMatch(/its filesystem has \d+ MiB free, less than -m/);
+    expect(await command(a.port, 'set x 0 0 1\r\n1\r\n', '\r\n')).toBe('STORED\r\n');
+  }, 30_000);
+
   it('refuses to start on an empty metadata file, as memcached', async () => {
     const file = memoryPath();
     fs.writeFileSync(`${file}.meta`, '');
