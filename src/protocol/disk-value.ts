@@ -26,7 +26,8 @@ export function fetchIntoHole(engine: Engine, out: Output, view: ItemView, hole:
   const nbytes = view.nbytes;
   engine.readDiskValue(view, (hit, buf, valueStart) => {
     if (hole.dead) {
-      engine.countAbortedDiskRead();
+      // Dropped by a truncate (counted then) or with its connection (counted now).
+      if (!hole.abortCounted) engine.countAbortedDiskRead();
       return;
     }
     if (hit) out.fillHole(hole, valueAt, buf, valueStart, valueStart + nbytes);

@@ -27,6 +27,8 @@ export class Hole {
   done = false;
   /** The connection went away (or the region was truncated away) before the fill. */
   dead = false;
+  /** Its read was counted as aborted when it died (truncate's caller did; see disk-value.ts). */
+  abortCounted = false;
 
   constructor(
     /** What the region becomes when the value cannot be read (may be empty). */
@@ -232,16 +234,24 @@ export class Output {
     }
   }
 
-  /** Drop everything from `length` on (memcached discarding unsent replies); holes there die. */
-  truncate(length: number): void {
-    if (length >= this.length) return;
+  /**
+   * Drop everything from `length` on (memcached discarding unsent replies); holes there die.
+   * Returns how many holes (disk reads in flight) died: the caller counts them as aborted
+   * now, as memcached has by the time it runs the connection's next command.
+   */
+  truncate(length: number): number {
+    if (length >= this.length) return 0;
+    let killed = 0;
     while (this.holes.length > 0 && this.holes[this.holes.length - 1].end > length) {
       const h = this.holes.pop() as Hole;
       if (h.start < length) throw new Error('truncate inside a hole');
       h.dead = true;
       h.done = true;
+      h.abortCounted = true;
+      killed++;
     }
     this.length = length;
+    return killed;
   }
 
   /** The connection is gone: holes die (late fills are ignored), contents are dropped. */

@@ -368,11 +368,16 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     commandLatency.observe(op, ms / 1000);
   }
 
+  /** Drop the replies not yet sent; disk reads they waited for count as aborted now. */
+  private dropUnsent(): void {
+    for (let killed = this.out.truncate(this.flushMark); killed > 0; killed--) this.engine.countAbortedDiskRead();
+  }
+
   /** memcached 1.6.45's process_command_ascii for the request b[s, next). */
   private processLine(b: Buffer, s: number, next: number): void {
     if (!this.startResponse()) {
       // no memory for a response: memcached closes, and what was not yet sent is lost
-      this.out.truncate(this.flushMark);
+      this.dropUnsent();
       return this.closeWithError();
     }
     this.noreply = false;
@@ -582,7 +587,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
         // memcached drops every reply not yet sent on this connection, then reports the error
         // on a fresh response (so noreply does not hide it). 1.6.45 copies the error line with
         // its CRLF and sends it as a string, so a second CRLF follows.
-        this.out.truncate(this.flushMark);
+        this.dropUnsent();
         this.noreply = false;
         this.replyString('CLIENT_ERROR bad command line format\r\n');
         return;
@@ -608,7 +613,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
       if (klen !== 0 && !this.startResponse()) {
         // process_get_command_err: the unsent replies are culled, which frees the memory for
         // the error's own response.
-        this.out.truncate(this.flushMark);
+        this.dropUnsent();
         this.responses = 1;
         this.noreply = false;
         this.replyString('SERVER_ERROR out of memory writing get response');
