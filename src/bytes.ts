@@ -1,5 +1,6 @@
 /**
- * Byte copies on the request path, without allocating.
+ * Byte copies on the request path, without allocating (and decimal digits written the same
+ * way: decimalLength, writeDecimal).
  *
  * `dst.set(src.subarray(a, b))` and `Buffer#copy` (Node 20) both make a view object per call,
  * and V8 copies out of or into shared memory (the store's SharedArrayBuffer) with relaxed
@@ -84,3 +85,22 @@ export function viewOf(a: Uint8Array): DataView<ArrayBufferLike> {
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_VIEW = new DataView(EMPTY.buffer);
+
+/** Decimal digits of a non-negative integer below 2^53. */
+export function decimalLength(v: number): number {
+  let digits = 1;
+  while (v >= 10) {
+    v = Math.floor(v / 10);
+    digits++;
+  }
+  return digits;
+}
+
+/** Write the `count` decimal digits of `v` (below 2^53) at b[at], without allocating. */
+export function writeDecimal(b: Uint8Array, at: number, v: number, count: number): void {
+  for (let p = at + count - 1; p >= at; p--) {
+    const q = Math.floor(v / 10);
+    b[p] = 0x30 + (v - q * 10);
+    v = q;
+  }
+}

@@ -6,6 +6,7 @@
  * Keys arrive as (buffer, start, length) slices of a connection's read buffer; values are
  * copied straight into slab memory; nothing here allocates per request.
  */
+import { decimalLength, writeDecimal } from '../bytes';
 import {
   FetchStatus, LOG_DELETIONS, LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS, uriEncodeKey, WatchLogger,
   type StoreCommand, type StoreStatus,
@@ -836,7 +837,7 @@ export class Engine implements ValueSource {
     const b = this.items.page(ref);
     let i = this.items.valueOffset(ref);
     const end = i + n;
-    while (i < end && (b[i] === 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d))) i++;
+    while (i < end && isSpace(b[i])) i++;
     const first = i;
     let v = 0;
     while (i < end && b[i] >= 0x30 && b[i] <= 0x39) {
@@ -845,7 +846,7 @@ export class Engine implements ValueSource {
       i++;
     }
     if (i === first) return -1;
-    if (i < end && !(b[i] === 0 || b[i] === 0x20 || (b[i] >= 0x09 && b[i] <= 0x0d))) return -1;
+    if (i < end && !(b[i] === 0 || isSpace(b[i]))) return -1;
     return v;
   }
 
@@ -1199,25 +1200,6 @@ function isSpace(c: number): boolean {
  * number: "-5" is refused, "-0" reads as 0 and "-18446744073709551615" as 1, as in
  * memcached. Returns -1n if invalid.
  */
-/** Decimal digits of a non-negative integer below 2^53. */
-export function decimalLength(v: number): number {
-  let digits = 1;
-  while (v >= 10) {
-    v = Math.floor(v / 10);
-    digits++;
-  }
-  return digits;
-}
-
-/** Write the `count` decimal digits of `v` (below 2^53) at b[at], without allocating. */
-function writeDecimal(b: Uint8Array, at: number, v: number, count: number): void {
-  for (let p = at + count - 1; p >= at; p--) {
-    const q = Math.floor(v / 10);
-    b[p] = 0x30 + (v - q * 10);
-    v = q;
-  }
-}
-
 export function parseUnsigned64(b: Uint8Array, start: number, end: number, trailingSpaceOk: boolean): bigint {
   let i = start;
   while (i < end && isSpace(b[i])) i++;

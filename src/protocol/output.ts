@@ -17,7 +17,7 @@
  *                             ^ hole.start                      ^ hole.end
  */
 
-import { copyPlain, Views } from '../bytes';
+import { copyPlain, decimalLength, Views, writeDecimal } from '../bytes';
 
 /** A reserved reply region; positions move when bytes before it are sent or shrink. */
 export class Hole {
@@ -119,20 +119,13 @@ export class Output {
   /** Append a non-negative integer below 2^53 in decimal, without allocating. */
   uint(v: number): void {
     this.ensure(16);
-    const b = this.buf;
     if (v < 10) {
-      b[this.length++] = 48 + v;
+      this.buf[this.length++] = 48 + v;
       return;
     }
-    let digits = 0;
-    for (let t = v; t >= 1; t = Math.floor(t / 10)) digits++;
-    let p = this.length + digits;
-    this.length = p;
-    while (v >= 1) {
-      const q = Math.floor(v / 10);
-      b[--p] = 48 + (v - q * 10);
-      v = q;
-    }
+    const digits = decimalLength(v);
+    writeDecimal(this.buf, this.length, v, digits);
+    this.length += digits;
   }
 
   /** Append an unsigned 64-bit integer in decimal. */

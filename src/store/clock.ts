@@ -42,11 +42,18 @@ export class Clock {
     this.word = follow?.word ?? new Int32Array(new SharedArrayBuffer(4));
     const unix = Math.floor(Date.now() / 1000);
     this.processStartedUnix = follow?.processStartedUnix ?? resumeFrom ?? unix - START_OFFSET_SECONDS;
-    // now = START_OFFSET_SECONDS + whole seconds since startMs; resumed: the seconds since the saved rel time 0.
+    // Resumed, startMs lies as far back as the saved rel time 0 (less the start offset).
     this.startMs = performance.now() - (follow === null && resumeFrom !== null ? (unix - resumeFrom - START_OFFSET_SECONDS) * 1000 : 0);
-    if (!this.follower) this.now = START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
     if (this.follower) this.now = Atomics.load(this.word, 0);
-    else this.publish();
+    else {
+      this.now = this.elapsed();
+      this.publish();
+    }
+  }
+
+  /** `now` from the monotonic clock: START_OFFSET_SECONDS plus the whole seconds since startMs. */
+  private elapsed(): number {
+    return START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
   }
 
   /** What a serving thread follows this clock with. */
@@ -60,7 +67,7 @@ export class Clock {
       this.now = Atomics.load(this.word, 0);
       return this.now;
     }
-    this.now = START_OFFSET_SECONDS + Math.floor((performance.now() - this.startMs) / 1000);
+    this.now = this.elapsed();
     this.publish();
     return this.now;
   }

@@ -44,6 +44,8 @@ export const MAP_MIN_BYTES = 1 << 20;
 /** The system page size the regions are aligned to. */
 const FILE_PAGE_BYTES = 4096;
 const META_FORMAT = 'memcached-ts memory file';
+/** sysexits' EX_OSERR, memcached's exit code when the memory file cannot be used. */
+const EX_OSERR = 71;
 /** Largest chunk one pread/pwrite moves (Node's limit is 2 GiB). */
 const IO_CHUNK_BYTES = 1 << 30;
 
@@ -145,11 +147,11 @@ export class MemoryFile implements MemoryBacking {
     try {
       fd = fs.openSync(path, fs.constants.O_RDWR | fs.constants.O_CREAT, 0o700);
     } catch (e) {
-      throw new MemoryFileError(`failed to open file for mmap: ${path}: ${e instanceof Error ? e.message : String(e)}`, 71);
+      throw new MemoryFileError(`failed to open file for mmap: ${path}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
     }
     if (opts.mapper !== null && !opts.mapper.lockFile(fd)) {
       fs.closeSync(fd);
-      throw new MemoryFileError(`-e ${path}: another process is using this memory file`, 71);
+      throw new MemoryFileError(`-e ${path}: another process is using this memory file`, EX_OSERR);
     }
     let saved: Meta | null;
     try {

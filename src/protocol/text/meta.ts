@@ -17,10 +17,10 @@
  * All per-request state lives in one MetaCommands per session (no module-level state).
  */
 import {
-  decimalLength, DeltaResult, KEY_BYTES_MAX, META_TOKENS_MAX, MetaDeleteResult, MetaRequest, StoreMode, StoreResult,
+  DeltaResult, KEY_BYTES_MAX, META_TOKENS_MAX, MetaDeleteResult, MetaRequest, StoreMode, StoreResult,
   type Engine,
 } from '../../engine/engine';
-import { copySmall } from '../../bytes';
+import { copySmall, decimalLength } from '../../bytes';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op } from '../commands';
 import { parsed, tokI32, tokU32, tokU64 } from '../numbers';
