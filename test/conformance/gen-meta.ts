@@ -33,7 +33,10 @@ import { Prng } from '../helpers/prng';
  * A base64 key whose bytes hold CR or LF. memcached does not mark an item autovivified by
  * mg N as having a binary key, so its `k` flag then prints the raw bytes and the reply line
  * breaks in two; the comparison cannot tell the CAS on the second half from data, so these
- * keys are never vivified by mg (a plain key with such bytes cannot be sent at all).
+ * keys are never vivified by mg (a plain key with such bytes cannot be sent at all). Other
+ * commands can leave such an item without the flag too (MCTS_SEED=1310998139 made one, and
+ * both servers then echoed the raw bytes alike), so mg never asks these keys for `k`; the
+ * echo of binary keys stays covered by the other binary keys.
  */
 function lineBreaking(key: { text: string; base64: boolean }): boolean {
   return key.base64 && Buffer.from(key.text, 'base64').some((b) => b === 0x0d || b === 0x0a);
@@ -117,7 +120,7 @@ export class MetaGenerator {
     const key = this.key('any');
     const f = (s: string) => () => [latin1(s)];
     const flags = this.flags([
-      [0.6, f('v')], [0.4, f('k')], [0.4, f('c')], [0.3, f('f')], [key.numeric ? 0 : 0.3, f('s')], [0.2, f('t')],
+      [0.6, f('v')], [lineBreaking(key) ? 0 : 0.4, f('k')], [0.4, f('c')], [0.3, f('f')], [key.numeric ? 0 : 0.3, f('s')], [0.2, f('t')],
       [0.15, () => [latin1(`T${this.ttl()}`)]], [key.numeric || lineBreaking(key) ? 0 : 0.15, () => [latin1(`N${this.ttl()}`)]],
       [key.numeric ? 0 : 0.1, () => [latin1(`R${this.rng.pick(['30', '100', '100000', '999999'])}`)]],
       [0.25, f('q')], [0.4, () => [latin1(this.opaque())]], [0.05, f('u')],
