@@ -21,6 +21,11 @@
  *                                   several pread()s in one job of libuv's thread pool, one
  *                                   callback for all (extstore's reads: one thread wake and one
  *                                   completion per batch instead of per value)
+ *   preadNow(fd, view, off, len, pos)
+ *                                   preadv2(RWF_NOWAIT) on the calling thread: the bytes the
+ *                                   page cache holds, without waiting for the disk (extstore
+ *                                   answers a cached value at once and sends only the rest to
+ *                                   the thread pool); returns bytes read or -errno
  *   addressInPage(view)             the view's start address modulo the system page size (-e:
  *                                   where its bytes can be mapped from a file, see mapFile)
  *   mapFile(view, fd, offset)       mmap(MAP_SHARED | MAP_FIXED) the file's bytes from offset over
@@ -59,6 +64,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define ADDRESS_BYTES_MAX 64
@@ -556,6 +562,43 @@ static napi_value pread_batch(napi_env env, napi_callback_info info) {
     return undefined_value(env);
 }
 
+/* preadNow(fd, view, offset, length, pos): preadv2 into view[offset, offset + length) from
+ * file position pos with RWF_NOWAIT, on the calling thread. Returns the bytes read (fewer than asked when only part is in the page cache) or -errno: -EAGAIN
+ * when the first byte would need the disk, -EOPNOTSUPP where the file system or kernel
+ * cannot do it. Never blocks on the device. A number, not an exception: it is the fast path. */
+static napi_value pread_now(napi_env env, napi_callback_info info) {
+    size_t argc = 5;
+    napi_value argv[5];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    const char *usage = "preadNow(fd, view: Uint8Array, offset, length, pos)";
+    int32_t fd;
+    double offset, length, pos;
+    char *data;
+    size_t bytes;
+    if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+        napi_get_value_double(env, argv[2], &offset) != napi_ok ||
+        napi_get_value_double(env, argv[3], &length) != napi_ok ||
+        napi_get_value_double(env, argv[4], &pos) != napi_ok || offset < 0 || length < 0 || pos < 0) {
+        return throw_type(env, usage);
+    }
+    if (!view_bytes(env, argv[1], usage, &data, &bytes)) return NULL;
+    if (offset + length > (double)bytes) return throw_type(env, usage);
+    ssize_t n;
+#ifdef RWF_NOWAIT
+    struct iovec iov = { .iov_base = data + (size_t)offset, .iov_len = (size_t)length };
+    do {
+        n = preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) n = -errno;
+#else
+    (void)data;
+    n = -EOPNOTSUPP;
+#endif
+    napi_value out;
+    napi_create_int32(env, (int32_t)n, &out);
+    return out;
+}
+
 static napi_value lock_all_memory(napi_env env, napi_callback_info info) {
     (void)info;
     if (mlockall(MCL_CURRENT | MCL_FUTURE) != 0) return throw_errno(env, "mlockall", errno);
@@ -579,10 +622,11 @@ static napi_value init(napi_env env, napi_value exports) {
         {"mapFile", NULL, map_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"syncFile", NULL, sync_file, NULL, NULL, NULL, napi_enumerable, NULL},
         {"dropMapping", NULL, drop_mapping, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"preadNow", NULL, pread_now, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 8, &version);
+    napi_create_int32(env, 9, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

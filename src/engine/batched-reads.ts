@@ -103,5 +103,9 @@ export function batchedReadIo(base: ExtstoreIo, jobsMax: number): ExtstoreIo | n
   const addon = loadNative().addon;
   if (addon === null || typeof addon.preadBatch !== 'function') return null;
   const reads = new BatchedReads(addon, jobsMax);
-  return { ...base, read: (fd, buf, off, len, pos, cb) => reads.read(fd, buf, off, len, pos, cb) };
+  const io: ExtstoreIo = { ...base, read: (fd, buf, off, len, pos, cb) => reads.read(fd, buf, off, len, pos, cb) };
+  if (typeof addon.preadNow === 'function') {
+    io.readNow = (fd, buf, off, len, pos) => addon.preadNow(fd, buf, off, len, pos);
+  }
+  return io;
 }

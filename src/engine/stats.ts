@@ -389,6 +389,7 @@ function storageStats(e: Engine, out: StatSink): void {
   out('extstore_io_queue', ext.ioQueue);
   out('extstore_read_errors', c.read_errors);
   out('extstore_short_reads', c.short_reads);
+  out('extstore_reads_cached', c.reads_cached);
   out('extstore_write_errors', c.write_errors);
   out('extstore_write_enospc', c.write_enospc);
   out('extstore_writes_refused', c.writes_refused);

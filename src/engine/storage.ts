@@ -617,7 +617,7 @@ export class Storage implements ColdTier {
       // The caller may still be using `ref` when this runs synchronously: unlink later.
       if (sync) queueMicrotask(() => this.dropHeader(ref, pageId, version, offset));
       else this.dropHeader(ref, pageId, version, offset);
-    });
+    }, true);
     this.inReadCall = false;
   }
 

@@ -67,6 +67,12 @@ export interface NativeAddon {
    * private file mappings with no anonymous pages (see src/platform/trim.ts).
    */
   dropMapping(start: number, length: number): void;
+  /**
+   * preadv2 of view[offset, offset + length) at pos with RWF_NOWAIT, on the calling thread: bytes read (fewer than asked
+   * when only part is in the page cache) or -errno (-EAGAIN: it would wait for the disk;
+   * -EOPNOTSUPP: the file system cannot say). Never blocks on the device.
+   */
+  preadNow(fd: number, view: Uint8Array, offset: number, length: number, pos: number): number;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -76,8 +82,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 8;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping'] as const;
+const ABI_VERSION = 9;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

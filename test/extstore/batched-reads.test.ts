@@ -85,4 +85,25 @@ describe('batched extstore reads', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  (addon === null ? it.skip : it)('preadNow: the bytes the page cache holds, at the view offset asked, or -errno', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-now-'));
+    try {
+      const file = path.join(dir, 'data');
+      const content = Buffer.alloc(20_000);
+      for (let i = 0; i < content.length; i++) content[i] = (i * 13) & 0xff;
+      fs.writeFileSync(file, content); // just written: in the page cache
+      const fd = fs.openSync(file, 'r');
+      const buf = Buffer.alloc(5000, 0xee);
+      expect(addon!.preadNow(fd, buf, 100, 4096, 7000)).toBe(4096);
+      expect(buf.subarray(100, 4196).equals(content.subarray(7000, 11096))).toBe(true);
+      expect([buf[99], buf[4196]]).toEqual([0xee, 0xee]);
+      expect(addon!.preadNow(fd, buf, 0, 100, content.length - 10)).toBe(10); // the end of the file
+      fs.closeSync(fd);
+      expect(addon!.preadNow(fd, buf, 0, 100, 0)).toBe(-9); // EBADF
+      expect(() => addon!.preadNow(fd, buf, 4000, 2000, 0)).toThrow(/preadNow/); // past the view
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

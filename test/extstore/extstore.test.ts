@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CRC32_NATIVE, crc32, crc32Table } from '../../src/extstore/crc32';
 import {
-  BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, ReadResult, type ExtstoreConfig,
+  BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, READ_NOW_BYTES_MAX, ReadResult, nodeIo, type ExtstoreConfig,
 } from '../../src/extstore/extstore';
 import { tempDir, waitFor } from './harness';
 
@@ -219,6 +219,77 @@ describe('extstore library', () => {
     const results = await Promise.all(ws.slice(0, 3).map((w) => read(s, w)));
     expect(results.map((r) => r.result)).toContain(ReadResult.Busy);
     expect(results[0].result).toBe(ReadResult.Ok);
+  });
+});
+
+describe('extstore reads from the page cache (readNow)', () => {
+  /** An io whose readNow answers with `answer(len)` (a pread when it says so) and counts pool reads. */
+  function withReadNow(s: Extstore, answer: (len: number) => number | 'read'): { now: number; pool: number } {
+    const calls = { now: 0, pool: 0 };
+    s.io = {
+      ...nodeIo,
+      read: (fd, buf, off, len, pos, cb) => {
+        calls.pool++;
+        nodeIo.read(fd, buf, off, len, pos, cb);
+      },
+      readNow: (fd, buf, off, len, pos) => {
+        calls.now++;
+        const a = answer(len);
+        return a === 'read' ? fs.readSync(fd, buf, off, len, pos) : a;
+      },
+    };
+    return calls;
+  }
+
+  async function written(s: Extstore, n: number, bytes: number): Promise<Written[]> {
+    const ws = Array.from({ length: n }, (_, i) => write(s, record(i, bytes)) as Written);
+    await settle(s);
+    return ws;
+  }
+
+  it('a record the page cache holds whole is answered within read(), only when the caller allows it', async () => {
+    const s = open();
+    const ws = await written(s, 40, 1000);
+    const calls = withReadNow(s, () => 'read');
+    let got: Buffer | null = null;
+    s.read(ws[3].pageId, ws[3].version, ws[3].offset, 1000, (r, buf, start) => {
+      got = r === ReadResult.Ok ? Buffer.from(buf.subarray(start, start + 1000)) : null;
+    }, true);
+    expect(got).not.toBeNull();
+    expect((got as unknown as Buffer).equals(ws[3].data)).toBe(true);
+    expect(s.counters.reads_cached).toBe(1);
+    // Without fromCache (compaction's reads), the thread pool as before.
+    expect((await read(s, ws[4])).data?.equals(ws[4].data)).toBe(true);
+    expect(calls).toEqual({ now: 1, pool: 1 });
+  });
+
+  it('not cached (EAGAIN) or cached in part: the thread pool reads it; records over the bound never try', async () => {
+    const s = open(8, 1, { pageBytes: 1024 * KIB, wbufBytes: 512 * KIB });
+    const ws = await written(s, 4, 1000);
+    const big = await written(s, 1, READ_NOW_BYTES_MAX + 8);
+    let answer: number = -11;
+    const calls = withReadNow(s, () => answer);
+    const readCached = (w: Written): Promise<Buffer | null> => new Promise((resolve) => {
+      s.read(w.pageId, w.version, w.offset, w.data.length, (r, buf, start) => {
+        resolve(r === ReadResult.Ok ? Buffer.from(buf.subarray(start, start + w.data.length)) : null);
+      }, true);
+    });
+    expect((await readCached(ws[0]))?.equals(ws[0].data)).toBe(true);
+    answer = 500; // a short read: part of the record is not in the page cache
+    expect((await readCached(ws[1]))?.equals(ws[1].data)).toBe(true);
+    expect((await readCached(big[0]))?.equals(big[0].data)).toBe(true);
+    expect(calls).toEqual({ now: 2, pool: 3 });
+    expect(s.counters.reads_cached).toBe(0);
+  });
+
+  it('a file system that cannot (EOPNOTSUPP) is asked once, then never again', async () => {
+    const s = open();
+    const ws = await written(s, 4, 1000);
+    const calls = withReadNow(s, () => -95);
+    for (const w of ws) {
+      await new Promise<void>((resolve) => s.read(w.pageId, w.version, w.offset, 1000, () => resolve(), true));
+    }
+    expect(calls).toEqual({ now: 1, pool: 4 });
   });
 });
 

@@ -148,6 +148,7 @@ describe('extstore faults', () => {
     const real = ext.io;
     const eio: ExtstoreIo = {
       ...real,
+      readNow: undefined, // not in the page cache: the device is read, and fails
       read: (_fd, _buf, _off, _len, _pos, cb) => {
         setImmediate(() => cb(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }), 0));
       },

@@ -327,7 +327,7 @@ describe('the event loop is never blocked by disk reads', () => {
       await flushToDisk(s.engine);
       const ext = s.engine.storage!.ext;
       const real = ext.io;
-      ext.io = { ...real, read: (fd, buf, off, len, pos, cb) => void setTimeout(() => real.read(fd, buf, off, len, pos, cb), 300) };
+      ext.io = { ...real, readNow: undefined, read: (fd, buf, off, len, pos, cb) => void setTimeout(() => real.read(fd, buf, off, len, pos, cb), 300) };
       const d = [...Array(6000).keys()].find((n) => onDisk(s.engine, `k${n}`)) as number;
       const m = 5999;
       expect(inMemory(s.engine, `k${m}`)).toBe(true);
@@ -358,7 +358,7 @@ describe('the event loop is never blocked by disk reads', () => {
       await flushToDisk(s.engine);
       const ext = s.engine.storage!.ext;
       const real = ext.io;
-      ext.io = { ...real, read: (fd, buf, off, len, pos, cb) => void setTimeout(() => real.read(fd, buf, off, len, pos, cb), 100) };
+      ext.io = { ...real, readNow: undefined, read: (fd, buf, off, len, pos, cb) => void setTimeout(() => real.read(fd, buf, off, len, pos, cb), 100) };
       const d = [...Array(6000).keys()].find((n) => onDisk(s.engine, `k${n}`)) as number;
       const closed = new Promise((r) => a.socket.once('close', r));
       const reply = await a.request(`get k${d}\r\nmg k${d} v q\r\nquit\r\n`, 'END\r\n');
