@@ -10,13 +10,15 @@
  *   --seconds N         measured phase per run (default 30)
  *   --rounds N          alternating rounds, ours then memcached (default 1)
  *   --clients N         memtier connections per thread (default 8), --load-threads N (default 2)
+ *   --load-pipeline N   pipeline depth of the load phase (default 32; at 1 memcached's writer
+ *                       keeps up and it stores the whole set, so hit ratios are comparable)
  *   --dir DIR           where the extstore files go (default: a fresh directory under /tmp)
  *   --memcached PATH    reference binary (default: the 1.6.45 build, scripts/memcached-reference.js)
  *   --ext OPTS          extra -o options for both (default ext_threads=4)
  *
  * Each run: a fresh server (-t 1 -U 0 -l 127.0.0.1 -m M -o ext_path=<dir>/<name>:<2x data>G,...),
  * pinned to CPU 0 with taskset when there are two cores or more (memtier on the others);
- * load: every key once (memtier, sequential, pipeline 32); settle 3 s; measure: memtier
+ * load: every key once (memtier, sequential, pipeline 32 or --load-pipeline); settle 3 s; measure: memtier
  * 1 set : 9 gets, Gaussian keys over the whole key range (stddev = range / 6), pipeline 1.
  * Reported per value size: ops/s, p50/p99/p99.9 (memtier's HDR histogram), hit ratio as
  * memtier saw it, write amplification (extstore_bytes_written / (cmd_set x value bytes): disk
@@ -50,6 +52,8 @@ interface Options {
   rounds: number;
   clients: number;
   loadThreads: number;
+  /** Pipeline depth of the load phase (memtier, 4 connections). */
+  loadPipeline: number;
   dir: string | null;
   memcached: string;
   ext: string;
@@ -57,7 +61,7 @@ interface Options {
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
-    memoryMb: 64, ratio: 10, valueSizes: [4096, 16384], seconds: 30, rounds: 1, clients: 8, loadThreads: 2,
+    memoryMb: 64, ratio: 10, valueSizes: [4096, 16384], seconds: 30, rounds: 1, clients: 8, loadThreads: 2, loadPipeline: 32,
     dir: null, memcached: referenceMemcached(), ext: 'ext_threads=4',
   };
   for (let i = 0; i < argv.length; i++) {
@@ -76,6 +80,7 @@ function parseArgs(argv: string[]): Options {
       case '--rounds': o.rounds = Number(v()); break;
       case '--clients': o.clients = Number(v()); break;
       case '--load-threads': o.loadThreads = Number(v()); break;
+      case '--load-pipeline': o.loadPipeline = Number(v()); break;
       case '--dir': o.dir = v(); break;
       case '--memcached': o.memcached = v(); break;
       case '--ext': o.ext = v(); break;
@@ -293,7 +298,7 @@ async function oneRun(kind: 'ours' | 'memcached', round: number, o: Options, val
     const t0 = Date.now();
     // Load: every key once, sequentially (each client a slice), pipelined.
     await memtier(server.port, ['-t', '1', '-c', '4', '--ratio=1:0', '--key-pattern=P:P', '--key-minimum=1',
-      `--key-maximum=${keys}`, '-n', 'allkeys', `--data-size=${valueBytes}`, '--pipeline=32'],
+      `--key-maximum=${keys}`, '-n', 'allkeys', `--data-size=${valueBytes}`, `--pipeline=${o.loadPipeline}`],
     path.join(outDir, `${tag}-load.json`), path.join(outDir, `${tag}-load.log`), cpus.load, 600_000);
     const loadSeconds = (Date.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 3000));

@@ -11,6 +11,7 @@ import { DebugClock } from '../engine/debug-clock';
 import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError, type ExtstoreSnapshot } from '../extstore/extstore';
+import { useNativeCrc32c } from '../extstore/crc32c';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { adviseHugePages, checkPlatform, keepYoungGenerationSmall, lockMemory, platformStartupLines } from '../platform/startup';
@@ -330,6 +331,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
 /** -e: open the memory file; its metadata decides between a restore and a clean start. */
 function openMemoryFile(settings: Settings, log: (level: number, msg: string) => void): MemoryFile {
   const addon = nativeAddon();
+  useNativeCrc32c(addon); // the buffers' checksums
   const file = MemoryFile.open(settings.memoryFile!, {
     mapper: addon,
     shape: storeShape(settings),

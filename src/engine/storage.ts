@@ -12,7 +12,7 @@
  *
  * A record on disk, as written by writeItem():
  *
- *   byte  0: record bytes (u32, never 0)      4: CRC-32 of bytes [8, record bytes)
+ *   byte  0: record bytes (u32, never 0)      4: CRC-32C of bytes [8, record bytes)
  *         8: value bytes (u32)               12: key bytes (u8)   13-15: zero
  *        16: key, then value
  *
@@ -20,7 +20,7 @@
  * A read is good only if the page version still matches, the record's own header agrees with
  * the item and the CRC over what was read equals the CRC kept in memory.
  */
-import { crc32 } from '../extstore/crc32';
+import { crc32c, useNativeCrc32c } from '../extstore/crc32c';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
   Extstore, nodeIo, ReadResult, type ExtstoreIo, type ExtstoreSnapshot,
@@ -193,6 +193,7 @@ export class Storage implements ColdTier {
     }));
     // Without the native addon the files are not locked (README: the addon is optional).
     const native = loadNative().addon;
+    useNativeCrc32c(native);
     this.ext = new Extstore({
       pageBytes,
       wbufBytes: settings.extWbufBytes,
@@ -347,7 +348,7 @@ export class Storage implements ColdTier {
     return hdr;
   }
 
-  /** Write the record for item `ref` at buf[o, o + len); returns its CRC-32. */
+  /** Write the record for item `ref` at buf[o, o + len); returns its CRC-32C. */
   private copyRecord(ref: number, b: Buffer, o: number, len: number): number {
     const items = this.items;
     const nkey = items.nkey(ref);
@@ -357,7 +358,7 @@ export class Storage implements ColdTier {
     const ko = items.keyOffset(ref);
     b.set(items.page(ref).subarray(ko, ko + nkey), o + RECORD_HEADER_BYTES);
     items.copyValue(ref, b, o + RECORD_HEADER_BYTES + nkey);
-    const crc = crc32(b, o + 8, o + len);
+    const crc = crc32c(b, o + 8, o + len);
     b.writeUInt32LE(crc, o + 4);
     return crc;
   }
@@ -634,7 +635,7 @@ export class Storage implements ColdTier {
     if (buf.length < start + len || len < RECORD_HEADER_BYTES) return false;
     if (buf.readUInt32LE(start) !== len || buf.readUInt32LE(start + 4) !== crc) return false;
     if (buf.readUInt32LE(start + 8) !== nbytes || buf.readUInt32LE(start + 12) !== nkey) return false;
-    return crc32(buf, start + 8, start + len) === crc;
+    return crc32c(buf, start + 8, start + len) === crc;
   }
 
   /** Is `ref` still the linked header item that pointed at (page, version, offset)? */

@@ -73,6 +73,13 @@ export interface NativeAddon {
    * -EOPNOTSUPP: the file system cannot say). Never blocks on the device.
    */
   preadNow(fd: number, view: Uint8Array, offset: number, length: number, pos: number): number;
+  /**
+   * CRC-32C (Castagnoli) of view[start, end), continuing from value (0 to begin): the
+   * public CRC value, as src/extstore/crc32c.ts computes it.
+   */
+  crc32c(view: Uint8Array, start: number, end: number, value: number): number;
+  /** Which crc32c implementation this CPU gets: "sse4.2" or "table". */
+  crc32cKind(): string;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -82,8 +89,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 9;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow'] as const;
+const ABI_VERSION = 10;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

@@ -23,8 +23,8 @@
  * would allocate it.
  *
  * `<file>.meta`: one line of JSON (layout version, the settings that shape the store, the
- * clock, each buffer's region, size, bytes in use and CRC-32 of them) and a line with the
- * CRC-32 of the first. It is removed as soon as it is read, as memcached does: a store that
+ * clock, each buffer's region, size, bytes in use and CRC-32C of them) and a line with the
+ * CRC-32C of the first. It is removed as soon as it is read, as memcached does: a store that
  * then runs and dies without a graceful stop leaves no metadata, and the next start is
  * clean. A start restores only when every check passes (metadata checksum, layout version,
  * settings, clock not gone backwards, file long enough, every buffer's size and checksum);
@@ -34,11 +34,11 @@
  * Not for: deciding when to save (src/cli/main.ts), what the buffers mean (their modules).
  */
 import * as fs from 'node:fs';
-import { crc32 } from '../extstore/crc32';
+import { crc32c } from '../extstore/crc32c';
 import type { MemoryBacking } from './shared';
 
 /** Bumped whenever what a state buffer holds, or the order they are made in, changes. */
-export const MEMORY_LAYOUT_VERSION = 1;
+export const MEMORY_LAYOUT_VERSION = 2;
 /** Buffers this large or larger are mapped from the file (when the addon is there). */
 export const MAP_MIN_BYTES = 1 << 20;
 /** The system page size the regions are aligned to. */
@@ -222,7 +222,7 @@ export class MemoryFile implements MemoryBacking {
     } else {
       readInto(this.fd, view, 0, r.used, r.offset);
     }
-    const crc = r.used > 0 ? crc32(view, 0, r.used) : 0;
+    const crc = r.used > 0 ? crc32c(view, 0, r.used) : 0;
     if (crc !== r.crc) throw new MemoryFileMismatch(`buffer ${k} does not match its checksum`);
     this.regions.push({ buffer, used, offset: r.offset, head, mapped });
   }
@@ -254,7 +254,7 @@ export class MemoryFile implements MemoryBacking {
       } else {
         bytes += writeFrom(this.fd, view, 0, used, r.offset);
       }
-      regions.push({ offset: r.offset, size: r.buffer.byteLength, used, crc: used > 0 ? crc32(view, 0, used) : 0 });
+      regions.push({ offset: r.offset, size: r.buffer.byteLength, used, crc: used > 0 ? crc32c(view, 0, used) : 0 });
     }
     fs.fsyncSync(this.fd);
     const meta: Meta = {
@@ -269,7 +269,7 @@ export class MemoryFile implements MemoryBacking {
     };
     const body = JSON.stringify(meta);
     const tmp = `${this.path}.meta.tmp`;
-    fs.writeFileSync(tmp, `${body}\ncrc32 ${crc32(Buffer.from(body, 'latin1'), 0, Buffer.byteLength(body, 'latin1')).toString(16)}\n`);
+    fs.writeFileSync(tmp, `${body}\ncrc32c ${crc32c(Buffer.from(body, 'latin1'), 0, Buffer.byteLength(body, 'latin1')).toString(16)}\n`);
     const fd = fs.openSync(tmp, 'r');
     fs.fsyncSync(fd);
     fs.closeSync(fd);
@@ -302,10 +302,10 @@ function readMeta(path: string, fd: number, shape: ShapeSettings, log: (level: n
   fs.unlinkSync(metaPath);
   const lines = text.split('\n');
   const body = lines[0];
-  const sum = /^crc32 ([0-9a-f]{1,8})$/.exec(lines[1] ?? '');
+  const sum = /^crc32c ([0-9a-f]{1,8})$/.exec(lines[1] ?? '');
   let meta: Meta;
   try {
-    if (sum === null || parseInt(sum[1], 16) !== crc32(Buffer.from(body, 'latin1'), 0, Buffer.byteLength(body, 'latin1'))) throw new Error('checksum');
+    if (sum === null || parseInt(sum[1], 16) !== crc32c(Buffer.from(body, 'latin1'), 0, Buffer.byteLength(body, 'latin1'))) throw new Error('checksum');
     meta = JSON.parse(body) as Meta;
     if (meta.format !== META_FORMAT || !Array.isArray(meta.regions)) throw new Error('format');
   } catch {

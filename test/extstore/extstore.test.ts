@@ -1,12 +1,13 @@
 /**
  * The extstore library on its own (src/extstore/extstore.ts): records through write buffers
  * to pages and back, page versions, counters on delete, oldest-first eviction, buckets,
- * striping, fault bookkeeping; and the CRC-32 it is used with.
+ * striping, fault bookkeeping; and the CRC-32C it is used with.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CRC32_NATIVE, crc32, crc32Table } from '../../src/extstore/crc32';
+import { crc32c, crc32cImplementation, crc32cTable, useNativeCrc32c } from '../../src/extstore/crc32c';
+import { loadNative } from '../../src/platform/native';
 import {
   BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, READ_NOW_BYTES_MAX, ReadResult, nodeIo, type ExtstoreConfig,
 } from '../../src/extstore/extstore';
@@ -293,14 +294,31 @@ describe('extstore reads from the page cache (readNow)', () => {
   });
 });
 
-describe('crc32', () => {
-  it('matches the standard check value and the table-driven version', () => {
-    const check = Buffer.from('123456789');
-    expect(crc32(check, 0, 9)).toBe(0xcbf43926);
-    expect(crc32Table(check, 0, 9)).toBe(0xcbf43926);
+describe('crc32c', () => {
+  const addon = loadNative().addon;
+  afterEach(() => useNativeCrc32c(null));
+
+  it('the JavaScript version: the standard check value, any split point', () => {
+    expect(crc32cTable(Buffer.from('123456789'), 0, 9)).toBe(0xe3069283);
+    expect(crc32cTable(Buffer.alloc(32), 0, 32)).toBe(0x8a9136aa); // RFC 3720's 32 zero bytes
     const data = record(5, 10_000);
-    expect(crc32(data, 3, 9000)).toBe(crc32Table(data, 3, 9000));
-    expect(crc32(data, 4000, 9000, crc32(data, 0, 4000))).toBe(crc32(data, 0, 9000));
-    expect(CRC32_NATIVE).toBe(true); // Node 20.20 has zlib.crc32
+    for (const cut of [0, 1, 7, 8, 9, 4000, 9999, 10_000]) {
+      expect(crc32cTable(data, cut, 10_000, crc32cTable(data, 0, cut))).toBe(crc32cTable(data, 0, 10_000));
+    }
+    expect(crc32cImplementation()).toBe('javascript');
+    expect(crc32c(data, 3, 9000)).toBe(crc32cTable(data, 3, 9000));
+  });
+
+  (addon === null ? it.skip : it)('the addon\'s agrees with it at every length, alignment and split (three-stream rounds included)', () => {
+    useNativeCrc32c(addon);
+    expect(['sse4.2', 'table']).toContain(crc32cImplementation());
+    const data = record(9, 70_000);
+    for (let n = 0; n < 30_000; n += 61) {
+      for (const off of [0, 3]) expect(crc32c(data, off, off + n)).toBe(crc32cTable(data, off, off + n));
+    }
+    for (const n of [24_576, 24_577, 65_536, 69_990]) expect(crc32c(data, 1, 1 + n)).toBe(crc32cTable(data, 1, 1 + n));
+    expect(crc32c(data, 500, 70_000, crc32c(data, 0, 500))).toBe(crc32c(data, 0, 70_000));
+    expect(() => addon!.crc32c(data, 10, 5, 0)).toThrow(/crc32c/);
+    expect(() => addon!.crc32c(data, 0, 70_001, 0)).toThrow(/crc32c/);
   });
 });
