@@ -21,11 +21,12 @@
  *                                   several pread()s in one job of libuv's thread pool, one
  *                                   callback for all (extstore's reads: one thread wake and one
  *                                   completion per batch instead of per value)
- *   preadNow(fd, view, off, len, pos)
- *                                   preadv2(RWF_NOWAIT) on the calling thread: the bytes the
- *                                   page cache holds, without waiting for the disk (extstore
- *                                   answers a cached value at once and sends only the rest to
- *                                   the thread pool); returns bytes read or -errno
+ *   preadNow(fd, pos, head, ho, hl, body, bo, bl)
+ *                                   preadv2(RWF_NOWAIT) into two views on the calling thread:
+ *                                   the bytes the page cache holds, without waiting for the
+ *                                   disk (extstore answers a cached value at once, straight
+ *                                   into the reply, and sends only the rest to the thread
+ *                                   pool); returns bytes read or -errno
  *   crc32c(view, start, end, value) CRC-32C (Castagnoli) of view[start, end), continuing from
  *                                   value: SSE4.2's crc32 instruction over three interleaved
  *                                   streams where the CPU has it, slice-by-8 tables otherwise
@@ -570,36 +571,45 @@ static napi_value pread_batch(napi_env env, napi_callback_info info) {
     return undefined_value(env);
 }
 
-/* preadNow(fd, view, offset, length, pos): preadv2 into view[offset, offset + length) from
- * file position pos with RWF_NOWAIT, on the calling thread. Returns the bytes read (fewer than asked when only part is in the page cache) or -errno: -EAGAIN
- * when the first byte would need the disk, -EOPNOTSUPP where the file system or kernel
- * cannot do it. Never blocks on the device. A number, not an exception: it is the fast path. */
+/* preadNow(fd, pos, head, headOffset, headLength, body, bodyOffset, bodyLength): one
+ * preadv2(RWF_NOWAIT) from file position pos into head[headOffset, +headLength) and then
+ * body[bodyOffset, +bodyLength) (an extstore record: its header and key into a scratch
+ * buffer, its value straight into the reply), on the calling thread. Returns the bytes read
+ * (fewer than asked when only part is in the page cache) or -errno: -EAGAIN when the first
+ * byte would need the device, -EOPNOTSUPP where the file system or kernel cannot do it.
+ * Never waits for the device. A number, not an exception: it is the fast path. */
 static napi_value pread_now(napi_env env, napi_callback_info info) {
-    size_t argc = 5;
-    napi_value argv[5];
+    size_t argc = 8;
+    napi_value argv[8];
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    const char *usage = "preadNow(fd, view: Uint8Array, offset, length, pos)";
+    const char *usage = "preadNow(fd, pos, head, headOffset, headLength, body, bodyOffset, bodyLength)";
     int32_t fd;
-    double offset, length, pos;
-    char *data;
-    size_t bytes;
-    if (argc < 5 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-        napi_get_value_double(env, argv[2], &offset) != napi_ok ||
-        napi_get_value_double(env, argv[3], &length) != napi_ok ||
-        napi_get_value_double(env, argv[4], &pos) != napi_ok || offset < 0 || length < 0 || pos < 0) {
+    double pos, ho, hl, bo, bl;
+    char *head, *body;
+    size_t head_bytes, body_bytes;
+    if (argc < 8 || napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+        napi_get_value_double(env, argv[1], &pos) != napi_ok ||
+        napi_get_value_double(env, argv[3], &ho) != napi_ok || napi_get_value_double(env, argv[4], &hl) != napi_ok ||
+        napi_get_value_double(env, argv[6], &bo) != napi_ok || napi_get_value_double(env, argv[7], &bl) != napi_ok ||
+        pos < 0 || ho < 0 || hl < 0 || bo < 0 || bl < 0) {
         return throw_type(env, usage);
     }
-    if (!view_bytes(env, argv[1], usage, &data, &bytes)) return NULL;
-    if (offset + length > (double)bytes) return throw_type(env, usage);
+    if (!view_bytes(env, argv[2], usage, &head, &head_bytes)) return NULL;
+    if (!view_bytes(env, argv[5], usage, &body, &body_bytes)) return NULL;
+    if (ho + hl > (double)head_bytes || bo + bl > (double)body_bytes) return throw_type(env, usage);
     ssize_t n;
 #ifdef RWF_NOWAIT
-    struct iovec iov = { .iov_base = data + (size_t)offset, .iov_len = (size_t)length };
+    struct iovec iov[2] = {
+        { .iov_base = head + (size_t)ho, .iov_len = (size_t)hl },
+        { .iov_base = body + (size_t)bo, .iov_len = (size_t)bl },
+    };
     do {
-        n = preadv2(fd, &iov, 1, (off_t)pos, RWF_NOWAIT);
+        n = preadv2(fd, iov, 2, (off_t)pos, RWF_NOWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) n = -errno;
 #else
-    (void)data;
+    (void)head;
+    (void)body;
     n = -EOPNOTSUPP;
 #endif
     napi_value out;

@@ -98,14 +98,17 @@ function complete(cb: ReadDone, result: number): void {
   cb(err, 0);
 }
 
-/** `base` with batched reads when the native addon has preadBatch; null without it. */
+/**
+ * `base` with batched reads and reads from the page cache at once (readNow) when the native
+ * addon is there; null without it.
+ */
 export function batchedReadIo(base: ExtstoreIo, jobsMax: number): ExtstoreIo | null {
   const addon = loadNative().addon;
   if (addon === null || typeof addon.preadBatch !== 'function') return null;
   const reads = new BatchedReads(addon, jobsMax);
   const io: ExtstoreIo = { ...base, read: (fd, buf, off, len, pos, cb) => reads.read(fd, buf, off, len, pos, cb) };
-  if (typeof addon.preadNow === 'function') {
-    io.readNow = (fd, buf, off, len, pos) => addon.preadNow(fd, buf, off, len, pos);
-  }
+  // Reads the page cache can answer at once skip the pool altogether (Extstore.readInto).
+  io.readNow = (fd, pos, head, headLen, body, bodyAt, bodyLen) =>
+    addon.preadNow(fd, pos, head, 0, headLen, body, bodyAt, bodyLen);
   return io;
 }

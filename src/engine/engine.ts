@@ -392,6 +392,17 @@ export class Engine implements ValueSource {
     storage.fetch(v.ref, done);
   }
 
+  /**
+   * A value on disk (`v.onDisk`) into dst[dstAt, dstAt + v.nbytes) now, when it can be had
+   * without waiting (a write buffer or the page cache); false when not, with nothing counted:
+   * then readDiskValue.
+   */
+  readDiskValueNow(v: ItemView, dst: Buffer, dstAt: number): boolean {
+    const storage = this.storage;
+    if (storage === null) throw new Error('a value on disk without extstore');
+    return storage.fetchNow(v.ref, dst, dstAt);
+  }
+
   /** A disk read finished after its reply was dropped (connection gone). */
   countAbortedDiskRead(): void {
     this.storage?.countAborted();

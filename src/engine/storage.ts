@@ -23,7 +23,7 @@
 import { crc32c, useNativeCrc32c } from '../extstore/crc32c';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
-  Extstore, nodeIo, ReadResult, type ExtstoreIo, type ExtstoreSnapshot,
+  Extstore, nodeIo, READ_NOT_NOW, ReadResult, type ExtstoreIo, type ExtstoreSnapshot,
 } from '../extstore/extstore';
 import { LOG_SYSEVENTS, type CompactReadCounts, type WatchLogger } from '../metrics/logger';
 import { hashKey } from '../store/hash';
@@ -172,6 +172,8 @@ export class Storage implements ColdTier {
   private minItemTotalFor = -1;
   private minItemTotalBytes = 0;
   private recacheCounter = 0;
+  /** fetchNow's target for a record's header and key (a key is at most 250 bytes). */
+  private readonly recordHead = Buffer.alloc(RECORD_HEADER_BYTES + 256);
   /** True while ext.read() runs: its callback is then synchronous (record in a write buffer). */
   private inReadCall = false;
   private compaction: Compaction | null = null;
@@ -618,8 +620,45 @@ export class Storage implements ColdTier {
       // The caller may still be using `ref` when this runs synchronously: unlink later.
       if (sync) queueMicrotask(() => this.dropHeader(ref, pageId, version, offset));
       else this.dropHeader(ref, pageId, version, offset);
-    }, true);
+    });
     this.inReadCall = false;
+  }
+
+  /**
+   * Header item `ref`'s value into dst[dstAt, dstAt + nbytes) now, when it can be had without
+   * waiting (a write buffer, or the page cache: Extstore.readInto) and passes its checks: the
+   * value goes straight into the caller's reply, with no thread-pool hop and no second copy.
+   * Counted as fetch() counts a hit. False otherwise, with nothing counted: the caller then
+   * uses fetch(), which reads again and reports a miss or a fault as usual.
+   */
+  fetchNow(ref: number, dst: Buffer, dstAt: number): boolean {
+    const items = this.items;
+    const pageId = items.diskPage(ref);
+    const version = items.diskVersion(ref);
+    const offset = items.diskOffset(ref);
+    const len = items.diskLength(ref);
+    const crc = items.diskCrc(ref);
+    const nkey = items.nkey(ref);
+    const nbytes = items.nbytes(ref);
+    const headLen = RECORD_HEADER_BYTES + nkey;
+    const head = this.recordHead;
+    if (len !== headLen + nbytes || headLen > head.length) return false;
+    const from = this.ext.readInto(pageId, version, offset, len, head, headLen, dst, dstAt);
+    if (from === READ_NOT_NOW) return false;
+    if (head.readUInt32LE(0) !== len || head.readUInt32LE(4) !== crc || head.readUInt32LE(8) !== nbytes ||
+      head.readUInt32LE(12) !== nkey || crc32c(dst, dstAt, dstAt + nbytes, crc32c(head, 8, headLen)) !== crc) {
+      return false;
+    }
+    this.ext.countReadNow(len, from);
+    this.counters.get_extstore++;
+    if (this.recacheDue(ref, pageId, version, offset)) {
+      // The caller's command may still use `ref`: recache after it, from a copy of the record.
+      const copy = Buffer.allocUnsafe(len);
+      head.copy(copy, 0, 0, headLen);
+      dst.copy(copy, headLen, dstAt, dstAt + nbytes);
+      queueMicrotask(() => this.recache(ref, pageId, version, offset, copy, 0, nkey, nbytes));
+    }
+    return true;
   }
 
   /** Is `ref` still the same item (CAS and key hash) with its record moved elsewhere? */

@@ -57,10 +57,14 @@ const WRITE_PAUSE_MS_MIN = 1000;
 const WRITE_PAUSE_MS_MAX = 60_000;
 /**
  * Records up to this size may be answered from the page cache on the serving thread
- * (ExtstoreIo.readNow); larger ones always go to the thread pool, so one read never holds the
- * event loop for long (a 256 KiB copy is tens of microseconds).
+ * (readInto, ExtstoreIo.readNow); larger ones always go to the thread pool, so one read never
+ * holds the event loop for long (a 256 KiB copy is tens of microseconds).
  */
 export const READ_NOW_BYTES_MAX = 256 * 1024;
+/** readInto's answers: not now (read() instead), from a write buffer, from the page cache. */
+export const READ_NOT_NOW = 0;
+export const READ_NOW_WBUF = 1;
+export const READ_NOW_CACHED = 2;
 /** readNow's answers that mean "this file system or kernel cannot": stop trying. */
 const READ_NOW_UNSUPPORTED = new Set([-95 /* EOPNOTSUPP */, -22 /* EINVAL */, -38 /* ENOSYS */]);
 /** How often the files are checked for having been removed or truncated underneath. */
@@ -75,10 +79,11 @@ export interface ExtstoreIo {
   fstat(fd: number, cb: (err: NodeJS.ErrnoException | null, st: fs.Stats) => void): void;
   /**
    * Optional: read what the page cache holds right now, on the calling thread, without
-   * waiting for the device (preadv2 with RWF_NOWAIT): bytes read (fewer when only part is
-   * cached) or -errno (-EAGAIN: the device is needed).
+   * waiting for the device (preadv2 with RWF_NOWAIT): `headLen` bytes from `pos` into
+   * head[0, headLen), the next `bodyLen` into body[bodyAt, +bodyLen). Bytes read (fewer when
+   * only part is cached) or -errno (-EAGAIN: the device is needed).
    */
-  readNow?(fd: number, buf: Buffer, off: number, len: number, pos: number): number;
+  readNow?(fd: number, pos: number, head: Buffer, headLen: number, body: Buffer, bodyAt: number, bodyLen: number): number;
   /** Create (or truncate) and open a file for reading and writing. */
   open(path: string, cb: (err: NodeJS.ErrnoException | null, fd: number) => void): void;
   close(fd: number): void;
@@ -272,9 +277,7 @@ export class Extstore {
   private readonly logged = new Set<string>();
   private checkTimer: NodeJS.Timeout | null = null;
   private closed = false;
-  /** readNow's target, reused: its bytes are only valid during the read's callback. */
-  private readNowBuf = EMPTY;
-  private readNowBusy = false;
+  /** readNow answered "this file system cannot": not asked again. */
   private readNowOff = false;
 
   /** Open (create, truncate) every file synchronously; throws with the file named on failure. */
@@ -742,10 +745,9 @@ export class Extstore {
   /**
    * Read the record at (page, version, offset) of `len` bytes. The callback runs at once when
    * the record is still in a write buffer or the pointer is stale, otherwise when the disk
-   * read completes. With `fromCache`, a record the page cache holds whole is also answered at
-   * once (ExtstoreIo.readNow), in a buffer valid only during the callback.
+   * read completes.
    */
-  read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback, fromCache = false): void {
+  read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
     const page = this.pages[pageId];
     if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
       cb(ReadResult.Stale, EMPTY, 0);
@@ -764,8 +766,6 @@ export class Extstore {
       cb(ReadResult.Stale, EMPTY, 0);
       return;
     }
-    if (fromCache && len <= READ_NOW_BYTES_MAX && !this.readNowOff && !this.readNowBusy && this.io.readNow !== undefined &&
-      this.readCached(page.file.fd, page.offset + offset, len, cb)) return;
     if (this.readBytesQueued + len > this.readBytesQueuedMax && this.readsInFlight > 0) {
       cb(ReadResult.Busy, EMPTY, 0);
       return;
@@ -779,32 +779,49 @@ export class Extstore {
   }
 
   /**
-   * The record from the page cache, when it holds all of it: true after the callback ran.
-   * Anything else (not cached, partly cached, an error) is left to the thread pool's read,
-   * which reports errors as usual.
+   * The record at (page, version, offset) of `len` bytes now, if it can be had without
+   * waiting: from its write buffer, or from the page cache whole (ExtstoreIo.readNow). Its
+   * first `headLen` bytes (record header and key) go to head[0, headLen), the rest (the value)
+   * to body[bodyAt, ...). Returns where it came from (READ_NOW_WBUF, READ_NOW_CACHED), or
+   * READ_NOT_NOW when it cannot be had now (gone, on the device only, partly cached, an
+   * error): the caller then reads it with read(), which reports whatever is wrong. Nothing is
+   * counted here; the caller counts a read it accepts with countReadNow().
    */
-  private readCached(fd: number, pos: number, len: number, cb: ReadCallback): boolean {
-    if (this.readNowBuf.length < len) this.readNowBuf = Buffer.allocUnsafeSlow(Math.max(len, 16 * 1024));
-    const buf = this.readNowBuf;
-    const n = (this.io.readNow as NonNullable<ExtstoreIo['readNow']>)(fd, buf, 0, len, pos);
-    if (n !== len) {
-      if (READ_NOW_UNSUPPORTED.has(n)) {
-        this.readNowOff = true;
-        this.log(1, `extstore: this file system cannot read from the page cache without waiting (${n}); every read goes to the thread pool`);
-      }
-      return false;
+  readInto(pageId: number, version: number, offset: number, len: number, head: Buffer, headLen: number,
+    body: Buffer, bodyAt: number): number {
+    const page = this.pages[pageId];
+    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes ||
+      headLen > len) {
+      return READ_NOT_NOW;
     }
+    if (offset + len > page.written) {
+      for (const w of page.wbufs) {
+        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
+          const at = offset - w.pageOffset;
+          w.buf.copy(head, 0, at, at + headLen);
+          w.buf.copy(body, bodyAt, at + headLen, at + len);
+          return READ_NOW_WBUF;
+        }
+      }
+      return READ_NOT_NOW;
+    }
+    const readNow = this.io.readNow;
+    if (readNow === undefined || this.readNowOff || len > READ_NOW_BYTES_MAX) return READ_NOT_NOW;
+    const n = readNow(page.file.fd, page.offset + offset, head, headLen, body, bodyAt, len - headLen);
+    if (n === len) return READ_NOW_CACHED;
+    if (READ_NOW_UNSUPPORTED.has(n)) {
+      this.readNowOff = true;
+      this.log(1, `extstore: this file system cannot read from the page cache without waiting (${n}); every read goes to the thread pool`);
+    }
+    return READ_NOT_NOW;
+  }
+
+  /** Count a read readInto answered (`from`: what it returned). */
+  countReadNow(len: number, from: number): void {
     const c = this.counters;
     c.objects_read++;
     c.bytes_read += len;
-    c.reads_cached++;
-    this.readNowBusy = true;
-    try {
-      cb(ReadResult.Ok, buf, 0);
-    } finally {
-      this.readNowBusy = false;
-    }
-    return true;
+    if (from === READ_NOW_CACHED) c.reads_cached++;
   }
 
   /**

@@ -68,11 +68,13 @@ export interface NativeAddon {
    */
   dropMapping(start: number, length: number): void;
   /**
-   * preadv2 of view[offset, offset + length) at pos with RWF_NOWAIT, on the calling thread: bytes read (fewer than asked
-   * when only part is in the page cache) or -errno (-EAGAIN: it would wait for the disk;
+   * One preadv2(RWF_NOWAIT) from file position pos into head[headOffset, +headLength) then
+   * body[bodyOffset, +bodyLength), on the calling thread: bytes read (fewer than asked when
+   * only part is in the page cache) or -errno (-EAGAIN: it would wait for the device;
    * -EOPNOTSUPP: the file system cannot say). Never blocks on the device.
    */
-  preadNow(fd: number, view: Uint8Array, offset: number, length: number, pos: number): number;
+  preadNow(fd: number, pos: number, head: Uint8Array, headOffset: number, headLength: number,
+    body: Uint8Array, bodyOffset: number, bodyLength: number): number;
   /**
    * CRC-32C (Castagnoli) of view[start, end), continuing from value (0 to begin): the
    * public CRC value, as src/extstore/crc32c.ts computes it.

@@ -86,7 +86,7 @@ describe('batched extstore reads', () => {
     }
   });
 
-  (addon === null ? it.skip : it)('preadNow: the bytes the page cache holds, at the view offset asked, or -errno', () => {
+  (addon === null ? it.skip : it)('preadNow: the bytes the page cache holds, split over two views at the offsets asked, or -errno', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-now-'));
     try {
       const file = path.join(dir, 'data');
@@ -94,14 +94,16 @@ describe('batched extstore reads', () => {
       for (let i = 0; i < content.length; i++) content[i] = (i * 13) & 0xff;
       fs.writeFileSync(file, content); // just written: in the page cache
       const fd = fs.openSync(file, 'r');
-      const buf = Buffer.alloc(5000, 0xee);
-      expect(addon!.preadNow(fd, buf, 100, 4096, 7000)).toBe(4096);
-      expect(buf.subarray(100, 4196).equals(content.subarray(7000, 11096))).toBe(true);
-      expect([buf[99], buf[4196]]).toEqual([0xee, 0xee]);
-      expect(addon!.preadNow(fd, buf, 0, 100, content.length - 10)).toBe(10); // the end of the file
+      const head = Buffer.alloc(40, 0xee);
+      const body = Buffer.alloc(5000, 0xee);
+      expect(addon!.preadNow(fd, 7000, head, 2, 30, body, 100, 4096)).toBe(4126);
+      expect(head.subarray(2, 32).equals(content.subarray(7000, 7030))).toBe(true);
+      expect(body.subarray(100, 4196).equals(content.subarray(7030, 11126))).toBe(true);
+      expect([head[1], head[32], body[99], body[4196]]).toEqual([0xee, 0xee, 0xee, 0xee]);
+      expect(addon!.preadNow(fd, content.length - 10, head, 0, 4, body, 0, 100)).toBe(10); // the end of the file
       fs.closeSync(fd);
-      expect(addon!.preadNow(fd, buf, 0, 100, 0)).toBe(-9); // EBADF
-      expect(() => addon!.preadNow(fd, buf, 4000, 2000, 0)).toThrow(/preadNow/); // past the view
+      expect(addon!.preadNow(fd, 0, head, 0, 4, body, 0, 100)).toBe(-9); // EBADF
+      expect(() => addon!.preadNow(fd, 0, head, 0, 4, body, 4000, 2000)).toThrow(/preadNow/); // past the view
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -9,7 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { crc32c, crc32cImplementation, crc32cTable, useNativeCrc32c } from '../../src/extstore/crc32c';
 import { loadNative } from '../../src/platform/native';
 import {
-  BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, READ_NOW_BYTES_MAX, ReadResult, nodeIo, type ExtstoreConfig,
+  BUCKET_COMPACT, BUCKET_DEFAULT, BUCKET_LOWTTL, Extstore, READ_NOT_NOW, READ_NOW_BYTES_MAX, READ_NOW_CACHED, READ_NOW_WBUF,
+  ReadResult, nodeIo, type ExtstoreConfig,
 } from '../../src/extstore/extstore';
 import { tempDir, waitFor } from './harness';
 
@@ -223,20 +224,17 @@ describe('extstore library', () => {
   });
 });
 
-describe('extstore reads from the page cache (readNow)', () => {
-  /** An io whose readNow answers with `answer(len)` (a pread when it says so) and counts pool reads. */
-  function withReadNow(s: Extstore, answer: (len: number) => number | 'read'): { now: number; pool: number } {
-    const calls = { now: 0, pool: 0 };
+describe('extstore reads now (readInto): write buffer or page cache, else not now', () => {
+  /** An io whose readNow answers with `answer(len)` (a pread when it says so) and counts calls. */
+  function withReadNow(s: Extstore, answer: (len: number) => number | 'read'): { now: number } {
+    const calls = { now: 0 };
     s.io = {
       ...nodeIo,
-      read: (fd, buf, off, len, pos, cb) => {
-        calls.pool++;
-        nodeIo.read(fd, buf, off, len, pos, cb);
-      },
-      readNow: (fd, buf, off, len, pos) => {
+      readNow: (fd, pos, head, headLen, body, bodyAt, bodyLen) => {
         calls.now++;
-        const a = answer(len);
-        return a === 'read' ? fs.readSync(fd, buf, off, len, pos) : a;
+        const a = answer(headLen + bodyLen);
+        if (a !== 'read') return a;
+        return fs.readSync(fd, head, 0, headLen, pos) + fs.readSync(fd, body, bodyAt, bodyLen, pos + headLen);
       },
     };
     return calls;
@@ -248,49 +246,52 @@ describe('extstore reads from the page cache (readNow)', () => {
     return ws;
   }
 
-  it('a record the page cache holds whole is answered within read(), only when the caller allows it', async () => {
+  function into(s: Extstore, w: Written, headLen: number): { from: number; got: Buffer } {
+    const head = Buffer.alloc(headLen);
+    const body = Buffer.alloc(w.data.length - headLen + 8, 0xee);
+    const from = s.readInto(w.pageId, w.version, w.offset, w.data.length, head, headLen, body, 4);
+    return { from, got: Buffer.concat([head, body.subarray(4, 4 + w.data.length - headLen)]) };
+  }
+
+  it('a record in a write buffer or whole in the page cache: split into head and body, nothing counted', async () => {
     const s = open();
+    const inWbuf = write(s, record(77, 1000)) as Written;
+    withReadNow(s, () => 'read');
+    let r = into(s, inWbuf, 40);
+    expect(r.from).toBe(READ_NOW_WBUF);
+    expect(r.got.equals(inWbuf.data)).toBe(true);
     const ws = await written(s, 40, 1000);
-    const calls = withReadNow(s, () => 'read');
-    let got: Buffer | null = null;
-    s.read(ws[3].pageId, ws[3].version, ws[3].offset, 1000, (r, buf, start) => {
-      got = r === ReadResult.Ok ? Buffer.from(buf.subarray(start, start + 1000)) : null;
-    }, true);
-    expect(got).not.toBeNull();
-    expect((got as unknown as Buffer).equals(ws[3].data)).toBe(true);
-    expect(s.counters.reads_cached).toBe(1);
-    // Without fromCache (compaction's reads), the thread pool as before.
-    expect((await read(s, ws[4])).data?.equals(ws[4].data)).toBe(true);
-    expect(calls).toEqual({ now: 1, pool: 1 });
+    r = into(s, ws[3], 16);
+    expect(r.from).toBe(READ_NOW_CACHED);
+    expect(r.got.equals(ws[3].data)).toBe(true);
+    expect(s.counters.objects_read).toBe(0);
+    s.countReadNow(1000, READ_NOW_CACHED);
+    expect([s.counters.objects_read, s.counters.bytes_read, s.counters.reads_cached]).toEqual([1, 1000, 1]);
+    // A stale pointer is not now (read() says what is wrong).
+    expect(s.readInto(ws[3].pageId, ws[3].version + 1000, ws[3].offset, 1000, Buffer.alloc(16), 16, Buffer.alloc(1000), 0))
+      .toBe(READ_NOT_NOW);
   });
 
-  it('not cached (EAGAIN) or cached in part: the thread pool reads it; records over the bound never try', async () => {
+  it('not cached (EAGAIN), cached in part, or over the bound: not now', async () => {
     const s = open(8, 1, { pageBytes: 1024 * KIB, wbufBytes: 512 * KIB });
     const ws = await written(s, 4, 1000);
     const big = await written(s, 1, READ_NOW_BYTES_MAX + 8);
-    let answer: number = -11;
+    let answer = -11;
     const calls = withReadNow(s, () => answer);
-    const readCached = (w: Written): Promise<Buffer | null> => new Promise((resolve) => {
-      s.read(w.pageId, w.version, w.offset, w.data.length, (r, buf, start) => {
-        resolve(r === ReadResult.Ok ? Buffer.from(buf.subarray(start, start + w.data.length)) : null);
-      }, true);
-    });
-    expect((await readCached(ws[0]))?.equals(ws[0].data)).toBe(true);
+    expect(into(s, ws[0], 16).from).toBe(READ_NOT_NOW);
     answer = 500; // a short read: part of the record is not in the page cache
-    expect((await readCached(ws[1]))?.equals(ws[1].data)).toBe(true);
-    expect((await readCached(big[0]))?.equals(big[0].data)).toBe(true);
-    expect(calls).toEqual({ now: 2, pool: 3 });
-    expect(s.counters.reads_cached).toBe(0);
+    expect(into(s, ws[1], 16).from).toBe(READ_NOT_NOW);
+    answer = READ_NOW_BYTES_MAX + 8;
+    expect(into(s, big[0], 16).from).toBe(READ_NOT_NOW);
+    expect(calls.now).toBe(2);
   });
 
   it('a file system that cannot (EOPNOTSUPP) is asked once, then never again', async () => {
     const s = open();
     const ws = await written(s, 4, 1000);
     const calls = withReadNow(s, () => -95);
-    for (const w of ws) {
-      await new Promise<void>((resolve) => s.read(w.pageId, w.version, w.offset, 1000, () => resolve(), true));
-    }
-    expect(calls).toEqual({ now: 1, pool: 4 });
+    for (const w of ws) expect(into(s, w, 16).from).toBe(READ_NOT_NOW);
+    expect(calls.now).toBe(1);
   });
 });
 

@@ -31,7 +31,7 @@
  * authentication; a body length of 2^31 or more makes set/append's value length negative.
  */
 import { copySmall, Views } from '../../bytes';
-import { fetchIntoHole } from '../disk-value';
+import { appendDiskValue } from '../disk-value';
 import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import {
@@ -448,8 +448,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
       out.length += nkey;
     }
     if (onDisk) {
-      const valueAt = out.length - start;
-      fetchIntoHole(this.engine, out, v, out.holeFrom(start, nbytes, miss), valueAt);
+      appendDiskValue(this.engine, out, v, start, false, miss);
     } else if (nbytes > 0) {
       out.length += v.copyValue(out.buf, out.length, out.view);
     }

@@ -25,7 +25,7 @@ import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-
 import { Op } from '../commands';
 import { parsed, tokI32, tokU32, tokU64 } from '../numbers';
 import type { TextRequest } from './request';
-import { fetchIntoHole } from '../disk-value';
+import { appendDiskValue } from '../disk-value';
 
 export { META_TOKENS_MAX };
 /** memcached's MFLAG_MAX_OPAQUE_LENGTH. */
@@ -401,11 +401,7 @@ export class MetaCommands {
     if (v.won) out.ascii(' W');
     out.crlf();
     if (withValue && v.onDisk) {
-      const valueAt = out.length - mark;
-      const hole = out.holeFrom(mark, nbytes + 2, f.quiet ? EMPTY : EN_CRLF);
-      out.buf[hole.start + valueAt + nbytes] = 13;
-      out.buf[hole.start + valueAt + nbytes + 1] = 10;
-      fetchIntoHole(this.engine, out, v, hole, valueAt);
+      appendDiskValue(this.engine, out, v, mark, true, f.quiet ? EMPTY : EN_CRLF);
     } else if (withValue) {
       out.ensure(nbytes + 2);
       out.length += v.copyValue(out.buf, out.length, out.view);

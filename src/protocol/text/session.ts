@@ -30,7 +30,7 @@ import { R, type TextRequest, type ValueCompletion } from './request';
 
 export { R };
 import { runAdmin } from './admin';
-import { fetchIntoHole } from '../disk-value';
+import { appendDiskValue } from '../disk-value';
 import type { Watcher } from '../../metrics/logger';
 import { commandLatency, nowMs } from '../../metrics/latency';
 
@@ -684,11 +684,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
       // The value is read from extstore; the whole VALUE reply is a hole until then (a failed
       // read removes it, as memcached does).
       out.length = p;
-      const valueAt = p - start;
-      const hole = out.holeFrom(start, nbytes + 2, EMPTY);
-      out.buf[hole.start + valueAt + nbytes] = CR;
-      out.buf[hole.start + valueAt + nbytes + 1] = LF;
-      fetchIntoHole(this.engine, out, v, hole, valueAt);
+      appendDiskValue(this.engine, out, v, start, true, EMPTY);
       return;
     }
     v.copyValue(o, p, out.view);
