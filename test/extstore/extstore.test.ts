@@ -214,6 +214,30 @@ describe('extstore library', () => {
     expect(s.counters.writes_refused).toBe(1);
   });
 
+  it('a write buffer goes to its file in pieces of at most 256 KiB, one after the other', async () => {
+    const s = open(2, 1, { pageBytes: 1024 * KIB, wbufBytes: 1024 * KIB });
+    const real = s.io;
+    const writes: number[] = [];
+    let inFlight = 0;
+    let most = 0;
+    s.io = {
+      ...real,
+      write: (fd, buf, off, len, pos, cb) => {
+        writes.push(len);
+        most = Math.max(most, ++inFlight);
+        real.write(fd, buf, off, len, pos, (err, n) => {
+          inFlight--;
+          cb(err, n);
+        });
+      },
+    };
+    const ws = Array.from({ length: 900 }, (_, i) => write(s, record(i, 1000)) as Written);
+    await settle(s);
+    expect(writes).toEqual([256 * KIB, 256 * KIB, 256 * KIB, 256 * KIB]);
+    expect(most).toBe(1);
+    for (const w of [ws[0], ws[300], ws[899]]) expect((await read(s, w)).data?.equals(w.data)).toBe(true);
+  });
+
   it('a read queue over its byte bound answers Busy instead of queueing', async () => {
     const s = open(4, 1, { readsInFlightMax: 1, readBytesQueuedMax: 1500 });
     const ws = Array.from({ length: 40 }, (_, i) => write(s, record(i, 1000)) as Written);
