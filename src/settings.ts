@@ -231,8 +231,9 @@ export interface Settings {
   /** -o relaxed_privileges. */
   relaxedPrivileges: boolean;
   /**
-   * -o debug_commands: memcached-debug's `debugtime` command (memcached's own test suite
-   * drives the clock with it). Off by default, as in a release build of memcached.
+   * -o debug_commands: memcached-debug's `debugtime` and `debugitem ref|unref` commands
+   * (memcached's own test suite drives the clock and leaks references with them). Off by
+   * default, as in a release build of memcached.
    */
   debugCommands: boolean;
   /** -o maxconns_fast / no_maxconns_fast. */

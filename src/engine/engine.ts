@@ -26,6 +26,7 @@ import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
 import type { ExtstoreSnapshot } from '../extstore/extstore';
 import { Tuning } from './tuning';
+import { DebugRefs } from './debug-refs';
 
 export const enum StoreMode {
   Set = 0,
@@ -242,6 +243,11 @@ export class Engine implements ValueSource {
       this.items.onEvict = (flags & LOG_EVICTIONS) !== 0 || this.logger.isShared ? onEvict : null;
     };
     this.tuning = new Tuning(this);
+    this.debugRefs = new DebugRefs(this.items, {
+      lockKey: (hash) => this.lockKey(hash),
+      unlockKey: (hash) => this.unlockKey(hash),
+      lookup: (key, start, len, hash) => Math.max(0, this.items.find(key, start, len, hash)),
+    });
     this.storage = settings.extPaths.length > 0 && !this.attached
       ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message), this.logger,
         undefined, tierRestore ?? undefined)
@@ -255,6 +261,9 @@ export class Engine implements ValueSource {
 
   /** Runtime tuning: the one writer of settings while the server runs. */
   readonly tuning: Tuning;
+
+  /** memcached-debug's `debugitem` references (only reachable with -o debug_commands). */
+  readonly debugRefs: DebugRefs;
 
   /** Connections in `watch` mode (memcached's log_watchers). */
   get watchers(): number {

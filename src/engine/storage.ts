@@ -843,7 +843,7 @@ export class Storage implements ColdTier {
     });
   }
 
-  private readonly readCounts: CompactReadCounts = { rescues: 0, lost: 0, skipped: 0 };
+  private readonly readCounts: CompactReadCounts = { rescues: 0, rescuesRealloc: 0, lost: 0, skipped: 0 };
 
   /** memcached's storage_compact_readback: rewrite live records of one write buffer. */
   private readback(c: Compaction, buf: Buffer, start: number): void {
@@ -852,7 +852,7 @@ export class Storage implements ColdTier {
     const end = start + ext.wbufBytes;
     const now = items.clock.now;
     const r = this.readCounts;
-    r.rescues = r.lost = r.skipped = 0;
+    r.rescues = r.rescuesRealloc = r.lost = r.skipped = 0;
     let pos = start;
     while (pos + RECORD_HEADER_BYTES <= end) {
       const len = buf.readUInt32LE(pos);
@@ -880,7 +880,10 @@ export class Storage implements ColdTier {
   private rescue(c: Compaction, ref: number, buf: Buffer, pos: number, len: number, r: CompactReadCounts): void {
     const items = this.items;
     const ext = this.ext;
-    ext.delete(c.pageId, c.version, 1, len);
+    // A referenced header keeps its memory as it is: it gets a new header item (below), and
+    // unlinking it deletes its old record then.
+    const realloc = items.debugReferenced(ref);
+    if (!realloc) ext.delete(c.pageId, c.version, 1, len);
     let bucket = c.toOld ? BUCKET_OLD : BUCKET_COMPACT;
     if (items.segment(ref) === COLD_LRU) {
       if (c.toColdcompact) {
@@ -890,14 +893,28 @@ export class Storage implements ColdTier {
         return;
       }
     }
+    const fresh = realloc ? this.allocHeaderFor(ref) : 0;
+    if (realloc && fresh === 0) {
+      r.lost++;
+      return;
+    }
     if (!ext.writeRequest(bucket, len)) {
+      if (fresh !== 0) items.free(fresh);
       r.lost++;
       return;
     }
     const slot = ext.slot;
     buf.copy(slot.buf, slot.bufOffset, pos, pos + len);
     ext.writeCommit(len);
-    items.moveDiskPointer(ref, slot.pageId, slot.version, slot.offset);
+    if (fresh !== 0) {
+      // memcached's realloc rescue: the new header takes the old one's place (CAS and the
+      // flags a move keeps).
+      items.setDiskPointer(fresh, slot.pageId, slot.version, slot.offset, len, items.diskCrc(ref));
+      items.replaceKeepingCas(ref, fresh);
+      r.rescuesRealloc++;
+    } else {
+      items.moveDiskPointer(ref, slot.pageId, slot.version, slot.offset);
+    }
     r.rescues++;
     if (bucket === BUCKET_COLDCOMPACT) this.counters.extstore_compact_resc_cold++;
     else if (bucket === BUCKET_OLD) this.counters.extstore_compact_resc_old++;

@@ -102,6 +102,8 @@ export interface WatchCounters {
 /** What one readback chunk of a compaction did (memcached's compact_read_end line). */
 export interface CompactReadCounts {
   rescues: number;
+  /** Rescues that needed a new header item (the old one referenced: `debugitem ref`). */
+  rescuesRealloc: number;
   lost: number;
   skipped: number;
 }
@@ -313,13 +315,14 @@ export class WatchLogger {
   }
 
   /**
-   * rescues_realloc and lost_oom are always 0: memcached needs a new header item only when
-   * someone holds a reference on the old one; here headers are updated in place under the
-   * item lock, and no allocation can fail.
+   * lost_oom is always 0 (a rescue that cannot have its header is counted as lost). Headers
+   * are updated in place under the item lock; rescues_realloc counts the ones that needed a
+   * new header item because a reference held the old one (memcached's rule; here only
+   * memcached-debug's `debugitem ref` holds one).
    */
   compactReadEnd(pageId: number, offset: number, r: CompactReadCounts): void {
     this.emit(LOG_SYSEVENTS, `type=compact_read_end id=${pageId} offset=${offset} rescues=${r.rescues} ` +
-      `rescues_realloc=0 lost=${r.lost} lost_oom=0 skipped=${r.skipped}`);
+      `rescues_realloc=${r.rescuesRealloc} lost=${r.lost} lost_oom=0 skipped=${r.skipped}`);
   }
 
   compactEnd(pageId: number): void {

@@ -17,6 +17,7 @@ export const enum Op {
   RefreshCerts,
   Extstore,
   DebugTime,
+  DebugItem,
 }
 
 export interface CommandSpec {
@@ -59,6 +60,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   { name: 'refresh_certs', op: Op.RefreshCerts },
   { name: 'extstore', op: Op.Extstore },
   { name: 'debugtime', op: Op.DebugTime },
+  { name: 'debugitem', op: Op.DebugItem },
 ];
 
 /**
@@ -78,7 +80,7 @@ export const ADMIN_COMMANDS: ReadonlyMap<string, Op> = new Map([
 ]);
 
 /** memcached-debug's test commands this server has, only with `-o debug_commands`. */
-export const DEBUG_COMMANDS: ReadonlyMap<string, Op> = new Map([['debugtime', Op.DebugTime]]);
+export const DEBUG_COMMANDS: ReadonlyMap<string, Op> = new Map([['debugtime', Op.DebugTime], ['debugitem', Op.DebugItem]]);
 
 /** The longest name in ADMIN_COMMANDS and DEBUG_COMMANDS. */
 export const ADMIN_NAME_BYTES_MAX = Math.max(...[...ADMIN_COMMANDS.keys(), ...DEBUG_COMMANDS.keys()].map((n) => n.length));

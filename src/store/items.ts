@@ -786,7 +786,39 @@ export class Items {
 
   /** Is the item at `ref` (an item chunk) in use outside the store: being filled, or pinned? */
   isBusy(ref: number): boolean {
-    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.flushPinned;
+    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.flushPinned ||
+      (this.debugRefs !== null && this.debugRefs.has(ref));
+  }
+
+  // ---------------------------------------------------------------- debug references
+
+  /**
+   * memcached-debug's leaked references (`debugitem ref`, src/engine/debug-refs.ts): item →
+   * count. A referenced item is busy (page moves wait) and, once unlinked, keeps its memory
+   * until the last reference goes (`debugDeferred`). Null until the first reference.
+   */
+  private debugRefs: Map<number, number> | null = null;
+  private readonly debugDeferred = new Set<number>();
+
+  debugRef(ref: number): void {
+    this.debugRefs ??= new Map();
+    this.debugRefs.set(ref, (this.debugRefs.get(ref) ?? 0) + 1);
+  }
+
+  debugUnref(ref: number): void {
+    const n = this.debugRefs?.get(ref);
+    if (n === undefined) return;
+    if (n > 1) {
+      this.debugRefs!.set(ref, n - 1);
+      return;
+    }
+    this.debugRefs!.delete(ref);
+    if (this.debugDeferred.delete(ref)) this.free(ref);
+  }
+
+  /** Does a debug reference hold the item at `ref`? */
+  debugReferenced(ref: number): boolean {
+    return this.debugRefs !== null && this.debugRefs.has(ref);
   }
 
   // ---------------------------------------------------------------- index + LRU
@@ -1027,6 +1059,10 @@ export class Items {
   /** An unlinked item's memory goes back (and its extstore record, if it is a header). */
   private released(ref: number): void {
     if ((this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0) this.coldTier?.released(ref);
+    if (this.debugRefs !== null && this.debugRefs.has(ref)) {
+      this.debugDeferred.add(ref); // freed by the last debugUnref
+      return;
+    }
     this.free(ref);
   }
 

@@ -43,7 +43,7 @@ export interface AdminHooks {
  */
 const FORWARDED: ReadonlySet<Op> = new Set([
   Op.Stats, Op.Verbosity, Op.Shutdown, Op.CacheMemlimit, Op.LruCrawler, Op.Lru, Op.Slabs,
-  Op.RefreshCerts, Op.Extstore, Op.DebugTime,
+  Op.RefreshCerts, Op.Extstore, Op.DebugTime, Op.DebugItem,
 ]);
 
 /** memcached's refresh_certs reply when TLS is off (net/tls.ts TLS_NOT_ENABLED). */
@@ -90,6 +90,7 @@ function runAdminHere(s: TextRequest, op: Op, hooks: AdminHooks): void {
     case Op.RefreshCerts: return refreshCerts(s, hooks);
     case Op.Extstore: return extstoreCommand(s);
     case Op.DebugTime: return debugTime(s);
+    case Op.DebugItem: return debugItem(s);
     default: return s.reply(R.ERROR);
   }
 }
@@ -218,6 +219,32 @@ function debugTime(s: TextRequest): void {
   } else {
     if (!tokI64(s.line, s.tokStart[1], s.tokEnd[1])) return s.reply(R.ERROR);
     clock.shift(parsed.value);
+  }
+  s.reply(R.OK);
+}
+
+/**
+ * memcached-debug's `debugitem ref <key>` / `debugitem unref reffed|<key>` (only with -o
+ * debug_commands): hold a reference on an item the way a reply in flight does, so its memory
+ * is not reused after it is unlinked and compaction must give it a new header item instead
+ * of updating it in place (memcached's "realloc rescue", which its extstore.t looks for).
+ * `ref` keeps the item in this connection's one slot; `unref reffed` drops that reference,
+ * `unref <key>` one on the item the key now names. `lock`/`unlock` (an item lock held across
+ * commands) are not offered: ERROR.
+ */
+function debugItem(s: TextRequest): void {
+  if (s.ntokens < 3) return s.reply(R.ERROR);
+  const start = s.tokStart[2];
+  const len = s.tokEnd[2] - start;
+  const debug = s.engine.debugRefs;
+  if (s.tokPrefixOf(1, 'lock') || s.tokPrefixOf(1, 'unlock')) return s.reply(R.ERROR);
+  if (s.tokPrefixOf(1, 'ref')) {
+    if (!debug.ref(s.conn.id, s.line, start, len)) return s.replyString('MISS');
+  } else if (s.tokPrefixOf(1, 'unref')) {
+    if (len === 6 && s.line.toString('latin1', start, start + 6) === 'reffed') debug.unrefSlot(s.conn.id);
+    else if (!debug.unrefKey(s.line, start, len)) return s.replyString('MISS');
+  } else {
+    return s.reply(R.ERROR);
   }
   s.reply(R.OK);
 }
