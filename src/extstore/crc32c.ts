@@ -6,37 +6,43 @@
  * the server's startup: this layer does not load the addon itself). SSE4.2's crc32
  * instruction over three interleaved streams: 13 GB/s, a 4 KiB record in 0.3 µs including the
  * call (zlib's CRC-32 took 1.3 µs); table-driven C on other CPUs. Without the addon,
- * slice-by-8 tables in JavaScript give the same results more slowly (about 1.7 GB/s).
+ * slice-by-8 tables in JavaScript give the same results more slowly (1.3 GB/s; a 4 KiB
+ * record in 3.3 µs).
  * Both continue from a given running value, so a record can be checksummed in pieces:
  * crc32c(b, 0, n, crc32c(a, 0, m)) is the CRC of a's m bytes followed by b's n.
  */
 const POLY = 0x82f63b78;
-/** SLICES[t][b]: the register after byte b followed by t zero bytes (slice-by-8). */
-const SLICES: Uint32Array[] = Array.from({ length: 8 }, () => new Uint32Array(256));
+/**
+ * Slice-by-8 tables in one array: entry t * 256 + b is the register after byte b followed by
+ * t zero bytes. (One flat Int32Array with 32-bit reads through a DataView: 1.3 GB/s on this
+ * machine, against 0.7 GB/s for eight separate tables and byte loads.)
+ */
+const TABLE = new Int32Array(8 * 256);
 for (let n = 0; n < 256; n++) {
   let c = n;
   for (let k = 0; k < 8; k++) c = (c & 1) !== 0 ? POLY ^ (c >>> 1) : c >>> 1;
-  SLICES[0][n] = c >>> 0;
+  TABLE[n] = c;
 }
 for (let n = 0; n < 256; n++) {
   for (let t = 1; t < 8; t++) {
-    const prev = SLICES[t - 1][n];
-    SLICES[t][n] = ((prev >>> 8) ^ SLICES[0][prev & 0xff]) >>> 0;
+    const prev = TABLE[(t - 1) * 256 + n];
+    TABLE[t * 256 + n] = (prev >>> 8) ^ TABLE[prev & 0xff];
   }
 }
 
 /** CRC-32C in JavaScript (slice-by-8): the fallback, exported so tests compare it with the addon's. */
 export function crc32cTable(data: Uint8Array, start: number, end: number, value = 0): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = SLICES;
-  let c = ~value;
+  const t = TABLE;
+  const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let c = ~value | 0;
   let i = start;
   for (; i + 8 <= end; i += 8) {
-    const lo = c ^ (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24));
-    const hi = data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
-    c = t7[lo & 0xff] ^ t6[(lo >>> 8) & 0xff] ^ t5[(lo >>> 16) & 0xff] ^ t4[lo >>> 24] ^
-      t3[hi & 0xff] ^ t2[(hi >>> 8) & 0xff] ^ t1[(hi >>> 16) & 0xff] ^ t0[hi >>> 24];
+    const lo = c ^ dv.getInt32(i, true);
+    const hi = dv.getInt32(i + 4, true);
+    c = t[1792 + (lo & 0xff)] ^ t[1536 + ((lo >>> 8) & 0xff)] ^ t[1280 + ((lo >>> 16) & 0xff)] ^ t[1024 + (lo >>> 24)] ^
+      t[768 + (hi & 0xff)] ^ t[512 + ((hi >>> 8) & 0xff)] ^ t[256 + ((hi >>> 16) & 0xff)] ^ t[hi >>> 24];
   }
-  for (; i < end; i++) c = t0[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  for (; i < end; i++) c = t[(c ^ data[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;
 }
 
