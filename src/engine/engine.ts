@@ -210,6 +210,8 @@ export class Engine implements ValueSource {
     this.clock = clock;
     // -e: the memory file backs the store (src/store/memory-file.ts), maybe with a saved one.
     const mem = attach === null ? SharedMemory.create(backing) : SharedMemory.attach(attach);
+    // One serving thread and nothing attached: the store's mutexes need no atomics.
+    mem.oneThread = attach === null && stats.table.threads === 1;
     this.memory = mem;
     this.attached = attach !== null;
     this.slabs = new SlabAllocator({

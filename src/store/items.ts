@@ -246,12 +246,12 @@ export class Items {
     this.lruHitTables = mem.float64(n * this.rows, FRESH);
     this.lruHits = this.lruHitTables.subarray(thread * n, thread * n + n);
     this.lruItemTotal = mem.float64(n);
-    this.lruLocks = new Mutexes(mem.locks(n), 0, n);
+    this.lruLocks = mem.mutexes(n);
     const stripes = 2 ** Math.min(ITEM_LOCK_POWER, opts.hashPowerInit);
     this.stripeMask = stripes - 1;
-    this.itemLocks = new Mutexes(mem.locks(stripes), 0, stripes);
+    this.itemLocks = mem.mutexes(stripes);
     this.casCounter = mem.float64(1);
-    this.casLock = new Mutexes(mem.locks(1), 0, 1);
+    this.casLock = mem.mutexes(1);
     this.flushState = mem.float64(2);
     this.classesPerRow = slabs.largestClass + 1;
     this.counterTables = classCounters(this.classesPerRow, this.rows, mem);

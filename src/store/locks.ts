@@ -10,6 +10,12 @@
  * unlock() swaps in 0 and wakes one sleeper only if the word said 2. Atomics operations are
  * sequentially consistent, so everything written under a mutex is seen by its next holder.
  *
+ * A store no other thread attaches to (one serving thread) makes its mutexes with `atomic`
+ * false: the same words and the same answers (tryLock still fails on a mutex this thread
+ * holds, which the LRU walkers rely on to skip an item a command is using), but plain loads
+ * and stores, which V8 compiles inline, instead of calls to its Atomics builtins (about 3% of
+ * the server's cycles at pipeline 16, perf, 2026-12-06).
+ *
  * Not for: reentrancy (a thread must not take a mutex it holds), fairness, or lock order,
  * which callers keep (item locks, then LRU locks, then the slab lock: doc/threads.md).
  */
@@ -27,6 +33,8 @@ export class Mutexes {
     /** Index of mutex 0 in `words`. */
     readonly base: number,
     readonly count: number,
+    /** False: only one thread ever uses these words (see above). */
+    readonly atomic = true,
   ) {
     if (base < 0 || count < 1 || base + count > words.length) throw new Error(`mutexes: [${base}, ${base + count}) outside ${words.length} words`);
   }
@@ -34,6 +42,10 @@ export class Mutexes {
   lock(i: number): void {
     const w = this.words;
     const at = this.base + i;
+    if (!this.atomic && w[at] === 0) {
+      w[at] = 1;
+      return;
+    }
     let c = Atomics.compareExchange(w, at, 0, 1);
     if (c === 0) return;
     this.contended++;
@@ -52,11 +64,22 @@ export class Mutexes {
 
   /** Take the mutex if it is free; never waits. */
   tryLock(i: number): boolean {
-    return Atomics.compareExchange(this.words, this.base + i, 0, 1) === 0;
+    const w = this.words;
+    const at = this.base + i;
+    if (!this.atomic) {
+      if (w[at] !== 0) return false;
+      w[at] = 1;
+      return true;
+    }
+    return Atomics.compareExchange(w, at, 0, 1) === 0;
   }
 
   unlock(i: number): void {
     const at = this.base + i;
+    if (!this.atomic) {
+      this.words[at] = 0;
+      return;
+    }
     if (Atomics.exchange(this.words, at, 0) === 2) Atomics.notify(this.words, at, 1);
   }
 

@@ -19,6 +19,8 @@
  * Not for: what the arrays mean (each store module documents its own).
  */
 
+import { Mutexes } from './locks';
+
 export type SharedMemoryList = readonly SharedArrayBuffer[];
 
 /** How a buffer takes part in a warm restart. */
@@ -46,6 +48,12 @@ export class SharedMemory {
   private readonly attached: boolean;
 
   private readonly backing: MemoryBacking | null;
+  /**
+   * Set by the creator before the store is built when no other thread will ever attach
+   * (one serving thread): the store's mutexes then take and release their words with plain
+   * loads and stores instead of atomic operations (src/store/locks.ts).
+   */
+  oneThread = false;
 
   private constructor(buffers: SharedArrayBuffer[], attached: boolean, backing: MemoryBacking | null = null) {
     this.buffers = buffers;
@@ -108,6 +116,11 @@ export class SharedMemory {
   /** Lock words (src/store/locks.ts): never saved, zero (unlocked) after a restart. */
   locks(count: number): Int32Array {
     return this.int32(count, FRESH);
+  }
+
+  /** `count` mutexes over fresh lock words, atomic unless the store is `oneThread`. */
+  mutexes(count: number): Mutexes {
+    return new Mutexes(this.locks(count), 0, count, !this.oneThread);
   }
 
   float64(count: number, spec?: BufferSpec): Float64Array {

@@ -176,7 +176,7 @@ export class SlabAllocator {
     this.perPage[cls] = Math.floor(opts.pageBytes / opts.slabChunkMaxBytes);
 
     this.scalars = mem.float64(S_COUNT);
-    this.lock = new Mutexes(mem.locks(1), 0, 1);
+    this.lock = mem.mutexes(1);
     if (!mem.attaching) {
       this.mallocedBytes = opts.initialMallocBytes ?? 0;
       this.limitBytes = opts.memoryLimitBytes;

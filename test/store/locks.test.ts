@@ -7,6 +7,9 @@
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine';
+import { ServerStats, newStatsTable } from '../../src/metrics/stats';
+import { defaultSettings } from '../../src/settings';
 import { Mutexes } from '../../src/store/locks';
 import { REPO_ROOT } from '../helpers/servers';
 
@@ -72,5 +75,31 @@ describe('shared-memory mutexes', () => {
     m.unlock(0);
     expect(m.tryLock(0)).toBe(true);
     expect(() => new Mutexes(new Int32Array(4), 3, 2)).toThrow();
+  });
+
+  it('one-thread mutexes (plain loads and stores) give the same answers over the same words', () => {
+    const words = new Int32Array(new SharedArrayBuffer(16));
+    const m = new Mutexes(words, 1, 2, false);
+    m.lock(0);
+    expect(Array.from(words)).toEqual([0, 1, 0, 0]);
+    expect(m.tryLock(0)).toBe(false); // held by this thread: the LRU walkers skip such items
+    expect(m.isHeld(0)).toBe(true);
+    expect(m.tryLock(1)).toBe(true);
+    m.unlock(0);
+    m.unlock(1);
+    expect(Array.from(words)).toEqual([0, 0, 0, 0]);
+    expect(m.tryLock(0)).toBe(true);
+  });
+
+  it('a store is given one-thread mutexes only when one thread serves and none attaches', () => {
+    const one = new Engine(defaultSettings(), new ServerStats());
+    const four = new Engine({ ...defaultSettings(), threadCount: 4 }, new ServerStats(newStatsTable(4), 0));
+    try {
+      expect([one.items.itemLocks.atomic, one.items.lruLocks.atomic, one.slabs.lock.atomic]).toEqual([false, false, false]);
+      expect([four.items.itemLocks.atomic, four.items.lruLocks.atomic, four.slabs.lock.atomic]).toEqual([true, true, true]);
+    } finally {
+      one.stop();
+      four.stop();
+    }
   });
 });
