@@ -69,6 +69,11 @@ function u32(b: Uint8Array, p: number): number {
   return ((b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3]) >>> 0;
 }
 
+/** The same word as a signed int32: a small integer to V8 whatever its bits, never boxed. */
+function i32(b: Uint8Array, p: number): number {
+  return (b[p] << 24) | (b[p + 1] << 16) | (b[p + 2] << 8) | b[p + 3];
+}
+
 function putU32(b: Uint8Array, p: number, v: number): void {
   b[p] = v >>> 24;
   b[p + 1] = (v >>> 16) & 0xff;
@@ -563,8 +568,10 @@ export class BinarySession implements ProtocolSession, ItemSink {
   /** complete_incr_bin: extras are delta (8), initial (8), expiration (4). */
   private arithmetic(buf: Buffer, ext: number, keyStart: number, nkey: number, incr: boolean, reqCas: number): void {
     const engine = this.engine;
-    const expiration = u32(buf, ext + 16);
-    const create = expiration !== NO_AUTO_CREATE;
+    // As an int32 (a small integer to V8), so it stays unboxed across the calls below; a uint32
+    // above 2^31 kept that long is a heap number, 16 bytes per request.
+    const expirationWord = i32(buf, ext + 16);
+    const create = expirationWord !== (NO_AUTO_CREATE | 0);
     // A delta below 2^53 (the high word below 2^21) goes the way that makes no bigint.
     const high = u32(buf, ext);
     const result = high < 0x200000
@@ -587,7 +594,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
     if (!create) return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
     // Auto-create (memcached counts no miss then, as incrDecr was told).
     const initial = buf.readBigUInt64BE(ext + 8);
-    if (!engine.createNumber(this.view, buf, keyStart, nkey, initial, engine.clock.realtime(expiration))) {
+    if (!engine.createNumber(this.view, buf, keyStart, nkey, initial, engine.clock.realtime(expirationWord >>> 0))) {
       return this.error(Status.OutOfMemory, ERROR_TEXT.oomNewItem);
     }
     this.cas = this.view.cas;
