@@ -163,6 +163,17 @@ export function applyExtstoreThreads(settings: Settings): void {
   process.env.UV_THREADPOOL_SIZE = String(settings.extThreads);
 }
 
+/** Where a header item's record is on disk, and its length, CRC-32C, key and value sizes. */
+interface DiskRecordRef {
+  pageId: number;
+  version: number;
+  offset: number;
+  len: number;
+  crc: number;
+  nkey: number;
+  nbytes: number;
+}
+
 export class Storage implements ColdTier {
   readonly ext: Extstore;
   readonly counters = new StorageCounters();
@@ -172,6 +183,7 @@ export class Storage implements ColdTier {
   private minItemTotalFor = -1;
   private minItemTotalBytes = 0;
   private recacheCounter = 0;
+  private readonly recordRef: DiskRecordRef = { pageId: 0, version: 0, offset: 0, len: 0, crc: 0, nkey: 0, nbytes: 0 };
   /** fetchNow's target for a record's header and key (a key is at most 250 bytes). */
   private readonly recordHead = Buffer.alloc(RECORD_HEADER_BYTES + 256);
   /** True while ext.read() runs: its callback is then synchronous (record in a write buffer). */
@@ -576,15 +588,22 @@ export class Storage implements ColdTier {
     this.fetchOnce(ref, done, this.items.cas(ref), this.items.hashOf(ref), false);
   }
 
-  private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean): void {
+  /** Header item `ref`'s record: where it is and what it must hold (in a reused object: copy it out at once). */
+  private recordOf(ref: number): DiskRecordRef {
     const items = this.items;
-    const pageId = items.diskPage(ref);
-    const version = items.diskVersion(ref);
-    const offset = items.diskOffset(ref);
-    const len = items.diskLength(ref);
-    const crc = items.diskCrc(ref);
-    const nkey = items.nkey(ref);
-    const nbytes = items.nbytes(ref);
+    const r = this.recordRef;
+    r.pageId = items.diskPage(ref);
+    r.version = items.diskVersion(ref);
+    r.offset = items.diskOffset(ref);
+    r.len = items.diskLength(ref);
+    r.crc = items.diskCrc(ref);
+    r.nkey = items.nkey(ref);
+    r.nbytes = items.nbytes(ref);
+    return r;
+  }
+
+  private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean): void {
+    const { pageId, version, offset, len, crc, nkey, nbytes } = this.recordOf(ref);
     this.inReadCall = true;
     this.ext.read(pageId, version, offset, len, (result, buf, start) => {
       const sync = this.inReadCall;
@@ -632,14 +651,7 @@ export class Storage implements ColdTier {
    * uses fetch(), which reads again and reports a miss or a fault as usual.
    */
   fetchNow(ref: number, dst: Buffer, dstAt: number): boolean {
-    const items = this.items;
-    const pageId = items.diskPage(ref);
-    const version = items.diskVersion(ref);
-    const offset = items.diskOffset(ref);
-    const len = items.diskLength(ref);
-    const crc = items.diskCrc(ref);
-    const nkey = items.nkey(ref);
-    const nbytes = items.nbytes(ref);
+    const { pageId, version, offset, len, crc, nkey, nbytes } = this.recordOf(ref);
     const headLen = RECORD_HEADER_BYTES + nkey;
     const head = this.recordHead;
     if (len !== headLen + nbytes || headLen > head.length) return false;
