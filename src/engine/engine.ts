@@ -746,11 +746,7 @@ export class Engine implements ValueSource {
    */
   incrDecr(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint, casIn = 0,
     held: HeldItems | null = null, createOnMiss = false): DeltaResult {
-    const hash = hashKey(key, start, len);
-    this.lockKey(hash);
-    const result = this.incrDecrLocked(v, key, start, len, hash, incr, delta, -1, casIn, held, createOnMiss);
-    this.unlockKey(hash);
-    return result;
+    return this.incrDecrKeyed(v, key, start, len, incr, delta, -1, casIn, held, createOnMiss);
   }
 
   /**
@@ -760,9 +756,14 @@ export class Engine implements ValueSource {
    */
   incrDecrSmall(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, delta: number, casIn = 0,
     held: HeldItems | null = null, createOnMiss = false): DeltaResult {
+    return this.incrDecrKeyed(v, key, start, len, incr, 0n, delta, casIn, held, createOnMiss);
+  }
+
+  private incrDecrKeyed(v: ItemView, key: Uint8Array, start: number, len: number, incr: boolean, delta: bigint,
+    deltaSmall: number, casIn: number, held: HeldItems | null, createOnMiss: boolean): DeltaResult {
     const hash = hashKey(key, start, len);
     this.lockKey(hash);
-    const result = this.incrDecrLocked(v, key, start, len, hash, incr, 0n, delta, casIn, held, createOnMiss);
+    const result = this.incrDecrLocked(v, key, start, len, hash, incr, delta, deltaSmall, casIn, held, createOnMiss);
     this.unlockKey(hash);
     return result;
   }

@@ -163,6 +163,12 @@ export function applyExtstoreThreads(settings: Settings): void {
   process.env.UV_THREADPOOL_SIZE = String(settings.extThreads);
 }
 
+/** Does the record header at b[at, at + 16) say what the header item says of it? */
+function recordHeaderOk(b: Buffer, at: number, len: number, crc: number, nkey: number, nbytes: number): boolean {
+  return b.readUInt32LE(at) === len && b.readUInt32LE(at + 4) === crc && b.readUInt32LE(at + 8) === nbytes &&
+    b.readUInt32LE(at + 12) === nkey;
+}
+
 /** Where a header item's record is on disk, and its length, CRC-32C, key and value sizes. */
 interface DiskRecordRef {
   pageId: number;
@@ -657,8 +663,8 @@ export class Storage implements ColdTier {
     if (len !== headLen + nbytes || headLen > head.length) return false;
     const from = this.ext.readInto(pageId, version, offset, len, head, headLen, dst, dstAt);
     if (from === READ_NOT_NOW) return false;
-    if (head.readUInt32LE(0) !== len || head.readUInt32LE(4) !== crc || head.readUInt32LE(8) !== nbytes ||
-      head.readUInt32LE(12) !== nkey || crc32c(dst, dstAt, dstAt + nbytes, crc32c(head, 8, headLen)) !== crc) {
+    if (!recordHeaderOk(head, 0, len, crc, nkey, nbytes) ||
+      crc32c(dst, dstAt, dstAt + nbytes, crc32c(head, 8, headLen)) !== crc) {
       return false;
     }
     this.ext.countReadNow(len, from);
@@ -684,9 +690,7 @@ export class Storage implements ColdTier {
 
   private recordOk(buf: Buffer, start: number, len: number, crc: number, nkey: number, nbytes: number): boolean {
     if (buf.length < start + len || len < RECORD_HEADER_BYTES) return false;
-    if (buf.readUInt32LE(start) !== len || buf.readUInt32LE(start + 4) !== crc) return false;
-    if (buf.readUInt32LE(start + 8) !== nbytes || buf.readUInt32LE(start + 12) !== nkey) return false;
-    return crc32c(buf, start + 8, start + len) === crc;
+    return recordHeaderOk(buf, start, len, crc, nkey, nbytes) && crc32c(buf, start + 8, start + len) === crc;
   }
 
   /** Is `ref` still the linked header item that pointed at (page, version, offset)? */

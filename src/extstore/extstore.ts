@@ -751,28 +751,44 @@ export class Extstore {
 
   // ---------------------------------------------------------------- reads
 
+  /** The page a record pointer names, if that page version is still there and holds the range. */
+  private livePage(pageId: number, version: number, offset: number, len: number): Page | null {
+    const page = this.pages[pageId];
+    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
+      return null;
+    }
+    return page;
+  }
+
+  /** The write buffer of `page` that still holds [offset, offset + len), if any. */
+  private wbufHolding(page: Page, offset: number, len: number): Wbuf | null {
+    for (const w of page.wbufs) {
+      if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) return w;
+    }
+    return null;
+  }
+
   /**
    * Read the record at (page, version, offset) of `len` bytes. The callback runs at once when
    * the record is still in a write buffer or the pointer is stale, otherwise when the disk
    * read completes.
    */
   read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
-    const page = this.pages[pageId];
-    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
+    const page = this.livePage(pageId, version, offset, len);
+    if (page === null) {
       cb(ReadResult.Stale, EMPTY, 0);
       return;
     }
     const c = this.counters;
     if (offset + len > page.written) {
-      for (const w of page.wbufs) {
-        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
-          c.objects_read++;
-          c.bytes_read += len;
-          cb(ReadResult.Ok, w.buf, offset - w.pageOffset);
-          return;
-        }
+      const w = this.wbufHolding(page, offset, len);
+      if (w === null) {
+        cb(ReadResult.Stale, EMPTY, 0);
+        return;
       }
-      cb(ReadResult.Stale, EMPTY, 0);
+      c.objects_read++;
+      c.bytes_read += len;
+      cb(ReadResult.Ok, w.buf, offset - w.pageOffset);
       return;
     }
     if (this.readBytesQueued + len > this.readBytesQueuedMax && this.readsInFlight > 0) {
@@ -798,21 +814,15 @@ export class Extstore {
    */
   readInto(pageId: number, version: number, offset: number, len: number, head: Buffer, headLen: number,
     body: Buffer, bodyAt: number): number {
-    const page = this.pages[pageId];
-    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes ||
-      headLen > len) {
-      return READ_NOT_NOW;
-    }
+    const page = this.livePage(pageId, version, offset, len);
+    if (page === null || headLen > len) return READ_NOT_NOW;
     if (offset + len > page.written) {
-      for (const w of page.wbufs) {
-        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
-          const at = offset - w.pageOffset;
-          w.buf.copy(head, 0, at, at + headLen);
-          w.buf.copy(body, bodyAt, at + headLen, at + len);
-          return READ_NOW_WBUF;
-        }
-      }
-      return READ_NOT_NOW;
+      const w = this.wbufHolding(page, offset, len);
+      if (w === null) return READ_NOT_NOW;
+      const at = offset - w.pageOffset;
+      w.buf.copy(head, 0, at, at + headLen);
+      w.buf.copy(body, bodyAt, at + headLen, at + len);
+      return READ_NOW_WBUF;
     }
     const readNow = this.io.readNow;
     if (readNow === undefined || this.readNowOff || len > READ_NOW_BYTES_MAX) return READ_NOT_NOW;
@@ -838,20 +848,15 @@ export class Extstore {
    * event loop for one pread. Null when the record is gone or cannot be read.
    */
   readSync(pageId: number, version: number, offset: number, len: number): { buf: Buffer; start: number } | null {
-    const page = this.pages[pageId];
-    if (this.closed || page === undefined || page.free || page.version !== version || offset + len > this.pageBytes) {
-      return null;
-    }
+    const page = this.livePage(pageId, version, offset, len);
+    if (page === null) return null;
     const c = this.counters;
     if (offset + len > page.written) {
-      for (const w of page.wbufs) {
-        if (offset >= w.pageOffset && offset + len <= w.pageOffset + w.used) {
-          c.objects_read++;
-          c.bytes_read += len;
-          return { buf: w.buf, start: offset - w.pageOffset };
-        }
-      }
-      return null;
+      const w = this.wbufHolding(page, offset, len);
+      if (w === null) return null;
+      c.objects_read++;
+      c.bytes_read += len;
+      return { buf: w.buf, start: offset - w.pageOffset };
     }
     const buf = Buffer.allocUnsafe(len);
     let n: number;

@@ -46,7 +46,7 @@
  */
 import { copyPlain, copySmall, copyWords } from '../bytes';
 import { Clock } from './clock';
-import { Mutexes } from './locks';
+import type { Mutexes } from './locks';
 import { FRESH, type SharedMemory } from './shared';
 import { HashIndex, hashKey, hashPowerFor } from './hash';
 import {
@@ -786,8 +786,7 @@ export class Items {
 
   /** Is the item at `ref` (an item chunk) in use outside the store: being filled, or pinned? */
   isBusy(ref: number): boolean {
-    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.flushPinned ||
-      (this.debugRefs !== null && this.debugRefs.has(ref));
+    return (this.u32(ref)[this.w(ref)] & IF_LINKED) === 0 || ref === this.flushPinned || this.debugReferenced(ref);
   }
 
   // ---------------------------------------------------------------- debug references
@@ -1059,7 +1058,7 @@ export class Items {
   /** An unlinked item's memory goes back (and its extstore record, if it is a header). */
   private released(ref: number): void {
     if ((this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0) this.coldTier?.released(ref);
-    if (this.debugRefs !== null && this.debugRefs.has(ref)) {
+    if (this.debugReferenced(ref)) {
       this.debugDeferred.add(ref); // freed by the last debugUnref
       return;
     }

@@ -35,7 +35,7 @@
  * page bookkeeping changes only under the slab lock, memcached's slabs_lock, taken by
  * alloc(), free() and the page operations; it is the innermost lock (doc/threads.md).
  */
-import { Mutexes } from './locks';
+import type { Mutexes } from './locks';
 import type { SharedMemory } from './shared';
 
 export const PAGE_OFFSET_BITS = 17;
