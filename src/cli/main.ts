@@ -168,6 +168,10 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     throw new StartupError('Error while preallocating slab memory!\nIf using -L or other prealloc options, max memory must be ' +
       `at least ${engine.slabs.largestClass} megabytes.`, 1);
   }
+  // Extstore: all of -m goes to the global page pool now (memcached's slabs_prefill_global;
+  // the page balancing of a flash-backed cache works from that pool). Memory stays untouched
+  // until a class takes a page. A restored store has its own pool.
+  if (settings.extPaths.length > 0 && restored === null) engine.slabs.prefillGlobal();
 
   let network: NetworkHandle | null = null;
   let metrics: MetricsEndpoint | null = null;

@@ -380,6 +380,8 @@ export class Engine implements ValueSource {
     v.keyBinary = items.keyBinary(ref);
     v.cls = items.classOf(ref);
     v.onDisk = items.isHdr(ref);
+    v.diskReadRefused = false;
+    v.refusalUncounted = false;
     v.keyBuf = items.page(ref);
     v.keyStart = items.keyOffset(ref);
     v.keyLen = items.nkey(ref);
@@ -414,6 +416,16 @@ export class Engine implements ValueSource {
     return storage.fetchNow(v.ref, dst, dstAt);
   }
 
+  /**
+   * Can a value on disk be read now, memory-wise? False (counted in get_oom_extstore) when
+   * memcached would have no slab memory to read it into: see Storage.roomToRead.
+   */
+  roomToReadDiskValue(v: ItemView): boolean {
+    const storage = this.storage;
+    if (storage === null) throw new Error('a value on disk without extstore');
+    return storage.roomToRead(v.ref);
+  }
+
   /** A disk read finished after its reply was dropped (connection gone). */
   countAbortedDiskRead(): void {
     this.storage?.countAborted();
@@ -446,11 +458,15 @@ export class Engine implements ValueSource {
   }
 
   private countGetHit(ref: number): void {
+    this.countGetHitIn(ref, (this.items.classOf(ref) << 2) | this.items.segment(ref));
+  }
+
+  /** A get hit on `ref`, which was in LRU `lru` ((class << 2) | segment) when found. */
+  private countGetHitIn(ref: number, lru: number): void {
     const items = this.items;
     this.stats.get_hits++;
-    const cls = items.classOf(ref);
-    items.counters.get_hits[cls]++;
-    items.lruHits[(cls << 2) | items.segment(ref)]++;
+    items.counters.get_hits[items.classOf(ref)]++;
+    items.lruHits[lru]++;
   }
 
   // ---------------------------------------------------------------- retrieval
@@ -463,14 +479,24 @@ export class Engine implements ValueSource {
     const hash = hashKey(key, start, len);
     this.lockKey(hash);
     const ref = this.lookup(key, start, len, hash);
-    this.stats.cmd_get++;
     if (ref === 0) {
+      this.stats.cmd_get++;
       this.stats.get_misses++;
     } else {
-      this.countGetHit(ref);
-      this.items.bump(ref);
+      const items = this.items;
+      const lru = (items.classOf(ref) << 2) | items.segment(ref);
+      items.bump(ref);
       this.describe(v, ref);
       sink.item(v);
+      if (!v.diskReadRefused) {
+        this.stats.cmd_get++;
+        this.countGetHitIn(ref, lru);
+      } else if (!v.refusalUncounted) {
+        // A value on disk with no memory to read it into: a miss for memcached's binary get;
+        // its text get, which fails whole, counts nothing.
+        this.stats.cmd_get++;
+        this.stats.get_misses++;
+      }
     }
     this.unlockKey(hash);
     return ref !== 0;
@@ -973,7 +999,7 @@ export class Engine implements ValueSource {
     sink.item(v);
     // The delayed bump of a locked fetch, after the flags saw the item as it was.
     if (req.locked && !req.noBump) items.bump(ref);
-    this.countMetaFetch(ref, req.touchAt >= 0);
+    this.countMetaFetch(v.diskReadRefused ? 0 : ref, req.touchAt >= 0);
     this.unlockKey(hash);
     return true;
   }

@@ -54,6 +54,10 @@ export class ItemView {
   memcachedSize = 0;
   /** The value lives in extstore: read it with Engine.readDiskValue during the sink call. */
   onDisk = false;
+  /** Set by the sink: there was no memory to read the value from disk (counted as a miss). */
+  diskReadRefused = false;
+  /** Set by the sink with diskReadRefused: the get fails whole and counts nothing (text get). */
+  refusalUncounted = false;
   /** Meta: the item was invalidated (stale, X). */
   stale = false;
   /** Meta: a win token was already handed out for it (Z). */

@@ -594,6 +594,18 @@ export class Storage implements ColdTier {
     this.fetchOnce(ref, done, this.items.cas(ref), this.items.hashOf(ref), false);
   }
 
+  /**
+   * Is there room to read header item `ref`'s value? memcached reads it into an item it takes
+   * from slab memory, and refuses the read (get_oom_extstore) when the value's classes cannot
+   * supply one: Items.couldHold. Counted when not.
+   */
+  roomToRead(ref: number): boolean {
+    const items = this.items;
+    if (items.couldHold(items.nkey(ref), items.nbytes(ref), items.flags(ref))) return true;
+    this.counters.get_oom_extstore++;
+    return false;
+  }
+
   /** Header item `ref`'s record: where it is and what it must hold (in a reused object: copy it out at once). */
   private recordOf(ref: number): DiskRecordRef {
     const items = this.items;

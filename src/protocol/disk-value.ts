@@ -21,10 +21,18 @@ import type { Hole, Output } from './output';
 
 /**
  * Append `view`'s value (and CRLF when `crlf`) to the reply begun at `start`: at once when it
- * can be read now, else through a hole whose miss reply is `miss`.
+ * can be read now, else through a hole whose miss reply is `miss`. False when there is no
+ * memory to read it (memcached's get_oom_extstore): the reply becomes `miss` at once (the text
+ * get then answers its out-of-memory error instead).
  */
 export function appendDiskValue(engine: Engine, out: Output, view: ItemView, start: number, crlf: boolean,
-  miss: Buffer): void {
+  miss: Buffer): boolean {
+  if (!engine.roomToReadDiskValue(view)) {
+    view.diskReadRefused = true;
+    out.length = start;
+    if (miss.length > 0) out.bytes(miss, 0, miss.length);
+    return false;
+  }
   const nbytes = view.nbytes;
   const trailer = crlf ? 2 : 0;
   out.ensure(nbytes + trailer);
@@ -32,7 +40,7 @@ export function appendDiskValue(engine: Engine, out: Output, view: ItemView, sta
   if (engine.readDiskValueNow(view, out.buf, at)) {
     out.length = at + nbytes;
     if (crlf) out.crlf();
-    return;
+    return true;
   }
   const valueAt = at - start;
   const hole = out.holeFrom(start, nbytes + trailer, miss);
@@ -41,6 +49,7 @@ export function appendDiskValue(engine: Engine, out: Output, view: ItemView, sta
     out.buf[hole.start + valueAt + nbytes + 1] = 10;
   }
   fetchIntoHole(engine, out, view, hole, valueAt);
+  return true;
 }
 
 /**

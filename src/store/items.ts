@@ -608,6 +608,37 @@ export class Items {
     return ref;
   }
 
+  /**
+   * Could an item of this size get its chunks at all: does each class it would use hold enough
+   * chunks, counting the pages it could still be given, if everything else in it were
+   * evicted? memcached reads a value from extstore into such an item; when its classes lost
+   * their pages (slabs reassign) the read is refused (get_oom_extstore). Here the read goes to
+   * the reply, but the answer is memcached's (src/engine/storage.ts, roomToRead).
+   */
+  couldHold(nkey: number, nbytes: number, flags: number): boolean {
+    const slabs = this.slabs;
+    const pages = slabs.pagesAvailable;
+    const total = ITEM_HEADER_BYTES + (flags !== 0 ? CLIENT_FLAGS_BYTES : 0) + nkey + nbytes;
+    if (total <= this.singleChunkBytesMax) return this.classCouldGive(slabs.classFor(total), 1, pages);
+    // As allocChunked: a header chunk, full chunks of the largest class, and a last one of the
+    // class that fits what is left (or the largest).
+    const largest = slabs.largestClass;
+    const per = this.dataChunkPayloadBytes;
+    const nchunks = Math.ceil(nbytes / per);
+    if (!this.classCouldGive(slabs.classFor(headerChunkBytes(nkey, nchunks, flags)), 1, pages)) return false;
+    const lastPayload = nbytes - (nchunks - 1) * per;
+    const lastCls = slabs.classFor(Math.min(this.singleChunkBytesMax,
+      lastPayload + MEMCACHED_VALUE_CRLF_BYTES + MEMCACHED_CHUNK_HEADER_BYTES));
+    const lastElsewhere = lastCls !== largest && this.classCouldGive(lastCls, 1, pages);
+    return this.classCouldGive(largest, lastElsewhere ? nchunks - 1 : nchunks, pages);
+  }
+
+  /** Does class `cls` hold `chunks` chunks, counting `pages` more pages? */
+  private classCouldGive(cls: number, chunks: number, pages: number): boolean {
+    const slabs = this.slabs;
+    return cls !== 0 && slabs.totalChunks(cls) + pages * slabs.perPage[cls] >= chunks;
+  }
+
   /** memcached counts a failed item allocation once, on the item's class. */
   private outOfMemory(cls: number): number {
     this.counters.outofmemory[cls]++;

@@ -313,6 +313,30 @@ export class SlabAllocator {
   }
 
   /**
+   * memcached's slabs_prefill_global, done when extstore is on (its page balancing wants the
+   * memory in the global pool): every page up to the limit goes to the pool now. Only the
+   * books change: a page's memory is touched when a class takes it (unless `onNewPage`, -k,
+   * locks it now, as memcached's malloc of all of -m does). The limit counts as reached.
+   */
+  prefillGlobal(): void {
+    this.lock.lock(0);
+    while (this.mallocedBytes + this.pageBytes <= this.limitBytes) {
+      const page = this.freshPage(false);
+      if (page === 0) break;
+      this.pageClass[page] = GLOBAL_POOL;
+      this.listAppend(GLOBAL_POOL, page);
+    }
+    this.limitReached = true;
+    this.lock.unlock(0);
+  }
+
+  /** Pages a class could still be given: the global pool's, and new ones under the limit. */
+  get pagesAvailable(): number {
+    const fresh = this.limitReached ? 0 : Math.max(0, Math.floor((this.limitBytes - this.mallocedBytes) / this.pageBytes));
+    return this.pagesPerClass[GLOBAL_POOL] + fresh;
+  }
+
+  /**
    * Give class `cls` one more page: from the global pool, else new memory within the limit
    * (or beyond it for the class's first page, as memcached).
    */

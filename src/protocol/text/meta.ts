@@ -347,15 +347,24 @@ export class MetaCommands {
 
   private metaGet(): void {
     const s = this.s;
-    const out = s.out;
-    const mark = out.length;
+    const mark = s.out.length;
     if (!this.preparse(2)) return this.error(mark, this.f.error);
     this.mark = mark;
     this.failed = false;
     if (this.engine.metaGet(this.view, this.keyBuf, this.keyStart, this.keyLen, this.req, this.getSink)) {
       if (this.failed) this.error(mark, OPAQUE_TOO_LONG);
+      // No memory to read its value from disk: a miss (memcached's intent; 1.6.45 itself sends
+      // the VA line twice before EN, which no client can parse).
+      else if (this.view.diskReadRefused) this.missReply(mark);
       return;
     }
+    this.missReply(mark);
+  }
+
+  /** mg's miss: EN with the opaque and key echoed; nothing when quiet. */
+  private missReply(mark: number): void {
+    const out = this.s.out;
+    out.length = mark;
     out.ascii('EN');
     if (!this.echoOpaqueAndKey(2)) return this.error(mark, OPAQUE_TOO_LONG);
     if (this.f.quiet) out.length = mark;

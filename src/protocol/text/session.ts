@@ -83,6 +83,8 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
   private readonly inputViews = new Views();
   private getKeyStart = 0;
   private getWithCas = false;
+  /** A value on disk could not be read for want of memory (item(): the get then fails). */
+  private getOutOfMemory = false;
   status: FeedStatus = FeedStatus.Ok;
   closeIsError = false;
   private state = State.Line;
@@ -610,18 +612,26 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
         klen = k - p;
         break;
       }
-      if (klen !== 0 && !this.startResponse()) {
-        // process_get_command_err: the unsent replies are culled, which frees the memory for
-        // the error's own response.
-        this.dropUnsent();
-        this.responses = 1;
-        this.noreply = false;
-        this.replyString('SERVER_ERROR out of memory writing get response');
-        return;
-      }
+      // memcached 1.6.45 copies the extstore error with its CRLF and sends it as a string,
+      // so a second CRLF follows it (as with the long key above).
+      if (this.getOutOfMemory) return this.getFailed('SERVER_ERROR out of memory writing get response\r\n');
+      if (klen !== 0 && !this.startResponse()) return this.getFailed('SERVER_ERROR out of memory writing get response');
     }
     if (echo) engine.log(2, `>${this.conn.id} END`);
     this.out.bytes(R.END, 0, 5);
+  }
+
+  /**
+   * process_get_command_err, when a get runs out of response objects or of memory to read a
+   * value from extstore: the unsent replies are culled (which frees the memory for the
+   * error's own response) and the error is the whole answer.
+   */
+  private getFailed(message: string): void {
+    this.getOutOfMemory = false;
+    this.dropUnsent();
+    this.responses = 1;
+    this.noreply = false;
+    this.replyString(message);
   }
 
   /**
@@ -684,7 +694,10 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
       // The value is read from extstore; the whole VALUE reply is a hole until then (a failed
       // read removes it, as memcached does).
       out.length = p;
-      appendDiskValue(this.engine, out, v, start, true, EMPTY);
+      if (!appendDiskValue(this.engine, out, v, start, true, EMPTY)) {
+        this.getOutOfMemory = true;
+        v.refusalUncounted = true;
+      }
       return;
     }
     v.copyValue(o, p, out.view);
