@@ -22,11 +22,15 @@
  * Reading continues meanwhile, within that bound, so pipelines keep flowing.
  */
 import type * as net from 'node:net';
+import type * as tls from 'node:tls';
 import type { BindProtocol, TlsVerifyMode } from '../settings';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
 import { verboseLines, type CloseReason, type NetContext } from './context';
-import { directWriterFor, socketWithReadBuffer, type DirectWriter, type OpaqueHandle } from './node-internals';
+import {
+  directWriterFor, readTlsIntoBuffer, serialWriterFor, socketWithReadBuffer, type DirectWriter, type OpaqueHandle,
+  type SerialWriter,
+} from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
 
 const enum Flag {
@@ -104,6 +108,8 @@ export class Connection implements TrackedConnection {
   private readonly session: ProtocolSession;
   /** The static read buffer of the `onread` path; null in `'data'` mode. */
   private readonly readBuf: Buffer | null;
+  /** TLS reading into readBuf: it may be filled again after a read returned false. */
+  private readonly readBufRefills: boolean = false;
   private pending: Buffer | null = null;
   private pendingStart = 0;
   private pendingEnd = 0;
@@ -124,6 +130,12 @@ export class Connection implements TrackedConnection {
   private feeding = false;
   /** Plain onread sockets: replies written straight to the handle (see DirectWriter). */
   private readonly direct: DirectWriter | null;
+  /**
+   * TLS sockets reading into readBuf: replies written straight to the TLS handle, one write at
+   * a time (SerialWriter); what the sessions write meanwhile waits in the output and goes out
+   * as one write when the one in flight completes. The stream is corked meanwhile.
+   */
+  private readonly tlsWriter: SerialWriter | null = null;
   /** Views of the output buffer by length, so a direct write of a repeated reply size allocates nothing. */
   private readonly views = new Map<number, Buffer>();
   private viewsOf: Buffer | null = null;
@@ -140,11 +152,21 @@ export class Connection implements TrackedConnection {
         : directWriterFor(source.handle, (status) => this.onDirectWriteDone(status));
     } else {
       this.direct = null;
-      this.readBuf = null;
       this.socket = source.socket;
-      this.socket.on('data', (chunk: Buffer) => {
-        if (!this.onBytes(chunk, chunk.length)) this.socket.pause();
-      });
+      const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
+      if (origin.tls && ctx.readMode === 'onread' &&
+        readTlsIntoBuffer(source.socket as tls.TLSSocket, readBuf, (count) => this.onBytes(readBuf, count))) {
+        // TLS into a static buffer, as the onread path (the TLS layer may deliver again after
+        // a stop: see stash).
+        this.readBuf = readBuf;
+        this.readBufRefills = true;
+        this.tlsWriter = serialWriterFor(source.socket as tls.TLSSocket, (status) => this.onTlsWriteDone(status));
+      } else {
+        this.readBuf = null;
+        this.socket.on('data', (chunk: Buffer) => {
+          if (!this.onBytes(chunk, chunk.length)) this.socket.pause();
+        });
+      }
     }
     const accepted = 'socket' in source ? source.accepted ?? null : null;
     const onError = 'socket' in source ? source.onError ?? null : null;
@@ -180,7 +202,14 @@ export class Connection implements TrackedConnection {
       ctx.registry.add(this);
       ctx.connectionEvents?.opened(this.info);
     }
-    if (this.readBuf === null) this.socket.resume();
+    if (this.readBufRefills) {
+      // Bytes the TLS layer decrypted before the static buffer was in place (a request sent
+      // with the end of the handshake) wait in the stream.
+      for (let chunk = this.socket.read() as Buffer | null; chunk !== null; chunk = this.socket.read() as Buffer | null) {
+        if (!this.onBytes(chunk, chunk.length)) break;
+      }
+    }
+    if (this.readBuf === null || this.readBufRefills) this.socket.resume();
   }
 
   // --- TrackedConnection
@@ -262,6 +291,12 @@ export class Connection implements TrackedConnection {
   }
 
   private stash(buf: Buffer, count: number): void {
+    if (this.readBufRefills && buf === this.readBuf) {
+      // The next delivery would overwrite it: held input goes to pending, which pump() feeds
+      // before any stash.
+      this.keep(buf, 0, count);
+      return;
+    }
     if (this.stashBuf !== null) {
       // Only the 'data' path can get here (onread stops reading at the first stash); each
       // chunk is its own Buffer, so move the older one into pending to keep byte order.
@@ -372,8 +407,9 @@ export class Connection implements TrackedConnection {
       return;
     }
     const sock = this.socket;
-    if (this.unsentBytes() > this.ctx.settings.writeBacklogBytesMax &&
-      (sock.writableNeedDrain || (this.direct !== null && this.direct.pendingBytes > 0))) {
+    if (this.unsentBytes() + this.waitingForTlsWrite() > this.ctx.settings.writeBacklogBytesMax &&
+      (sock.writableNeedDrain || (this.direct !== null && this.direct.pendingBytes > 0) ||
+        (this.tlsWriter !== null && this.tlsWriter.inFlight))) {
       this.flags |= Flag.Backpressured;
       this.info.stateName = STATE_MWRITE;
     }
@@ -408,6 +444,20 @@ export class Connection implements TrackedConnection {
     if (out.holeCount > 0) {
       this.flushBeforeHoles();
       return;
+    }
+    const tw = this.tlsWriter;
+    if (tw !== null && from === 0) {
+      // The completion writes what gathers meanwhile.
+      if (tw.inFlight) return;
+      if (sock.writableLength === 0) {
+        this.ctx.stats.bytes_written += length;
+        const r = tw.write(this.viewOf(out.buf, length));
+        // Taken either way (encrypted, or copied by the TLS layer): the buffer is free again.
+        out.reset();
+        if (r === 1) sock.cork();
+        else if (r < 0) this.socket.destroy();
+        return;
+      }
     }
     this.ctx.stats.bytes_written += length - from;
     if (this.copiesSmallWrites && length - from <= SMALL_WRITE_BYTES_MAX) {
@@ -450,7 +500,37 @@ export class Connection implements TrackedConnection {
 
   /** Bytes written but not yet taken by the kernel: the stream's queue plus direct writes. */
   private unsentBytes(): number {
-    return this.socket.writableLength + (this.direct === null ? 0 : this.direct.pendingBytes);
+    const tw = this.tlsWriter;
+    return this.socket.writableLength + (this.direct === null ? 0 : this.direct.pendingBytes) +
+      (tw === null ? 0 : tw.pendingBytes);
+  }
+
+  /** Output held back while a TLS write is in flight (see tlsWriter). */
+  private waitingForTlsWrite(): number {
+    const tw = this.tlsWriter;
+    return tw !== null && tw.inFlight ? this.output.length - this.output.sent : 0;
+  }
+
+  /**
+   * The TLS write in flight completed: the stream's writes queued meanwhile (cork) go first,
+   * then what the sessions wrote meanwhile, as one write.
+   */
+  private onTlsWriteDone(status: number): void {
+    if (status < 0) {
+      this.socket.destroy();
+      return;
+    }
+    const sock = this.socket;
+    if (sock.writableCorked > 0) sock.uncork();
+    if ((this.flags & Flag.Closed) !== 0) return;
+    this.flush();
+    if ((this.flags & Flag.Closing) !== 0) {
+      if (this.closeTimer !== null && this.output.holeCount === 0 && !(this.tlsWriter as SerialWriter).inFlight) {
+        this.finishClose();
+      }
+      return;
+    }
+    if (this.unsentBytes() === 0) this.onDrain();
   }
 
   /** A direct write that had to wait has completed. */
@@ -587,6 +667,8 @@ export class Connection implements TrackedConnection {
    */
   private finishClose(): void {
     if (!this.closesOutright) {
+      // onTlsWriteDone comes back here (ending the stream would write under the one in flight).
+      if (this.tlsWriter !== null && this.tlsWriter.inFlight) return;
       this.socket.destroySoon();
       return;
     }

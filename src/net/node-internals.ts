@@ -14,6 +14,9 @@
  * The third: a listening server's descriptor, for TCP_FASTOPEN (listeningFd).
  * The fourth: the accepted socket under a server-side TLS socket (tlsRawSocket), to tell which
  * connection a handshake error belongs to once the peer is gone.
+ * The fifth: a server-side TLS socket reading its decrypted bytes into a static buffer
+ * (readTlsIntoBuffer), the `onread` path for TLS, which Node offers only to TLS clients, and
+ * writing straight to its TLS handle (SerialWriter).
  *
  * Not for: anything else private. Keep this file small.
  */
@@ -339,4 +342,107 @@ interface PrivateTlsSocketFields {
 export function tlsRawSocket(sock: tls.TLSSocket): net.Socket | null {
   const parent = (sock as unknown as PrivateTlsSocketFields)._parent;
   return parent instanceof net.Socket ? parent : null;
+}
+
+// --- TLS sockets reading into a static buffer
+
+type SymbolFields = Record<symbol, unknown>;
+
+/** net.Socket's private symbols for `onread` (kBuffer, kBufferCb, kBufferGen), found by name. */
+function onreadSymbols(sock: net.Socket): { buffer: symbol; callback: symbol; gen: symbol } | null {
+  let buffer: symbol | undefined;
+  let callback: symbol | undefined;
+  let gen: symbol | undefined;
+  for (const sym of Object.getOwnPropertySymbols(sock)) {
+    if (sym.description === 'kBuffer') buffer = sym;
+    else if (sym.description === 'kBufferCb') callback = sym;
+    else if (sym.description === 'kBufferGen') gen = sym;
+  }
+  return buffer === undefined || callback === undefined || gen === undefined ? null : { buffer, callback, gen };
+}
+
+/**
+ * Make a server-side TLS socket (handshake done) deliver its decrypted bytes into `readBuf`,
+ * calling `onBytes(count)` per read, as a socket built with `onread` does: its TLS handle is a
+ * stream that takes a user buffer (`useUserBuffer`), and net's read callback hands a socket
+ * with `kBuffer` set to `kBufferCb` instead of pushing a new Buffer into the stream. Node
+ * accepts `onread` only for TLS sockets it creates itself (clients), so the fields are set
+ * here. Returning false from `onBytes` stops reading until `socket.resume()`; the TLS layer
+ * may still deliver what it already decrypted, into the same buffer (the caller must copy a
+ * held chunk out before returning). Bytes decrypted before this call wait in the stream and
+ * are read with `socket.read()`. False, changing nothing, when the private shape is not
+ * there: the caller then uses 'data' events.
+ */
+export function readTlsIntoBuffer(sock: tls.TLSSocket, readBuf: Buffer, onBytes: (count: number) => boolean): boolean {
+  const handle = (sock as unknown as PrivateSocketFields)._handle;
+  if (!looksLikeStreamHandle(handle)) return false;
+  const syms = onreadSymbols(sock);
+  if (syms === null) return false;
+  const fields = sock as unknown as SymbolFields;
+  if (fields[syms.buffer] !== null || fields[syms.callback] !== null || fields[syms.gen] !== null) return false;
+  fields[syms.buffer] = readBuf;
+  fields[syms.callback] = (count: number): boolean => onBytes(count);
+  (handle as { useUserBuffer(buf: Buffer): void }).useUserBuffer(readBuf);
+  return true;
+}
+
+// --- TLS writes straight to the TLS handle
+
+/**
+ * Writes to a TLS socket's handle, skipping the Writable stream, one write at a time (Node's
+ * TLS layer takes a single write in flight, and aborts the process on a second). The TLS
+ * layer encrypts a write's bytes inside writeBuffer() (or copies what it cannot encrypt yet),
+ * so the caller may reuse them as soon as write() returns, even while the write is in flight;
+ * the completion (always later: the encrypted bytes go out asynchronously) is reported through
+ * `onComplete`. The caller must cork the socket's own stream while a write is in flight.
+ */
+export class SerialWriter {
+  /** A write has not completed: no other may start (inFlight), its length (pendingBytes). */
+  inFlight = false;
+  pendingBytes = 0;
+  /**
+   * Two request objects, used in turn: a request stays bound to its native write until its
+   * completion callback has returned, and the next write is often made inside that callback.
+   */
+  private readonly reqs: [WriteReq, WriteReq];
+  private turn = 0;
+
+  constructor(
+    private readonly handle: WritableHandle,
+    private readonly binding: StreamWrapBinding,
+    onComplete: (status: number) => void,
+  ) {
+    const make = (): WriteReq => {
+      const req = new binding.WriteWrap();
+      req.buffer = null;
+      req.async = true;
+      req.oncomplete = (status: number): void => {
+        this.inFlight = false;
+        this.pendingBytes = 0;
+        onComplete(status);
+      };
+      return req;
+    };
+    this.reqs = [make(), make()];
+  }
+
+  /** 0: done now; 1: in flight (the bytes are taken); < 0: errno. */
+  write(data: Buffer): number {
+    if (this.inFlight) throw new Error('SerialWriter: a write is already in flight');
+    const err = this.handle.writeBuffer(this.reqs[this.turn], data);
+    if (err !== 0) return err < 0 ? err : -err;
+    if (this.binding.streamBaseState[this.binding.kLastWriteWasAsync] === 0) return 0;
+    this.turn ^= 1;
+    this.inFlight = true;
+    this.pendingBytes = data.length;
+    return 1;
+  }
+}
+
+/** A SerialWriter for a TLS socket's handle, or null when the private API is not there. */
+export function serialWriterFor(sock: tls.TLSSocket, onComplete: (status: number) => void): SerialWriter | null {
+  const binding = streamWrapBinding();
+  const h = (sock as unknown as PrivateSocketFields)._handle as Partial<WritableHandle> | null;
+  if (binding === null || h === null || typeof h !== 'object' || typeof h.writeBuffer !== 'function') return null;
+  return new SerialWriter(h as WritableHandle, binding, onComplete);
 }
