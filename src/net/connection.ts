@@ -1,5 +1,5 @@
 /**
- * Connection: one accepted TCP or unix-socket client. Owns the socket, the read buffers and the
+ * Connection: one accepted TCP, TLS or unix-socket client. Owns the socket, the read buffers and the
  * Output; hands bytes to a ProtocolSession (src/protocol/session.ts) and writes its replies.
  *
  * Not for: parsing (the session), binding and accepting (listeners.ts), UDP (udp.ts).
@@ -11,6 +11,10 @@
  *                      │ pending not empty: append to pending, feed(pending)
  *                      ▼
  *                   session.feed ──► output ──one socket.write──► socket
+ *
+ * TLS: the same, the TLS socket reading into readBuf through its handle and replies written
+ * to that handle one write at a time (tlsWriter); plain TCP writes to the libuv handle
+ * directly (direct). Without Node's private fields, 'data' events and socket.write.
  *
  * Input is held back (bytes "stashed", reading stopped) while the session has yielded (-R),
  * while unsent output is above writeBacklogBytesMax, and while closing. Pending is bounded
