@@ -113,9 +113,11 @@ export interface InProcessServer {
 
 /**
  * Parse `argv` as memcached's command line, apply `overrides` (limits that have no flag),
- * and serve the text protocol in this process.
+ * and serve the text protocol in this process (`readMode` 'data': 'data' events and
+ * socket.write, the fallback of the static-buffer paths).
  */
-export async function startInProcess(argv: string[], overrides: Partial<Settings> = {}): Promise<InProcessServer> {
+export async function startInProcess(argv: string[], overrides: Partial<Settings> = {},
+  readMode: 'auto' | 'data' = 'auto'): Promise<InProcessServer> {
   const parsed = parseCommandLine(argv);
   if (parsed.kind === 'exit') throw new Error(`command line refused (${parsed.code}): ${parsed.stderr}`);
   const settings: Settings = { ...parsed.settings, ...overrides };
@@ -148,6 +150,7 @@ export async function startInProcess(argv: string[], overrides: Partial<Settings
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
+      readMode,
     });
   } catch (err) {
     engine.stop();

@@ -18,14 +18,18 @@ const DEADLINE_MS = 20_000;
 
 let pki: Pki;
 let server: InProcessServer;
+/** The same server on the fallback path ('data' events, socket.write). */
+let fallback: InProcessServer;
 
 beforeAll(async () => {
   pki = makePki();
   server = await startInProcess([...tlsArgs(pki), '-m', '128', '-I', '2m']);
+  fallback = await startInProcess([...tlsArgs(pki), '-m', '128', '-I', '2m'], {}, 'data');
 });
 
 afterAll(async () => {
   await server?.stop();
+  await fallback?.stop();
   pki?.remove();
 });
 
@@ -138,6 +142,11 @@ describe('TLS writes straight to the handle', () => {
   it('answers random pipelined traffic on four connections byte for byte', async () => {
     const seed = seedFromEnv();
     await Promise.all([0, 1, 2, 3].map(async (i) => await randomTraffic(server.tlsPort, new Prng(seed + i), `c${i}`)));
+  }, 60_000);
+
+  it('answers the same traffic alike on the fallback path (\'data\' events, socket.write)', async () => {
+    const seed = seedFromEnv();
+    await Promise.all([0, 1].map(async (i) => await randomTraffic(fallback.tlsPort, new Prng(seed + i), `f${i}`)));
   }, 60_000);
 
   it('holds replies for a client that stops reading, then delivers all of them in order', async () => {
