@@ -365,27 +365,11 @@ export class Engine implements ValueSource {
 
   /** Fill `v` from item `ref` (the caller holds its lock), ready for a sink. */
   private describe(v: ItemView, ref: number): void {
-    const items = this.items;
-    const iflags = items.iflags(ref);
     v.ref = ref;
     v.source = this;
-    v.flags = items.flags(ref);
-    v.cas = items.cas(ref);
-    v.nbytes = items.nbytes(ref);
-    v.exptime = items.exptime(ref);
-    v.lastAccess = items.atime(ref);
-    v.fetched = (iflags & IF_FETCHED) !== 0;
-    v.stale = (iflags & IF_STALE) !== 0;
-    v.tokenSent = (iflags & IF_TOKEN_SENT) !== 0;
-    v.keyBinary = items.keyBinary(ref);
-    v.cls = items.classOf(ref);
-    v.onDisk = items.isHdr(ref);
+    this.items.readHeader(ref, v);
     v.diskReadRefused = false;
     v.refusalUncounted = false;
-    v.keyBuf = items.page(ref);
-    v.keyStart = items.keyOffset(ref);
-    v.keyLen = items.nkey(ref);
-    v.memcachedSize = items.memcachedItemTotal(v.keyLen, v.nbytes, v.flags);
   }
 
   /** ValueSource: the value of the item a view describes, during its sink call. */
@@ -484,13 +468,17 @@ export class Engine implements ValueSource {
       this.stats.get_misses++;
     } else {
       const items = this.items;
-      const lru = (items.classOf(ref) << 2) | items.segment(ref);
+      // The hit counts in the LRU segment the item was found in (bump may move it).
+      const segment = items.segment(ref);
       items.bump(ref);
       this.describe(v, ref);
       sink.item(v);
       if (!v.diskReadRefused) {
-        this.stats.cmd_get++;
-        this.countGetHitIn(ref, lru);
+        const stats = this.stats;
+        stats.cmd_get++;
+        stats.get_hits++;
+        items.counters.get_hits[v.cls]++;
+        items.lruHits[(v.cls << 2) | segment]++;
       } else if (!v.refusalUncounted) {
         // A value on disk with no memory to read it into: a miss for memcached's binary get;
         // its text get, which fails whole, counts nothing.

@@ -53,6 +53,25 @@ import {
   KIND_DATA, KIND_ITEM, MEMCACHED_ITEM_HEADER_BYTES, SlabAllocator, byteOf, wordOf,
 } from './slabs';
 
+/** The header fields Items.readHeader fills (the engine's ItemView has them). */
+export interface ItemHeaderFields {
+  flags: number;
+  cas: number;
+  nbytes: number;
+  exptime: number;
+  lastAccess: number;
+  fetched: boolean;
+  stale: boolean;
+  tokenSent: boolean;
+  keyBinary: boolean;
+  cls: number;
+  onDisk: boolean;
+  keyBuf: Uint8Array;
+  keyStart: number;
+  keyLen: number;
+  memcachedSize: number;
+}
+
 /** Bytes before the key (without client flags; 4 more with them). */
 export const ITEM_HEADER_BYTES = 36;
 const CLIENT_FLAGS_BYTES = 4;
@@ -378,6 +397,35 @@ export class Items {
   isHdr(ref: number): boolean {
     return (this.u32(ref)[this.w(ref)] & HDR_BIT) !== 0;
   }
+  /**
+   * Every header field a reply needs, in one pass over the item's words (the accessors above
+   * each find the segment and word again, and are too many to be inlined together on the get
+   * path). The key is `keyBuf[keyStart, keyStart + keyLen)`.
+   */
+  readHeader(ref: number, h: ItemHeaderFields): void {
+    const u = this.slabs.segU32[ref >>> 27];
+    const w = wordOf(ref);
+    const word = u[w];
+    const flags = (word & CFLAGS_BIT) !== 0 ? u[w + 9] : 0;
+    const nkey = word >>> 24;
+    const nbytes = u[w + 8];
+    h.flags = flags;
+    h.cas = u[w + 7] * 4294967296 + u[w + 6];
+    h.nbytes = nbytes;
+    h.exptime = u[w + 4];
+    h.lastAccess = u[w + 5];
+    h.fetched = (word & IF_FETCHED) !== 0;
+    h.stale = (word & IF_STALE) !== 0;
+    h.tokenSent = (word & IF_TOKEN_SENT) !== 0;
+    h.keyBinary = (word & KEY_BINARY_BIT) !== 0;
+    h.cls = (word >>> 16) & 0xff;
+    h.onDisk = (word & HDR_BIT) !== 0;
+    h.keyBuf = this.slabs.segU8[ref >>> 27];
+    h.keyStart = byteOf(ref) + headerBytes(word);
+    h.keyLen = nkey;
+    h.memcachedSize = this.memcachedItemTotal(nkey, nbytes, flags);
+  }
+
   /** Total bytes an item stands for (header, key, value), as memcached's `bytes` counts them. */
   itemBytes(ref: number): number {
     return headerBytes(this.u32(ref)[this.w(ref)]) + this.nkey(ref) + this.nbytes(ref);
