@@ -30,6 +30,10 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --smoke                 seconds-long run of every code path (tiny request counts, 1 round)
   --duration SECS         length of each timed run (default 15; smoke uses request counts)
+  --warmup SECS           before each timed memtier run, the same load unmeasured for this
+                          long, on both servers alike (default 2; 0: none): this server
+                          compiles its hot paths (V8's JIT) in the first seconds of a new
+                          load, which would otherwise count in the measured tail
   --rounds N              alternating rounds per workload (default 3; smoke 1)
   --workloads LIST        comma-separated subset of: ${WORKLOAD_NAMES.join(', ')}
   --out DIR               results directory (default bench/results/<date>-<commit>; smoke
@@ -59,6 +63,8 @@ const USAGE = `Usage: npm run bench -- [options]
 interface Options {
   smoke: boolean;
   durationSec: number;
+  /** Unmeasured seconds of the measured load before each timed memtier run (0: none). */
+  warmupSec: number;
   rounds: number;
   workloads: Workload[];
   out: string | null;
@@ -95,6 +101,13 @@ function positiveInt(name: string, v: string | undefined, dflt: number): number 
   return n;
 }
 
+function nonNegativeInt(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name} must be a whole number of seconds, got "${v}"`);
+  return n;
+}
+
 function parseOptions(argv: string[]): Options | { render: string } | null {
   const { values } = parseArgs({
     args: argv,
@@ -117,6 +130,7 @@ function parseOptions(argv: string[]): Options | { render: string } | null {
       'load-cpus': { type: 'string' },
       'no-pin': { type: 'boolean' },
       'no-build': { type: 'boolean' },
+      warmup: { type: 'string' },
       render: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -139,6 +153,7 @@ function parseOptions(argv: string[]): Options | { render: string } | null {
   return {
     smoke,
     durationSec: positiveInt('duration', values.duration, 15),
+    warmupSec: nonNegativeInt('warmup', values.warmup, smoke ? 0 : 2),
     rounds: positiveInt('rounds', values.rounds, smoke ? 1 : 3),
     workloads,
     out: values.out ?? null,
@@ -285,6 +300,17 @@ async function runPhase(ctx: Context, phase: Phase, server: RunningServer, logBa
   return { load: null, fill: result };
 }
 
+/**
+ * The measured memtier phase again, for `seconds` and unmeasured: the servers serve the
+ * measured load before it is timed (V8 compiles this server's hot paths in the first seconds
+ * of a load; memcached has nothing to warm). Null for count-bounded and non-memtier phases.
+ */
+function warmupPhase(measured: Phase, seconds: number): Phase | null {
+  if (seconds <= 0 || measured.kind !== 'memtier' || measured.bounded !== 'time') return null;
+  const args = measured.args.map((a) => (a.startsWith('--test-time=') ? `--test-time=${seconds}` : a));
+  return { ...measured, what: `warm up ${seconds} s`, args };
+}
+
 async function oneRun(ctx: Context, workload: Workload, steps: Steps, round: number, command: ServerCommand, serverConfig: ServerConfig): Promise<RunRecord> {
   const started = Date.now();
   const record: RunRecord = {
@@ -313,6 +339,12 @@ async function oneRun(ctx: Context, workload: Workload, steps: Steps, round: num
       if (r.load !== null && r.load.connectionErrors > 0) throw new Error(`${phase.what}: ${r.load.connectionErrors} connection errors`);
       if (r.fill !== null && r.fill.stored !== r.fill.sets) throw new Error(`${phase.what}: ${r.fill.sets - r.fill.stored} sets not STORED`);
       record.setup.push({ what: phase.what, seconds: (Date.now() - t) / 1000 });
+    }
+    const warm = warmupPhase(steps.measured, ctx.opts.warmupSec);
+    if (warm !== null) {
+      const r = await runPhase(ctx, warm, server, `${base}-warmup`);
+      if (r.load !== null && r.load.connectionErrors > 0) throw new Error(`warm-up: ${r.load.connectionErrors} connection errors`);
+      record.setup.push({ what: warm.what, seconds: ctx.opts.warmupSec });
     }
     const before = await stats(server.port);
     const cpuBefore = markCpu(server.pid);
@@ -569,6 +601,7 @@ async function main(): Promise<number> {
         threads: opts.threads,
         rounds: opts.rounds,
         durationSec: opts.durationSec,
+        warmupSec: opts.warmupSec,
         pinning,
         workloads: opts.workloads.map((w) => w.name),
         oursBuildStale,

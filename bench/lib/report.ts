@@ -36,6 +36,8 @@ export interface Report {
     threads: number;
     rounds: number;
     durationSec: number;
+    /** Unmeasured seconds of the same load before each timed run (absent in older reports: 0). */
+    warmupSec?: number;
     /** CPU lists given to taskset, or null when unpinned. */
     pinning: { server: string; load: string } | null;
     workloads: string[];
@@ -95,7 +97,9 @@ export function headline(r: Report): string {
     `-m ${r.settings.memoryMiB} -t ${r.settings.threads}${r.settings.tls === true ? ' -Z (load over TLS, same certificate for both)' : ''}`,
     pin,
     `${r.settings.rounds} alternating round${r.settings.rounds === 1 ? '' : 's'}`,
-    r.kind === 'smoke' ? 'SMOKE RUN (tiny request counts: the numbers mean nothing)' : `${r.settings.durationSec} s per timed run`,
+    r.kind === 'smoke' ? 'SMOKE RUN (tiny request counts: the numbers mean nothing)'
+      : `${r.settings.durationSec} s per timed run` +
+        ((r.settings.warmupSec ?? 0) > 0 ? `, after ${r.settings.warmupSec} s of the same load unmeasured` : ', no warm-up'),
   ].join(' · ');
 }
 
