@@ -208,10 +208,12 @@ export class Connection implements TrackedConnection {
     }
     if (this.readBufRefills) {
       // Bytes the TLS layer decrypted before the static buffer was in place (a request sent
-      // with the end of the handshake) wait in the stream.
+      // with the end of the handshake) wait in the stream: all of them are taken now (a chunk
+      // left there would be lost, nothing listens for 'data'); held input is kept in order.
       for (let chunk = this.socket.read() as Buffer | null; chunk !== null; chunk = this.socket.read() as Buffer | null) {
-        if (!this.onBytes(chunk, chunk.length)) break;
+        this.onBytes(chunk, chunk.length);
       }
+      if ((this.flags & Flag.ReadStopped) !== 0) return;
     }
     if (this.readBuf === null || this.readBufRefills) this.socket.resume();
   }

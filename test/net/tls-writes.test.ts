@@ -149,6 +149,22 @@ describe('TLS writes straight to the handle', () => {
     await Promise.all([0, 1].map(async (i) => await randomTraffic(fallback.tlsPort, new Prng(seed + i), `f${i}`)));
   }, 60_000);
 
+  it('answers requests the client sent with the end of its handshake', async () => {
+    for (const port of [server.tlsPort, fallback.tlsPort]) {
+      // Written before the handshake completes: node:tls sends them right behind its
+      // Finished, into a connection that is only just being handed over.
+      const c = new Raw(port);
+      const value = valueOf('early', 1, 5000);
+      const lines = [Buffer.from(`set early 1 0 ${value.length}\r\n`), value, Buffer.from('\r\n')];
+      for (let i = 0; i < 200; i++) lines.push(Buffer.from('get early\r\n'));
+      c.socket.write(Buffer.concat(lines));
+      const one = Buffer.concat([Buffer.from(`VALUE early 1 ${value.length}\r\n`), value, Buffer.from('\r\nEND\r\n')]);
+      const want = Buffer.concat([Buffer.from('STORED\r\n'), ...Array.from({ length: 200 }, () => one)]);
+      expect((await c.waitFor(want.length)).equals(want)).toBe(true);
+      c.socket.destroy();
+    }
+  });
+
   it('holds replies for a client that stops reading, then delivers all of them in order', async () => {
     const setter = new TlsClient(server.tlsPort, { ca: fs.readFileSync(pki.caCert) });
     await setter.connected();
