@@ -18,6 +18,7 @@ import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../../src/
 import type { AdminHooks } from '../../src/protocol/text/admin';
 import { createSession } from '../../src/protocol/dispatch';
 import { defaultSettings, MIB, type Settings } from '../../src/settings';
+import { startServer, type ServerProcess } from '../helpers/servers';
 
 export const LOOPBACK = '127.0.0.1';
 
@@ -247,4 +248,32 @@ export function recordLocation(engine: Engine, key: string): { path: string; pos
   if (ref === 0 || !items.isHdr(ref)) throw new Error(`${key} is not on disk`);
   const page = engine.storage!.ext.pages[items.diskPage(ref)];
   return { path: page.file.path, position: page.offset + items.diskOffset(ref), len: items.diskLength(ref) };
+}
+
+/** This server and memcached 1.6.45 as processes, each with a temporary directory of its own. */
+export interface ServerPair {
+  readonly ours: ServerProcess;
+  readonly theirs: ServerProcess;
+  /** Stop both (by PID) and remove their directories. */
+  stop(): Promise<void>;
+}
+
+/** Start both with the arguments `argsFor(dir)` gives for each one's directory. */
+export async function startPair(argsFor: (dir: string) => string[]): Promise<ServerPair> {
+  const dirs = [tempDir(), tempDir()];
+  const started = await Promise.allSettled([
+    startServer({ kind: 'ours', args: argsFor(dirs[0]) }),
+    startServer({ kind: 'memcached', args: argsFor(dirs[1]) }),
+  ]);
+  const stop = async (): Promise<void> => {
+    await Promise.all(started.map(async (r) => (r.status === 'fulfilled' ? await r.value.stop() : undefined)));
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  };
+  const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed !== undefined) {
+    await stop();
+    throw failed.reason;
+  }
+  const [ours, theirs] = started.map((r) => (r as PromiseFulfilledResult<ServerProcess>).value);
+  return { ours, theirs, stop };
 }

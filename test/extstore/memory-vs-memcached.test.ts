@@ -10,8 +10,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memcachedBin, startServer, type ServerProcess } from '../helpers/servers';
-import { Client, setCommand, tempDir, valueOf } from './harness';
+import { memcachedBin } from '../helpers/servers';
+import { Client, setCommand, startPair, valueOf, type ServerPair } from './harness';
 
 const haveMemcached = fs.existsSync(memcachedBin());
 const BIG_BYTES = 3000 * 1024;
@@ -64,20 +64,13 @@ async function starveLargeClasses(c: Client): Promise<void> {
 }
 
 describe.skipIf(!haveMemcached)('item memory with extstore, next to memcached 1.6.45', () => {
-  let ours: ServerProcess;
-  let theirs: ServerProcess;
-  const dirs: string[] = [];
+  let pair: ServerPair;
 
   beforeAll(async () => {
-    dirs.push(tempDir(), tempDir());
-    [ours, theirs] = await Promise.all([
-      startServer({ kind: 'ours', args: args(dirs[0]) }),
-      startServer({ kind: 'memcached', args: args(dirs[1]) }),
-    ]);
+    pair = await startPair(args);
   });
   afterAll(async () => {
-    await Promise.all([ours?.stop(), theirs?.stop()]);
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   it('starts with all of -m in the global page pool', async () => {
@@ -91,7 +84,7 @@ describe.skipIf(!haveMemcached)('item memory with extstore, next to memcached 1.
         c.close();
       }
     };
-    const [mine, ref] = await Promise.all([pick(ours.port), pick(theirs.port)]);
+    const [mine, ref] = await Promise.all([pick(pair.ours.port), pick(pair.theirs.port)]);
     expect(mine).toEqual(ref);
     expect(Number(mine[1])).toBeGreaterThan(50);
   });
@@ -124,13 +117,13 @@ describe.skipIf(!haveMemcached)('item memory with extstore, next to memcached 1.
         c.close();
       }
     };
-    const [mine, ref] = await Promise.all([run(ours.port), run(theirs.port)]);
+    const [mine, ref] = await Promise.all([run(pair.ours.port), run(pair.theirs.port)]);
     const oom = 'SERVER_ERROR out of memory writing get response\r\n\r\n';
     expect(ref.same.slice(0, 5)).toEqual(['true', oom, oom, 'HD s3072000\r\n', 'get_oom_extstore 3']);
     expect(mine.same).toEqual(ref.same);
     // mg answers a miss with its flags; memcached 1.6.45 sends the VA line twice, then EN.
     expect(mine.mg).toBe('EN kbig2 O123\r\nMN\r\n');
     expect(ref.mg).toMatch(/EN kbig2 O123\r\nMN\r\n$/);
-    expect(ours.isAlive()).toBe(true);
+    expect(pair.ours.isAlive()).toBe(true);
   }, 90_000);
 });

@@ -7,8 +7,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memcachedBin, startServer, type ServerProcess } from '../helpers/servers';
-import { Client, setCommand, tempDir, valueOf } from './harness';
+import { memcachedBin } from '../helpers/servers';
+import { Client, setCommand, startPair, valueOf, type ServerPair } from './harness';
 
 const haveMemcached = fs.existsSync(memcachedBin());
 const VALUE_BYTES = 8000;
@@ -59,25 +59,18 @@ async function fillAndRead(port: number): Promise<{ hits: number; bad: number }>
 }
 
 describe.skipIf(!haveMemcached)('extstore next to memcached 1.6.45', () => {
-  let ours: ServerProcess;
-  let theirs: ServerProcess;
-  const dirs: string[] = [];
+  let pair: ServerPair;
 
   beforeAll(async () => {
-    dirs.push(tempDir(), tempDir());
-    [ours, theirs] = await Promise.all([
-      startServer({ kind: 'ours', args: args(dirs[0]) }),
-      startServer({ kind: 'memcached', args: args(dirs[1]) }),
-    ]);
+    pair = await startPair(args);
   });
   afterAll(async () => {
-    await Promise.all([ours?.stop(), theirs?.stop()]);
-    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+    await pair?.stop();
   });
 
   it('reports the same ext_* settings and answers the extstore command alike', async () => {
-    const a = new Client(ours.port);
-    const b = new Client(theirs.port);
+    const a = new Client(pair.ours.port);
+    const b = new Client(pair.theirs.port);
     try {
       const pick = (lines: string[]): string[] => lines.filter((l) => /STAT (ext_|slab_automove_freeratio)/.test(l));
       expect(pick(await statLines(a, 'stats settings'))).toEqual(pick(await statLines(b, 'stats settings')));
@@ -96,8 +89,8 @@ describe.skipIf(!haveMemcached)('extstore next to memcached 1.6.45', () => {
   });
 
   it('has memcached\'s stats names in memcached\'s order, and the same stats extstore keys', async () => {
-    const a = new Client(ours.port);
-    const b = new Client(theirs.port);
+    const a = new Client(pair.ours.port);
+    const b = new Client(pair.theirs.port);
     try {
       const names = (lines: string[]): string[] => lines.map((l) => l.split(' ')[1]).filter((n) => /extstore/.test(n));
       const mine = names(await statLines(a, 'stats'));
@@ -112,10 +105,10 @@ describe.skipIf(!haveMemcached)('extstore next to memcached 1.6.45', () => {
   });
 
   it('both return values byte for byte after the data set outgrew memory', async () => {
-    const [mine, ref] = await Promise.all([fillAndRead(ours.port), fillAndRead(theirs.port)]);
+    const [mine, ref] = await Promise.all([fillAndRead(pair.ours.port), fillAndRead(pair.theirs.port)]);
     expect(mine.bad).toBe(0);
     expect(ref.bad).toBe(0);
     expect(mine.hits).toBeGreaterThanOrEqual(Math.floor(COUNT * 0.9));
-    expect(ours.isAlive()).toBe(true);
+    expect(pair.ours.isAlive()).toBe(true);
   }, 60_000);
 });
