@@ -6,7 +6,8 @@
  * Keys arrive as (buffer, start, length) slices of a connection's read buffer; values are
  * copied straight into slab memory; nothing here allocates per request.
  */
-import { decimalLength, writeDecimal } from '../bytes';
+import { decimalLength, useNativeCopy, writeDecimal } from '../bytes';
+import { loadNative } from '../platform/native';
 import {
   FetchStatus, LOG_DELETIONS, LOG_EVICTIONS, LOG_FETCHERS, LOG_MUTATIONS, uriEncodeKey, WatchLogger,
   type StoreCommand, type StoreStatus,
@@ -206,6 +207,8 @@ export class Engine implements ValueSource {
       if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
     };
     this.settings = settings;
+    // Long copies into and out of the arena by the addon's memmove (src/bytes.ts), per thread.
+    useNativeCopy(loadNative().addon);
     this.stats = stats;
     this.clock = clock;
     // -e: the memory file backs the store (src/store/memory-file.ts), maybe with a saved one.

@@ -82,6 +82,11 @@ export interface NativeAddon {
   crc32c(view: Uint8Array, start: number, end: number, value: number): number;
   /** Which crc32c implementation this CPU gets: "sse4.2" or "table". */
   crc32cKind(): string;
+  /**
+   * memmove(dst + dstOffset, src + srcOffset, length): V8 copies into or out of a
+   * SharedArrayBuffer with relaxed atomics, several times slower (src/bytes.ts).
+   */
+  copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): void;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -91,8 +96,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 10;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind'] as const;
+const ABI_VERSION = 11;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

@@ -44,7 +44,7 @@
  *
  *   +0 page id   +4 page version   +8 offset in page   +12 record bytes   +16 record CRC-32
  */
-import { copyPlain, copySmall, copyWords } from '../bytes';
+import { copyBulk, copyPlain, copySmall, copyWords } from '../bytes';
 import { Clock } from './clock';
 import type { Mutexes } from './locks';
 import { FRESH, type SharedMemory } from './shared';
@@ -567,8 +567,7 @@ export class Items {
       return;
     }
     if (!this.isChunked(ref)) {
-      const o = this.valueOffset(ref);
-      dst.set(this.page(ref).subarray(o + from, o + to), dstOffset);
+      copyBulk(dst, dstOffset, this.page(ref), this.valueOffset(ref) + from, to - from);
       return;
     }
     this.copyChunkedRange(ref, from, to, dst, dstOffset);
@@ -588,8 +587,7 @@ export class Items {
       const within = pos - i * per;
       const take = Math.min(per - within, to - pos);
       const c = u[table + i];
-      const o = this.off(c) + DATA_CHUNK_HEADER_BYTES + within;
-      dst.set(this.page(c).subarray(o, o + take), dstOffset);
+      copyBulk(dst, dstOffset, this.page(c), this.off(c) + DATA_CHUNK_HEADER_BYTES + within, take);
       dstOffset += take;
       pos += take;
     }
@@ -616,7 +614,7 @@ export class Items {
       const within = pos - i * per;
       const take = Math.min(per - within, srcEnd - srcStart);
       const c = u[table + i];
-      this.page(c).set(src.subarray(srcStart, srcStart + take), this.off(c) + DATA_CHUNK_HEADER_BYTES + within);
+      copyBulk(this.page(c), this.off(c) + DATA_CHUNK_HEADER_BYTES + within, src, srcStart, take);
       srcStart += take;
       pos += take;
     }
@@ -822,7 +820,7 @@ export class Items {
   relocate(from: number, to: number, chunkBytes: number): void {
     const src = this.page(from);
     const so = this.off(from);
-    src.copy(this.page(to), this.off(to), so, so + chunkBytes);
+    copyBulk(this.page(to), this.off(to), src, so, chunkBytes);
     const u = this.u32(to);
     const w = this.w(to);
     const word = u[w];
