@@ -444,16 +444,11 @@ export class Engine implements ValueSource {
     return ref;
   }
 
-  private countGetHit(ref: number): void {
-    this.countGetHitIn(ref, (this.items.classOf(ref) << 2) | this.items.segment(ref));
-  }
-
-  /** A get hit on `ref`, which was in LRU `lru` ((class << 2) | segment) when found. */
-  private countGetHitIn(ref: number, lru: number): void {
-    const items = this.items;
+  /** A get hit on an item of class `cls` found in LRU segment `segment` (before a bump). */
+  private countGetHit(cls: number, segment: number): void {
     this.stats.get_hits++;
-    items.counters.get_hits[items.classOf(ref)]++;
-    items.lruHits[lru]++;
+    this.items.counters.get_hits[cls]++;
+    this.items.lruHits[(cls << 2) | segment]++;
   }
 
   // ---------------------------------------------------------------- retrieval
@@ -477,11 +472,8 @@ export class Engine implements ValueSource {
       this.describe(v, ref);
       sink.item(v);
       if (!v.diskReadRefused) {
-        const stats = this.stats;
-        stats.cmd_get++;
-        stats.get_hits++;
-        items.counters.get_hits[v.cls]++;
-        items.lruHits[(v.cls << 2) | segment]++;
+        this.stats.cmd_get++;
+        this.countGetHit(v.cls, segment);
       } else if (!v.refusalUncounted) {
         // A value on disk with no memory to read it into: a miss for memcached's binary get;
         // its text get, which fails whole, counts nothing.
@@ -1010,7 +1002,7 @@ export class Engine implements ValueSource {
     }
     this.stats.cmd_get++;
     if (ref === 0) this.stats.get_misses++;
-    else this.countGetHit(ref);
+    else this.countGetHit(items.classOf(ref), items.segment(ref));
   }
 
   /**

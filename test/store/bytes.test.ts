@@ -23,6 +23,17 @@ const lengths = [0, 1, 3, 7, 8, 9, 15, 16, 17, 31, COPY_SMALL_BYTES_MAX, COPY_SM
 type Copy = (dst: Uint8Array, dstStart: number, src: Uint8Array, srcStart: number, n: number) => void;
 const words: Copy = (dst, d, src, s, n) => copyWords(dst, viewOf(dst), d, src, viewOf(src), s, n);
 
+/** `copy` of n bytes at the given offset pair gives what TypedArray#set gives, touching nothing else. */
+function expectLikeSet(copy: Copy, dst: Uint8Array, src: Uint8Array, n: number, srcAt: number, dstAt: number): void {
+  const s = srcAt * 37 + 11;
+  const d = dstAt * 53 + 5;
+  patterned(dst, 3);
+  const expected = Uint8Array.from(dst);
+  expected.set(src.subarray(s, s + n), d);
+  copy(dst, d, src, s, n);
+  expect(Buffer.compare(Buffer.from(dst), Buffer.from(expected)), `n=${n} from ${s} to ${d}`).toBe(0);
+}
+
 describe('byte copies', () => {
   for (const [name, copy, sharedSrc, maxLength] of [
     ['copyWords out of shared memory', words, true, Infinity],
@@ -39,15 +50,7 @@ describe('byte copies', () => {
       for (const n of lengths) {
         if (n > maxLength) continue;
         for (let srcAt = 0; srcAt < 8; srcAt++) {
-          for (let dstAt = 0; dstAt < 8; dstAt++) {
-            const s = srcAt * 37 + 11;
-            const d = dstAt * 53 + 5;
-            patterned(dst, 3);
-            const expected = Uint8Array.from(dst);
-            expected.set(src.subarray(s, s + n), d);
-            copy(dst, d, src, s, n);
-            expect(Buffer.compare(Buffer.from(dst), Buffer.from(expected)), `n=${n} from ${s} to ${d}`).toBe(0);
-          }
+          for (let dstAt = 0; dstAt < 8; dstAt++) expectLikeSet(copy, dst, src, n, srcAt, dstAt);
         }
       }
     });
@@ -96,15 +99,7 @@ describe.skipIf(addon === null)('byte copies through the native addon (long runs
         const dst = sharedSrc ? plain : shared;
         for (const copy of [words, copyPlain, copyBulk] as Copy[]) {
           for (const n of [NATIVE_COPY_BYTES_MIN, 513, 1000, 4096, 8000]) {
-            for (let k = 0; k < 8; k++) {
-              const s = k * 37 + 11;
-              const d = k * 53 + 5;
-              patterned(dst, 3);
-              const expected = Uint8Array.from(dst);
-              expected.set(src.subarray(s, s + n), d);
-              copy(dst, d, src, s, n);
-              expect(Buffer.compare(Buffer.from(dst), Buffer.from(expected)), `n=${n} from ${s} to ${d}`).toBe(0);
-            }
+            for (let k = 0; k < 8; k++) expectLikeSet(copy, dst, src, n, k, k);
           }
         }
       }
