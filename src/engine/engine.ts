@@ -187,7 +187,7 @@ export class Engine implements ValueSource {
   /** Operator log (stderr, by verbosity); storage faults are logged through it. */
   log: (level: number, message: string) => void;
   private readonly scratch = Buffer.alloc(64);
-  /** meta E<cas> of the store in progress (-1: none). */
+  /** The CAS the store in progress takes (meta E<cas>, else the next one; see Items.storeCas). */
   private casIdIn = -1;
   private maintainer: NodeJS.Timeout | null = null;
 
@@ -568,7 +568,7 @@ export class Engine implements ValueSource {
     this.items.free(handle);
   }
 
-  /** The value did not end with CRLF: memcached counts the set and stores nothing. */
+  /** The value did not end with CRLF: memcached counts the set and stores nothing (no CAS is used up). */
   badDataChunk(handle: number): void {
     this.stats.cmd_set++;
     this.items.free(handle);
@@ -585,7 +585,8 @@ export class Engine implements ValueSource {
     const items = this.items;
     const hash = items.hashOf(handle);
     this.lockKey(hash);
-    this.casIdIn = casIdIn;
+    // memcached takes the CAS before it tries the store: a refused store uses one up too.
+    this.casIdIn = items.storeCas(casIdIn);
     v.storedBytes = -1;
     v.cas = 0;
     let result: StoreResult;
@@ -676,8 +677,7 @@ export class Engine implements ValueSource {
   }
 
   private linkStored(v: ItemView, ref: number, hash: number, old: number): StoreResult {
-    this.items.link(ref, hash, old);
-    if (this.casIdIn >= 0) this.items.setCas(ref, this.casIdIn);
+    this.items.linkAs(ref, hash, old, this.casIdIn);
     this.storedRef = ref;
     v.cas = this.items.cas(ref);
     return StoreResult.Stored;
@@ -912,11 +912,12 @@ export class Engine implements ValueSource {
     const hash = hashKey(key, start, len);
     this.lockKey(hash);
     let stored = false;
+    // An add: its CAS is taken before the try, as memcached's store_item call.
+    const cas = items.storeCas(casIdIn);
     if (this.lookup(key, start, len, hash) !== 0) {
       items.free(ref);
     } else {
-      items.link(ref, hash, 0);
-      if (casIdIn >= 0) items.setCas(ref, casIdIn);
+      items.linkAs(ref, hash, 0, cas);
       this.describe(v, ref);
       v.delta = value;
       stored = true;
@@ -949,8 +950,7 @@ export class Engine implements ValueSource {
       // does), so later k flags print its raw key.
       ref = items.alloc(key, start, len, 0, 0, 0);
       if (ref !== 0) {
-        items.link(ref, hash, 0);
-        if (req.casIdIn >= 0) items.setCas(ref, req.casIdIn);
+        items.linkAs(ref, hash, 0, items.storeCas(req.casIdIn));
         v.created = true;
       }
     }

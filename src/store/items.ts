@@ -1082,9 +1082,22 @@ export class Items {
    * holds the key's item lock).
    */
   link(ref: number, hash: number, old: number): void {
-    this.setCas(ref, this.opts.casEnabled ? this.nextCas() : 0);
+    this.linkAs(ref, hash, old, this.opts.casEnabled ? this.nextCas() : 0);
+  }
+
+  /** link() with a CAS the caller took (memcached takes a store's CAS before it tries it). */
+  linkAs(ref: number, hash: number, old: number, cas: number): void {
+    this.setCas(ref, cas);
     this.linkWithCas(ref, hash, old);
     this.balance(this.classOf(ref));
+  }
+
+  /**
+   * The CAS a store attempt takes, as memcached's `get_cas_id()` at store time: `casIdIn`
+   * (meta E) when given, else the next one, used up whether or not the store then succeeds.
+   */
+  storeCas(casIdIn: number): number {
+    return casIdIn >= 0 ? casIdIn : this.opts.casEnabled ? this.nextCas() : 0;
   }
 
   /**
