@@ -50,10 +50,11 @@ describe('set, add, replace', () => {
     const e = makeEngine();
     expect(store(e, StoreMode.Replace, 'r', 'v')).toEqual({ result: 'NOT_STORED', cas: 0, storedBytes: -1 });
     expect(get(e, 'r')).toBeNull();
-    set(e, 'r', 'old', { flags: 1, exptime: T0 + 100 });
-    expect(store(e, StoreMode.Replace, 'r', 'newer', { flags: 2, exptime: 0 })).toEqual({ result: 'STORED', cas: 3, storedBytes: -1 });
+    // As memcached, the refused replace used up CAS 2 (a store takes its CAS before it is tried).
+    set(e, 'r', 'old', { flags: 1, exptime: T0 + 100 }); // cas 3
+    expect(store(e, StoreMode.Replace, 'r', 'newer', { flags: 2, exptime: 0 })).toEqual({ result: 'STORED', cas: 4, storedBytes: -1 });
     const r = get(e, 'r')!;
-    expect([r.value.toString(), r.flags, r.exptime, r.cas]).toEqual(['newer', 2, 0, 3]);
+    expect([r.value.toString(), r.flags, r.exptime, r.cas]).toEqual(['newer', 2, 0, 4]);
   });
 });
 
@@ -63,12 +64,12 @@ describe('append and prepend', () => {
     expect(store(e, StoreMode.Append, 'm', 'x').result).toBe('NOT_STORED');
     expect(store(e, StoreMode.Prepend, 'm', 'x').result).toBe('NOT_STORED');
     expect(get(e, 'm')).toBeNull();
-    set(e, 'm', 'mid', { flags: 7, exptime: T0 + 100 }); // cas 2
+    set(e, 'm', 'mid', { flags: 7, exptime: T0 + 100 }); // cas 4: the two refused stores used up 2 and 3, as in memcached
     expect(store(e, StoreMode.Append, 'm', '-end', { flags: 9, exptime: T0 + 5 }))
-      .toEqual({ result: 'STORED', cas: 3, storedBytes: 7 });
-    expect(store(e, StoreMode.Prepend, 'm', 'start-')).toEqual({ result: 'STORED', cas: 4, storedBytes: 13 });
+      .toEqual({ result: 'STORED', cas: 5, storedBytes: 7 });
+    expect(store(e, StoreMode.Prepend, 'm', 'start-')).toEqual({ result: 'STORED', cas: 6, storedBytes: 13 });
     const m = get(e, 'm')!;
-    expect([m.value.toString(), m.flags, m.exptime, m.cas]).toEqual(['start-mid-end', 7, T0 + 100, 4]);
+    expect([m.value.toString(), m.flags, m.exptime, m.cas]).toEqual(['start-mid-end', 7, T0 + 100, 6]);
   });
 
   it('with a CAS: a match appends, anything else is EXISTS and changes nothing', () => {
@@ -77,7 +78,8 @@ describe('append and prepend', () => {
     expect(store(e, StoreMode.Append, 'm', 'b', { casIn: cas + 1 }).result).toBe('EXISTS');
     expect(store(e, StoreMode.Prepend, 'm', 'b', { casIn: cas - 1 }).result).toBe('EXISTS');
     expect(value(e, 'm')).toBe('a');
-    expect(store(e, StoreMode.Append, 'm', 'b', { casIn: cas })).toEqual({ result: 'STORED', cas: cas + 1, storedBytes: 2 });
+    // The two refused stores used up cas + 1 and cas + 2 (as memcached).
+    expect(store(e, StoreMode.Append, 'm', 'b', { casIn: cas })).toEqual({ result: 'STORED', cas: cas + 3, storedBytes: 2 });
     expect(value(e, 'm')).toBe('ab');
     // Not counted as cas commands.
     expect(pick(e, ['cas_hits', 'cas_badval', 'cas_misses'])).toEqual({ cas_hits: 0, cas_badval: 0, cas_misses: 0 });
@@ -118,7 +120,8 @@ describe('cas', () => {
     expect(value(e, 'c')).toBe('one');
     const second = store(e, StoreMode.Cas, 'c', 'two', { casIn: first });
     expect(second.result).toBe('STORED');
-    expect(second.cas).toBe(first + 1);
+    // Three refused cas commands used up first + 1 to first + 3 (as memcached).
+    expect(second.cas).toBe(first + 4);
     expect(get(e, 'c')!.cas).toBe(second.cas);
     // The CAS just used is stale now.
     expect(store(e, StoreMode.Cas, 'c', 'three', { casIn: first }).result).toBe('EXISTS');
