@@ -61,6 +61,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
@@ -834,6 +837,22 @@ static napi_value lock_all_memory(napi_env env, napi_callback_info info) {
     return undefined_value(env);
 }
 
+/*
+ * trimMalloc(): give free C heap memory back to the kernel (glibc's malloc_trim over every
+ * arena, the worker threads' included); returns whether anything was released. V8's
+ * compiler works in C heap zones that glibc keeps after they are freed.
+ */
+static napi_value trim_malloc(napi_env env, napi_callback_info info) {
+    (void)info;
+    napi_value out;
+#ifdef __GLIBC__
+    napi_get_boolean(env, malloc_trim(0) == 1, &out);
+#else
+    napi_get_boolean(env, false, &out);
+#endif
+    return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
     crc32c_init();
     napi_property_descriptor functions[] = {
@@ -856,10 +875,11 @@ static napi_value init(napi_env env, napi_value exports) {
         {"crc32c", NULL, crc32c_fn, NULL, NULL, NULL, napi_enumerable, NULL},
         {"crc32cKind", NULL, crc32c_kind, NULL, NULL, NULL, napi_enumerable, NULL},
         {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"trimMalloc", NULL, trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 11, &version);
+    napi_create_int32(env, 12, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

@@ -204,6 +204,8 @@ export interface Settings {
   // --- process
   /** -t: worker threads requested. */
   threadCount: number;
+  /** -o warmup_ms: JIT warm-up before listening, ms per serving thread (0: none; src/protocol/warmup.ts). */
+  warmupMs: number;
   /** -v count (0, 1, 2, 3). */
   verbose: number;
   /** -P: pid file. */
@@ -298,6 +300,10 @@ export interface MetricsListen {
 }
 
 export const MIB = 1024 * 1024;
+/** -o warmup_ms default: no JIT warm-up (it costs resident memory per thread; doc/network.md). */
+export const WARMUP_MS_DEFAULT = 0;
+/** -o warmup_ms upper bound. */
+export const WARMUP_MS_MAX = 60_000;
 
 export function defaultSettings(): Settings {
   return {
@@ -370,6 +376,7 @@ export function defaultSettings(): Settings {
     watchEnabled: true,
 
     threadCount: 4,
+    warmupMs: WARMUP_MS_DEFAULT,
     verbose: 0,
     pidFile: null,
     daemonize: false,

@@ -7,7 +7,7 @@
  * named in the error the parser returns, not advertised here.
  */
 
-import { defaultSettings, MIB, Settings } from '../settings';
+import { defaultSettings, MIB, Settings, WARMUP_MS_DEFAULT } from '../settings';
 import { MEMCACHED_COMPAT_VERSION, SERVER_NAME, SERVER_VERSION } from '../version';
 
 export const PROGRAM_NAME = SERVER_NAME;
@@ -176,6 +176,9 @@ function extendedLines(d: Settings): string[] {
 /** Options of memcached-ts's own (memcached has no such names). */
 function platformLines(): string[] {
   return [
+    `   - warmup_ms:           ms each serving thread runs its request paths on a scratch`,
+    `                          store before listening, so V8 has compiled them before the`,
+    `                          first client (default: ${WARMUP_MS_DEFAULT}, off; 300 is enough)`,
     '   - tcp_fastopen:        TCP Fast Open on TCP listeners with this queue length',
     '                          (default: 0, off; needs the native addon and the host\'s',
     '                          net.ipv4.tcp_fastopen set to 2 or 3)',

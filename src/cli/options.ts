@@ -22,7 +22,7 @@ import { BUCKET_NAMES } from '../extstore/extstore';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName,
+  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName, WARMUP_MS_MAX,
 } from '../settings';
 import { helpText, licenseText, PROGRAM_NAME, versionText } from './help';
 
@@ -832,6 +832,7 @@ const SUB_OPTIONS = new Map<string, SubOption>([
       s.tempLru = true;
     }),
   ],
+  ['warmup_ms', integerSub('warmup_ms', [0, WARMUP_MS_MAX], (s, n) => void (s.warmupMs = n))],
   ['idle_timeout', integerSub('idle_timeout', [0, INT32_MAX], (s, n) => void (s.idleTimeoutSeconds = n))],
   ['watcher_logbuf_size', integerSub('watcher_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.watcherLogbufBytes = n * KIB))],
   ['worker_logbuf_size', integerSub('worker_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.workerLogbufBytes = n * KIB))],

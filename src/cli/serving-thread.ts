@@ -9,7 +9,8 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
 import { connectionEventsFor } from '../metrics/logger';
-import { ServerStats } from '../metrics/stats';
+import { newStatsTable, ServerStats } from '../metrics/stats';
+import { warmUp } from '../protocol/warmup';
 import { startNetwork, type NetworkHandle } from '../net/server';
 import type { NetConnectionInfo } from '../net/registry';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
@@ -175,6 +176,9 @@ async function serve(d: ServingThreadData): Promise<void> {
       return session;
     },
   };
+  // Compile the request paths before this thread's listeners take clients.
+  const warm = warmUp(settings, () => new ServerStats(newStatsTable(d.statsTable.threads), 0));
+  if (warm.error !== null) log(0, `thread ${d.thread}: warm-up stopped after ${warm.requests} requests: ${warm.error}`);
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,

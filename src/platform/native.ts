@@ -87,6 +87,11 @@ export interface NativeAddon {
    * SharedArrayBuffer with relaxed atomics, several times slower (src/bytes.ts).
    */
   copyBytes(dst: Uint8Array, dstOffset: number, src: Uint8Array, srcOffset: number, length: number): void;
+  /**
+   * glibc's malloc_trim(0): free C heap memory of every arena back to the kernel (V8's
+   * compiler zones, freed but kept by glibc); true when some was released.
+   */
+  trimMalloc(): boolean;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -96,8 +101,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 11;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes'] as const;
+const ABI_VERSION = 12;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');
