@@ -196,8 +196,8 @@ function buildWorkloads(): Workload[] {
   ];
 }
 
-/** One binary request (magic 0x80), no opaque, no CAS. */
-function binaryRequest(opcode: number, key: string, extras: Buffer, body: Buffer): Buffer {
+/** One binary request (magic 0x80), no opaque, no CAS (also the allocation test's). */
+export function binaryRequest(opcode: number, key: string, extras: Buffer, body: Buffer): Buffer {
   const k = Buffer.from(key, 'latin1');
   const h = Buffer.alloc(24);
   h[0] = 0x80;

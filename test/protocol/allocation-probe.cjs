@@ -41,16 +41,8 @@ for (let k = 0; k < KEYS; k++) feed(text, textOut, Buffer.from(`set key:${k} 0 0
 // Counters for incr/decr, with room for their digits to grow in place.
 for (let k = 0; k < KEYS; k++) feed(text, textOut, Buffer.from(`set n:${k} 0 0 12\r\n1000000     \r\n`));
 
-function binaryRequest(opcode, key, extras, body) {
-  const k = Buffer.from(key);
-  const h = Buffer.alloc(24);
-  h[0] = 0x80;
-  h[1] = opcode;
-  h.writeUInt16BE(k.length, 2);
-  h[4] = extras.length;
-  h.writeUInt32BE(extras.length + k.length + body.length, 8);
-  return Buffer.concat([h, extras, k, body]);
-}
+// The same request builder as the warm-up's.
+const { binaryRequest } = require(D + 'protocol/warmup');
 const setExtras = Buffer.alloc(8);
 // delta 3, initial 0, expiration 0xffffffff (no auto-create).
 const incrExtras = Buffer.from('0000000000000003000000000000000' + '0ffffffff', 'hex');
