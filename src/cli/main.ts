@@ -31,7 +31,7 @@ import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
 import { servingThreadPlan, ServingThreads, statsForThreads } from './threads';
-import { warmUp, type WarmupResult } from '../protocol/warmup';
+import { warmUp, warmupLogLine } from '../protocol/warmup';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** How long after startup the read-only file mappings are trimmed (startup code has run by then). */
@@ -109,12 +109,6 @@ export function main(argv: string[]): void {
     }
     fail(e instanceof Error ? e.message : String(e), EX_OSERR);
   });
-}
-
-/** -vv: what the warm-up did; always: why it stopped early. */
-export function logWarmup(warm: WarmupResult, log: (level: number, msg: string) => void): void {
-  if (warm.error !== null) log(0, `warm-up stopped after ${warm.requests} requests: ${warm.error}`);
-  else if (warm.requests > 0) log(2, `warm-up: ${warm.requests} requests in ${Math.round(warm.ms)} ms`);
 }
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
@@ -276,7 +270,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   });
   // Compile the request paths before the listeners take clients (src/protocol/warmup.ts).
   const warm = warmUp(settings, () => statsForThreads(plan.threads));
-  logWarmup(warm, log);
+  const warmLine = warmupLogLine(warm);
+  if (warmLine !== null) log(warmLine.level, warmLine.text);
   try {
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,

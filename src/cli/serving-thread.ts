@@ -10,7 +10,7 @@ import { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
 import { connectionEventsFor } from '../metrics/logger';
 import { newStatsTable, ServerStats } from '../metrics/stats';
-import { warmUp } from '../protocol/warmup';
+import { warmUp, warmupLogLine } from '../protocol/warmup';
 import { startNetwork, type NetworkHandle } from '../net/server';
 import type { NetConnectionInfo } from '../net/registry';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
@@ -178,7 +178,8 @@ async function serve(d: ServingThreadData): Promise<void> {
   };
   // Compile the request paths before this thread's listeners take clients.
   const warm = warmUp(settings, () => new ServerStats(newStatsTable(d.statsTable.threads), 0));
-  if (warm.error !== null) log(0, `thread ${d.thread}: warm-up stopped after ${warm.requests} requests: ${warm.error}`);
+  const warmLine = warmupLogLine(warm);
+  if (warmLine !== null) log(warmLine.level, `thread ${d.thread}: ${warmLine.text}`);
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,

@@ -188,7 +188,7 @@ export class Engine implements ValueSource {
   log: (level: number, message: string) => void;
   private readonly scratch = Buffer.alloc(64);
   /** The CAS the store in progress takes (meta E<cas>, else the next one; see Items.storeCas). */
-  private casIdIn = -1;
+  private storeCasValue = -1;
   private maintainer: NodeJS.Timeout | null = null;
 
   /** The shared memory the store lives in: another thread attaches an Engine with `memoryList()`. */
@@ -586,7 +586,7 @@ export class Engine implements ValueSource {
     const hash = items.hashOf(handle);
     this.lockKey(hash);
     // memcached takes the CAS before it tries the store: a refused store uses one up too.
-    this.casIdIn = items.storeCas(casIdIn);
+    this.storeCasValue = items.storeCas(casIdIn);
     v.storedBytes = -1;
     v.cas = 0;
     let result: StoreResult;
@@ -677,7 +677,7 @@ export class Engine implements ValueSource {
   }
 
   private linkStored(v: ItemView, ref: number, hash: number, old: number): StoreResult {
-    this.items.linkAs(ref, hash, old, this.casIdIn);
+    this.items.linkAs(ref, hash, old, this.storeCasValue);
     this.storedRef = ref;
     v.cas = this.items.cas(ref);
     return StoreResult.Stored;

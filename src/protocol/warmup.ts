@@ -61,6 +61,12 @@ export function warmUp(settings: Settings, statsFor: () => ServerStats): WarmupR
   }
 }
 
+/** The log line for a warm-up (level 2: what it ran; level 0: why it stopped early), or null. */
+export function warmupLogLine(warm: WarmupResult): { level: number; text: string } | null {
+  if (warm.error !== null) return { level: 0, text: `warm-up stopped after ${warm.requests} requests: ${warm.error}` };
+  return warm.requests > 0 ? { level: 2, text: `warm-up: ${warm.requests} requests in ${Math.round(warm.ms)} ms` } : null;
+}
+
 function runWarmup(settings: Settings, statsFor: () => ServerStats, started: number, done: { requests: number }): void {
   const budgetMs = settings.warmupMs;
   const scratch: Settings = {
@@ -145,14 +151,13 @@ function buildWorkloads(): Workload[] {
   const small = 'w'.repeat(100);
   const large = 'W'.repeat(4096);
   const key = (k: number): string => `warmup:${k % WARMUP_KEYS}`;
-  const text = (name: string, make: (k: number) => string, per = BATCH, keys = WARMUP_KEYS): Workload => {
+  const text = (make: (k: number) => string, per = BATCH, keys = WARMUP_KEYS): Workload => {
     const batches: Buffer[] = [];
     for (let k = 0; k < keys; k += per) {
       let s = '';
       for (let i = 0; i < per; i++) s += make(k + i);
       batches.push(Buffer.from(s, 'latin1'));
     }
-    void name;
     return { binary: false, dead: false, requestsPerBatch: per, batches };
   };
   const binary = (make: (k: number) => Buffer, per = BATCH): Workload => {
@@ -170,24 +175,24 @@ function buildWorkloads(): Workload[] {
   incrExtras.writeUInt32BE(0xffffffff, 16); // no auto-create
   return [
     // First: fills every key (the gets below hit).
-    text('set', (k) => `set ${key(k)} 0 0 100\r\n${small}\r\n`),
-    text('get', (k) => `get ${key(k)}\r\n`),
-    text('get, single', (k) => `get ${key(k)}\r\n`, 1),
-    text('set, single', (k) => `set ${key(k)} 1 0 100\r\n${small}\r\n`, 1),
-    text('get, 10 keys', (k) => `get ${Array.from({ length: 10 }, (_, i) => key(k + i)).join(' ')}\r\n`),
-    text('gets', (k) => `gets ${key(k)}\r\n`),
-    text('get, miss', (k) => `get miss:${k}\r\n`),
-    text('set, 4 KiB', (k) => `set big:${k} 0 0 4096\r\n${large}\r\n`, 4, WARMUP_LARGE_KEYS),
-    text('get, 4 KiB', (k) => `get big:${k}\r\n`, 4, WARMUP_LARGE_KEYS),
-    text('mg', (k) => `mg ${key(k)} v f t c\r\n`),
-    text('mg, miss', (k) => `mg miss:${k} v\r\n`),
-    text('ms', (k) => `ms ${key(k)} 100 T0 F3\r\n${small}\r\n`),
-    text('set counter', (k) => `set n:${k} 0 0 8\r\n10000000\r\n`),
-    text('incr', (k) => `incr n:${k} 3\r\n`),
-    text('decr', (k) => `decr n:${k} 1\r\n`),
-    text('ma', (k) => `ma n:${k} D2 v\r\n`),
-    text('touch', (k) => `touch ${key(k)} 0\r\n`),
-    text('delete, mn', (k) => `delete gone:${k}\r\nmd gone:${k} q\r\nmn\r\n`),
+    text((k) => `set ${key(k)} 0 0 100\r\n${small}\r\n`), // set
+    text((k) => `get ${key(k)}\r\n`), // get
+    text((k) => `get ${key(k)}\r\n`, 1), // get, single
+    text((k) => `set ${key(k)} 1 0 100\r\n${small}\r\n`, 1), // set, single
+    text((k) => `get ${Array.from({ length: 10 }, (_, i) => key(k + i)).join(' ')}\r\n`), // get, 10 keys
+    text((k) => `gets ${key(k)}\r\n`), // gets
+    text((k) => `get miss:${k}\r\n`), // get, miss
+    text((k) => `set big:${k} 0 0 4096\r\n${large}\r\n`, 4, WARMUP_LARGE_KEYS), // set, 4 KiB
+    text((k) => `get big:${k}\r\n`, 4, WARMUP_LARGE_KEYS), // get, 4 KiB
+    text((k) => `mg ${key(k)} v f t c\r\n`), // mg
+    text((k) => `mg miss:${k} v\r\n`), // mg, miss
+    text((k) => `ms ${key(k)} 100 T0 F3\r\n${small}\r\n`), // ms
+    text((k) => `set n:${k} 0 0 8\r\n10000000\r\n`), // set counter
+    text((k) => `incr n:${k} 3\r\n`), // incr
+    text((k) => `decr n:${k} 1\r\n`), // decr
+    text((k) => `ma n:${k} D2 v\r\n`), // ma
+    text((k) => `touch ${key(k)} 0\r\n`), // touch
+    text((k) => `delete gone:${k}\r\nmd gone:${k} q\r\nmn\r\n`), // delete, mn
     binary((k) => binaryRequest(0x01, key(k), setExtras, Buffer.from(small))),
     binary((k) => binaryRequest(0x00, key(k), Buffer.alloc(0), Buffer.alloc(0))),
     binary((k) => binaryRequest(0x0c, key(k), Buffer.alloc(0), Buffer.alloc(0))),

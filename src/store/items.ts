@@ -1082,7 +1082,7 @@ export class Items {
    * holds the key's item lock).
    */
   link(ref: number, hash: number, old: number): void {
-    this.linkAs(ref, hash, old, this.opts.casEnabled ? this.nextCas() : 0);
+    this.linkAs(ref, hash, old, this.storeCas(-1));
   }
 
   /** link() with a CAS the caller took (memcached takes a store's CAS before it tries it). */
