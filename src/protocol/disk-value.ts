@@ -37,6 +37,7 @@ export function appendDiskValue(engine: Engine, out: Output, view: ItemView, sta
   const trailer = crlf ? 2 : 0;
   out.ensure(nbytes + trailer);
   const at = out.length;
+  out.diskValues++;
   if (engine.readDiskValueNow(view, out.buf, at)) {
     out.length = at + nbytes;
     if (crlf) out.crlf();

@@ -43,6 +43,12 @@ export class Output {
   onHoleDone: (() => void) | null = null;
   /** Bytes at the start of buf already handed to the socket (only while holes are pending). */
   sent = 0;
+  /**
+   * Values read from extstore (at once or through a hole) appended since the owner last set
+   * this to 0: a text session that drops its unsent replies counts them as aborted reads, as
+   * memcached counts the reads it queued for them (get_aborted_extstore).
+   */
+  diskValues = 0;
   private readonly baseBytes: number;
   /** Pending holes, in buffer order. */
   private readonly holes: Hole[] = [];
@@ -229,8 +235,9 @@ export class Output {
 
   /**
    * Drop everything from `length` on (memcached discarding unsent replies); holes there die.
-   * Returns how many holes (disk reads in flight) died: the caller counts them as aborted
-   * now, as memcached has by the time it runs the connection's next command.
+   * Returns how many holes (disk reads in flight) died. Their late completions are not counted
+   * again: the caller counts every dropped disk value (diskValues) as aborted now, as memcached
+   * has by the time it runs the connection's next command.
    */
   truncate(length: number): number {
     if (length >= this.length) return 0;

@@ -370,9 +370,15 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     commandLatency.observe(op, ms / 1000);
   }
 
-  /** Drop the replies not yet sent; disk reads they waited for count as aborted now. */
+  /**
+   * Drop the replies not yet sent. Every disk value among them counts as an aborted read now,
+   * whether it was still being read (its hole dies here, uncounted later) or was read at once:
+   * memcached queues all of them and aborts them all.
+   */
   private dropUnsent(): void {
-    for (let killed = this.out.truncate(this.flushMark); killed > 0; killed--) this.engine.countAbortedDiskRead();
+    this.out.truncate(this.flushMark);
+    for (let n = this.out.diskValues; n > 0; n--) this.engine.countAbortedDiskRead();
+    this.out.diskValues = 0;
   }
 
   /** memcached 1.6.45's process_command_ascii for the request b[s, next). */
@@ -640,6 +646,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
    */
   markTransmitted(): void {
     this.flushMark = this.out.length;
+    this.out.diskValues = 0;
     this.heldCount = 0;
     this.responses = 0;
   }
