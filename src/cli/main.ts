@@ -292,7 +292,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     if (plan.threads > 1) {
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
-        await threads.start(plan.threads, network.sharedTcpListeners(), network.tlsShare());
+        const net0 = network;
+        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare());
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
         // Thread 0 listens last: from the first connection on, the kernel spreads them all.

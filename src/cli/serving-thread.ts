@@ -183,6 +183,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,
+    sharedUdp: d.sharedUdp,
     connectionIds: d.connectionIds,
     tlsMaterial: d.tls?.material,
     tlsTicketKeys: d.tls?.keys,
@@ -200,6 +201,8 @@ async function serve(d: ServingThreadData): Promise<void> {
     },
   });
   const net = network;
+  // Thread 0 lists this thread's UDP endpoints in `stats conns` before any client comes.
+  if (d.sharedUdp.length > 0) sendConnections();
   parentPort?.on('message', (m: ToServingThread) => {
     if (m.type === 'unix') {
       net.adoptUnix(m.fd, m.socketPath);

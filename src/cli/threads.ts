@@ -6,7 +6,7 @@
  * socket, UDP and TLS listeners, and answers the administrative commands. Threads 1..N-1 are
  * worker_threads that attach engines to the same store (shared memory) and open the first
  * thread's plain TCP listeners again as SO_REUSEPORT sockets, so the kernel spreads new
- * connections over every thread. A worker runs the data commands itself and hands the
+ * connections over every thread, and serve duplicates of its UDP sockets. A worker runs the data commands itself and hands the
  * administrative ones to the first thread over a synchronous call (its event loop waits on a
  * shared word, as memcached's worker waits on a lock, for a fraction of a millisecond).
  *
@@ -22,7 +22,7 @@ import { Output } from '../protocol/output';
 import type { ConnectionInfo } from '../protocol/session';
 import type { SessionHooks } from '../protocol/dispatch';
 import { TextSession } from '../protocol/text/session';
-import type { SharedTcpListener, TicketKeyState, TlsShare } from '../net/server';
+import type { SharedTcpListener, SharedUdpSocket, TicketKeyState, TlsShare } from '../net/server';
 import type { TlsMaterial } from '../net/tls';
 import { loadNative } from '../platform/native';
 import type { Settings } from '../settings';
@@ -41,6 +41,8 @@ export interface ServingThreadData {
   readonly statsTable: StatsTable;
   readonly clock: SharedClock;
   readonly sharedTcp: readonly SharedTcpListener[];
+  /** This worker's duplicates of thread 0's UDP sockets (it closes them). */
+  readonly sharedUdp: readonly SharedUdpSocket[];
   /** The worker's end of its administrative channel, and the word its replies are signalled on. */
   readonly rpcPort: MessagePort;
   readonly rpcWord: Int32Array;
@@ -105,14 +107,17 @@ export interface RpcReply {
 
 /**
  * How many threads serve, and why fewer than -t asks for: null reason means -t as given.
- * Multiple threads need SO_REUSEPORT sockets (the native addon) and a TCP port to share.
+ * Multiple threads need the native addon (SO_REUSEPORT sockets, duplicated descriptors) and a
+ * TCP or UDP port, or a unix socket, to share.
  */
 export function servingThreadPlan(settings: Settings): { threads: number; reason: string | null } {
   const asked = settings.threadCount;
   if (asked <= 1) return { threads: 1, reason: null };
   const one = (why: string): { threads: number; reason: string } =>
     ({ threads: 1, reason: `-t ${asked}: serving on one thread: ${why}` });
-  if (settings.socketPath === null && settings.tcpPort === 0) return one('with -p 0 and no -s there is no listener to share');
+  if (settings.socketPath === null && settings.tcpPort === 0 && settings.udpPort === 0) {
+    return one('with -p 0, -U 0 and no -s there is no listener to share');
+  }
   if (settings.extPaths.length > 0) return one('extstore (-o ext_path) is served by one thread in this version');
   const load = loadNative();
   if (load.addon === null) return one(`spreading connections over threads needs SO_REUSEPORT sockets from the native addon, which is ${load.reason}`);
@@ -183,7 +188,8 @@ export class ServingThreads {
   }
 
   /** Start threads 1..threads-1 and wait until each listens. */
-  async start(threads: number, sharedTcp: readonly SharedTcpListener[], tls: TlsShare | null): Promise<void> {
+  async start(threads: number, sharedTcp: readonly SharedTcpListener[], sharedUdp: () => SharedUdpSocket[],
+    tls: TlsShare | null): Promise<void> {
     const entry = path.join(__dirname, 'serving-thread.js');
     // Every thread's watchers in shared words, so a new watcher is seen by all at once.
     const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
@@ -201,6 +207,7 @@ export class ServingThreads {
         statsTable: this.engine.stats.table,
         clock: this.engine.clock.shared(),
         sharedTcp,
+        sharedUdp: sharedUdp(),
         rpcPort: port2,
         rpcWord,
         settingsPort: settingsChannel.port2,

@@ -17,9 +17,12 @@
  * The fifth: a server-side TLS socket reading its decrypted bytes into a static buffer
  * (readTlsIntoBuffer), the `onread` path for TLS, which Node offers only to TLS clients, and
  * writing straight to its TLS handle (SerialWriter).
+ * The sixth: a bound UDP socket's descriptor (udpSocketFd), duplicated for each further
+ * serving thread as memcached duplicates its UDP socket for each worker.
  *
  * Not for: anything else private. Keep this file small.
  */
+import type * as dgram from 'node:dgram';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
 
@@ -229,6 +232,22 @@ interface PrivateServerFields {
  */
 export function listeningFd(server: net.Server): number | null {
   const handle = (server as unknown as PrivateServerFields)._handle;
+  if (handle === null || typeof handle !== 'object') return null;
+  const fd = (handle as { fd?: unknown }).fd;
+  return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : null;
+}
+
+/**
+ * The descriptor of a bound dgram socket (Linux: the UDP handle's `fd`, kept under dgram's
+ * private state symbol). Null when the shape is not there; the caller then serves UDP on one
+ * thread and says so.
+ */
+export function udpSocketFd(socket: dgram.Socket): number | null {
+  const key = Object.getOwnPropertySymbols(socket).find((sym) => sym.description === 'state symbol');
+  if (key === undefined) return null;
+  const state = (socket as unknown as Record<symbol, unknown>)[key];
+  if (state === null || typeof state !== 'object') return null;
+  const handle = (state as { handle?: unknown }).handle;
   if (handle === null || typeof handle !== 'object') return null;
   const fd = (handle as { fd?: unknown }).fd;
   return typeof fd === 'number' && Number.isInteger(fd) && fd >= 0 ? fd : null;

@@ -92,12 +92,22 @@ export class ConnectionRegistry {
 
   addEndpoint(info: NetConnectionInfo): void {
     this.endpoints.add(info);
-    if (!this.countsClientsOnly) this.stats.total_connections++;
+    if (this.counts(info)) {
+      this.stats.total_connections++;
+      this.countedEndpoints++;
+    }
     this.updateGauges();
   }
 
   removeEndpoint(info: NetConnectionInfo): void {
-    if (this.endpoints.delete(info)) this.updateGauges();
+    if (!this.endpoints.delete(info)) return;
+    if (this.counts(info)) this.countedEndpoints--;
+    this.updateGauges();
+  }
+
+  /** Whether this thread counts the endpoint among its connections (see countsClientsOnly). */
+  private counts(info: NetConnectionInfo): boolean {
+    return !this.countsClientsOnly || info.transport === 'udp';
   }
 
   add(conn: TrackedConnection): void {
@@ -160,14 +170,16 @@ export class ConnectionRegistry {
 
   /**
    * A serving thread other than the first: its listening sockets are copies of the first
-   * thread's (SO_REUSEPORT), which memcached would count once, so it counts its clients only.
+   * thread's (SO_REUSEPORT), which memcached would count once, so it counts its clients only,
+   * and its UDP endpoints: memcached has one UDP connection per worker thread and counts each.
    */
   countsClientsOnly = false;
+  private countedEndpoints = 0;
 
   private updateGauges(): void {
-    const live = this.endpoints.size + this.clients.size;
+    const live = this.countedEndpoints + this.clients.size;
     this.stats.client_slots = this.clients.size;
-    if (this.countsClientsOnly) this.stats.curr_connections = this.clients.size;
+    if (this.countsClientsOnly) this.stats.curr_connections = live;
     else this.stats.curr_connections = live > 0 ? live - 1 : 0;
     // memcached allocates a conn structure per fd and keeps it, so the count is a high-water mark.
     if (live > this.structuresMax) this.structuresMax = live;

@@ -21,7 +21,7 @@ import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
 import type { TicketKeyState } from './tls-resumption';
-import { listenUdp, type UdpEndpoint } from './udp';
+import { listenSharedUdp, listenUdp, shareUdp, type SharedUdpSocket, type UdpEndpoint } from './udp';
 
 export interface NetworkOptions {
   /**
@@ -47,6 +47,8 @@ export interface NetworkOptions {
    * thread (SO_REUSEPORT), nothing else (unix socket, UDP and TLS stay with the first).
    */
   sharedTcp?: readonly SharedTcpListener[];
+  /** A serving thread after the first: duplicates of the first thread's UDP sockets to serve. */
+  sharedUdp?: readonly SharedUdpSocket[];
   /** Several serving threads: connection ids come from this shared counter (unique per process). */
   connectionIds?: Int32Array;
   /** A serving thread after the first: thread 0's session ticket keys (with `tlsMaterial`). */
@@ -64,7 +66,7 @@ export interface TlsShare {
 }
 export type { TicketKeyState };
 
-export type { SharedTcpListener };
+export type { SharedTcpListener, SharedUdpSocket };
 
 /** Whether -Z applies: memcached's -s replaces the TCP listeners, and -p 0 has none. */
 export function tlsInEffect(s: Settings): boolean {
@@ -95,6 +97,8 @@ export interface NetworkHandle {
   writeBacklogBytes(): number;
   /** The TCP listeners other serving threads open again (with `reusePort`). */
   sharedTcpListeners(): SharedTcpListener[];
+  /** Thread 0: duplicates of its UDP sockets for one further serving thread. */
+  sharedUdpSockets(): SharedUdpSocket[];
   /** With `reusePort`: start listening on the bound TCP sockets (once the other threads listen). */
   listenDeferred(): Promise<void>;
   /** The TLS material and ticket keys in use (null: no TLS listener here). */
@@ -182,7 +186,7 @@ export async function startNetwork(
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
   const wantsTls = options.sharedTcp !== undefined ? options.sharedTcp.some((l) => l.tls) : tlsInEffect(settings);
   const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null) : null;
-  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null);
+  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null, options.sharedUdp ?? []);
   try {
     await network.listen();
   } catch (err) {
@@ -212,8 +216,12 @@ class Network implements NetworkHandle {
 
   private readonly sharedTcp: readonly SharedTcpListener[] | null;
 
-  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, sharedTcp: readonly SharedTcpListener[] | null) {
+  private readonly sharedUdp: readonly SharedUdpSocket[];
+
+  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, sharedTcp: readonly SharedTcpListener[] | null,
+    sharedUdp: readonly SharedUdpSocket[]) {
     this.sharedTcp = sharedTcp;
+    this.sharedUdp = sharedUdp;
     this.ctx = ctx;
     this.acceptor = acceptor;
     this.tls = tls;
@@ -225,6 +233,7 @@ class Network implements NetworkHandle {
     const s = this.ctx.settings;
     if (this.sharedTcp !== null) {
       await listenSharedTcp(this.ctx, this.acceptor, this.listeners, this.sharedTcp);
+      await listenSharedUdp(this.ctx, this.udp, this.sharedUdp);
       return;
     }
     if (s.socketPath !== null) {
@@ -266,6 +275,10 @@ class Network implements NetworkHandle {
 
   sharedTcpListeners(): SharedTcpListener[] {
     return [...sharedTcpListeners(this.listeners), ...sharedPendingTcp(this.ctx.deferredTcp ?? [])];
+  }
+
+  sharedUdpSockets(): SharedUdpSocket[] {
+    return shareUdp(this.udp);
   }
 
   async listenDeferred(): Promise<void> {

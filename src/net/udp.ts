@@ -21,15 +21,23 @@
  * Each datagram gets a session of its own, released when the datagram is done: a session may
  * keep state for an incomplete request (a value still arriving), and none may cross datagrams.
  * That is one session object per datagram; UDP is off by default and not the hot path.
+ *
+ * Several serving threads (-t N): as memcached gives each worker thread a duplicate of its UDP
+ * socket, thread 0 binds and each further thread serves a duplicate of that descriptor
+ * (shareUdp, listenSharedUdp). Whichever thread the kernel wakes first reads a datagram; the
+ * reply goes out from the same thread. `stats conns` lists one UDP entry per thread.
  */
 import * as dgram from 'node:dgram';
+import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
+import { duplicateFd } from '../platform/sockets';
 import { ListenError, isFamilyUnavailable, type ListenTarget } from './addresses';
 import { addressName } from './connection';
 import { verboseLines, type NetContext } from './context';
 import { listenTargets } from './listeners';
+import { udpSocketFd } from './node-internals';
 import type { NetConnectionInfo } from './registry';
 
 export const UDP_HEADER_BYTES = 8;
@@ -40,13 +48,21 @@ export const UDP_DATA_BYTES_MAX = UDP_DATAGRAM_BYTES_MAX - UDP_HEADER_BYTES;
 /** The header's 16-bit counters bound one reply (about 91 MB); longer replies are cut there. */
 export const UDP_DATAGRAMS_PER_REPLY_MAX = 0xffff;
 
+/** A UDP socket of thread 0 that another serving thread serves too: a duplicate descriptor. */
+export interface SharedUdpSocket {
+  readonly fd: number;
+  readonly family: 4 | 6;
+  readonly protocol: ListenTarget['protocol'];
+  readonly tag: ListenTarget['tag'];
+}
+
 export class UdpEndpoint {
   readonly info: NetConnectionInfo;
   readonly socket: dgram.Socket;
   private readonly ctx: NetContext;
   private readonly output = new Output();
 
-  constructor(ctx: NetContext, socket: dgram.Socket, target: ListenTarget) {
+  constructor(ctx: NetContext, socket: dgram.Socket, target: Pick<ListenTarget, 'protocol' | 'tag'>) {
     this.ctx = ctx;
     this.socket = socket;
     const addr = socket.address();
@@ -173,5 +189,56 @@ export async function listenUdp(ctx: NetContext, opened: UdpEndpoint[]): Promise
       ctx.log(2, verboseLines.udpListening(endpoint.info.id));
     }
     if (bound === 0) throw new ListenError(describe, firstError);
+  }
+}
+
+/**
+ * Duplicates of thread 0's UDP sockets for one further serving thread (it closes them with its
+ * endpoints). Throws when a descriptor cannot be had: then no further thread is started.
+ */
+export function shareUdp(endpoints: readonly UdpEndpoint[]): SharedUdpSocket[] {
+  const out: SharedUdpSocket[] = [];
+  try {
+    for (const e of endpoints) {
+      const fd = udpSocketFd(e.socket);
+      if (fd === null) throw new Error('the descriptor of a UDP socket is not available (Node.js internals changed)');
+      out.push({ fd: duplicateFd(fd), family: e.address.family === 'IPv6' ? 6 : 4, protocol: e.info.protocol, tag: e.info.tag });
+    }
+  } catch (err) {
+    for (const u of out) closeFd(u.fd);
+    throw err;
+  }
+  return out;
+}
+
+/** A serving thread after the first: serve thread 0's UDP sockets through the duplicates given. */
+export async function listenSharedUdp(ctx: NetContext, opened: UdpEndpoint[], shared: readonly SharedUdpSocket[]): Promise<void> {
+  for (let i = 0; i < shared.length; i++) {
+    const u = shared[i];
+    const socket = dgram.createSocket({ type: u.family === 6 ? 'udp6' : 'udp4' });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind({ fd: u.fd }, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      for (let j = i + 1; j < shared.length; j++) closeFd(shared[j].fd);
+      throw new ListenError('failed to serve the UDP socket of thread 0', err);
+    }
+    const endpoint = new UdpEndpoint(ctx, socket, u);
+    ctx.registry.addEndpoint(endpoint.info);
+    opened.push(endpoint);
+    ctx.log(2, verboseLines.udpListening(endpoint.info.id));
+  }
+}
+
+function closeFd(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already gone
   }
 }

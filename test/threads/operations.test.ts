@@ -6,6 +6,7 @@
  * the whole server. The server listens on 127.0.0.1 and is stopped by PID.
  */
 import { spawn } from 'node:child_process';
+import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -148,6 +149,55 @@ describe('-t 4: operations see every thread', () => {
     const ports = new Set([...reply.matchAll(/^STAT \d+:addr tcp:127\.0\.0\.1:(\d+)\r$/gm)].map((m) => Number(m[1])));
     for (const c of users) expect(ports.has(c.sock.localPort as number)).toBe(true);
     for (const c of users) c.sock.destroy();
+  }, 30_000);
+
+  it('UDP: every thread serves a copy of the socket, listed and counted per thread as memcached', async () => {
+    const udpPort = await freePort();
+    server = await startTarget(['-t', '4', '-U', String(udpPort)]);
+    const [c] = await clients(server.port, 1);
+    // memcached 1.6.45 -t 4 -U: the TCP listener, one UDP connection per thread, this client
+    await sleep(300);
+    const conns = await c.ask('stats conns\r\n', endsWith('END\r\n'));
+    expect(conns.match(new RegExp(`^STAT \\d+:addr udp:127\\.0\\.0\\.1:${udpPort}\\r$`, 'gm'))).toHaveLength(4);
+    const stats = await c.ask('stats\r\n', endsWith('END\r\n'));
+    expect(/STAT curr_connections (\d+)/.exec(stats)?.[1]).toBe('5');
+    // Many clients (source ports), each a set then a get of another's key: every datagram answered.
+    const SOCKETS = 24;
+    const socks = await Promise.all(Array.from({ length: SOCKETS }, async () => {
+      const u = dgram.createSocket('udp4');
+      await new Promise<void>((resolve) => u.bind(0, LOOPBACK, resolve));
+      return u;
+    }));
+    try {
+      const frame = (id: number, body: string): Buffer => {
+        const h = Buffer.alloc(8);
+        h.writeUInt16BE(id, 0);
+        h.writeUInt16BE(1, 4);
+        return Buffer.concat([h, Buffer.from(body, 'latin1')]);
+      };
+      const exchange = async (bodyOf: (i: number) => string): Promise<string[]> => await Promise.all(socks.map((u, i) =>
+        new Promise<string>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`no UDP reply for socket ${i}`)), WAIT_MS);
+          u.once('message', (m: Buffer) => {
+            clearTimeout(timer);
+            resolve(m.readUInt16BE(0) === i ? m.subarray(8).toString('latin1') : `wrong request id ${m.readUInt16BE(0)}`);
+          });
+          u.send(frame(i, bodyOf(i)), udpPort, LOOPBACK);
+        })));
+      expect(await exchange((i) => `set udp${i} ${i} 0 ${String(i).length}\r\n${i}\r\n`)).toEqual(socks.map(() => 'STORED\r\n'));
+      const other = (i: number): number => (i + 5) % SOCKETS;
+      expect(await exchange((i) => `get udp${other(i)}\r\n`)).toEqual(
+        socks.map((_, i) => `VALUE udp${other(i)} ${other(i)} ${String(other(i)).length}\r\n${other(i)}\r\nEND\r\n`));
+      // and TCP clients on any thread see them
+      const users = await clients(server.port, CONNECTIONS);
+      for (const [i, u] of users.entries()) {
+        expect(await u.ask(`get udp${i}\r\n`, endsWith('END\r\n'))).toBe(`VALUE udp${i} ${i} ${String(i).length}\r\n${i}\r\nEND\r\n`);
+      }
+      for (const u of users) u.sock.destroy();
+    } finally {
+      for (const u of socks) u.close();
+      c.sock.destroy();
+    }
   }, 30_000);
 
   it('flush_all on one connection empties the cache for every connection', async () => {
