@@ -45,6 +45,11 @@
  *                                   server drops its mappings of read-only file pages (Node's
  *                                   own code that only ran at startup); the page cache keeps
  *                                   them and a later access maps them again
+ *   yieldAfterPoll()                a uv_check handle on the calling thread's event loop that
+ *                                   calls sched_yield() after each poll phase: a serving
+ *                                   thread that shares its CPU with another lets it run once
+ *                                   it has handled what it was woken for, instead of at the
+ *                                   next scheduler tick (-o loop_yield, doc/threads.md)
  *   lockAllMemory()                 mlockall(MCL_CURRENT | MCL_FUTURE): NOT for the server.
  *                                   V8 releases heap pages with madvise(MADV_DONTNEED), which
  *                                   fails on locked memory, and V8 then aborts the process
@@ -57,6 +62,7 @@
  * Linux only; the server runs without this addon (src/platform/native.ts).
  */
 #include <node_api.h>
+#include <uv.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -853,6 +859,39 @@ static napi_value trim_malloc(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* After each poll phase, give the CPU to whatever else is runnable on it (nothing: returns at
+ * once). The handle is unreferenced (it never keeps the loop alive) and closed when the
+ * thread's environment is torn down. Its close callback is libc's free, not a function of this
+ * library: a worker thread's environment unloads the addons it loaded before its loop runs
+ * the close callbacks (a callback here would then jump into unmapped code; tested). */
+static void yield_after_poll_cb(uv_check_t *handle) {
+    (void)handle;
+    sched_yield();
+}
+
+static void yield_cleanup(void *arg) {
+    uv_close((uv_handle_t *)arg, (uv_close_cb)(void (*)(void))free);
+}
+
+static napi_value yield_after_poll(napi_env env, napi_callback_info info) {
+    (void)info;
+    struct uv_loop_s *loop = NULL;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == NULL) return throw_type(env, "yieldAfterPoll: no event loop");
+    uv_check_t *handle = malloc(sizeof *handle);
+    if (handle == NULL) return throw_errno(env, "malloc", ENOMEM);
+    int rc = uv_check_init(loop, handle);
+    if (rc == 0) rc = uv_check_start(handle, yield_after_poll_cb);
+    if (rc != 0) {
+        free(handle);
+        return throw_errno(env, "uv_check_start", -rc);
+    }
+    uv_unref((uv_handle_t *)handle);
+    napi_add_env_cleanup_hook(env, yield_cleanup, handle);
+    napi_value out;
+    napi_get_undefined(env, &out);
+    return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
     crc32c_init();
     napi_property_descriptor functions[] = {
@@ -876,10 +915,11 @@ static napi_value init(napi_env env, napi_value exports) {
         {"crc32cKind", NULL, crc32c_kind, NULL, NULL, NULL, napi_enumerable, NULL},
         {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
         {"trimMalloc", NULL, trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"yieldAfterPoll", NULL, yield_after_poll, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 12, &version);
+    napi_create_int32(env, 13, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

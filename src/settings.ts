@@ -206,6 +206,11 @@ export interface Settings {
   threadCount: number;
   /** -o warmup_ms: JIT warm-up before listening, ms per serving thread (0: none; src/protocol/warmup.ts). */
   warmupMs: number;
+  /**
+   * -o loop_yield: each serving thread yields its CPU after each poll phase of its event loop
+   * ('auto': when the serving threads outnumber the CPUs the process may run on; doc/threads.md).
+   */
+  loopYield: LoopYield;
   /** -v count (0, 1, 2, 3). */
   verbose: number;
   /** -P: pid file. */
@@ -300,6 +305,9 @@ export interface MetricsListen {
 }
 
 export const MIB = 1024 * 1024;
+/** -o loop_yield's values. */
+export type LoopYield = 'auto' | 'on' | 'off';
+export const LOOP_YIELD_VALUES: readonly LoopYield[] = ['auto', 'on', 'off'];
 /** -o warmup_ms default: no JIT warm-up (it costs resident memory per thread; doc/network.md). */
 export const WARMUP_MS_DEFAULT = 0;
 /** -o warmup_ms upper bound. */
@@ -377,6 +385,7 @@ export function defaultSettings(): Settings {
 
     threadCount: 4,
     warmupMs: WARMUP_MS_DEFAULT,
+    loopYield: 'auto',
     verbose: 0,
     pidFile: null,
     daemonize: false,

@@ -30,7 +30,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { servingThreadPlan, ServingThreads, statsForThreads } from './threads';
+import { loopYieldPlan, servingThreadPlan, ServingThreads, statsForThreads } from './threads';
 import { warmUp, warmupLogLine } from '../protocol/warmup';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
@@ -115,6 +115,7 @@ export function main(argv: string[]): void {
 export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
   // -t N: how many threads serve (threads.ts); each counts in its own row of one stats table.
   const plan = servingThreadPlan(settings);
+  const yieldPlan = loopYieldPlan(settings, plan.threads);
   const stats = statsForThreads(plan.threads);
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
@@ -272,6 +273,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   const warm = warmUp(settings, () => statsForThreads(plan.threads));
   const warmLine = warmupLogLine(warm);
   if (warmLine !== null) log(warmLine.level, warmLine.text);
+  // -o loop_yield (threads.ts): this thread yields after each poll phase; the others do as told.
+  if (yieldPlan.on) nativeAddon()?.yieldAfterPoll();
+  if (yieldPlan.line !== null) log(1, yieldPlan.line);
   try {
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,
@@ -293,7 +297,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
         const net0 = network;
-        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare());
+        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare(), yieldPlan.on);
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
         // Thread 0 listens last: from the first connection on, the kernel spreads them all.

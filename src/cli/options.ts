@@ -22,7 +22,7 @@ import { BUCKET_NAMES } from '../extstore/extstore';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName, WARMUP_MS_MAX,
+  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, LOOP_YIELD_VALUES, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName, WARMUP_MS_MAX,
 } from '../settings';
 import { helpText, licenseText, PROGRAM_NAME, versionText } from './help';
 
@@ -563,6 +563,12 @@ function flag(apply: FlagHandler): SubOption {
   return { takes: 'nothing', apply };
 }
 
+function setLoopYield(state: ParseState, value: string): void {
+  const v = LOOP_YIELD_VALUES.find((x) => x === value);
+  if (v === undefined) throw new UsageError(`-o loop_yield takes ${LOOP_YIELD_VALUES.join(', ')}`);
+  state.settings.loopYield = v;
+}
+
 function valued(apply: SubOptionHandler): SubOption {
   return { takes: 'value', apply };
 }
@@ -833,6 +839,7 @@ const SUB_OPTIONS = new Map<string, SubOption>([
     }),
   ],
   ['warmup_ms', integerSub('warmup_ms', [0, WARMUP_MS_MAX], (s, n) => void (s.warmupMs = n))],
+  ['loop_yield', valued(setLoopYield)],
   ['idle_timeout', integerSub('idle_timeout', [0, INT32_MAX], (s, n) => void (s.idleTimeoutSeconds = n))],
   ['watcher_logbuf_size', integerSub('watcher_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.watcherLogbufBytes = n * KIB))],
   ['worker_logbuf_size', integerSub('worker_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.workerLogbufBytes = n * KIB))],

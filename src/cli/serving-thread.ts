@@ -12,6 +12,7 @@ import { connectionEventsFor } from '../metrics/logger';
 import { newStatsTable, ServerStats } from '../metrics/stats';
 import { warmUp, warmupLogLine } from '../protocol/warmup';
 import { startNetwork, type NetworkHandle } from '../net/server';
+import { nativeAddon } from '../platform/native';
 import type { NetConnectionInfo } from '../net/registry';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
 import { initAuth } from '../protocol/auth';
@@ -180,6 +181,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   const warm = warmUp(settings, () => new ServerStats(newStatsTable(d.statsTable.threads), 0));
   const warmLine = warmupLogLine(warm);
   if (warmLine !== null) log(warmLine.level, `thread ${d.thread}: ${warmLine.text}`);
+  if (d.loopYield) nativeAddon()?.yieldAfterPoll();
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,

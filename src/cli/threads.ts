@@ -12,6 +12,7 @@
  *
  * Not for: what a serving thread does (serving-thread.ts), the store's locks (src/store/).
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine/engine';
@@ -43,6 +44,8 @@ export interface ServingThreadData {
   readonly sharedTcp: readonly SharedTcpListener[];
   /** This worker's duplicates of thread 0's UDP sockets (it closes them). */
   readonly sharedUdp: readonly SharedUdpSocket[];
+  /** -o loop_yield in effect (loopYieldPlan): yield after each poll phase. */
+  readonly loopYield: boolean;
   /** The worker's end of its administrative channel, and the word its replies are signalled on. */
   readonly rpcPort: MessagePort;
   readonly rpcWord: Int32Array;
@@ -124,6 +127,24 @@ export function servingThreadPlan(settings: Settings): { threads: number; reason
   return { threads: asked, reason: null };
 }
 
+/**
+ * -o loop_yield: whether each serving thread yields its CPU after each poll phase of its event
+ * loop (the native addon's yieldAfterPoll), with the startup line saying so, or why it cannot.
+ * 'auto' yields when the serving threads outnumber the CPUs this process may run on (its CPU
+ * affinity, as taskset or systemd's CPUAffinity= set it): then two of them share a CPU, and
+ * without a yield one waits for the other's time slice to end at a scheduler tick
+ * (doc/threads.md, "Threads sharing a CPU").
+ */
+export function loopYieldPlan(settings: Settings, threads: number, cpus: number = os.availableParallelism()):
+  { on: boolean; line: string | null } {
+  const mode = settings.loopYield;
+  // Without the addon, 'on' was refused at startup (checkPlatform) and 'auto' goes without.
+  if (mode === 'off' || loadNative().addon === null) return { on: false, line: null };
+  if (mode === 'on') return { on: true, line: 'loop yield: on (-o loop_yield=on)' };
+  if (threads <= cpus) return { on: false, line: null };
+  return { on: true, line: `loop yield: on: ${threads} serving threads on ${cpus} CPU${cpus === 1 ? '' : 's'} (-o loop_yield=auto)` };
+}
+
 /** The stats table for `threads` serving threads; the first thread's row is row 0. */
 export function statsForThreads(threads: number): ServerStats {
   return new ServerStats(newStatsTable(threads), 0);
@@ -189,7 +210,7 @@ export class ServingThreads {
 
   /** Start threads 1..threads-1 and wait until each listens. */
   async start(threads: number, sharedTcp: readonly SharedTcpListener[], sharedUdp: () => SharedUdpSocket[],
-    tls: TlsShare | null): Promise<void> {
+    tls: TlsShare | null, loopYield: boolean): Promise<void> {
     const entry = path.join(__dirname, 'serving-thread.js');
     // Every thread's watchers in shared words, so a new watcher is seen by all at once.
     const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
@@ -208,6 +229,7 @@ export class ServingThreads {
         clock: this.engine.clock.shared(),
         sharedTcp,
         sharedUdp: sharedUdp(),
+        loopYield,
         rpcPort: port2,
         rpcWord,
         settingsPort: settingsChannel.port2,

@@ -92,6 +92,11 @@ export interface NativeAddon {
    * compiler zones, freed but kept by glibc); true when some was released.
    */
   trimMalloc(): boolean;
+  /**
+   * A uv_check handle on the calling thread's event loop that calls sched_yield() after each
+   * poll phase (unreferenced; closed with the thread's environment): -o loop_yield.
+   */
+  yieldAfterPoll(): void;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -101,8 +106,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 12;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc'] as const;
+const ABI_VERSION = 13;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc', 'yieldAfterPoll'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

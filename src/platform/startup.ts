@@ -49,7 +49,8 @@ const ADDON_FEATURES = 'TCP Fast Open (-o tcp_fastopen), locked memory (-k), SO_
 /**
  * Options this process cannot honour: a message to exit with (EX_USAGE), or null. memcached
  * warns and goes on when mlockall() fails; a -k or tcp_fastopen that cannot even be tried
- * (no addon) is refused instead, like every option memcached-ts does not implement.
+ * (no addon) is refused instead, like every option memcached-ts does not implement; so is
+ * -o loop_yield=on (its default, auto, goes without).
  */
 export function checkPlatform(settings: Settings): string | null {
   if (settings.largePages) {
@@ -62,6 +63,7 @@ export function checkPlatform(settings: Settings): string | null {
   if (settings.lockMemory) needs.push('-k (locked memory)');
   if (settings.largePages) needs.push('-L (large pages)');
   if (settings.tcpFastOpenQueue > 0) needs.push(`-o tcp_fastopen=${settings.tcpFastOpenQueue}`);
+  if (settings.loopYield === 'on') needs.push('-o loop_yield=on');
   if (needs.length === 0) return null;
   return `${needs.join(' and ')} need${needs.length === 1 ? 's' : ''} the native addon, which is ${load.reason}`;
 }

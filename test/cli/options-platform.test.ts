@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseCommandLine, type ParseResult } from '../../src/cli/options';
 import { helpText } from '../../src/cli/help';
+import { loopYieldPlan } from '../../src/cli/threads';
+import { loadNative } from '../../src/platform/native';
 import type { Settings } from '../../src/settings';
 
 function settingsOf(argv: string[]): Settings {
@@ -39,6 +41,39 @@ describe('-o tcp_fastopen', () => {
     const exit = exitOf(['-o', option]);
     expect(exit.code).not.toBe(0);
     expect(exit.stderr).toContain('tcp_fastopen');
+  });
+});
+
+describe('-o loop_yield', () => {
+  it('takes auto (the default), on or off', () => {
+    expect(settingsOf([]).loopYield).toBe('auto');
+    expect(settingsOf(['-o', 'loop_yield=on']).loopYield).toBe('on');
+    expect(settingsOf(['-o', 'loop_yield=off,idle_timeout=5']).loopYield).toBe('off');
+    expect(settingsOf(['-o', 'loop_yield=auto']).loopYield).toBe('auto');
+    expect(helpText(settingsOf([]))).toContain('loop_yield');
+  });
+
+  it.each([['loop_yield=yes'], ['loop_yield'], ['loop_yield=']])('refuses %s', (option) => {
+    const exit = exitOf(['-o', option]);
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toContain('loop_yield');
+  });
+
+  it('auto yields only when the serving threads outnumber the CPUs; on and off are as said', () => {
+    const s = settingsOf([]);
+    const on = settingsOf(['-o', 'loop_yield=on']);
+    const off = settingsOf(['-o', 'loop_yield=off']);
+    if (loadNative().addon === null) {
+      // without the addon nothing yields ('on' is refused at startup: checkPlatform)
+      expect(loopYieldPlan(s, 4, 1).on).toBe(false);
+      return;
+    }
+    expect(loopYieldPlan(s, 2, 1)).toEqual({ on: true, line: 'loop yield: on: 2 serving threads on 1 CPU (-o loop_yield=auto)' });
+    expect(loopYieldPlan(s, 4, 2).line).toBe('loop yield: on: 4 serving threads on 2 CPUs (-o loop_yield=auto)');
+    expect(loopYieldPlan(s, 2, 2)).toEqual({ on: false, line: null });
+    expect(loopYieldPlan(s, 1, 1).on).toBe(false);
+    expect(loopYieldPlan(on, 1, 16)).toEqual({ on: true, line: 'loop yield: on (-o loop_yield=on)' });
+    expect(loopYieldPlan(off, 8, 1)).toEqual({ on: false, line: null });
   });
 });
 

@@ -110,6 +110,26 @@ withAddon('native addon', () => {
     expect(() => reusePortSocket('localhost', 0)).toThrow(TypeError);
   });
 
+  it('yieldAfterPoll keeps no event loop alive, and closes with the thread that made it', () => {
+    // A worker thread installs it and ends; then the main thread does and ends. A handle that
+    // kept its loop alive would time out here; one left open at a worker's teardown would abort.
+    const r = spawnSync(process.execPath, ['-e', `
+      const { Worker } = require('node:worker_threads');
+      const addonPath = ${JSON.stringify(load.addon === null ? '' : load.path)};
+      const w = new Worker('const a = require(' + JSON.stringify(addonPath) + '); a.yieldAfterPoll(); let n = 0; const t = () => { if (++n < 20) setTimeout(t, 1); }; t();', { eval: true });
+      w.on('exit', (code) => {
+        const a = require(addonPath);
+        a.yieldAfterPoll();
+        let n = 0;
+        const t = () => { if (++n < 20) setImmediate(t); else console.log('done', code); };
+        t();
+      });
+    `], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.signal, r.stderr).toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('done 0');
+  });
+
   it('reads each thread scheduling policy as /proc does', () => {
     const fromAddon = threadScheduling(process.pid, 'addon');
     expect(fromAddon).toEqual(readProcScheduling(process.pid));
