@@ -297,7 +297,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
         const net0 = network;
-        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare(), yieldPlan.on);
+        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare(),
+          net0.tlsSessionCache(), yieldPlan.on);
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
         // Thread 0 listens last: from the first connection on, the kernel spreads them all.

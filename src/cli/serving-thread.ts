@@ -186,6 +186,7 @@ async function serve(d: ServingThreadData): Promise<void> {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,
     sharedUdp: d.sharedUdp,
+    tlsSessionPort: d.tlsSessionPort ?? undefined,
     connectionIds: d.connectionIds,
     tlsMaterial: d.tls?.material,
     tlsTicketKeys: d.tls?.keys,

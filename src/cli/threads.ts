@@ -25,6 +25,7 @@ import type { SessionHooks } from '../protocol/dispatch';
 import { TextSession } from '../protocol/text/session';
 import type { SharedTcpListener, SharedUdpSocket, TicketKeyState, TlsShare } from '../net/server';
 import type { TlsMaterial } from '../net/tls';
+import { serveSessionCache, type SessionCache } from '../net/tls-resumption';
 import { loadNative } from '../platform/native';
 import type { Settings } from '../settings';
 import type { SharedMemoryList } from '../store/shared';
@@ -46,6 +47,8 @@ export interface ServingThreadData {
   readonly sharedUdp: readonly SharedUdpSocket[];
   /** -o loop_yield in effect (loopYieldPlan): yield after each poll phase. */
   readonly loopYield: boolean;
+  /** The worker's end of the channel to thread 0's TLS session-ID cache (null: no cache). */
+  readonly tlsSessionPort: MessagePort | null;
   /** The worker's end of its administrative channel, and the word its replies are signalled on. */
   readonly rpcPort: MessagePort;
   readonly rpcWord: Int32Array;
@@ -210,7 +213,7 @@ export class ServingThreads {
 
   /** Start threads 1..threads-1 and wait until each listens. */
   async start(threads: number, sharedTcp: readonly SharedTcpListener[], sharedUdp: () => SharedUdpSocket[],
-    tls: TlsShare | null, loopYield: boolean): Promise<void> {
+    tls: TlsShare | null, sessionCache: SessionCache | null, loopYield: boolean): Promise<void> {
     const entry = path.join(__dirname, 'serving-thread.js');
     // Every thread's watchers in shared words, so a new watcher is seen by all at once.
     const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
@@ -220,6 +223,9 @@ export class ServingThreads {
       const { port1, port2 } = new MessageChannel();
       const rpcWord = new Int32Array(new SharedArrayBuffer(4));
       const settingsChannel = new MessageChannel();
+      // TLS 1.2 session IDs: one cache, thread 0's, asked over a channel of its own.
+      const sessionChannel = sessionCache === null ? null : new MessageChannel();
+      if (sessionChannel !== null && sessionCache !== null) serveSessionCache(sessionChannel.port1, sessionCache);
       this.settingsPorts.push(settingsChannel.port1);
       const data: ServingThreadData = {
         thread: t,
@@ -230,6 +236,7 @@ export class ServingThreads {
         sharedTcp,
         sharedUdp: sharedUdp(),
         loopYield,
+        tlsSessionPort: sessionChannel?.port2 ?? null,
         rpcPort: port2,
         rpcWord,
         settingsPort: settingsChannel.port2,
@@ -239,7 +246,7 @@ export class ServingThreads {
         tls,
         slotsInTransit: this.slotsInTransit,
       };
-      const worker = new Worker(entry, { workerData: data, transferList: [port2, settingsChannel.port2], stdout: false, stderr: false });
+      const worker = new Worker(entry, { workerData: data, transferList: [port2, settingsChannel.port2, ...(sessionChannel === null ? [] : [sessionChannel.port2])], stdout: false, stderr: false });
       this.workers.push(worker);
       this.ports.push(port1);
       port1.on('message', (m: RpcRequest) => {

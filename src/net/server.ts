@@ -20,7 +20,8 @@ import {
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
-import type { TicketKeyState } from './tls-resumption';
+import type { MessagePort } from 'node:worker_threads';
+import type { SessionCache, TicketKeyState } from './tls-resumption';
 import { listenSharedUdp, listenUdp, shareUdp, type SharedUdpSocket, type UdpEndpoint } from './udp';
 
 export interface NetworkOptions {
@@ -53,6 +54,8 @@ export interface NetworkOptions {
   connectionIds?: Int32Array;
   /** A serving thread after the first: thread 0's session ticket keys (with `tlsMaterial`). */
   tlsTicketKeys?: TicketKeyState;
+  /** A serving thread after the first: the port to thread 0's TLS session-ID cache. */
+  tlsSessionPort?: MessagePort;
   /** Thread 0 of several: where each accepted unix connection goes (see NetContext). */
   unixHandOff?: () => ((fd: number) => void) | null;
   /** Several serving threads: the shared count of connections being handed over (see NetContext). */
@@ -103,6 +106,8 @@ export interface NetworkHandle {
   listenDeferred(): Promise<void>;
   /** The TLS material and ticket keys in use (null: no TLS listener here). */
   tlsShare(): TlsShare | null;
+  /** Thread 0: its TLS session-ID cache, which the other serving threads use (null: none). */
+  tlsSessionCache(): SessionCache | null;
   /** Thread 0: told the new ticket keys after each rotation. */
   onTicketKeys(listener: (keys: TicketKeyState) => void): void;
   /** A serving thread after the first: thread 0 reloaded its certificates or rotated its keys. */
@@ -185,7 +190,7 @@ export async function startNetwork(
   if (options.connectionIds !== undefined) registry.sharedIds = options.connectionIds;
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
   const wantsTls = options.sharedTcp !== undefined ? options.sharedTcp.some((l) => l.tls) : tlsInEffect(settings);
-  const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null) : null;
+  const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null, options.tlsSessionPort ?? null) : null;
   const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null, options.sharedUdp ?? []);
   try {
     await network.listen();
@@ -288,6 +293,10 @@ class Network implements NetworkHandle {
 
   tlsShare(): TlsShare | null {
     return this.tls?.share() ?? null;
+  }
+
+  tlsSessionCache(): SessionCache | null {
+    return this.tls?.sessionCache() ?? null;
   }
 
   onTicketKeys(listener: (keys: TicketKeyState) => void): void {

@@ -16,11 +16,15 @@
  * replaced by a fresh one (OpenSSL's "renew").
  *
  * Session cache: Map insertion order is also expiry order (one lifetime for all entries), so
- * eviction and expiry both take from the front. Bounded by entries and by bytes.
+ * eviction and expiry both take from the front. Bounded by entries and by bytes. Under -t N
+ * there is one cache, thread 0's: the other serving threads store into it and look sessions up
+ * in it over a message port (RemoteSessionCache, serveSessionCache), so a TLS 1.2 session
+ * resumes by ID on whichever thread the client's next connection lands.
  */
 import * as crypto from 'node:crypto';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { MessagePort } from 'node:worker_threads';
 import { installTicketKeyCallback, TICKET_PART_BYTES, type TicketKeyAnswer } from './node-internals';
 
 interface TicketKey {
@@ -201,6 +205,94 @@ export class SessionCache {
       this.remove(key);
     }
   }
+}
+
+/** What a TLS service keeps sessions in: thread 0's cache, or (other threads) a way to it. */
+export interface SessionStore {
+  /** Entries held here (0 on a thread that asks thread 0's cache). */
+  readonly size: number;
+  store(id: Buffer, data: Buffer): void;
+  /** `done` gets the session or null (unknown, expired, or no answer in time). */
+  lookup(id: Buffer, done: (data: Buffer | null) => void): void;
+}
+
+/** Thread 0's cache as a SessionStore. */
+export class LocalSessionStore implements SessionStore {
+  constructor(readonly cache: SessionCache) {}
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  store(id: Buffer, data: Buffer): void {
+    this.cache.store(id, data);
+  }
+
+  lookup(id: Buffer, done: (data: Buffer | null) => void): void {
+    done(this.cache.lookup(id));
+  }
+}
+
+/** Messages on a session port (structured clones: buffers arrive as Uint8Arrays). */
+type SessionRequest =
+  | { readonly kind: 'store'; readonly id: Uint8Array; readonly data: Uint8Array }
+  | { readonly kind: 'lookup'; readonly seq: number; readonly id: Uint8Array };
+interface SessionReply {
+  readonly seq: number;
+  readonly data: Uint8Array | null;
+}
+
+/** A lookup thread 0 has not answered within this long resumes nothing (a full handshake). */
+export const REMOTE_SESSION_LOOKUP_TIMEOUT_MS = 1000;
+
+const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+/** A serving thread after the first: thread 0's session cache, over `port`. */
+export class RemoteSessionCache implements SessionStore {
+  readonly size = 0;
+  private seq = 0;
+  private readonly pending = new Map<number, { done: (data: Buffer | null) => void; timer: NodeJS.Timeout }>();
+
+  constructor(private readonly port: MessagePort) {
+    port.on('message', (m: SessionReply) => this.answer(m.seq, m.data === null ? null : asBuffer(m.data)));
+    port.unref();
+  }
+
+  store(id: Buffer, data: Buffer): void {
+    const msg: SessionRequest = { kind: 'store', id, data };
+    this.port.postMessage(msg);
+  }
+
+  lookup(id: Buffer, done: (data: Buffer | null) => void): void {
+    const seq = ++this.seq;
+    const timer = setTimeout(() => this.answer(seq, null), REMOTE_SESSION_LOOKUP_TIMEOUT_MS);
+    timer.unref();
+    this.pending.set(seq, { done, timer });
+    const msg: SessionRequest = { kind: 'lookup', seq, id };
+    this.port.postMessage(msg);
+  }
+
+  private answer(seq: number, data: Buffer | null): void {
+    const p = this.pending.get(seq);
+    if (p === undefined) return;
+    this.pending.delete(seq);
+    clearTimeout(p.timer);
+    p.done(data);
+  }
+}
+
+/** Thread 0: answer another serving thread's stores and lookups on `port` from `cache`. */
+export function serveSessionCache(port: MessagePort, cache: SessionCache): void {
+  port.on('message', (m: SessionRequest) => {
+    if (m.kind === 'store') {
+      cache.store(asBuffer(m.id), asBuffer(m.data));
+      return;
+    }
+    const found = cache.lookup(asBuffer(m.id));
+    const reply: SessionReply = { seq: m.seq, data: found };
+    port.postMessage(reply);
+  });
+  port.unref();
 }
 
 const PROBE_TIMEOUT_MS = 3000;

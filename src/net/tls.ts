@@ -22,13 +22,17 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
+import type { MessagePort } from 'node:worker_threads';
 import type { ListenerTls, Settings, TlsVerifyMode, TlsVersionName } from '../settings';
 import { strerror } from './addresses';
 import { addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type CloseReason, type NetContext } from './context';
 import { installTicketKeyCallback, tlsRawSocket } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
-import { probeTicketKeyRing, SessionCache, TicketKeyRing, type TicketKeyState } from './tls-resumption';
+import {
+  LocalSessionStore, probeTicketKeyRing, RemoteSessionCache, SessionCache, TicketKeyRing, type SessionStore,
+  type TicketKeyState,
+} from './tls-resumption';
 
 /** memcached exits with EX_USAGE when ssl_init() cannot load the certificates. */
 const EX_USAGE = 64;
@@ -308,7 +312,7 @@ export class TlsService {
   /** Clients whose handshake has not finished, by their accepted socket. */
   private readonly handshaking = new Map<net.Socket, Handshake>();
   private readonly ring = new TicketKeyRing();
-  private readonly cache: SessionCache | null;
+  private readonly sessions: SessionStore | null;
   private material: TlsMaterial;
   private rotationTimer: NodeJS.Timeout | null;
   private stopped = false;
@@ -322,7 +326,8 @@ export class TlsService {
    * Load the material unless given (throws TlsConfigError) and check the ticket key hook.
    * With `keys` (a serving thread after the first), the ticket keys are thread 0's.
    */
-  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null, keys: TicketKeyState | null = null): Promise<TlsService> {
+  static async start(ctx: NetContext, preloaded: TlsMaterial | null = null, keys: TicketKeyState | null = null,
+    sessionPort: MessagePort | null = null): Promise<TlsService> {
     const s = ctx.settings;
     const material = preloaded ?? loadMaterial(s);
     let mode: TicketKeyMode = 'current+previous';
@@ -331,7 +336,7 @@ export class TlsService {
       ctx.log(0, `TLS: several session ticket keys are unavailable on this Node.js: one key, replaced every ` +
         `${s.tlsTicketKeyRotationSeconds} s; tickets issued before a replacement then need a full handshake`);
     }
-    const service = new TlsService(ctx, material, mode);
+    const service = new TlsService(ctx, material, mode, sessionPort);
     if (keys !== null) service.follow(keys);
     return service;
   }
@@ -341,6 +346,11 @@ export class TlsService {
     if (this.rotationTimer !== null) clearInterval(this.rotationTimer);
     this.rotationTimer = null;
     this.setTicketKeys(keys);
+  }
+
+  /** Thread 0: its session-ID cache, which the other serving threads use (null: none). */
+  sessionCache(): SessionCache | null {
+    return this.sessions instanceof LocalSessionStore ? this.sessions.cache : null;
   }
 
   /** The material in use and the ticket keys: what another serving thread starts with. */
@@ -361,14 +371,15 @@ export class TlsService {
     for (const server of this.servers.values()) server.setTicketKeys(current);
   }
 
-  private constructor(ctx: NetContext, material: TlsMaterial, mode: TicketKeyMode) {
+  private constructor(ctx: NetContext, material: TlsMaterial, mode: TicketKeyMode, sessionPort: MessagePort | null) {
     const s = ctx.settings;
     this.ctx = ctx;
     this.ticketKeyMode = mode;
     this.material = material;
-    this.cache = s.tlsSessionCache
-      ? new SessionCache(s.tlsSessionCacheEntriesMax, s.tlsSessionCacheBytesMax, s.tlsSessionTimeoutSeconds * 1000)
-      : null;
+    // One session-ID cache per process: thread 0's (other threads reach it over sessionPort).
+    if (!s.tlsSessionCache) this.sessions = null;
+    else if (sessionPort !== null) this.sessions = new RemoteSessionCache(sessionPort);
+    else this.sessions = new LocalSessionStore(new SessionCache(s.tlsSessionCacheEntriesMax, s.tlsSessionCacheBytesMax, s.tlsSessionTimeoutSeconds * 1000));
     this.rotationTimer = setInterval(() => this.rotateTicketKeys(), s.tlsTicketKeyRotationSeconds * 1000);
     this.rotationTimer.unref();
     // memcached loads its certificates before its clock starts, so its first
@@ -385,7 +396,7 @@ export class TlsService {
 
   /** Session-ID cache entries (0 without ssl_session_cache). */
   get cachedSessions(): number {
-    return this.cache?.size ?? 0;
+    return this.sessions?.size ?? 0;
   }
 
   get ticketKeyRotations(): number {
@@ -399,7 +410,7 @@ export class TlsService {
     this.installTicketKeys(server);
     server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecure(sock, origin));
     server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => this.onClientError(err, sock));
-    const cache = this.cache;
+    const cache = this.sessions;
     if (cache !== null) {
       server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
         // memcached counts its new-session callback (OpenSSL's, called for each session it
@@ -409,7 +420,7 @@ export class TlsService {
         done();
       });
       server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-        done(null, cache.lookup(id));
+        cache.lookup(id, (data) => done(null, data));
       });
     }
     this.servers.set(origin, server);

@@ -9,9 +9,13 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { MessageChannel } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installTicketKeyCallback } from '../../src/net/node-internals';
-import { probeTicketKeyRing, SessionCache, sessionProtocolVersion, TicketKeyRing } from '../../src/net/tls-resumption';
+import {
+  probeTicketKeyRing, REMOTE_SESSION_LOOKUP_TIMEOUT_MS, RemoteSessionCache, serveSessionCache, SessionCache, sessionProtocolVersion,
+  TicketKeyRing,
+} from '../../src/net/tls-resumption';
 import { LOOPBACK, makePki, startInProcess, tlsArgs, tlsExchange, type InProcessServer, type Pki } from './tls-fixtures';
 
 let pki: Pki;
@@ -195,5 +199,42 @@ describe('SessionCache', () => {
     now = 1000;
     expect(cache.lookup(id(1))).toBeNull();
     expect(cache.size).toBe(0);
+  });
+});
+
+describe('one session cache across serving threads', () => {
+  const id = (n: number): Buffer => Buffer.alloc(32, n);
+  const session12 = Buffer.from('3082000a020101020203030000', 'hex');
+  const lookup = (remote: RemoteSessionCache, key: Buffer): Promise<Buffer | null> =>
+    new Promise((resolve) => remote.lookup(key, resolve));
+
+  it('another thread stores into thread 0\'s cache and finds sessions there, over a message port', async () => {
+    const cache = new SessionCache(16, 1 << 20, 60_000);
+    const { port1, port2 } = new MessageChannel();
+    serveSessionCache(port1, cache);
+    const remote = new RemoteSessionCache(port2);
+    try {
+      remote.store(id(1), session12);
+      expect(await lookup(remote, id(1))).toEqual(session12);
+      expect(cache.size).toBe(1);
+      expect(remote.size).toBe(0);
+      expect(await lookup(remote, id(2))).toBeNull();
+      cache.store(id(3), session12);
+      expect(await lookup(remote, id(3))).toEqual(session12);
+    } finally {
+      port1.close();
+    }
+  });
+
+  it('a lookup nobody answers resumes nothing once its time is up', async () => {
+    const { port1, port2 } = new MessageChannel();
+    const remote = new RemoteSessionCache(port2);
+    try {
+      const started = Date.now();
+      expect(await lookup(remote, id(1))).toBeNull();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(REMOTE_SESSION_LOOKUP_TIMEOUT_MS - 50);
+    } finally {
+      port1.close();
+    }
   });
 });

@@ -6,6 +6,7 @@
  * the whole server. The server listens on 127.0.0.1 and is stopped by PID.
  */
 import { spawn } from 'node:child_process';
+import { constants as cryptoConstants } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
@@ -273,6 +274,38 @@ describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS 
         await sleep(50);
       }
       expect(seen.every((f) => f === want)).toBe(true);
+    } finally {
+      await stopProcess(child);
+      pki.remove();
+    }
+  }, 60_000);
+
+  it('ssl_session_cache: a TLS 1.2 session resumes by ID on whichever thread the next connection lands', async () => {
+    const pki = makePki();
+    const tlsPort = await freePort();
+    const portFile = path.join(pki.dir, 'ports');
+    const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-U', '0', '-Z', '-o',
+      `ssl_chain_cert=${pki.serverCert},ssl_key=${pki.serverKey},ssl_session_cache`, '-l', `${LOOPBACK}:${tlsPort}`],
+    { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
+    trackProcess(child);
+    try {
+      const deadline = Date.now() + 15_000;
+      while (!fs.existsSync(portFile) || !(await canConnect(tlsPort))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error('memcached-ts -Z -t 4 did not start');
+        await sleep(50);
+      }
+      // No ticket: the client asks for none, so only the server's session-ID cache can resume it.
+      const opts = { rejectUnauthorized: false, maxVersion: 'TLSv1.2' as const, secureOptions: cryptoConstants.SSL_OP_NO_TICKET };
+      const first = await tlsExchange(tlsPort, 'version\r\n', opts);
+      expect(first.session).not.toBeNull();
+      // the thread that served it hands the session to thread 0's cache by message
+      await sleep(100);
+      const resumed = await Promise.all(Array.from({ length: CONNECTIONS }, () =>
+        tlsExchange(tlsPort, 'version\r\n', { ...opts, session: first.session as Buffer })));
+      for (const r of resumed) {
+        expect(r.text).toMatch(/^VERSION /);
+        expect(r.reused, `resumed: ${resumed.filter((x) => x.reused).length} of ${resumed.length}`).toBe(true);
+      }
     } finally {
       await stopProcess(child);
       pki.remove();
