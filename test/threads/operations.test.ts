@@ -233,6 +233,29 @@ describe('-t 4: operations see every thread', () => {
   }, 30_000);
 });
 
+/**
+ * memcached-ts -t 4 -Z on a free loopback port with the certificate and key given (and more
+ * -o options), once every thread listens: the port file is written then (the port answers
+ * earlier, on the threads already listening).
+ */
+async function startTlsThreads(dir: string, certPath: string, keyPath: string, moreOptions = ''):
+  Promise<{ child: ReturnType<typeof spawn>; tlsPort: number }> {
+  const tlsPort = await freePort();
+  const portFile = path.join(dir, 'ports');
+  const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-U', '0', '-Z', '-o', `ssl_chain_cert=${certPath},ssl_key=${keyPath}${moreOptions}`,
+    '-l', `${LOOPBACK}:${tlsPort}`], { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
+  trackProcess(child);
+  const deadline = Date.now() + 15_000;
+  while (!fs.existsSync(portFile) || !(await canConnect(tlsPort))) {
+    if (Date.now() > deadline || child.exitCode !== null) {
+      await stopProcess(child);
+      throw new Error('memcached-ts -Z -t 4 did not start');
+    }
+    await sleep(50);
+  }
+  return { child, tlsPort };
+}
+
 describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS with the same certificates and ticket keys', () => {
   it('a ticket from one connection resumes on whichever thread the next lands; SIGHUP reloads every thread', async () => {
     const pki = makePki();
@@ -240,19 +263,11 @@ describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS 
     const keyPath = path.join(pki.dir, 'threads.key');
     fs.copyFileSync(pki.serverCert, certPath);
     fs.copyFileSync(pki.serverKey, keyPath);
-    const tlsPort = await freePort();
-    // The port file is written once every thread listens (the port answers earlier, on the
-    // threads already listening).
-    const portFile = path.join(pki.dir, 'ports');
-    const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-U', '0', '-Z', '-o', `ssl_chain_cert=${certPath},ssl_key=${keyPath}`,
-      '-l', `${LOOPBACK}:${tlsPort}`], { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
-    trackProcess(child);
+    let child: ReturnType<typeof spawn> | null = null;
     try {
-      const deadline = Date.now() + 15_000;
-      while (!fs.existsSync(portFile) || !(await canConnect(tlsPort))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error('memcached-ts -Z -t 4 did not start');
-        await sleep(50);
-      }
+      const started = await startTlsThreads(pki.dir, certPath, keyPath);
+      child = started.child;
+      const tlsPort = started.tlsPort;
       const opts = { rejectUnauthorized: false, maxVersion: 'TLSv1.3' as const };
       const first = await tlsExchange(tlsPort, 'version\r\n', opts);
       expect(first.session).not.toBeNull();
@@ -275,25 +290,18 @@ describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS 
       }
       expect(seen.every((f) => f === want)).toBe(true);
     } finally {
-      await stopProcess(child);
+      if (child !== null) await stopProcess(child);
       pki.remove();
     }
   }, 60_000);
 
   it('ssl_session_cache: a TLS 1.2 session resumes by ID on whichever thread the next connection lands', async () => {
     const pki = makePki();
-    const tlsPort = await freePort();
-    const portFile = path.join(pki.dir, 'ports');
-    const child = spawn(process.execPath, [BIN, ...rootArgs, '-t', '4', '-U', '0', '-Z', '-o',
-      `ssl_chain_cert=${pki.serverCert},ssl_key=${pki.serverKey},ssl_session_cache`, '-l', `${LOOPBACK}:${tlsPort}`],
-    { stdio: 'ignore', env: { ...process.env, MEMCACHED_PORT_FILENAME: portFile } });
-    trackProcess(child);
+    let child: ReturnType<typeof spawn> | null = null;
     try {
-      const deadline = Date.now() + 15_000;
-      while (!fs.existsSync(portFile) || !(await canConnect(tlsPort))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error('memcached-ts -Z -t 4 did not start');
-        await sleep(50);
-      }
+      const started = await startTlsThreads(pki.dir, pki.serverCert, pki.serverKey, ',ssl_session_cache');
+      child = started.child;
+      const tlsPort = started.tlsPort;
       // No ticket: the client asks for none, so only the server's session-ID cache can resume it.
       const opts = { rejectUnauthorized: false, maxVersion: 'TLSv1.2' as const, secureOptions: cryptoConstants.SSL_OP_NO_TICKET };
       const first = await tlsExchange(tlsPort, 'version\r\n', opts);
@@ -307,7 +315,7 @@ describe.runIf(targetKind() === 'ours')('-t 4 with TLS: every thread serves TLS 
         expect(r.reused, `resumed: ${resumed.filter((x) => x.reused).length} of ${resumed.length}`).toBe(true);
       }
     } finally {
-      await stopProcess(child);
+      if (child !== null) await stopProcess(child);
       pki.remove();
     }
   }, 60_000);
