@@ -30,8 +30,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { loopYieldPlan, servingThreadPlan, ServingThreads, statsForThreads } from './threads';
-import { warmUp, warmupLogLine } from '../protocol/warmup';
+import { beforeListening, loopYieldPlan, servingThreadPlan, ServingThreads, statsForThreads } from './threads';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** How long after startup the read-only file mappings are trimmed (startup code has run by then). */
@@ -269,12 +268,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       if (error !== null) log(0, `SIGHUP: ${error}; keeping the previous certificates`);
     }
   });
-  // Compile the request paths before the listeners take clients (src/protocol/warmup.ts).
-  const warm = warmUp(settings, () => statsForThreads(plan.threads));
-  const warmLine = warmupLogLine(warm);
-  if (warmLine !== null) log(warmLine.level, warmLine.text);
-  // -o loop_yield (threads.ts): this thread yields after each poll phase; the others do as told.
-  if (yieldPlan.on) nativeAddon()?.yieldAfterPoll();
+  // Compile the request paths before the listeners take clients (src/protocol/warmup.ts), and
+  // -o loop_yield (threads.ts): this thread as every other.
+  beforeListening(settings, () => statsForThreads(plan.threads), yieldPlan.on, log);
   if (yieldPlan.line !== null) log(1, yieldPlan.line);
   try {
     network = await startNetwork(settings, stats, factory, log, {
@@ -296,9 +292,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     if (plan.threads > 1) {
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
-        const net0 = network;
-        await threads.start(plan.threads, net0.sharedTcpListeners(), () => net0.sharedUdpSockets(), net0.tlsShare(),
-          net0.tlsSessionCache(), yieldPlan.on);
+        await threads.start(plan.threads, network, yieldPlan.on);
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
         // Thread 0 listens last: from the first connection on, the kernel spreads them all.

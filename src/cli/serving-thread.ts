@@ -9,16 +9,15 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
 import { connectionEventsFor } from '../metrics/logger';
-import { newStatsTable, ServerStats } from '../metrics/stats';
-import { warmUp, warmupLogLine } from '../protocol/warmup';
+import { ServerStats } from '../metrics/stats';
 import { startNetwork, type NetworkHandle } from '../net/server';
-import { nativeAddon } from '../platform/native';
 import type { NetConnectionInfo } from '../net/registry';
 import { createSession, type SessionHooks } from '../protocol/dispatch';
 import { initAuth } from '../protocol/auth';
 import type { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
 import { Clock } from '../store/clock';
+import { beforeListening, statsForThreads } from './threads';
 import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, SettingsUpdate, ToServingThread } from './threads';
 
 /** A worker sends its connection list for `stats conns` at most this often (and with each `stats conns`). */
@@ -177,11 +176,7 @@ async function serve(d: ServingThreadData): Promise<void> {
       return session;
     },
   };
-  // Compile the request paths before this thread's listeners take clients.
-  const warm = warmUp(settings, () => new ServerStats(newStatsTable(d.statsTable.threads), 0));
-  const warmLine = warmupLogLine(warm);
-  if (warmLine !== null) log(warmLine.level, `thread ${d.thread}: ${warmLine.text}`);
-  if (d.loopYield) nativeAddon()?.yieldAfterPoll();
+  beforeListening(settings, () => statsForThreads(d.statsTable.threads), d.loopYield, log, `thread ${d.thread}: `);
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,

@@ -23,10 +23,11 @@ import { Output } from '../protocol/output';
 import type { ConnectionInfo } from '../protocol/session';
 import type { SessionHooks } from '../protocol/dispatch';
 import { TextSession } from '../protocol/text/session';
-import type { SharedTcpListener, SharedUdpSocket, TicketKeyState, TlsShare } from '../net/server';
+import type { NetworkHandle, SharedTcpListener, SharedUdpSocket, TicketKeyState, TlsShare } from '../net/server';
 import type { TlsMaterial } from '../net/tls';
-import { serveSessionCache, type SessionCache } from '../net/tls-resumption';
-import { loadNative } from '../platform/native';
+import { serveSessionCache } from '../net/tls-resumption';
+import { loadNative, nativeAddon } from '../platform/native';
+import { warmUp, warmupLogLine } from '../protocol/warmup';
 import type { Settings } from '../settings';
 import type { SharedMemoryList } from '../store/shared';
 import type { SharedClock } from '../store/clock';
@@ -148,6 +149,18 @@ export function loopYieldPlan(settings: Settings, threads: number, cpus: number 
   return { on: true, line: `loop yield: on: ${threads} serving threads on ${cpus} CPU${cpus === 1 ? '' : 's'} (-o loop_yield=auto)` };
 }
 
+/**
+ * What every serving thread does just before it listens: the JIT warm-up (-o warmup_ms; its
+ * log line begins with `label`) on a scratch store counting into `statsFor()`, then, with
+ * -o loop_yield in effect, the yield after each poll phase of its event loop.
+ */
+export function beforeListening(settings: Settings, statsFor: () => ServerStats, loopYield: boolean,
+  log: (level: number, message: string) => void, label = ''): void {
+  const warmLine = warmupLogLine(warmUp(settings, statsFor));
+  if (warmLine !== null) log(warmLine.level, label + warmLine.text);
+  if (loopYield) nativeAddon()?.yieldAfterPoll();
+}
+
 /** The stats table for `threads` serving threads; the first thread's row is row 0. */
 export function statsForThreads(threads: number): ServerStats {
   return new ServerStats(newStatsTable(threads), 0);
@@ -212,8 +225,10 @@ export class ServingThreads {
   }
 
   /** Start threads 1..threads-1 and wait until each listens. */
-  async start(threads: number, sharedTcp: readonly SharedTcpListener[], sharedUdp: () => SharedUdpSocket[],
-    tls: TlsShare | null, sessionCache: SessionCache | null, loopYield: boolean): Promise<void> {
+  async start(threads: number, network: NetworkHandle, loopYield: boolean): Promise<void> {
+    const sharedTcp = network.sharedTcpListeners();
+    const tls = network.tlsShare();
+    const sessionCache = network.tlsSessionCache();
     const entry = path.join(__dirname, 'serving-thread.js');
     // Every thread's watchers in shared words, so a new watcher is seen by all at once.
     const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
@@ -234,7 +249,7 @@ export class ServingThreads {
         statsTable: this.engine.stats.table,
         clock: this.engine.clock.shared(),
         sharedTcp,
-        sharedUdp: sharedUdp(),
+        sharedUdp: network.sharedUdpSockets(),
         loopYield,
         tlsSessionPort: sessionChannel?.port2 ?? null,
         rpcPort: port2,

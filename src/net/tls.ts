@@ -410,17 +410,17 @@ export class TlsService {
     this.installTicketKeys(server);
     server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecure(sock, origin));
     server.on('tlsClientError', (err: Error, sock: tls.TLSSocket) => this.onClientError(err, sock));
-    const cache = this.sessions;
-    if (cache !== null) {
+    const sessions = this.sessions;
+    if (sessions !== null) {
       server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
         // memcached counts its new-session callback (OpenSSL's, called for each session it
         // would cache: one per full TLS 1.2 handshake, one per TLS 1.3 ticket).
         this.ctx.stats.ssl_new_sessions++;
-        cache.store(id, data);
+        sessions.store(id, data);
         done();
       });
       server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
-        cache.lookup(id, (data) => done(null, data));
+        sessions.lookup(id, (data) => done(null, data));
       });
     }
     this.servers.set(origin, server);
