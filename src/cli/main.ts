@@ -288,7 +288,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
         return to === 0 || started === null ? null : (fd: number) => started.sendUnix(to, fd);
       } : undefined,
     });
-    if (plan.reason !== null) log(plan.threads === 1 && settings.extPaths.length === 0 && settings.socketPath !== null ? 1 : 0, plan.reason);
+    if (plan.reason !== null) log(plan.threads === 1 && settings.socketPath !== null ? 1 : 0, plan.reason);
     if (plan.threads > 1) {
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {

@@ -7,6 +7,7 @@
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Engine } from '../engine/engine';
+import { LinkedRecords } from '../engine/storage-link';
 import type { ConnectionStat } from '../engine/stats';
 import { connectionEventsFor } from '../metrics/logger';
 import { ServerStats } from '../metrics/stats';
@@ -39,7 +40,12 @@ async function serve(d: ServingThreadData): Promise<void> {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
   const stats = new ServerStats(d.statsTable, d.thread);
-  const engine = new Engine(settings, stats, new Clock(d.clock), d.memory);
+  // Extstore: values on disk are read through thread 0 (or from the page cache directly).
+  const storageLink = d.storageLink === null ? null : new LinkedRecords(d.storageLink, (notice) => {
+    const msg: RpcRequest = { kind: 'extstore', notice };
+    d.rpcPort.postMessage(msg);
+  }, log);
+  const engine = new Engine(settings, stats, new Clock(d.clock), d.memory, null, null, storageLink);
   engine.start();
   const authInit = initAuth(settings);
   if (!authInit.ok) throw new Error(authInit.message);
@@ -118,6 +124,8 @@ async function serve(d: ServingThreadData): Promise<void> {
   let seq = 0;
   const forward = (request: Buffer, pipelined: boolean): Buffer => {
     sendDetail();
+    // Deletions and reads made here count in thread 0's extstore stats before the command runs.
+    storageLink?.flush();
     if (request.length >= STATS_CONNS.length && request.subarray(0, STATS_CONNS.length).equals(STATS_CONNS)) sendConnections();
     seq = (seq % 0x7fffffff) + 1;
     const mine = seq;
@@ -212,6 +220,7 @@ async function serve(d: ServingThreadData): Promise<void> {
       void (m.graceful ? net.gracefulStop() : net.close()).then(() => {
         clearInterval(detailTimer);
         engine.stop();
+        storageLink?.close();
         d.rpcPort.close();
         send({ type: 'stopped' });
         parentPort?.close();

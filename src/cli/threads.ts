@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
+import { applyStorageNotice, serveStorageLink, type StorageLinkData, type StorageNotice } from '../engine/storage-link';
 import { WatchLogger } from '../metrics/logger';
 import { newStatsTable, ServerStats, type StatsTable } from '../metrics/stats';
 import { Output } from '../protocol/output';
@@ -70,6 +71,8 @@ export interface ServingThreadData {
   readonly tls: TlsShare | null;
   /** Connections handed over and not yet taken (NetContext.slotsInTransit). */
   readonly slotsInTransit: Int32Array;
+  /** With extstore: the page table and this thread's read channel to thread 0 (src/engine/storage-link.ts). */
+  readonly storageLink: StorageLinkData | null;
 }
 
 /** Messages from the first thread to a worker. */
@@ -99,7 +102,8 @@ export type RpcRequest =
   | { readonly kind: 'rpc'; readonly seq: number; readonly request: Uint8Array; readonly pipelined: boolean }
   | { readonly kind: 'conns'; readonly list: readonly ConnectionStat[] }
   | { readonly kind: 'log'; readonly lines: readonly (number | string)[] }
-  | { readonly kind: 'detail'; readonly counts: readonly (string | number)[] };
+  | { readonly kind: 'detail'; readonly counts: readonly (string | number)[] }
+  | { readonly kind: 'extstore'; readonly notice: StorageNotice };
 export interface RpcReply {
   readonly seq: number;
   readonly reply: Uint8Array;
@@ -125,7 +129,6 @@ export function servingThreadPlan(settings: Settings): { threads: number; reason
   if (settings.socketPath === null && settings.tcpPort === 0 && settings.udpPort === 0) {
     return one('with -p 0, -U 0 and no -s there is no listener to share');
   }
-  if (settings.extPaths.length > 0) return one('extstore (-o ext_path) is served by one thread in this version');
   const load = loadNative();
   if (load.addon === null) return one(`spreading connections over threads needs SO_REUSEPORT sockets from the native addon, which is ${load.reason}`);
   return { threads: asked, reason: null };
@@ -241,6 +244,17 @@ export class ServingThreads {
       // TLS 1.2 session IDs: one cache, thread 0's, asked over a channel of its own.
       const sessionChannel = sessionCache === null ? null : new MessageChannel();
       if (sessionChannel !== null && sessionCache !== null) serveSessionCache(sessionChannel.port1, sessionCache);
+      // Extstore: thread 0's pages, read by this thread through a channel of its own.
+      const storage = this.engine.storage;
+      const ext = storage?.ext ?? null;
+      const storageChannel = storage === null ? null : new MessageChannel();
+      if (storageChannel !== null && storage !== null) serveStorageLink(storage, storageChannel.port1);
+      const storageLink: StorageLinkData | null = storageChannel === null || ext === null ? null : {
+        table: ext.table.buffer as SharedArrayBuffer,
+        paths: ext.files.map((f) => f.path),
+        pageBytes: ext.pageBytes,
+        port: storageChannel.port2,
+      };
       this.settingsPorts.push(settingsChannel.port1);
       const data: ServingThreadData = {
         thread: t,
@@ -260,8 +274,11 @@ export class ServingThreads {
         watchState,
         tls,
         slotsInTransit: this.slotsInTransit,
+        storageLink,
       };
-      const worker = new Worker(entry, { workerData: data, transferList: [port2, settingsChannel.port2, ...(sessionChannel === null ? [] : [sessionChannel.port2])], stdout: false, stderr: false });
+      const transferList = [port2, settingsChannel.port2, ...(sessionChannel === null ? [] : [sessionChannel.port2]),
+        ...(storageChannel === null ? [] : [storageChannel.port2])];
+      const worker = new Worker(entry, { workerData: data, transferList, stdout: false, stderr: false });
       this.workers.push(worker);
       this.ports.push(port1);
       port1.on('message', (m: RpcRequest) => {
@@ -271,6 +288,10 @@ export class ServingThreads {
         }
         if (m.kind === 'detail') {
           this.engine.detail.add(m.counts);
+          return;
+        }
+        if (m.kind === 'extstore') {
+          if (ext !== null) applyStorageNotice(ext, m.notice);
           return;
         }
         if (m.kind === 'log') {

@@ -25,7 +25,7 @@ import { Crawler, forEachItem } from '../store/crawler';
 import { SlabAutomover } from '../store/automove';
 import { PrefixStats } from './prefix-stats';
 import { Storage } from './storage';
-import type { ExtstoreSnapshot } from '../extstore/extstore';
+import type { ExtstoreSnapshot, RecordStore } from '../extstore/extstore';
 import { Tuning } from './tuning';
 import { DebugRefs } from './debug-refs';
 
@@ -202,7 +202,7 @@ export class Engine implements ValueSource {
    * mover, extstore): the creating thread does that for every thread.
    */
   constructor(settings: Settings, stats: ServerStats, clock = new Clock(), attach: SharedMemoryList | null = null,
-    backing: MemoryBacking | null = null, tierRestore: ExtstoreSnapshot | null = null) {
+    backing: MemoryBacking | null = null, tierRestore: ExtstoreSnapshot | null = null, tierLink: RecordStore | null = null) {
     this.log = (level, message) => {
       if (settings.verbose >= level) process.stderr.write(message.endsWith('\n') ? message : message + '\n');
     };
@@ -253,9 +253,11 @@ export class Engine implements ValueSource {
       unlockKey: (hash) => this.unlockKey(hash),
       lookup: (key, start, len, hash) => Math.max(0, this.items.find(key, start, len, hash)),
     });
-    this.storage = settings.extPaths.length > 0 && !this.attached
-      ? new Storage(this.items, this.mover, settings, (level, message) => this.log(level, message), this.logger,
-        undefined, tierRestore ?? undefined)
+    // Thread 0 owns extstore; another serving thread reads through its link (`tierLink`).
+    if (settings.extPaths.length > 0 && this.attached && tierLink === null) throw new Error('extstore on a serving thread needs its link to the first thread');
+    this.storage = settings.extPaths.length > 0
+      ? new Storage(this.items, this.mover, settings, stats, (level, message) => this.log(level, message), this.logger,
+        undefined, tierRestore ?? undefined, this.attached ? tierLink : null)
       : null;
   }
 

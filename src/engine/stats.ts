@@ -72,12 +72,10 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
     'get_expired', 'get_flushed'] as const) {
     out(k, s[k]);
   }
-  const storage = e.storage;
-  if (storage !== null) {
-    const sc = storage.counters;
+  if (e.storage !== null) {
     for (const k of ['get_extstore', 'get_aborted_extstore', 'get_oom_extstore', 'recache_from_extstore',
       'miss_from_extstore', 'badcrc_from_extstore'] as const) {
-      out(k, sc[k]);
+      out(k, s[k]);
     }
   }
   for (const k of ['delete_misses', 'delete_hits', 'incr_misses', 'incr_hits', 'decr_misses',
@@ -122,7 +120,7 @@ export function generalStats(ctx: StatsContext, out: StatSink): void {
   out('log_watcher_skipped', lc.watcherSkipped);
   out('log_watcher_sent', lc.watcherSent);
   out('log_watchers', e.logger.watcherCount);
-  if (storage !== null) storageStats(e, out);
+  if (e.storage !== null) storageStats(e, out);
   if (set.tlsEnabled) {
     // memcached 1.6.45's lines; ssl_resumed_sessions is memcached-ts's (tickets resume too).
     if (set.tlsSessionCache) out('ssl_new_sessions', s.ssl_new_sessions);

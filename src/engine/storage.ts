@@ -23,7 +23,7 @@
 import { crc32c, useNativeCrc32c } from '../extstore/crc32c';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
-  Extstore, nodeIo, READ_NOT_NOW, ReadResult, type ExtstoreIo, type ExtstoreSnapshot,
+  Extstore, nodeIo, READ_NOT_NOW, ReadResult, type ExtstoreIo, type ExtstoreSnapshot, type RecordStore,
 } from '../extstore/extstore';
 import { LOG_SYSEVENTS, type CompactReadCounts, type WatchLogger } from '../metrics/logger';
 import { hashKey } from '../store/hash';
@@ -32,7 +32,8 @@ import {
   hdrItemBytes, type ColdTier,
 } from '../store/items';
 import { KIND_ITEM, refPage } from '../store/slabs';
-import type { SlabMover } from '../store/mover';
+import { ReassignResult, type SlabMover } from '../store/mover';
+import type { ServerStats } from '../metrics/stats';
 import { loadNative } from '../platform/native';
 import { batchedReadIo } from './batched-reads';
 import type { Settings } from '../settings';
@@ -42,8 +43,8 @@ export const RECORD_HEADER_BYTES = 16;
 const ITEM_AGE_NEVER = 4294967295;
 /** Bytes the background writer writes per pass before it yields to the event loop. */
 const WRITER_BYTES_PER_PASS = 1024 * 1024;
-/** The background writer's shortest sleep between idle passes (memcached: 200 us). */
-const WRITER_SLEEP_MIN_MS = 1;
+/** The background writer's shortest sleep between idle passes (memcached's WRITE_SLEEP_MIN, µs). */
+const WRITER_SLEEP_MIN_US = 200;
 /** memcached's MIN_STORAGE_COMPACT_SLEEP: pause between readback chunks while compacting. */
 const COMPACT_STEP_MS = 10;
 /** Disk reads queued or in flight, in bytes, beyond which a read is refused (get_oom_extstore). */
@@ -55,14 +56,11 @@ const DONOR_PAGE_TRIES = 4;
 /** libuv's default thread pool size, when UV_THREADPOOL_SIZE is not set. */
 const UV_POOL_DEFAULT = 4;
 
-/** memcached's extstore counters kept outside the library (thread stats and compaction). */
+/**
+ * memcached's compaction counters (thread 0's). The per-request ones (get_extstore,
+ * miss_from_extstore ...) are thread stats, in each thread's row of ServerStats.
+ */
 export class StorageCounters {
-  get_extstore = 0;
-  get_aborted_extstore = 0;
-  get_oom_extstore = 0;
-  recache_from_extstore = 0;
-  miss_from_extstore = 0;
-  badcrc_from_extstore = 0;
   extstore_compact_lost = 0;
   extstore_compact_rescues = 0;
   /** Rescues written to the coldcompact bucket. */
@@ -181,7 +179,12 @@ interface DiskRecordRef {
 }
 
 export class Storage implements ColdTier {
-  readonly ext: Extstore;
+  /** The pages and files: thread 0's alone (null on the other serving threads). */
+  private readonly local: Extstore | null;
+  /** Where records are read: `local`, or on another thread its link to thread 0 (src/engine/storage-link.ts). */
+  private readonly records: RecordStore;
+  /** Other serving threads share the store: item locks are real, and page moves go through the mover. */
+  private readonly shared: boolean;
   readonly counters = new StorageCounters();
   log: (level: number, message: string) => void;
   private readonly items: Items;
@@ -201,12 +204,20 @@ export class Storage implements ColdTier {
   /**
    * @param logger where compaction's sysevents go (`watch sysevents`)
    */
-  constructor(items: Items, private readonly mover: SlabMover, settings: Settings,
+  constructor(items: Items, private readonly mover: SlabMover, settings: Settings, private readonly stats: ServerStats,
     log: (level: number, message: string) => void, private readonly logger: WatchLogger | null = null, io?: ExtstoreIo,
-    restore?: ExtstoreSnapshot) {
+    restore?: ExtstoreSnapshot, remote: RecordStore | null = null) {
     this.items = items;
     this.settings = settings;
     this.log = log;
+    this.shared = stats.table.threads > 1;
+    if (remote !== null) {
+      // A serving thread after the first: reads only; thread 0 writes, compacts and counts pages.
+      this.local = null;
+      this.records = remote;
+      items.coldTier = this;
+      return;
+    }
     const pageBytes = settings.extPageBytes;
     const files = settings.extPaths.map((f) => ({
       path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes), freeBucket: f.bucket,
@@ -214,7 +225,7 @@ export class Storage implements ColdTier {
     // Without the native addon the files are not locked (README: the addon is optional).
     const native = loadNative().addon;
     useNativeCrc32c(native);
-    this.ext = new Extstore({
+    this.local = new Extstore({
       pageBytes,
       wbufBytes: settings.extWbufBytes,
       files,
@@ -226,6 +237,7 @@ export class Storage implements ColdTier {
       lockFile: native === null ? undefined : (fd) => native.lockFile(fd),
       restore,
     });
+    this.records = this.local;
     if (settings.extCompactUnderPages === 0) {
       // memcached 1.6.45 sizes both at 1% of the pages of the ext_path given last (the head of
       // its list), at least 1.
@@ -236,10 +248,25 @@ export class Storage implements ColdTier {
     items.coldTier = this;
   }
 
+  /** Thread 0's extstore (pages, files, counters); throws on another thread. */
+  get ext(): Extstore {
+    if (this.local === null) throw new Error('extstore pages are the first thread\'s');
+    return this.local;
+  }
+
   start(): void {
     this.ext.start();
     this.scheduleCompaction(this.idleCompactMs());
-    this.writerTimer = setTimeout(() => this.writerStep(), WRITER_SLEEP_MIN_MS);
+    this.writerTimer = setTimeout(() => this.writerStep(), 1);
+    this.writerTimer.unref();
+  }
+
+  /** Run the writer now if it sleeps (another serving thread evicted a value it could have written). */
+  wakeWriter(): void {
+    if (this.stopped || this.writerTimer === null || !this.writerSleeping) return;
+    clearTimeout(this.writerTimer as NodeJS.Timeout);
+    this.writerSleeping = false;
+    this.writerTimer = setImmediate(() => this.writerStep());
     this.writerTimer.unref();
   }
 
@@ -267,7 +294,7 @@ export class Storage implements ColdTier {
     this.stopped = true;
     this.clearTimers();
     if (this.items.coldTier === this) this.items.coldTier = null;
-    this.ext.close();
+    this.local?.close();
   }
 
   // ---------------------------------------------------------------- ColdTier (store side)
@@ -278,11 +305,11 @@ export class Storage implements ColdTier {
 
   released(ref: number): void {
     const items = this.items;
-    this.ext.delete(items.diskPage(ref), items.diskVersion(ref), 1, items.diskLength(ref));
+    this.records.delete(items.diskPage(ref), items.diskVersion(ref), 1, items.diskLength(ref));
   }
 
   valid(ref: number): boolean {
-    return this.ext.check(this.items.diskPage(ref), this.items.diskVersion(ref));
+    return this.records.check(this.items.diskPage(ref), this.items.diskVersion(ref));
   }
 
   /**
@@ -295,11 +322,11 @@ export class Storage implements ColdTier {
     const nbytes = items.nbytes(ref);
     const len = items.diskLength(ref);
     const nkey = items.nkey(ref);
-    this.ext.logOnce('sync-read', 'extstore: a value was read synchronously by a caller that is not extstore-aware (logged once)');
-    this.counters.get_extstore++;
-    const rec = this.ext.readSync(items.diskPage(ref), items.diskVersion(ref), items.diskOffset(ref), len);
+    this.records.logOnce('sync-read', 'extstore: a value was read synchronously by a caller that is not extstore-aware (logged once)');
+    this.stats.get_extstore++;
+    const rec = this.records.readSync(items.diskPage(ref), items.diskVersion(ref), items.diskOffset(ref), len);
     if (rec === null || !this.recordOk(rec.buf, rec.start, len, items.diskCrc(ref), nkey, nbytes)) {
-      this.counters.miss_from_extstore++;
+      this.stats.miss_from_extstore++;
       dst.fill(0, dstOffset, dstOffset + nbytes);
       return nbytes;
     }
@@ -333,6 +360,11 @@ export class Storage implements ColdTier {
     const nkey = items.nkey(ref);
     const nbytes = items.nbytes(ref);
     if (items.memcachedItemTotal(nkey, nbytes, items.flags(ref)) < this.minItemTotal()) return false;
+    if (this.local === null) {
+      // Another serving thread evicts it: thread 0's writer is behind; wake it.
+      this.records.writerWanted?.();
+      return false;
+    }
     const word = items.u32(ref)[items.w(ref)];
     if ((word & IF_LINKED) === 0 || (word & HDR_BIT) !== 0) return false;
     // Headers grow into memory taken from value classes before they evict each other.
@@ -409,6 +441,7 @@ export class Storage implements ColdTier {
       }
     }
     if (donor === 0) return Grow.No;
+    if (this.shared) return this.reassignToHeaders(donor, hdrCls);
     // The page holding the donor's oldest item first; if an item there is in use (being
     // filled by a connection), a few others of the class.
     const tail = items.lruTail[(donor << 2) | COLD_LRU];
@@ -433,6 +466,21 @@ export class Storage implements ColdTier {
       return tookItem ? Grow.TookItem : Grow.Yes;
     }
     return Grow.No;
+  }
+
+  /**
+   * growHeaderClass with other serving threads: a page cannot be emptied in one go under
+   * them (a chunk may be taken and filled meanwhile), so the page mover moves it as any other
+   * (`slabs reassign`: item locks by trylock, rescues, a busy chunk retried later by the LRU
+   * maintainer); the donor's items it cannot rescue are evicted, as its COLD tail would be.
+   */
+  private reassignToHeaders(donor: number, hdrCls: number): Grow {
+    const mover = this.mover;
+    if (mover.running) return Grow.No;
+    const result = this.items.withoutColdTier(0, () => mover.reassign(donor, hdrCls, true));
+    if (result !== ReassignResult.Ok) return Grow.No;
+    this.log(2, `extstore: a page of class ${donor} goes to header class ${hdrCls}${mover.running ? ' (under way)' : ''}`);
+    return mover.running ? Grow.No : Grow.Yes;
   }
 
   /** Write an item of a page being moved to extstore; remember what its header needs. */
@@ -556,23 +604,26 @@ export class Storage implements ColdTier {
   private writerPasses = 0;
   private readonly writerBackoff: number[] = new Array<number>(256).fill(1);
   private writerTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
-  private writerSleepMs = WRITER_SLEEP_MIN_MS;
+  /** writerTimer is a sleep (a timeout), not the next pass at once. */
+  private writerSleeping = true;
+  private writerSleepUs = WRITER_SLEEP_MIN_US;
 
   /**
    * The writer's pacing, as memcached's: after a pass that wrote, the next comes at once (after
-   * pending I/O) and the idle sleep halves; after an idle pass the sleep grows by a step, up to
-   * ext_max_sleep.
+   * pending I/O) and the idle sleep halves; after an idle pass the sleep grows by 1 µs, up to
+   * ext_max_sleep (a timer sleeps whole milliseconds, at least one).
    */
   private writerStep(): void {
     this.writerTimer = null;
     if (this.stopped) return;
     if (this.writePass()) {
-      this.writerSleepMs = Math.max(WRITER_SLEEP_MIN_MS, Math.floor(this.writerSleepMs / 2));
+      if (this.writerSleepUs > WRITER_SLEEP_MIN_US) this.writerSleepUs = Math.floor(this.writerSleepUs / 2);
+      this.writerSleeping = false;
       this.writerTimer = setImmediate(() => this.writerStep());
     } else {
-      const maxMs = Math.max(WRITER_SLEEP_MIN_MS, Math.floor(this.settings.extMaxSleepMicros / 1000));
-      this.writerSleepMs = Math.min(maxMs, this.writerSleepMs + 1);
-      this.writerTimer = setTimeout(() => this.writerStep(), this.writerSleepMs);
+      this.writerSleepUs = Math.min(Math.max(this.settings.extMaxSleepMicros, 1), this.writerSleepUs + 1);
+      this.writerSleeping = true;
+      this.writerTimer = setTimeout(() => this.writerStep(), Math.max(1, Math.round(this.writerSleepUs / 1000)));
     }
     this.writerTimer.unref();
   }
@@ -581,7 +632,7 @@ export class Storage implements ColdTier {
 
   /** A read finished after its reply was dropped (memcached's get_aborted_extstore). */
   countAborted(): void {
-    this.counters.get_aborted_extstore++;
+    this.stats.get_aborted_extstore++;
   }
 
   /**
@@ -590,8 +641,10 @@ export class Storage implements ColdTier {
    * is gone or fails its checks is a miss, and the header item is unlinked (memcached).
    */
   fetch(ref: number, done: FetchCallback): void {
-    this.counters.get_extstore++;
-    this.fetchOnce(ref, done, this.items.cas(ref), this.items.hashOf(ref), false);
+    this.stats.get_extstore++;
+    const r = this.recordOf(ref);
+    this.fetchOnce(ref, done, this.items.cas(ref), this.items.hashOf(ref), false, r.pageId, r.version, r.offset, r.len,
+      r.crc, r.nkey, r.nbytes);
   }
 
   /**
@@ -602,7 +655,7 @@ export class Storage implements ColdTier {
   roomToRead(ref: number): boolean {
     const items = this.items;
     if (items.couldHold(items.nkey(ref), items.nbytes(ref), items.flags(ref))) return true;
-    this.counters.get_oom_extstore++;
+    this.stats.get_oom_extstore++;
     return false;
   }
 
@@ -620,13 +673,17 @@ export class Storage implements ColdTier {
     return r;
   }
 
-  private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean): void {
-    const { pageId, version, offset, len, crc, nkey, nbytes } = this.recordOf(ref);
+  /**
+   * Read the record (pageId, version, offset, len, crc, nkey, nbytes), which header item `ref`
+   * (CAS `cas`, key hash `hash`) pointed at when the read began.
+   */
+  private fetchOnce(ref: number, done: FetchCallback, cas: number, hash: number, retried: boolean, pageId: number,
+    version: number, offset: number, len: number, crc: number, nkey: number, nbytes: number): void {
     this.inReadCall = true;
-    this.ext.read(pageId, version, offset, len, (result, buf, start) => {
+    this.records.read(pageId, version, offset, len, (result, buf, start) => {
       const sync = this.inReadCall;
       if (result === ReadResult.Busy) {
-        this.counters.get_oom_extstore++;
+        this.stats.get_oom_extstore++;
         done(false, EMPTY, 0);
         return;
       }
@@ -634,31 +691,50 @@ export class Storage implements ColdTier {
         done(true, buf, start + RECORD_HEADER_BYTES + nkey);
         if (!this.recacheDue(ref, pageId, version, offset)) return;
         if (!sync) {
-          this.recache(ref, pageId, version, offset, buf, start, nkey, nbytes);
+          this.recache(ref, hash, pageId, version, offset, buf, start, nkey, nbytes);
           return;
         }
         // Answered from a write buffer within the caller's own command, which may still use
         // `ref`: recache after it, from a copy (the buffer may be reused by then).
         const copy = Buffer.from(buf.subarray(start, start + len));
-        queueMicrotask(() => this.recache(ref, pageId, version, offset, copy, 0, nkey, nbytes));
+        queueMicrotask(() => this.recache(ref, hash, pageId, version, offset, copy, 0, nkey, nbytes));
         return;
       }
       // Compaction may have moved the record while the read was queued: follow it once.
-      if (result === ReadResult.Stale && !retried && !sync && this.movedSince(ref, cas, hash, pageId, version, offset)) {
-        this.fetchOnce(ref, done, cas, hash, true);
+      if (result === ReadResult.Stale && !retried && !sync && this.followMoved(ref, done, cas, hash, pageId, version, offset)) {
         return;
       }
       if (result === ReadResult.Ok) {
-        this.counters.badcrc_from_extstore++;
-        this.ext.logOnce('badcrc', `extstore: a value failed its checksum (page ${pageId}); answered as a miss (logged once)`);
+        this.stats.badcrc_from_extstore++;
+        this.records.logOnce('badcrc', `extstore: a value failed its checksum (page ${pageId}); answered as a miss (logged once)`);
       }
-      this.counters.miss_from_extstore++;
+      this.stats.miss_from_extstore++;
       done(false, EMPTY, 0);
       // The caller may still be using `ref` when this runs synchronously: unlink later.
-      if (sync) queueMicrotask(() => this.dropHeader(ref, pageId, version, offset));
-      else this.dropHeader(ref, pageId, version, offset);
+      if (sync) queueMicrotask(() => this.dropHeader(ref, hash, pageId, version, offset));
+      else this.dropHeader(ref, hash, pageId, version, offset);
     });
     this.inReadCall = false;
+  }
+
+  /**
+   * If header item `ref` is still the item read (CAS and key hash) with its record moved
+   * elsewhere meanwhile, read it again there (once) and say true.
+   */
+  private followMoved(ref: number, done: FetchCallback, cas: number, hash: number, pageId: number, version: number,
+    offset: number): boolean {
+    const locks = this.items.itemLocks;
+    const stripe = hash & this.items.stripeMask;
+    locks.lock(stripe);
+    let r: DiskRecordRef | null = null;
+    try {
+      if (this.movedSince(ref, cas, hash, pageId, version, offset)) r = this.recordOf(ref);
+    } finally {
+      locks.unlock(stripe);
+    }
+    if (r === null) return false;
+    this.fetchOnce(ref, done, cas, hash, true, r.pageId, r.version, r.offset, r.len, r.crc, r.nkey, r.nbytes);
+    return true;
   }
 
   /**
@@ -673,20 +749,21 @@ export class Storage implements ColdTier {
     const headLen = RECORD_HEADER_BYTES + nkey;
     const head = this.recordHead;
     if (len !== headLen + nbytes || headLen > head.length) return false;
-    const from = this.ext.readInto(pageId, version, offset, len, head, headLen, dst, dstAt);
+    const from = this.records.readInto(pageId, version, offset, len, head, headLen, dst, dstAt);
     if (from === READ_NOT_NOW) return false;
     if (!recordHeaderOk(head, 0, len, crc, nkey, nbytes) ||
       crc32c(dst, dstAt, dstAt + nbytes, crc32c(head, 8, headLen)) !== crc) {
       return false;
     }
-    this.ext.countReadNow(len, from);
-    this.counters.get_extstore++;
+    this.records.countReadNow(len, from);
+    this.stats.get_extstore++;
     if (this.recacheDue(ref, pageId, version, offset)) {
       // The caller's command may still use `ref`: recache after it, from a copy of the record.
       const copy = Buffer.allocUnsafe(len);
       head.copy(copy, 0, 0, headLen);
       dst.copy(copy, headLen, dstAt, dstAt + nbytes);
-      queueMicrotask(() => this.recache(ref, pageId, version, offset, copy, 0, nkey, nbytes));
+      const hash = this.items.hashOf(ref);
+      queueMicrotask(() => this.recache(ref, hash, pageId, version, offset, copy, 0, nkey, nbytes));
     }
     return true;
   }
@@ -714,9 +791,17 @@ export class Storage implements ColdTier {
     return items.diskPointerIs(ref, pageId, version, offset);
   }
 
-  private dropHeader(ref: number, pageId: number, version: number, offset: number): void {
-    if (this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
-    this.items.unlink(ref, this.items.hashOf(ref));
+  /** Unlink header item `ref` (key hash `hash`) if it still points at (page, version, offset). */
+  private dropHeader(ref: number, hash: number, pageId: number, version: number, offset: number): void {
+    if (this.stopped) return;
+    const items = this.items;
+    const stripe = hash & items.stripeMask;
+    items.itemLocks.lock(stripe);
+    try {
+      if (this.sameHeader(ref, pageId, version, offset) && items.hashOf(ref) === hash) items.unlink(ref, hash);
+    } finally {
+      items.itemLocks.unlock(stripe);
+    }
   }
 
   /**
@@ -735,24 +820,32 @@ export class Storage implements ColdTier {
     return this.recacheCounter++ % rate === 0;
   }
 
-  private recache(ref: number, pageId: number, version: number, offset: number, buf: Buffer, start: number,
-    nkey: number, nbytes: number): void {
-    if (this.stopped || !this.sameHeader(ref, pageId, version, offset)) return;
+  private recache(ref: number, hash: number, pageId: number, version: number, offset: number, buf: Buffer,
+    start: number, nkey: number, nbytes: number): void {
+    if (this.stopped) return;
     const items = this.items;
-    // The header being replaced must survive the allocation (disk writes may go on meanwhile).
-    const fresh = items.withPinned(ref, () =>
-      items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes));
-    if (fresh === 0) return;
-    if (!this.sameHeader(ref, pageId, version, offset)) {
-      items.free(fresh);
-      return;
+    const stripe = hash & items.stripeMask;
+    // Under its item lock no thread frees, moves or rewrites the header (evictions skip it).
+    items.itemLocks.lock(stripe);
+    try {
+      if (!this.sameHeader(ref, pageId, version, offset) || items.hashOf(ref) !== hash) return;
+      // The header being replaced must survive the allocation (disk writes may go on meanwhile).
+      const fresh = items.withPinned(ref, () =>
+        items.alloc(items.page(ref), items.keyOffset(ref), nkey, items.flags(ref), items.exptime(ref), nbytes));
+      if (fresh === 0) return;
+      if (!this.sameHeader(ref, pageId, version, offset)) {
+        items.free(fresh);
+        return;
+      }
+      const vs = start + RECORD_HEADER_BYTES + nkey;
+      items.writeValue(fresh, 0, buf, vs, vs + nbytes);
+      if (items.keyBinary(ref)) items.setKeyBinary(fresh);
+      items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
+      items.replaceKeepingCas(ref, fresh);
+      this.stats.recache_from_extstore++;
+    } finally {
+      items.itemLocks.unlock(stripe);
     }
-    const vs = start + RECORD_HEADER_BYTES + nkey;
-    items.writeValue(fresh, 0, buf, vs, vs + nbytes);
-    if (items.keyBinary(ref)) items.setKeyBinary(fresh);
-    items.setIflags(fresh, items.iflags(fresh) | IF_FETCHED);
-    items.replaceKeepingCas(ref, fresh);
-    this.counters.recache_from_extstore++;
   }
 
   // ---------------------------------------------------------------- compaction
@@ -889,11 +982,18 @@ export class Storage implements ColdTier {
       const nkey = buf.readUInt32LE(pos + 12);
       const ks = pos + RECORD_HEADER_BYTES;
       if (nkey > 0 && nkey <= 250) {
-        const ref = items.index.find(hashKey(buf, ks, nkey), buf, ks, nkey);
-        const offset = c.offset + (pos - start);
-        if (ref !== 0 && this.sameHeader(ref, c.pageId, c.version, offset)) {
-          const exp = items.exptime(ref);
-          if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len, r);
+        const hash = hashKey(buf, ks, nkey);
+        const stripe = hash & items.stripeMask;
+        items.itemLocks.lock(stripe);
+        try {
+          const ref = items.index.find(hash, buf, ks, nkey);
+          const offset = c.offset + (pos - start);
+          if (ref !== 0 && this.sameHeader(ref, c.pageId, c.version, offset)) {
+            const exp = items.exptime(ref);
+            if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len, r);
+          }
+        } finally {
+          items.itemLocks.unlock(stripe);
         }
       }
       pos += len;

@@ -66,7 +66,7 @@ export const READ_NOT_NOW = 0;
 export const READ_NOW_WBUF = 1;
 export const READ_NOW_CACHED = 2;
 /** readNow's answers that mean "this file system or kernel cannot": stop trying. */
-const READ_NOW_UNSUPPORTED = new Set([-95 /* EOPNOTSUPP */, -22 /* EINVAL */, -38 /* ENOSYS */]);
+export const READ_NOW_UNSUPPORTED: ReadonlySet<number> = new Set<number>([-95 /* EOPNOTSUPP */, -22 /* EINVAL */, -38 /* ENOSYS */]);
 /**
  * A write buffer goes to its file in writes of at most this many bytes, one after the other.
  * The kernel's copy of a whole 4 MiB buffer into the page cache ran 2-10 ms on a thread-pool
@@ -158,6 +158,45 @@ export const enum ReadResult {
 
 /** `buf[start, start + len)` is the record; valid only during the callback. */
 export type ReadCallback = (result: ReadResult, buf: Buffer, start: number) => void;
+
+/**
+ * What the read side of src/engine/storage.ts needs of the pages: Extstore on the thread that
+ * owns them, src/engine/storage-link.ts on the other serving threads.
+ */
+export interface RecordStore {
+  /** Is a pointer (page id, version) still good? */
+  check(pageId: number, version: number): boolean;
+  /** `count` objects of `bytes` left a page (see Extstore.delete). */
+  delete(pageId: number, version: number, count: number, bytes: number): void;
+  /** Read a record; the callback may run at once (see Extstore.read). */
+  read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void;
+  /** A record now, without waiting, or READ_NOT_NOW (see Extstore.readInto). */
+  readInto(pageId: number, version: number, offset: number, len: number, head: Buffer, headLen: number,
+    body: Buffer, bodyAt: number): number;
+  countReadNow(len: number, from: number): void;
+  readSync(pageId: number, version: number, offset: number, len: number): { buf: Buffer; start: number } | null;
+  logOnce(key: string, message: string): void;
+  /** A value that could have gone to disk was evicted instead: the writer is behind (another thread's store only). */
+  writerWanted?(): void;
+}
+
+/**
+ * The page table the other serving threads read (src/engine/storage-link.ts), in a
+ * SharedArrayBuffer the owning thread writes: word 0 counts the times a file was created
+ * again (a reader then reopens its descriptors); word 1 is set by a thread that wants the
+ * background writer woken, and cleared by the owner; then per page PT_STRIDE words:
+ * version (0: free), bytes from the page start known to be on disk, file index, byte offset
+ * in the file / page size. A reader trusts none of it alone: every record read is checked
+ * against the CRC its header item keeps.
+ */
+export const PT_GENERATION = 0;
+export const PT_WAKE = 1;
+export const PT_HEADER_WORDS = 2;
+export const PT_STRIDE = 4;
+export const PT_VERSION = 0;
+export const PT_WRITTEN = 1;
+export const PT_FILE = 2;
+export const PT_SLOT = 3;
 
 /** memcached's struct extstore_stats counters, plus fault counters of our own. */
 export class ExtstoreCounters {
@@ -252,8 +291,10 @@ export class ExtstoreInitError extends Error {
   readonly exitCode = 1;
 }
 
-export class Extstore {
+export class Extstore implements RecordStore {
   readonly pageBytes: number;
+  /** The shared page table (see PT_GENERATION). */
+  readonly table: Uint32Array;
   readonly wbufBytes: number;
   readonly pages: Page[] = [];
   readonly files: StoreFile[] = [];
@@ -335,7 +376,20 @@ export class Extstore {
       this.pages.push(page);
       this.freeLists[page.freeBucket].push(page);
     }
+    this.table = new Uint32Array(new SharedArrayBuffer((PT_HEADER_WORDS + total * PT_STRIDE) * 4));
+    for (const page of this.pages) {
+      const at = PT_HEADER_WORDS + page.id * PT_STRIDE;
+      this.table[at + PT_FILE] = page.file.index;
+      this.table[at + PT_SLOT] = page.offset / this.pageBytes;
+    }
     if (conf.restore !== undefined) this.applySnapshot(conf.restore);
+  }
+
+  /** Put a page's version and written bytes in the shared table. */
+  private publish(page: Page): void {
+    const at = PT_HEADER_WORDS + page.id * PT_STRIDE;
+    this.table[at + PT_WRITTEN] = page.free ? 0 : page.written;
+    this.table[at + PT_VERSION] = page.free ? 0 : page.version;
   }
 
   /** The configuration a snapshot must match (pages are numbered from it). */
@@ -368,6 +422,7 @@ export class Extstore {
       } else {
         this.freeLists[page.freeBucket].push(page);
       }
+      this.publish(page);
     }
     this.nextVersion = snap.nextVersion;
   }
@@ -597,6 +652,7 @@ export class Extstore {
       page.written = done.pageOffset + this.wbufBytes;
       this.releaseWbuf(done);
     }
+    this.publish(page);
     this.maybeDeactivate(page);
   }
 
@@ -636,6 +692,7 @@ export class Extstore {
     page.bytesUsed = 0;
     this.bucketPage[bucket] = page;
     this.counters.page_allocs++;
+    this.publish(page);
     return page;
   }
 
@@ -689,6 +746,7 @@ export class Extstore {
     page.bucket = 0;
     page.active = false;
     page.free = true;
+    this.publish(page);
     if (page.file.usable) this.freeLists[page.freeBucket].push(page);
   }
 
@@ -999,6 +1057,7 @@ export class Extstore {
       }
       f.fd = fd;
       f.usable = true;
+      this.table[PT_GENERATION]++;
       for (const p of f.pages) if (p.free) this.freeLists[p.freeBucket].push(p);
       this.log(1, `extstore: ${f.path} created again`);
     });

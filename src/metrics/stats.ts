@@ -69,6 +69,14 @@ export interface ServerCounters {
   store_no_memory: number;
   auth_cmds: number;
   auth_errors: number;
+
+  // extstore reads (src/engine/storage.ts), on whichever thread served them
+  get_extstore: number;
+  get_aborted_extstore: number;
+  get_oom_extstore: number;
+  recache_from_extstore: number;
+  miss_from_extstore: number;
+  badcrc_from_extstore: number;
   /** Client connections this thread holds (a -c slot each, TLS handshakes included); not printed. */
   client_slots: number;
 
@@ -115,6 +123,12 @@ export const SERVER_STAT_NAMES: readonly (keyof ServerCounters)[] = [
   'store_no_memory',
   'auth_cmds',
   'auth_errors',
+  'get_extstore',
+  'get_aborted_extstore',
+  'get_oom_extstore',
+  'recache_from_extstore',
+  'miss_from_extstore',
+  'badcrc_from_extstore',
   'client_slots',
 ];
 

@@ -64,7 +64,7 @@ describe('extstore from the command line', () => {
     const dir = tempDir();
     dirs.push(dir);
     const file = path.join(dir, 'extstore');
-    const args = ['-m', '8', '-o', `ext_page_size=1,ext_wbuf_size=1,ext_threads=2,ext_path=${file}:32m`];
+    const args = ['-t', '1', '-m', '8', '-o', `ext_page_size=1,ext_wbuf_size=1,ext_threads=2,ext_path=${file}:32m`];
     const server = await startServer({ kind: 'ours', args });
     try {
       const c = new Client(server.port);

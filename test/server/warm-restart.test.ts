@@ -300,7 +300,8 @@ describe('warm restart (-e)', () => {
   it('keeps the flash tier too (beyond memcached): values on disk are served again', async () => {
     const file = memoryPath();
     const ext = path.join(path.dirname(file), 'ext');
-    const args = ['-m', '8', '-e', file, '-o', `ext_path=${ext}:64m`];
+    // -t 1: every value of the burst below reaches the disk (see test/extstore/process.test.ts).
+    const args = ['-t', '1', '-m', '8', '-e', file, '-o', `ext_path=${ext}:64m`];
     const a = await start(args);
     await fillMany(a.port, 4000);
     const before = await checkMany(a.port, 4000);

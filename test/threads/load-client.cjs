@@ -7,6 +7,7 @@
  *   cas     gets + cas read-modify-write loops; counts the updates that stuck
  *   values  pipelined sets and gets of self-checking values (length, key, seed, checksum
  *           inside); counts torn values
+ *   disk    as values, with values of 0.5-8 KiB (extstore writes them to disk) and deletes
  * Usage: node load-client.cjs PORT MODE CONNECTIONS ROUNDS KEYS SEED DEADLINE_MS
  */
 const net = require('node:net');
@@ -76,7 +77,8 @@ function connect() {
 }
 
 function makeValue(rnd, k) {
-  const size = 16 + (rnd() % 16 === 0 ? rnd() % (600 * 1024) : rnd() % 400);
+  const size = mode === 'disk' ? 512 + (rnd() % (8 * 1024 - 512))
+    : 16 + (rnd() % 16 === 0 ? rnd() % (600 * 1024) : rnd() % 400);
   const v = Buffer.alloc(size);
   const s = rnd();
   v.writeUInt32LE(size, 0);
@@ -137,12 +139,15 @@ async function runConnection(c, index, report) {
         report.perKey[k]++;
         report.done++;
       }
-    } else if (mode === 'values') {
+    } else if (mode === 'values' || mode === 'disk') {
       const batch = [];
       const parts = [];
       for (let i = 0; i < PIPELINE; i++) {
         const k = rnd() % keys;
-        if (rnd() % 3 === 0) {
+        if (mode === 'disk' && rnd() % 10 === 0) {
+          parts.push(Buffer.from(`delete k${k}\r\n`));
+          batch.push({ k, set: false, del: true });
+        } else if (rnd() % 3 === 0) {
           const v = makeValue(rnd, k);
           parts.push(Buffer.from(`set k${k} ${k} 0 ${v.length}\r\n`), v, Buffer.from('\r\n'));
           batch.push({ k, set: true });
@@ -152,7 +157,13 @@ async function runConnection(c, index, report) {
         }
       }
       c.sock.write(Buffer.concat(parts));
-      for (const { k, set } of batch) {
+      for (const { k, set, del } of batch) {
+        if (del) {
+          const l = await c.line();
+          if (l === 'DELETED') report.deleted++;
+          else if (l !== 'NOT_FOUND') throw new Error(`delete k${k}: ${l}`);
+          continue;
+        }
         if (set) {
           const l = await c.line();
           if (l === 'STORED') report.stored++;
@@ -180,7 +191,7 @@ async function runConnection(c, index, report) {
 }
 
 (async () => {
-  const report = { done: 0, perKey: new Array(keys).fill(0), torn: 0, hits: 0, misses: 0, stored: 0, noMemory: 0, retries: 0 };
+  const report = { done: 0, perKey: new Array(keys).fill(0), torn: 0, hits: 0, misses: 0, stored: 0, noMemory: 0, retries: 0, deleted: 0 };
   const conns = await Promise.all(Array.from({ length: connections }, () => connect()));
   await Promise.all(conns.map((c, i) => runConnection(c, i, report)));
   for (const c of conns) c.sock.destroy();

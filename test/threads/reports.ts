@@ -11,6 +11,8 @@ export interface Report {
   stored: number;
   noMemory: number;
   retries: number;
+  /** Deletes answered DELETED (load-client.cjs's disk mode). */
+  deleted?: number;
 }
 
 /** Per key, how many updates all the reports made. */
@@ -22,5 +24,5 @@ export function perKeyTotals(reports: readonly Report[], keys: number): number[]
 
 /** One counter summed over the reports. */
 export function total(reports: readonly Report[], field: Exclude<keyof Report, 'perKey'>): number {
-  return reports.reduce((a, r) => a + r[field], 0);
+  return reports.reduce((a, r) => a + (r[field] ?? 0), 0);
 }

@@ -7,7 +7,9 @@
  * bounded in rounds and by a deadline; the server listens on 127.0.0.1 and is stopped by PID.
  */
 import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseStats } from '../helpers/replies';
@@ -104,5 +106,50 @@ describe('-t 4 under concurrent pipelined load', () => {
     let classHits = 0;
     for (const [name, value] of items) if (/^\d+:get_hits$/.test(name)) classHits += Number(value);
     expect(classHits).toBe(sum('hits'));
+  }, 90_000);
+
+  it('extstore: values on disk, read on every thread, are never torn; deletions on every thread reach the page counters', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-ext-threads-'));
+    try {
+      // ext_item_age=0: the writer moves every COLD value to disk, so most gets read from it.
+      server = await startTarget(['-t', '4', '-m', '16', '-o', `ext_path=${dir}/ext:128m,ext_item_age=0,ext_recache_rate=50`]);
+      const keys = 4_000;
+      const reports = await load(server.port, 'disk', 2_000, keys);
+      const sum = (f: Exclude<keyof Report, 'perKey'>): number => total(reports, f);
+      expect(sum('torn')).toBe(0);
+      expect(sum('hits')).toBeGreaterThan(1000);
+      const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
+      expect(stats.get('threads')).toBe('4');
+      // Served on four threads (before, extstore made the server say it served on one).
+      if (server.kind !== 'memcached') expect(fs.readFileSync(server.logPath, 'utf8')).not.toContain('serving on one thread');
+      expect(Number(stats.get('get_hits'))).toBe(sum('hits'));
+      expect(Number(stats.get('get_misses'))).toBe(sum('misses'));
+      expect(Number(stats.get('delete_hits'))).toBe(sum('deleted'));
+      expect(Number(stats.get('get_extstore'))).toBeGreaterThan(500);
+      expect(Number(stats.get('extstore_objects_written'))).toBeGreaterThan(1000);
+      expect(Number(stats.get('badcrc_from_extstore'))).toBe(0);
+      // Delete every key from 12 connections (on several threads): every header goes, and
+      // with it every object thread 0's pages count.
+      const conns = 12;
+      await Promise.all(Array.from({ length: conns }, (_, c) => {
+        const mine = Array.from({ length: keys }, (_, k) => k).filter((k) => k % conns === c);
+        return command(server!.port, mine.map((k) => `delete k${k} noreply\r\n`).join('') + 'mn\r\n', 'MN\r\n');
+      }));
+      let used = -1;
+      for (const deadline = Date.now() + 5_000; Date.now() < deadline;) {
+        const after = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
+        used = Number(after.get('extstore_objects_used'));
+        if (used === 0 && Number(after.get('curr_items')) === 0) {
+          expect(Number(after.get('extstore_bytes_used'))).toBe(0);
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(used).toBe(0);
+    } finally {
+      await stopAll(server);
+      server = undefined;
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }, 90_000);
 });

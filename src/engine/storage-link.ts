@@ -1,0 +1,281 @@
+/**
+ * Extstore for the serving threads after the first (-t N): thread 0 owns the pages, the files
+ * and the background work (writer, compaction); every other thread reads values on disk
+ * through a link to it.
+ *
+ * What a thread other than the first does with a header item's record:
+ * - is the pointer still good (page version): the shared page table (Extstore.table);
+ * - read it now, without waiting, when the table says that part of the page is on disk: a
+ *   pread from the page cache (RWF_NOWAIT) on its own read-only descriptors;
+ * - otherwise read it through thread 0, which answers from its write buffers or the disk
+ *   (one message each way, the record copied into a buffer of its own and transferred);
+ * - a header item that leaves the cache: its page's counters are thread 0's, so the deletion
+ *   is sent on, with the counts of reads made here, as one notice per event-loop turn (and
+ *   before a command forwarded to thread 0, so its `stats` see them).
+ * Every record read here is checked by the caller (src/engine/storage.ts) against the length
+ * and CRC-32C its header item keeps, so a page reused under a read is a miss, never a wrong
+ * value.
+ */
+import * as fs from 'node:fs';
+import type { MessagePort } from 'node:worker_threads';
+import {
+  PT_FILE, PT_GENERATION, PT_HEADER_WORDS, PT_SLOT, PT_STRIDE, PT_VERSION, PT_WAKE, PT_WRITTEN, READ_NOT_NOW,
+  READ_NOW_BYTES_MAX, READ_NOW_CACHED, READ_NOW_UNSUPPORTED, ReadResult, type Extstore, type ReadCallback,
+  type RecordStore,
+} from '../extstore/extstore';
+import { loadNative } from '../platform/native';
+import type { Storage } from './storage';
+
+/** What a serving thread is given to reach thread 0's extstore (structured-cloneable; the port transferred). */
+export interface StorageLinkData {
+  /** Extstore.table's buffer. */
+  readonly table: SharedArrayBuffer;
+  /** The ext_path files, in order (the table names them by index). */
+  readonly paths: readonly string[];
+  readonly pageBytes: number;
+  /** This thread's end of its read channel to thread 0. */
+  readonly port: MessagePort;
+}
+
+/** A read of a record; or (`id` 0) "wake the writer" (the table's PT_WAKE word was set). */
+interface ReadRequest {
+  readonly id: number;
+  readonly pageId: number;
+  readonly version: number;
+  readonly offset: number;
+  readonly len: number;
+}
+
+interface ReadAnswer {
+  readonly id: number;
+  readonly result: ReadResult;
+  /** The record (ReadResult.Ok only). */
+  readonly bytes: Uint8Array | null;
+}
+
+/** What a thread tells thread 0 once per turn: deletions (page, version, count, bytes each) and direct reads. */
+export interface StorageNotice {
+  readonly deletes: readonly number[];
+  readonly objectsRead: number;
+  readonly bytesRead: number;
+  readonly readsCached: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Thread 0: answer the reads another thread sends on `port` from `storage`'s pages; wake its writer when asked. */
+export function serveStorageLink(storage: Storage, port: MessagePort): void {
+  const ext = storage.ext;
+  port.on('message', (m: ReadRequest) => {
+    if (m.id === 0) {
+      Atomics.store(ext.table, PT_WAKE, 0);
+      storage.wakeWriter();
+      return;
+    }
+    ext.read(m.pageId, m.version, m.offset, m.len, (result, buf, start) => {
+      let bytes: Uint8Array | null = null;
+      if (result === ReadResult.Ok) {
+        bytes = new Uint8Array(m.len);
+        bytes.set(buf.subarray(start, start + m.len));
+      }
+      const answer: ReadAnswer = { id: m.id, result, bytes };
+      port.postMessage(answer, bytes === null ? [] : [bytes.buffer as ArrayBuffer]);
+    });
+  });
+  port.unref();
+}
+
+/** Thread 0: take another thread's notice. */
+export function applyStorageNotice(ext: Extstore, n: StorageNotice): void {
+  const d = n.deletes;
+  for (let i = 0; i + 3 < d.length; i += 4) ext.delete(d[i], d[i + 1], d[i + 2], d[i + 3]);
+  const c = ext.counters;
+  c.objects_read += n.objectsRead;
+  c.bytes_read += n.bytesRead;
+  c.reads_cached += n.readsCached;
+}
+
+/** The RecordStore of a serving thread other than the first. */
+export class LinkedRecords implements RecordStore {
+  private readonly table: Uint32Array;
+  private readonly pageCount: number;
+  private readonly paths: readonly string[];
+  private readonly pageBytes: number;
+  private readonly port: MessagePort;
+  private readonly waiting = new Map<number, ReadCallback>();
+  private nextId = 1;
+  /** Read-only descriptors of the files (-1: not open, or could not be). */
+  private fds: number[] = [];
+  private fdGeneration = -1;
+  private readNowOff: boolean;
+  private deletes: number[] = [];
+  private objectsRead = 0;
+  private bytesRead = 0;
+  private readsCached = 0;
+  private noticeQueued = false;
+  private closed = false;
+  private readonly logged = new Set<string>();
+
+  constructor(data: StorageLinkData, private readonly send: (n: StorageNotice) => void,
+    private readonly log: (level: number, message: string) => void) {
+    this.table = new Uint32Array(data.table);
+    this.pageCount = (this.table.length - PT_HEADER_WORDS) / PT_STRIDE;
+    this.paths = data.paths;
+    this.pageBytes = data.pageBytes;
+    this.port = data.port;
+    this.readNowOff = typeof loadNative().addon?.preadNow !== 'function';
+    this.port.on('message', (a: ReadAnswer) => this.answered(a));
+    // Reads waiting keep the thread alive through their connections, not through the port.
+    this.port.unref();
+  }
+
+  private at(pageId: number): number {
+    return PT_HEADER_WORDS + pageId * PT_STRIDE;
+  }
+
+  check(pageId: number, version: number): boolean {
+    return pageId < this.pageCount && version !== 0 && this.table[this.at(pageId) + PT_VERSION] === version;
+  }
+
+  delete(pageId: number, version: number, count: number, bytes: number): void {
+    this.deletes.push(pageId, version, count, bytes);
+    this.queueNotice();
+  }
+
+  read(pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
+    if (this.closed || !this.check(pageId, version)) {
+      cb(ReadResult.Stale, EMPTY, 0);
+      return;
+    }
+    const id = this.nextId;
+    this.nextId = id >= 0x7fffffff ? 1 : id + 1;
+    this.waiting.set(id, cb);
+    const m: ReadRequest = { id, pageId, version, offset, len };
+    this.port.postMessage(m);
+  }
+
+  private answered(a: ReadAnswer): void {
+    const cb = this.waiting.get(a.id);
+    if (cb === undefined) return;
+    this.waiting.delete(a.id);
+    if (a.bytes === null) cb(a.result, EMPTY, 0);
+    else cb(a.result, Buffer.from(a.bytes.buffer, a.bytes.byteOffset, a.bytes.byteLength), 0);
+  }
+
+  /** A descriptor of the file holding `pageId`, and the page's byte offset in it (-1: none). */
+  private fileOf(pageId: number): number {
+    const generation = this.table[PT_GENERATION];
+    if (generation !== this.fdGeneration) {
+      // A file was created again underneath: the old descriptors read the removed one.
+      this.closeFiles();
+      this.fdGeneration = generation;
+    }
+    const f = this.table[this.at(pageId) + PT_FILE];
+    let fd = this.fds[f] ?? -1;
+    if (fd === -1) {
+      try {
+        fd = fs.openSync(this.paths[f], fs.constants.O_RDONLY);
+      } catch {
+        fd = -2;
+      }
+      this.fds[f] = fd;
+    }
+    return fd;
+  }
+
+  /** Is [offset, offset + len) of the page on disk (not in a write buffer of thread 0's)? */
+  private onDisk(pageId: number, version: number, offset: number, len: number): boolean {
+    if (!this.check(pageId, version)) return false;
+    return offset + len <= this.table[this.at(pageId) + PT_WRITTEN] && offset + len <= this.pageBytes;
+  }
+
+  readInto(pageId: number, version: number, offset: number, len: number, head: Buffer, headLen: number,
+    body: Buffer, bodyAt: number): number {
+    if (this.closed || this.readNowOff || len > READ_NOW_BYTES_MAX || headLen > len) return READ_NOT_NOW;
+    if (!this.onDisk(pageId, version, offset, len)) return READ_NOT_NOW;
+    const fd = this.fileOf(pageId);
+    if (fd < 0) return READ_NOT_NOW;
+    const pos = this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset;
+    const n = loadNative().addon!.preadNow(fd, pos, head, 0, headLen, body, bodyAt, len - headLen);
+    if (n === len) return READ_NOW_CACHED;
+    if (READ_NOW_UNSUPPORTED.has(n)) this.readNowOff = true;
+    return READ_NOT_NOW;
+  }
+
+  countReadNow(len: number, from: number): void {
+    this.objectsRead++;
+    this.bytesRead += len;
+    if (from === READ_NOW_CACHED) this.readsCached++;
+    this.queueNotice();
+  }
+
+  /**
+   * For the callers that cannot wait (none of the protocols): a pread of the part on disk. A
+   * record still in one of thread 0's write buffers cannot be had here: null (a miss).
+   */
+  readSync(pageId: number, version: number, offset: number, len: number): { buf: Buffer; start: number } | null {
+    if (this.closed || !this.onDisk(pageId, version, offset, len)) return null;
+    const fd = this.fileOf(pageId);
+    if (fd < 0) return null;
+    const buf = Buffer.allocUnsafe(len);
+    try {
+      if (fs.readSync(fd, buf, 0, len, this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset) !== len) return null;
+    } catch {
+      return null;
+    }
+    this.countReadNow(len, 0);
+    return { buf, start: 0 };
+  }
+
+  logOnce(key: string, message: string): void {
+    if (this.logged.has(key)) return;
+    this.logged.add(key);
+    this.log(0, message);
+  }
+
+  /** Wake thread 0's writer (one message until it has woken: the PT_WAKE word). */
+  writerWanted(): void {
+    if (this.closed || Atomics.compareExchange(this.table, PT_WAKE, 0, 1) !== 0) return;
+    const m: ReadRequest = { id: 0, pageId: 0, version: 0, offset: 0, len: 0 };
+    this.port.postMessage(m);
+  }
+
+  private queueNotice(): void {
+    if (this.noticeQueued) return;
+    this.noticeQueued = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Send what thread 0 has not been told yet (once per turn; before a forwarded command). */
+  flush(): void {
+    this.noticeQueued = false;
+    if (this.deletes.length === 0 && this.objectsRead === 0) return;
+    this.send({ deletes: this.deletes, objectsRead: this.objectsRead, bytesRead: this.bytesRead, readsCached: this.readsCached });
+    this.deletes = [];
+    this.objectsRead = this.bytesRead = this.readsCached = 0;
+  }
+
+  private closeFiles(): void {
+    for (const fd of this.fds) {
+      if (fd >= 0) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // already closed
+        }
+      }
+    }
+    this.fds = [];
+  }
+
+  /** The thread stops: reads still waiting are misses. */
+  close(): void {
+    if (this.closed) return;
+    this.flush();
+    this.closed = true;
+    this.closeFiles();
+    for (const cb of this.waiting.values()) cb(ReadResult.Stale, EMPTY, 0);
+    this.waiting.clear();
+    this.port.close();
+  }
+}
