@@ -15,8 +15,9 @@
  *   --dir DIR           where the extstore files go (default: a fresh directory under /tmp)
  *   --memcached PATH    reference binary (default: the 1.6.45 build, scripts/memcached-reference.js)
  *   --ext OPTS          extra -o options for both (default ext_threads=4)
+ *   --threads N         -t for both servers (default 1)
  *
- * Each run: a fresh server (-t 1 -U 0 -l 127.0.0.1 -m M -o ext_path=<dir>/<name>:<2x data>G,...),
+ * Each run: a fresh server (-t N -U 0 -l 127.0.0.1 -m M -o ext_path=<dir>/<name>:<2x data>G,...),
  * pinned to CPU 0 with taskset when there are two cores or more (memtier on the others);
  * load: every key once (memtier, sequential, pipeline 32 or --load-pipeline); settle 3 s; measure: memtier
  * 1 set : 9 gets, Gaussian keys over the whole key range (stddev = range / 6), pipeline 1.
@@ -57,12 +58,13 @@ interface Options {
   dir: string | null;
   memcached: string;
   ext: string;
+  threads: number;
 }
 
 function parseArgs(argv: string[]): Options {
   const o: Options = {
     memoryMb: 64, ratio: 10, valueSizes: [4096, 16384], seconds: 30, rounds: 1, clients: 8, loadThreads: 2, loadPipeline: 32,
-    dir: null, memcached: referenceMemcached(), ext: 'ext_threads=4',
+    dir: null, memcached: referenceMemcached(), ext: 'ext_threads=4', threads: 1,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -78,6 +80,7 @@ function parseArgs(argv: string[]): Options {
       case '--value-bytes': o.valueSizes = v().split(',').map(Number); break;
       case '--seconds': o.seconds = Number(v()); break;
       case '--rounds': o.rounds = Number(v()); break;
+      case '--threads': o.threads = Number(v()); break;
       case '--clients': o.clients = Number(v()); break;
       case '--load-threads': o.loadThreads = Number(v()); break;
       case '--load-pipeline': o.loadPipeline = Number(v()); break;
@@ -88,6 +91,7 @@ function parseArgs(argv: string[]): Options {
     }
   }
   if (o.valueSizes.some((b) => !(Number.isInteger(b) && b > 0))) throw new Error('--value-bytes: positive integers');
+  if (!(Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= 64)) throw new Error('--threads: an integer from 1 to 64');
   return o;
 }
 
@@ -170,7 +174,7 @@ interface Server {
 async function startServer(kind: 'ours' | 'memcached', o: Options, extPath: string, cpus: string | null,
   logFile: string): Promise<Server> {
   const port = await freePort();
-  const flags = ['-p', String(port), '-U', '0', '-l', LOOPBACK, '-t', '1', '-m', String(o.memoryMb),
+  const flags = ['-p', String(port), '-U', '0', '-l', LOOPBACK, '-t', String(o.threads), '-m', String(o.memoryMb),
     '-o', `${o.ext},ext_path=${extPath}`];
   if (process.getuid?.() === 0) flags.push('-u', 'root');
   const base = kind === 'ours'
@@ -365,7 +369,7 @@ async function main(): Promise<void> {
   const lines = [
     `# extstore: memcached-ts vs memcached (${commit})`,
     '',
-    `-m ${o.memoryMb} -t 1 -o ${o.ext},ext_path=<file>:<size>G; per value size a data set ${o.ratio}x memory; ` +
+    `-m ${o.memoryMb} -t ${o.threads} -o ${o.ext},ext_path=<file>:<size>G; per value size a data set ${o.ratio}x memory; ` +
     `memtier 1:9 set:get, Gaussian keys over the whole set, ${o.loadThreads}x${o.clients} connections, ` +
     `${o.seconds} s; medians of ${o.rounds} round(s), alternating.`,
   ];
