@@ -12,6 +12,7 @@ import { Engine } from '../engine/engine';
 import { applyExtstoreThreads } from '../engine/storage';
 import { ExtstoreInitError, type ExtstoreSnapshot } from '../extstore/extstore';
 import { useNativeCrc32c } from '../extstore/crc32c';
+import { commandLatency } from '../metrics/latency';
 import { connectionEventsFor } from '../metrics/logger';
 import type { MetricsEndpoint } from '../metrics/prometheus';
 import { adviseHugePages, checkPlatform, keepYoungGenerationSmall, lockMemory, platformStartupLines } from '../platform/startup';
@@ -271,6 +272,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   // Compile the request paths before the listeners take clients (src/protocol/warmup.ts), and
   // -o loop_yield (threads.ts): this thread as every other.
   beforeListening(settings, () => statsForThreads(plan.threads), yieldPlan.on, log);
+  // -o metrics_listen: time commands from the first connection on (the endpoint itself
+  // listens last), on every thread (the flag is in the table threads share).
+  if (settings.metricsListen !== null) commandLatency.enabled = true;
   if (yieldPlan.line !== null) log(1, yieldPlan.line);
   try {
     network = await startNetwork(settings, stats, factory, log, {

@@ -9,6 +9,7 @@ import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_thread
 import { Engine } from '../engine/engine';
 import { LinkedRecords } from '../engine/storage-link';
 import type { ConnectionStat } from '../engine/stats';
+import { commandLatency } from '../metrics/latency';
 import { connectionEventsFor } from '../metrics/logger';
 import { ServerStats } from '../metrics/stats';
 import { startNetwork, type NetworkHandle } from '../net/server';
@@ -40,6 +41,7 @@ async function serve(d: ServingThreadData): Promise<void> {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
   const stats = new ServerStats(d.statsTable, d.thread);
+  commandLatency.share(d.latencyTable, d.thread, d.statsTable.threads);
   // Extstore: values on disk are read through thread 0 (or from the page cache directly).
   const storageLink = d.storageLink === null ? null : new LinkedRecords(d.storageLink, (notice) => {
     const msg: RpcRequest = { kind: 'extstore', notice };

@@ -18,6 +18,7 @@ import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import type { Engine } from '../engine/engine';
 import type { ConnectionStat } from '../engine/stats';
 import { applyStorageNotice, serveStorageLink, type StorageLinkData, type StorageNotice } from '../engine/storage-link';
+import { commandLatency, latencyTableBytes } from '../metrics/latency';
 import { WatchLogger } from '../metrics/logger';
 import { newStatsTable, ServerStats, type StatsTable } from '../metrics/stats';
 import { Output } from '../protocol/output';
@@ -73,6 +74,8 @@ export interface ServingThreadData {
   readonly slotsInTransit: Int32Array;
   /** With extstore: the page table and this thread's read channel to thread 0 (src/engine/storage-link.ts). */
   readonly storageLink: StorageLinkData | null;
+  /** The command-latency table every thread counts into (CommandLatency.share). */
+  readonly latencyTable: SharedArrayBuffer;
 }
 
 /** Messages from the first thread to a worker. */
@@ -237,6 +240,9 @@ export class ServingThreads {
     const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
     this.engine.logger.shareWith(watchState, 0, threads);
     const starts: Promise<void>[] = [];
+    // The endpoint's command-time histograms count every thread's commands.
+    const latencyTable = new SharedArrayBuffer(latencyTableBytes(threads));
+    commandLatency.share(latencyTable, 0, threads);
     for (let t = 1; t < threads; t++) {
       const { port1, port2 } = new MessageChannel();
       const rpcWord = new Int32Array(new SharedArrayBuffer(4));
@@ -275,6 +281,7 @@ export class ServingThreads {
         tls,
         slotsInTransit: this.slotsInTransit,
         storageLink,
+        latencyTable,
       };
       const transferList = [port2, settingsChannel.port2, ...(sessionChannel === null ? [] : [sessionChannel.port2]),
         ...(storageChannel === null ? [] : [storageChannel.port2])];

@@ -11,8 +11,10 @@
  * (parsing, the engine, building the reply), not the time the request or reply spends in
  * socket buffers, nor, for storage commands, the wait for the value's bytes.
  *
- * One recorder per process (`commandLatency`): like the process metrics, it is not per server
- * when tests run several servers in one process.
+ * One recorder per thread (`commandLatency`, a module-level object of each isolate): with -t N
+ * the serving threads share one table (share()), each counting in a row of its own, so the
+ * endpoint on thread 0 sums every thread's commands; the on/off word is shared too. Like the
+ * process metrics, it is not per server when tests run several servers in one process.
  */
 
 /** Upper bounds in seconds: memcached commands take microseconds; the tail goes to 100 ms. */
@@ -30,14 +32,77 @@ export interface LatencySnapshot {
   readonly count: number;
 }
 
+const BUCKETS = LATENCY_BUCKETS_SECONDS.length + 1;
+/** Float64s per thread row: counts (LATENCY_SLOTS x BUCKETS), then sums, then totals. */
+const ROW = LATENCY_SLOTS * BUCKETS + 2 * LATENCY_SLOTS;
+/** A shared table's first 8 bytes: the on/off word (Int32), padded. */
+const HEADER_BYTES = 8;
+
+/** Bytes of a table shared by `threads` serving threads (CommandLatency.share). */
+export function latencyTableBytes(threads: number): number {
+  return HEADER_BYTES + threads * ROW * 8;
+}
+
 export class CommandLatency {
-  /** Set by the metrics endpoint; the protocol times commands only while true. */
-  enabled = false;
-  private readonly buckets = LATENCY_BUCKETS_SECONDS.length + 1;
-  /** counts[slot * buckets + i]: observations in bucket i (not cumulative). */
-  private readonly counts = new Float64Array(LATENCY_SLOTS * (LATENCY_BUCKETS_SECONDS.length + 1));
-  private readonly sums = new Float64Array(LATENCY_SLOTS);
-  private readonly totals = new Float64Array(LATENCY_SLOTS);
+  private readonly buckets = BUCKETS;
+  /** This thread's row: counts[slot * buckets + i] observations in bucket i (not cumulative). */
+  private counts: Float64Array<ArrayBufferLike>;
+  private sums: Float64Array<ArrayBufferLike>;
+  private totals: Float64Array<ArrayBufferLike>;
+  /** Every row (one when not shared), for snapshot(). */
+  private rows: Float64Array<ArrayBufferLike>;
+  private rowCount = 1;
+  private flag: Int32Array<ArrayBufferLike> = new Int32Array(1);
+  /** This thread's commands are not timed (the JIT warm-up's scratch traffic): see suspend(). */
+  private suspended = false;
+
+  constructor() {
+    this.rows = new Float64Array(ROW);
+    this.counts = this.rows.subarray(0, LATENCY_SLOTS * BUCKETS);
+    this.sums = this.rows.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
+    this.totals = this.rows.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
+  }
+
+  /** Set by the metrics endpoint; the protocol times commands only while true (every thread's). */
+  get enabled(): boolean {
+    return !this.suspended && this.flag[0] !== 0;
+  }
+
+  set enabled(on: boolean) {
+    this.flag[0] = on ? 1 : 0;
+  }
+
+  /** Run `fn` with this thread's commands untimed (the other threads' go on being timed). */
+  suspend<T>(fn: () => T): T {
+    const was = this.suspended;
+    this.suspended = true;
+    try {
+      return fn();
+    } finally {
+      this.suspended = was;
+    }
+  }
+
+  /**
+   * Count into row `thread` of a table in `buffer` (latencyTableBytes(threads)) that every
+   * serving thread shares; snapshot() then sums every row. What this thread counted before
+   * (and whether it was enabled) carries over.
+   */
+  share(buffer: SharedArrayBuffer, thread: number, threads: number): void {
+    if (buffer.byteLength !== latencyTableBytes(threads) || thread < 0 || thread >= threads) throw new Error('latency table: wrong size or thread');
+    const was = this.rows.subarray(0, ROW);
+    const wasOn = this.enabled;
+    const flag = new Int32Array(buffer, 0, 1);
+    if (wasOn) flag[0] = 1;
+    this.flag = flag;
+    this.rows = new Float64Array(buffer, HEADER_BYTES, threads * ROW);
+    this.rowCount = threads;
+    const row = this.rows.subarray(thread * ROW, (thread + 1) * ROW);
+    for (let i = 0; i < ROW; i++) row[i] += was[i];
+    this.counts = row.subarray(0, LATENCY_SLOTS * BUCKETS);
+    this.sums = row.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
+    this.totals = row.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
+  }
 
   /** One command of slot `slot` took `seconds`. */
   observe(slot: number, seconds: number): void {
@@ -50,26 +115,34 @@ export class CommandLatency {
     this.totals[slot]++;
   }
 
-  /** Every slot with at least one observation. */
+  /** Every slot with at least one observation, summed over every thread's row. */
   snapshot(): LatencySnapshot[] {
     const out: LatencySnapshot[] = [];
+    const rows = this.rows;
+    const sumOf = (at: number): number => {
+      let v = 0;
+      for (let t = 0; t < this.rowCount; t++) v += rows[t * ROW + at];
+      return v;
+    };
+    const sumsAt = LATENCY_SLOTS * BUCKETS;
+    const totalsAt = sumsAt + LATENCY_SLOTS;
     for (let slot = 0; slot < LATENCY_SLOTS; slot++) {
-      if (this.totals[slot] === 0) continue;
+      const count = sumOf(totalsAt + slot);
+      if (count === 0) continue;
       const cumulative: number[] = [];
       let running = 0;
       for (let i = 0; i < this.buckets; i++) {
-        running += this.counts[slot * this.buckets + i];
+        running += sumOf(slot * this.buckets + i);
         cumulative.push(running);
       }
-      out.push({ slot, cumulative, sumSeconds: this.sums[slot], count: this.totals[slot] });
+      out.push({ slot, cumulative, sumSeconds: sumOf(sumsAt + slot), count });
     }
     return out;
   }
 
+  /** Zero every thread's counts. */
   reset(): void {
-    this.counts.fill(0);
-    this.sums.fill(0);
-    this.totals.fill(0);
+    this.rows.fill(0);
   }
 }
 

@@ -23,6 +23,7 @@ import {
   generalStats, itemsStats, settingsStats, slabsStats, type StatsContext,
 } from '../engine/stats';
 import { COMMANDS, Op } from '../protocol/commands';
+import type { ServerCounters } from './stats';
 import type { MetricsListen } from '../settings';
 import { commandLatency, LATENCY_BUCKETS_SECONDS } from './latency';
 
@@ -44,6 +45,8 @@ interface Snapshot {
   items: Map<string, Map<string, string>>;
   /** stats slabs, by slab class: `<class>:<name>`; `total_malloced` and such under "". */
   slabs: Map<string, Map<string, string>>;
+  /** Each serving thread's counters (ServerStats rows), thread 0 first. */
+  threads: ServerCounters[];
 }
 
 function takeSnapshot(ctx: StatsContext): Snapshot {
@@ -67,7 +70,9 @@ function takeSnapshot(ctx: StatsContext): Snapshot {
     if (colon < 0) bySlab(slabs, '', name, String(value));
     else bySlab(slabs, name.slice(0, colon), name.slice(colon + 1), String(value));
   });
-  return { general, settings, items, slabs };
+  const stats = ctx.engine.stats;
+  const threads = Array.from({ length: stats.table.threads }, (_, t) => stats.rowOf(t));
+  return { general, settings, items, slabs, threads };
 }
 
 function num(map: Map<string, string> | undefined, key: string): number | null {
@@ -261,6 +266,15 @@ function buildMetrics(snapshot: () => Snapshot): SnapshotMetric[] {
     }));
 
   // memcached-ts's own: not in memcached_exporter.
+  // Per serving thread (-t N), to see how the kernel spread the clients and the load.
+  const perThread = (pick: (c: ServerCounters) => number) => (s: Snapshot): Sample[] =>
+    s.threads.map((c, t) => ({ value: pick(c), labels: { thread: String(t) } }));
+  add('thread_current_connections', 'Open client connections on each serving thread.', 'gauge', perThread((c) => c.curr_connections));
+  add('thread_read_bytes_total', 'Bytes read from clients by each serving thread.', 'counter', perThread((c) => c.bytes_read));
+  add('thread_written_bytes_total', 'Bytes sent to clients by each serving thread.', 'counter', perThread((c) => c.bytes_written));
+  add('thread_commands_total', 'Retrieval, storage, touch, flush and meta commands served by each serving thread.', 'counter', (s) =>
+    s.threads.flatMap((c, t) => (['get', 'set', 'touch', 'flush', 'meta'] as const).map((command) =>
+      ({ value: c[`cmd_${command}`], labels: { thread: String(t), command } }))));
   add('get_hit_ratio', 'Share of get lookups that found their item since the start (get_hits / (get_hits + get_misses)), 0 before any.', 'gauge', (s) => {
     const hits = num(s.general, 'get_hits') ?? 0;
     const misses = num(s.general, 'get_misses') ?? 0;

@@ -181,6 +181,14 @@ export class ServerStats {
     return sums as unknown as ServerCounters;
   }
 
+  /** One thread's counters, as a plain object (the metrics endpoint's per-thread series). */
+  rowOf(thread: number): ServerCounters {
+    const out: Record<string, number> = {};
+    const all = this.all;
+    for (let f = 0; f < FIELDS; f++) out[SERVER_STAT_NAMES[f]] = all[thread * FIELDS + f];
+    return out as unknown as ServerCounters;
+  }
+
   /** One counter summed over every thread. */
   sum(name: keyof ServerCounters): number {
     const f = SERVER_STAT_NAMES.indexOf(name);

@@ -17,6 +17,7 @@
 import type { Settings } from '../settings';
 import { Engine } from '../engine/engine';
 import type { ServerStats } from '../metrics/stats';
+import { commandLatency } from '../metrics/latency';
 import { BinarySession } from './binary/session';
 import { Output } from './output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from './session';
@@ -53,7 +54,8 @@ export function warmUp(settings: Settings, statsFor: () => ServerStats): WarmupR
   const started = performance.now();
   const done = { requests: 0 };
   try {
-    runWarmup(settings, statsFor, started, done);
+    // Scratch traffic: not in -o metrics_listen's command-time histograms.
+    commandLatency.suspend(() => runWarmup(settings, statsFor, started, done));
     return { requests: done.requests, ms: performance.now() - started, error: null };
   } catch (e) {
     // Only speed is at stake: the server starts either way, and says why it stopped.

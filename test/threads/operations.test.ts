@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { constants as cryptoConstants } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -353,5 +354,46 @@ describe.runIf(targetKind() === 'ours')('-t 4 with -s: thread 0 accepts on the u
       await stopProcess(child);
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }, 60_000);
+});
+
+describe.runIf(targetKind() === 'ours')('-t 4 with -o metrics_listen: the endpoint counts every thread', () => {
+  function scrape(port: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const req = http.get({ host: LOOPBACK, port, path: '/metrics', timeout: WAIT_MS }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => { body += d.toString(); });
+        res.on('end', () => resolve(body));
+      });
+      req.on('timeout', () => req.destroy(new Error('scrape timed out')));
+      req.on('error', reject);
+    });
+  }
+  /** Samples of `name` as [labels text, value]. */
+  const samples = (text: string, name: string): Array<[string, number]> =>
+    [...text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))].map((m) => [m[1] ?? '', Number(m[2])]);
+
+  it('command-time histograms and per-thread series cover the commands of every thread', async () => {
+    const metricsPort = await freePort();
+    server = await startServer({ kind: 'ours', args: ['-t', '4', '-o', `metrics_listen=${LOOPBACK}:${metricsPort}`] });
+    const users = await clients(server.port, CONNECTIONS);
+    for (const [i, c] of users.entries()) {
+      expect(await c.ask(`set m${i} 0 0 1\r\nx\r\nget m${i}\r\nget m${i}\r\nget m${i}\r\n`, (got) => got.split('END\r\n').length > 3))
+        .toBe('STORED\r\n' + `VALUE m${i} 0 1\r\nx\r\nEND\r\n`.repeat(3));
+    }
+    const text = await scrape(metricsPort);
+    const counts = samples(text, 'memcached_command_duration_seconds_count');
+    // Every thread's gets, timed: before, only thread 0's were.
+    expect(counts.find(([l]) => l === 'command="get"')?.[1], JSON.stringify(counts)).toBe(3 * CONNECTIONS);
+    expect(counts.find(([l]) => l === 'command="set"')?.[1], JSON.stringify(counts)).toBe(CONNECTIONS);
+    // One series per thread; they add up to the totals, and the clients are on more than one thread.
+    const gets = samples(text, 'memcached_thread_commands_total').filter(([l]) => l.includes('command="get"'));
+    expect(gets.map(([l]) => /thread="(\d+)"/.exec(l)?.[1]).sort()).toEqual(['0', '1', '2', '3']);
+    expect(gets.reduce((a, [, v]) => a + v, 0)).toBe(3 * CONNECTIONS);
+    const conns = samples(text, 'memcached_thread_current_connections');
+    expect(conns, JSON.stringify(conns)).toHaveLength(4);
+    expect(conns.reduce((a, [, v]) => a + v, 0)).toBe(samples(text, 'memcached_current_connections')[0][1]);
+    expect(conns.filter(([, v]) => v > 0).length).toBeGreaterThan(1);
+    for (const c of users) c.sock.destroy();
   }, 60_000);
 });
