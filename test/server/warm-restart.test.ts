@@ -297,18 +297,20 @@ describe('warm restart (-e)', () => {
     return { hits, misses };
   }
 
-  it('keeps the flash tier too (beyond memcached): values on disk are served again', async () => {
+  it.each(['1', '4'])('keeps the flash tier too (beyond memcached): values on disk are served again (-t %s)', async (threads) => {
     const file = memoryPath();
     const ext = path.join(path.dirname(file), 'ext');
-    // -t 1: every value of the burst below reaches the disk (see test/extstore/process.test.ts).
-    const args = ['-t', '1', '-m', '8', '-e', file, '-o', `ext_path=${ext}:64m`];
+    const args = ['-t', threads, '-m', '8', '-e', file, '-o', `ext_path=${ext}:64m`];
     const a = await start(args);
     await fillMany(a.port, 4000);
     const before = await checkMany(a.port, 4000);
-    expect(before.misses).toBe(0);
+    // -t 1: every value of the burst reaches the disk; with more threads a burst can outrun the
+    // writer and evict some, as memcached's (see test/extstore/process.test.ts).
+    if (threads === '1') expect(before.misses).toBe(0);
+    else expect(before.hits).toBeGreaterThan(2000);
     await gracefulStop(a);
     const b = await start(args);
-    expect(b.logTail()).toMatch(/\[restart\] restored 4000 items/);
+    expect(b.logTail()).toMatch(new RegExp(`\\[restart\\] restored ${before.hits} items`));
     expect(await checkMany(b.port, 4000)).toEqual(before);
     const stats = parseStats(await command(b.port, 'stats\r\n'));
     // 16 MB of values in 8 MB of memory: most came from the disk.
