@@ -21,6 +21,11 @@ import type { Settings, TlsVerifyMode } from '../settings';
 const REJECT_MESSAGE = 'ERROR Too many open connections\r\n';
 /** Longest a rejected socket waits for its error line to be written before it is destroyed anyway. */
 const REJECT_WRITE_TIMEOUT_MS = 1000;
+/**
+ * While clients are held (no_maxconns_fast), how often a serving thread looks for a slot freed
+ * on another thread (a slot freed on its own admits them at once).
+ */
+const HELD_RETRY_MS = 10;
 
 /**
  * Decides what happens to each accepted socket: served, rejected (-c with maxconns_fast) or
@@ -34,6 +39,7 @@ export class Acceptor {
   private readonly rejecting = new Set<net.Socket>();
   private accepting = true;
   private stopped = false;
+  private heldRetry: NodeJS.Timeout | null = null;
 
   constructor(ctx: NetContext, tls: TlsService | null = null) {
     this.ctx = ctx;
@@ -81,6 +87,8 @@ export class Acceptor {
   stop(): void {
     this.stopped = true;
     this.tls?.stop();
+    if (this.heldRetry !== null) clearInterval(this.heldRetry);
+    this.heldRetry = null;
     for (const h of this.held.splice(0)) h.shell.destroy();
     for (const s of this.rejecting) s.destroy();
   }
@@ -164,6 +172,8 @@ export class Acceptor {
     }
     shell.on('error', () => shell.destroy());
     this.held.push({ shell, origin });
+    // -c counts every thread's clients: a slot may free on another thread.
+    if (this.heldRetry === null && this.ctx.stats.table.threads > 1) this.heldRetry = setInterval(() => this.admitHeld(), HELD_RETRY_MS);
   }
 
   private admitHeld(): void {
@@ -173,7 +183,10 @@ export class Acceptor {
       next.shell.removeAllListeners('error');
       this.admit(next.shell, next.origin);
     }
-    if (this.held.length === 0) this.accepting = true;
+    if (this.held.length > 0) return;
+    this.accepting = true;
+    if (this.heldRetry !== null) clearInterval(this.heldRetry);
+    this.heldRetry = null;
   }
 }
 

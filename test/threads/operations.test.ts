@@ -397,3 +397,23 @@ describe.runIf(targetKind() === 'ours')('-t 4 with -o metrics_listen: the endpoi
     for (const c of users) c.sock.destroy();
   }, 60_000);
 });
+
+describe.runIf(targetKind() === 'ours')('-t 4 with -c and -o no_maxconns_fast', () => {
+  it('a held client is served when a slot frees on any thread, not only on its own', async () => {
+    const max = 8;
+    server = await startServer({ kind: 'ours', args: ['-t', '4', '-c', String(max), '-o', 'no_maxconns_fast'] });
+    const first = await clients(server.port, max);
+    for (const c of first) expect(await c.ask('version\r\n', endsWith('\r\n'))).toMatch(/^VERSION /);
+    // The next ones wait (memcached's disabled listener), spread by the kernel over the threads.
+    const held = await clients(server.port, max);
+    for (const c of held) c.sock.write('version\r\n');
+    await sleep(300);
+    expect(held.map((c) => c.got)).toEqual(held.map(() => ''));
+    // Free every slot: each held client's thread may not be the one its slot frees on.
+    for (const c of first) c.sock.destroy();
+    const deadline = Date.now() + WAIT_MS;
+    while (held.some((c) => !c.got.startsWith('VERSION ')) && Date.now() < deadline) await sleep(10);
+    expect(held.filter((c) => c.got.startsWith('VERSION ')).length).toBe(max);
+    for (const c of held) c.sock.destroy();
+  }, 60_000);
+});
