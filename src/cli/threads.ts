@@ -260,6 +260,8 @@ export class ServingThreads {
         paths: ext.files.map((f) => f.path),
         pageBytes: ext.pageBytes,
         port: storageChannel.port2,
+        readsInFlightMax: ext.readsInFlightMax,
+        readBytesMax: ext.readBytesQueuedMax,
       };
       this.settingsPorts.push(settingsChannel.port1);
       const data: ServingThreadData = {

@@ -7,8 +7,12 @@
  * - is the pointer still good (page version): the shared page table (Extstore.table);
  * - read it now, without waiting, when the table says that part of the page is on disk: a
  *   pread from the page cache (RWF_NOWAIT) on its own read-only descriptors;
- * - otherwise read it through thread 0, which answers from its write buffers or the disk
- *   (one message each way, the record copied into a buffer of its own and transferred);
+ * - otherwise, when it is on disk, read it on libuv's thread pool (the process's one pool,
+ *   sized by ext_threads) from those descriptors, at most as many reads and bytes in flight
+ *   per thread as thread 0 allows itself;
+ * - a record still in one of thread 0's write buffers, or one past those bounds: read it
+ *   through thread 0 (one message each way, the record copied into a buffer of its own and
+ *   transferred; thread 0 applies its own bounds, get_oom_extstore past them);
  * - a header item that leaves the cache: its page's counters are thread 0's, so the deletion
  *   is sent on, with the counts of reads made here, as one notice per event-loop turn (and
  *   before a command forwarded to thread 0, so its `stats` see them).
@@ -35,6 +39,10 @@ export interface StorageLinkData {
   readonly pageBytes: number;
   /** This thread's end of its read channel to thread 0. */
   readonly port: MessagePort;
+  /** Reads this thread may have on the thread pool at once (thread 0's own bound). */
+  readonly readsInFlightMax: number;
+  /** Bytes of them. */
+  readonly readBytesMax: number;
 }
 
 /** A read of a record; or (`id` 0) "wake the writer" (the table's PT_WAKE word was set). */
@@ -59,6 +67,8 @@ export interface StorageNotice {
   readonly objectsRead: number;
   readonly bytesRead: number;
   readonly readsCached: number;
+  readonly readErrors: number;
+  readonly shortReads: number;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -93,6 +103,8 @@ export function applyStorageNotice(ext: Extstore, n: StorageNotice): void {
   c.objects_read += n.objectsRead;
   c.bytes_read += n.bytesRead;
   c.reads_cached += n.readsCached;
+  c.read_errors += n.readErrors;
+  c.short_reads += n.shortReads;
 }
 
 /** The RecordStore of a serving thread other than the first. */
@@ -112,6 +124,12 @@ export class LinkedRecords implements RecordStore {
   private objectsRead = 0;
   private bytesRead = 0;
   private readsCached = 0;
+  private readErrors = 0;
+  private shortReads = 0;
+  private readsInFlight = 0;
+  private readBytesInFlight = 0;
+  private readonly readsInFlightMax: number;
+  private readonly readBytesMax: number;
   private noticeQueued = false;
   private closed = false;
   private readonly logged = new Set<string>();
@@ -123,6 +141,8 @@ export class LinkedRecords implements RecordStore {
     this.paths = data.paths;
     this.pageBytes = data.pageBytes;
     this.port = data.port;
+    this.readsInFlightMax = Math.max(1, data.readsInFlightMax);
+    this.readBytesMax = data.readBytesMax;
     this.readNowOff = typeof loadNative().addon?.preadNow !== 'function';
     this.port.on('message', (a: ReadAnswer) => this.answered(a));
     // Reads waiting keep the thread alive through their connections, not through the port.
@@ -147,11 +167,58 @@ export class LinkedRecords implements RecordStore {
       cb(ReadResult.Stale, EMPTY, 0);
       return;
     }
+    if (this.readsInFlight < this.readsInFlightMax && this.readBytesInFlight + len <= this.readBytesMax &&
+      this.onDisk(pageId, version, offset, len)) {
+      const fd = this.fileOf(pageId);
+      if (fd >= 0) {
+        this.readFromDisk(fd, pageId, version, offset, len, cb);
+        return;
+      }
+    }
     const id = this.nextId;
     this.nextId = id >= 0x7fffffff ? 1 : id + 1;
     this.waiting.set(id, cb);
     const m: ReadRequest = { id, pageId, version, offset, len };
     this.port.postMessage(m);
+  }
+
+  /** Read a record that is on disk on the thread pool; checks as Extstore.onRead does. */
+  private readFromDisk(fd: number, pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
+    const buf = Buffer.allocUnsafe(len);
+    const pos = this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset;
+    this.readsInFlight++;
+    this.readBytesInFlight += len;
+    fs.read(fd, buf, 0, len, pos, (err, n) => {
+      this.readsInFlight--;
+      this.readBytesInFlight -= len;
+      if (this.closed) {
+        cb(ReadResult.Stale, EMPTY, 0);
+        return;
+      }
+      if (err !== null) {
+        this.readErrors++;
+        this.queueNotice();
+        this.logOnce(`read:${err.code ?? 'error'}:${this.paths[this.table[this.at(pageId) + PT_FILE]]}`,
+          `extstore: read failed (${err.code ?? err.message}); answered as a miss (logged once)`);
+        cb(ReadResult.IoError, EMPTY, 0);
+        return;
+      }
+      // The page may have been freed or reused while the read was on the pool.
+      if (!this.check(pageId, version)) {
+        cb(ReadResult.Stale, EMPTY, 0);
+        return;
+      }
+      if (n < len) {
+        this.shortReads++;
+        this.queueNotice();
+        cb(ReadResult.ShortRead, EMPTY, 0);
+        return;
+      }
+      this.objectsRead++;
+      this.bytesRead += len;
+      this.queueNotice();
+      cb(ReadResult.Ok, buf, 0);
+    });
   }
 
   private answered(a: ReadAnswer): void {
@@ -249,10 +316,13 @@ export class LinkedRecords implements RecordStore {
   /** Send what thread 0 has not been told yet (once per turn; before a forwarded command). */
   flush(): void {
     this.noticeQueued = false;
-    if (this.deletes.length === 0 && this.objectsRead === 0) return;
-    this.send({ deletes: this.deletes, objectsRead: this.objectsRead, bytesRead: this.bytesRead, readsCached: this.readsCached });
+    if (this.deletes.length === 0 && this.objectsRead === 0 && this.readErrors === 0 && this.shortReads === 0) return;
+    this.send({
+      deletes: this.deletes, objectsRead: this.objectsRead, bytesRead: this.bytesRead, readsCached: this.readsCached,
+      readErrors: this.readErrors, shortReads: this.shortReads,
+    });
     this.deletes = [];
-    this.objectsRead = this.bytesRead = this.readsCached = 0;
+    this.objectsRead = this.bytesRead = this.readsCached = this.readErrors = this.shortReads = 0;
   }
 
   private closeFiles(): void {

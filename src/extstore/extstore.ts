@@ -319,8 +319,8 @@ export class Extstore implements RecordStore {
   private readsInFlight = 0;
   private readBytesQueued = 0;
   private writesInFlight = 0;
-  private readonly readsInFlightMax: number;
-  private readonly readBytesQueuedMax: number;
+  readonly readsInFlightMax: number;
+  readonly readBytesQueuedMax: number;
   private writePauseMs = WRITE_PAUSE_MS_MIN;
   private writesPausedUntil = 0;
   private readonly logged = new Set<string>();
