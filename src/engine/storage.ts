@@ -532,7 +532,7 @@ export class Storage implements ColdTier {
    * fewer free chunks than its target (a few pages' worth while the global page pool is at
    * or under its low mark: then at any age), or while the tail is older than ext_item_age.
    * A class that wrote nothing is looked at less often (backoff), as memcached. Bounded by
-   * WRITER_BYTES_PER_PASS; runs on thread 0 (extstore is served by one thread). True when
+   * WRITER_BYTES_PER_PASS; runs on thread 0 (which owns the files). True when
    * anything was written.
    */
   writePass(): boolean {
