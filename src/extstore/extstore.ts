@@ -272,6 +272,14 @@ class StoreFile {
   fd = -1;
   usable = false;
   reopening = false;
+  /** Reads and writes on the thread pool against this file's descriptors. */
+  ioInFlight = 0;
+  /**
+   * Descriptors of a file removed underneath, closed only once no read or write is in flight:
+   * closed at once, the number could go to the file created again while a write issued
+   * against the old one waits on the pool, which would then land in the new file.
+   */
+  readonly retired: number[] = [];
   readonly pages: Page[] = [];
   constructor(readonly path: string, readonly index: number, readonly freeBucket: number) {}
 }
@@ -480,6 +488,13 @@ export class Extstore implements RecordStore {
       }
       f.fd = -1;
       f.usable = false;
+      for (const fd of f.retired.splice(0)) {
+        try {
+          fs.closeSync(fd);
+        } catch {
+          // already gone
+        }
+      }
     }
   }
 
@@ -610,12 +625,19 @@ export class Extstore implements RecordStore {
    */
   private writeFrom(w: Wbuf, page: Page, from: number): void {
     const len = Math.min(this.wbufBytes - from, WRITE_CHUNK_BYTES);
-    this.io.write(page.file.fd, w.buf, from, len, page.offset + w.pageOffset + from, (err, written) => {
+    const file = page.file;
+    const fd = file.fd;
+    file.ioInFlight++;
+    this.io.write(fd, w.buf, from, len, page.offset + w.pageOffset + from, (err, written) => {
+      file.ioInFlight--;
+      this.closeRetired(file);
       if (this.closed) {
         this.writesInFlight--;
         return;
       }
-      if (err === null && written > 0 && from + written < this.wbufBytes) {
+      // The rest goes on only to the same file, for the same page: not to a file created again.
+      if (err === null && written > 0 && from + written < this.wbufBytes && file.fd === fd && w.page === page &&
+        page.version === w.version) {
         this.writeFrom(w, page, from + written);
         return;
       }
@@ -938,7 +960,11 @@ export class Extstore implements RecordStore {
   private startRead(req: DiskRead): void {
     this.readsInFlight++;
     const buf = Buffer.allocUnsafe(req.len);
-    this.io.read(req.page.file.fd, buf, 0, req.len, req.pos, (err, n) => {
+    const file = req.page.file;
+    file.ioInFlight++;
+    this.io.read(file.fd, buf, 0, req.len, req.pos, (err, n) => {
+      file.ioInFlight--;
+      this.closeRetired(file);
       this.readsInFlight--;
       this.readBytesQueued -= req.len;
       if (!this.closed) this.pumpReads();
@@ -1024,9 +1050,16 @@ export class Extstore implements RecordStore {
     f.usable = false;
     for (const p of f.pages) this.losePage(p);
     this.removeFreePagesOf(f);
-    this.io.close(f.fd);
+    f.retired.push(f.fd);
     f.fd = -1;
+    this.closeRetired(f);
     this.reopen(f);
+  }
+
+  /** Close a removed file's old descriptors once nothing is in flight against the file. */
+  private closeRetired(f: StoreFile): void {
+    if (f.ioInFlight > 0 || f.retired.length === 0) return;
+    for (const fd of f.retired.splice(0)) this.io.close(fd);
   }
 
   private truncatedTo(f: StoreFile, size: number): void {

@@ -238,6 +238,39 @@ describe('extstore library', () => {
     for (const w of [ws[0], ws[300], ws[899]]) expect((await read(s, w)).data?.equals(w.data)).toBe(true);
   });
 
+  it('a file removed with a write in flight: its old descriptor closes only after the write, which goes no further', async () => {
+    const s = open(2, 1, { pageBytes: 1024 * KIB, wbufBytes: 1024 * KIB });
+    const real = s.io;
+    const held: Array<() => void> = [];
+    const writesTo: number[] = [];
+    const closed: number[] = [];
+    s.io = {
+      ...real,
+      // Each write waits until the test lets it go (as one waiting on a busy thread pool).
+      write: (fd, buf, off, len, pos, cb) => {
+        writesTo.push(fd);
+        held.push(() => real.write(fd, buf, off, len, pos, cb));
+      },
+      fstat: (fd, cb) => real.fstat(fd, (err, st) => cb(err, Object.assign(st, { nlink: 0 }))),
+      close: (fd) => {
+        closed.push(fd);
+        real.close(fd);
+      },
+    };
+    const oldFd = s.files[0].fd;
+    for (let i = 0; i < 1100; i++) write(s, record(i, 1000));
+    await waitFor(() => held.length === 1, 'a write in flight');
+    s.checkFiles();
+    await waitFor(() => s.counters.files_removed === 1 && s.files[0].fd >= 0 && s.files[0].fd !== oldFd, 'the file created again');
+    // Removed and created again, but the write issued against the old file is still waiting.
+    expect(closed).not.toContain(oldFd);
+    held.shift()!();
+    await waitFor(() => closed.includes(oldFd), 'the old descriptor closed');
+    // The first 256 KiB went to the old file; the rest of that buffer was not sent to the new one.
+    await new Promise((r) => setTimeout(r, 20));
+    expect(writesTo).toEqual([oldFd]);
+  });
+
   it('a read queue over its byte bound answers Busy instead of queueing', async () => {
     const s = open(4, 1, { readsInFlightMax: 1, readBytesQueuedMax: 1500 });
     const ws = Array.from({ length: 40 }, (_, i) => write(s, record(i, 1000)) as Written);
