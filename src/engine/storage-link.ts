@@ -118,6 +118,8 @@ export class LinkedRecords implements RecordStore {
   private nextId = 1;
   /** Read-only descriptors of the files (-1: not open, or could not be). */
   private fds: number[] = [];
+  /** Descriptors replaced after a file was created again, closed once no read is in flight (see Extstore's StoreFile.retired). */
+  private retired: number[] = [];
   private fdGeneration = -1;
   private readNowOff: boolean;
   private deletes: number[] = [];
@@ -191,6 +193,7 @@ export class LinkedRecords implements RecordStore {
     fs.read(fd, buf, 0, len, pos, (err, n) => {
       this.readsInFlight--;
       this.readBytesInFlight -= len;
+      this.closeRetired();
       if (this.closed) {
         cb(ReadResult.Stale, EMPTY, 0);
         return;
@@ -233,8 +236,12 @@ export class LinkedRecords implements RecordStore {
   private fileOf(pageId: number): number {
     const generation = this.table[PT_GENERATION];
     if (generation !== this.fdGeneration) {
-      // A file was created again underneath: the old descriptors read the removed one.
-      this.closeFiles();
+      // A file was created again underneath: the old descriptors read the removed one. They
+      // close once the reads in flight on them are done, so their numbers are not reused under
+      // those reads.
+      for (const old of this.fds) if (old >= 0) this.retired.push(old);
+      this.fds = [];
+      this.closeRetired();
       this.fdGeneration = generation;
     }
     const f = this.table[this.at(pageId) + PT_FILE];
@@ -325,14 +332,25 @@ export class LinkedRecords implements RecordStore {
     this.objectsRead = this.bytesRead = this.readsCached = this.readErrors = this.shortReads = 0;
   }
 
+  private closeRetired(): void {
+    if (this.readsInFlight > 0 || this.retired.length === 0) return;
+    for (const fd of this.retired.splice(0)) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  /** Every descriptor, at once (the thread stops: what is in flight is answered as a miss). */
   private closeFiles(): void {
-    for (const fd of this.fds) {
-      if (fd >= 0) {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          // already closed
-        }
+    for (const fd of [...this.retired.splice(0), ...this.fds]) {
+      if (fd < 0) continue;
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // already closed
       }
     }
     this.fds = [];

@@ -12,7 +12,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LinkedRecords, type StorageNotice } from '../../src/engine/storage-link';
 import {
-  PT_FILE, PT_HEADER_WORDS, PT_SLOT, PT_STRIDE, PT_VERSION, PT_WRITTEN, ReadResult,
+  PT_FILE, PT_GENERATION, PT_HEADER_WORDS, PT_SLOT, PT_STRIDE, PT_VERSION, PT_WRITTEN, ReadResult,
 } from '../../src/extstore/extstore';
 
 const PAGE = 64 * 1024;
@@ -110,6 +110,21 @@ describe('LinkedRecords: reads of thread 0\'s pages from another serving thread'
     expect(a.data.equals(Buffer.alloc(16))).toBe(true);
     expect(b.data.equals(Buffer.alloc(16, 0xab))).toBe(true);
     expect(s.asked).toEqual([{ pageId: 0, version: 7, offset: 16, len: 16 }]);
+  });
+
+  it('reads the file created again once thread 0 says so (the generation word), not the removed one', async () => {
+    const s = setup();
+    const fd = fs.openSync(s.file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(16, 0x11), 0, 16, 0);
+    fs.closeSync(fd);
+    expect((await read(s.link, 0, 7, 0, 16)).data.equals(Buffer.alloc(16, 0x11))).toBe(true);
+    // Thread 0 found the file removed and created it again; what it writes there now is new.
+    fs.unlinkSync(s.file);
+    const fresh = Buffer.alloc(2 * PAGE);
+    fresh.fill(0x22, 0, 16);
+    fs.writeFileSync(s.file, fresh);
+    s.table[PT_GENERATION]++;
+    expect((await read(s.link, 0, 7, 0, 16)).data.equals(Buffer.alloc(16, 0x22))).toBe(true);
   });
 
   it('answers reads still waiting as misses when the thread stops', async () => {
