@@ -343,7 +343,9 @@ export function sizesStats(ctx: StatsContext, out: StatSink): void {
 
 export function connsStats(ctx: StatsContext, out: StatSink): void {
   const now = ctx.engine.clock.now;
-  for (const c of ctx.connections()) {
+  // In id order, as memcached lists by descriptor: with -t N the threads' lists are joined, and
+  // clients read the last entry as their own newest connection (t/watcher_connid.t does).
+  for (const c of [...ctx.connections()].sort((a, b) => a.id - b.id)) {
     if (c.transport === 'udp') out(`${c.id}:UDP`, 'UDP');
     out(`${c.id}:addr`, c.peerName);
     if (c.localName) out(`${c.id}:listen_addr`, c.localName);

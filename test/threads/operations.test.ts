@@ -150,6 +150,10 @@ describe('-t 4: operations see every thread', () => {
     const reply = await users[0].ask('stats conns\r\n', endsWith('END\r\n'));
     const ports = new Set([...reply.matchAll(/^STAT \d+:addr tcp:127\.0\.0\.1:(\d+)\r$/gm)].map((m) => Number(m[1])));
     for (const c of users) expect(ports.has(c.sock.localPort as number)).toBe(true);
+    // In id order, as memcached lists by descriptor: a client takes the last entry for its newest
+    // connection (memcached's t/watcher_connid.t does).
+    const ids = [...reply.matchAll(/^STAT (\d+):addr /gm)].map((m) => Number(m[1]));
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
     for (const c of users) c.sock.destroy();
   }, 30_000);
 
