@@ -243,6 +243,9 @@ export class ServingThreads {
     // The endpoint's command-time histograms count every thread's commands.
     const latencyTable = new SharedArrayBuffer(latencyTableBytes(threads));
     commandLatency.share(latencyTable, 0, threads);
+    // Extstore: thread 0's pages, read by each other thread through a channel of its own.
+    const storage = this.engine.storage;
+    const ext = storage?.ext ?? null;
     for (let t = 1; t < threads; t++) {
       const { port1, port2 } = new MessageChannel();
       const rpcWord = new Int32Array(new SharedArrayBuffer(4));
@@ -250,9 +253,6 @@ export class ServingThreads {
       // TLS 1.2 session IDs: one cache, thread 0's, asked over a channel of its own.
       const sessionChannel = sessionCache === null ? null : new MessageChannel();
       if (sessionChannel !== null && sessionCache !== null) serveSessionCache(sessionChannel.port1, sessionCache);
-      // Extstore: thread 0's pages, read by this thread through a channel of its own.
-      const storage = this.engine.storage;
-      const ext = storage?.ext ?? null;
       const storageChannel = storage === null ? null : new MessageChannel();
       if (storageChannel !== null && storage !== null) serveStorageLink(storage, storageChannel.port1);
       const storageLink: StorageLinkData | null = storageChannel === null || ext === null ? null : {

@@ -361,11 +361,11 @@ export class Engine implements ValueSource {
 
   /** Lock the item lock stripe of `hash` (held for the whole of one operation on a key). */
   private lockKey(hash: number): void {
-    this.items.itemLocks.lock(hash & this.items.stripeMask);
+    this.items.lockKey(hash);
   }
 
   private unlockKey(hash: number): void {
-    this.items.itemLocks.unlock(hash & this.items.stripeMask);
+    this.items.unlockKey(hash);
   }
 
   /** Fill `v` from item `ref` (the caller holds its lock), ready for a sink. */

@@ -45,13 +45,18 @@ export interface StorageLinkData {
   readonly readBytesMax: number;
 }
 
-/** A read of a record; or (`id` 0) "wake the writer" (the table's PT_WAKE word was set). */
+/** A read of a record. */
 interface ReadRequest {
   readonly id: number;
   readonly pageId: number;
   readonly version: number;
   readonly offset: number;
   readonly len: number;
+}
+
+/** "Wake the writer": sent once the table's PT_WAKE word was set. */
+interface WakeRequest {
+  readonly wake: true;
 }
 
 interface ReadAnswer {
@@ -76,8 +81,8 @@ const EMPTY = Buffer.alloc(0);
 /** Thread 0: answer the reads another thread sends on `port` from `storage`'s pages; wake its writer when asked. */
 export function serveStorageLink(storage: Storage, port: MessagePort): void {
   const ext = storage.ext;
-  port.on('message', (m: ReadRequest) => {
-    if (m.id === 0) {
+  port.on('message', (m: ReadRequest | WakeRequest) => {
+    if ('wake' in m) {
       Atomics.store(ext.table, PT_WAKE, 0);
       storage.wakeWriter();
       return;
@@ -155,6 +160,11 @@ export class LinkedRecords implements RecordStore {
     return PT_HEADER_WORDS + pageId * PT_STRIDE;
   }
 
+  /** Where byte `offset` of page `pageId` is in its file. */
+  private positionOf(pageId: number, offset: number): number {
+    return this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset;
+  }
+
   check(pageId: number, version: number): boolean {
     return pageId < this.pageCount && version !== 0 && this.table[this.at(pageId) + PT_VERSION] === version;
   }
@@ -187,7 +197,7 @@ export class LinkedRecords implements RecordStore {
   /** Read a record that is on disk on the thread pool; checks as Extstore.onRead does. */
   private readFromDisk(fd: number, pageId: number, version: number, offset: number, len: number, cb: ReadCallback): void {
     const buf = Buffer.allocUnsafe(len);
-    const pos = this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset;
+    const pos = this.positionOf(pageId, offset);
     this.readsInFlight++;
     this.readBytesInFlight += len;
     fs.read(fd, buf, 0, len, pos, (err, n) => {
@@ -269,7 +279,7 @@ export class LinkedRecords implements RecordStore {
     if (!this.onDisk(pageId, version, offset, len)) return READ_NOT_NOW;
     const fd = this.fileOf(pageId);
     if (fd < 0) return READ_NOT_NOW;
-    const pos = this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset;
+    const pos = this.positionOf(pageId, offset);
     const n = loadNative().addon!.preadNow(fd, pos, head, 0, headLen, body, bodyAt, len - headLen);
     if (n === len) return READ_NOW_CACHED;
     if (READ_NOW_UNSUPPORTED.has(n)) this.readNowOff = true;
@@ -293,7 +303,7 @@ export class LinkedRecords implements RecordStore {
     if (fd < 0) return null;
     const buf = Buffer.allocUnsafe(len);
     try {
-      if (fs.readSync(fd, buf, 0, len, this.table[this.at(pageId) + PT_SLOT] * this.pageBytes + offset) !== len) return null;
+      if (fs.readSync(fd, buf, 0, len, this.positionOf(pageId, offset)) !== len) return null;
     } catch {
       return null;
     }
@@ -310,7 +320,7 @@ export class LinkedRecords implements RecordStore {
   /** Wake thread 0's writer (one message until it has woken: the PT_WAKE word). */
   writerWanted(): void {
     if (this.closed || Atomics.compareExchange(this.table, PT_WAKE, 0, 1) !== 0) return;
-    const m: ReadRequest = { id: 0, pageId: 0, version: 0, offset: 0, len: 0 };
+    const m: WakeRequest = { wake: true };
     this.port.postMessage(m);
   }
 

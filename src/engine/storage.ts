@@ -723,14 +723,12 @@ export class Storage implements ColdTier {
    */
   private followMoved(ref: number, done: FetchCallback, cas: number, hash: number, pageId: number, version: number,
     offset: number): boolean {
-    const locks = this.items.itemLocks;
-    const stripe = hash & this.items.stripeMask;
-    locks.lock(stripe);
     let r: DiskRecordRef | null = null;
+    this.items.lockKey(hash);
     try {
       if (this.movedSince(ref, cas, hash, pageId, version, offset)) r = this.recordOf(ref);
     } finally {
-      locks.unlock(stripe);
+      this.items.unlockKey(hash);
     }
     if (r === null) return false;
     this.fetchOnce(ref, done, cas, hash, true, r.pageId, r.version, r.offset, r.len, r.crc, r.nkey, r.nbytes);
@@ -795,12 +793,11 @@ export class Storage implements ColdTier {
   private dropHeader(ref: number, hash: number, pageId: number, version: number, offset: number): void {
     if (this.stopped) return;
     const items = this.items;
-    const stripe = hash & items.stripeMask;
-    items.itemLocks.lock(stripe);
+    items.lockKey(hash);
     try {
       if (this.sameHeader(ref, pageId, version, offset) && items.hashOf(ref) === hash) items.unlink(ref, hash);
     } finally {
-      items.itemLocks.unlock(stripe);
+      items.unlockKey(hash);
     }
   }
 
@@ -824,9 +821,8 @@ export class Storage implements ColdTier {
     start: number, nkey: number, nbytes: number): void {
     if (this.stopped) return;
     const items = this.items;
-    const stripe = hash & items.stripeMask;
     // Under its item lock no thread frees, moves or rewrites the header (evictions skip it).
-    items.itemLocks.lock(stripe);
+    items.lockKey(hash);
     try {
       if (!this.sameHeader(ref, pageId, version, offset) || items.hashOf(ref) !== hash) return;
       // The header being replaced must survive the allocation (disk writes may go on meanwhile).
@@ -844,7 +840,7 @@ export class Storage implements ColdTier {
       items.replaceKeepingCas(ref, fresh);
       this.stats.recache_from_extstore++;
     } finally {
-      items.itemLocks.unlock(stripe);
+      items.unlockKey(hash);
     }
   }
 
@@ -983,8 +979,7 @@ export class Storage implements ColdTier {
       const ks = pos + RECORD_HEADER_BYTES;
       if (nkey > 0 && nkey <= 250) {
         const hash = hashKey(buf, ks, nkey);
-        const stripe = hash & items.stripeMask;
-        items.itemLocks.lock(stripe);
+        items.lockKey(hash);
         try {
           const ref = items.index.find(hash, buf, ks, nkey);
           const offset = c.offset + (pos - start);
@@ -993,7 +988,7 @@ export class Storage implements ColdTier {
             if ((exp === 0 || exp > now) && !items.isFlushed(ref)) this.rescue(c, ref, buf, pos, len, r);
           }
         } finally {
-          items.itemLocks.unlock(stripe);
+          items.unlockKey(hash);
         }
       }
       pos += len;

@@ -46,9 +46,9 @@ export function latencyTableBytes(threads: number): number {
 export class CommandLatency {
   private readonly buckets = BUCKETS;
   /** This thread's row: counts[slot * buckets + i] observations in bucket i (not cumulative). */
-  private counts: Float64Array<ArrayBufferLike>;
-  private sums: Float64Array<ArrayBufferLike>;
-  private totals: Float64Array<ArrayBufferLike>;
+  private counts!: Float64Array<ArrayBufferLike>;
+  private sums!: Float64Array<ArrayBufferLike>;
+  private totals!: Float64Array<ArrayBufferLike>;
   /** Every row (one when not shared), for snapshot(). */
   private rows: Float64Array<ArrayBufferLike>;
   private rowCount = 1;
@@ -58,9 +58,14 @@ export class CommandLatency {
 
   constructor() {
     this.rows = new Float64Array(ROW);
-    this.counts = this.rows.subarray(0, LATENCY_SLOTS * BUCKETS);
-    this.sums = this.rows.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
-    this.totals = this.rows.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
+    this.useRow(this.rows);
+  }
+
+  /** Count into `row` (ROW float64s: counts, sums, totals). */
+  private useRow(row: Float64Array<ArrayBufferLike>): void {
+    this.counts = row.subarray(0, LATENCY_SLOTS * BUCKETS);
+    this.sums = row.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
+    this.totals = row.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
   }
 
   /** Set by the metrics endpoint; the protocol times commands only while true (every thread's). */
@@ -99,9 +104,7 @@ export class CommandLatency {
     this.rowCount = threads;
     const row = this.rows.subarray(thread * ROW, (thread + 1) * ROW);
     for (let i = 0; i < ROW; i++) row[i] += was[i];
-    this.counts = row.subarray(0, LATENCY_SLOTS * BUCKETS);
-    this.sums = row.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
-    this.totals = row.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
+    this.useRow(row);
   }
 
   /** One command of slot `slot` took `seconds`. */

@@ -1133,6 +1133,15 @@ export class Items {
     this.linkMoved(fresh, this.hashOf(old), old, this.cas(old), this.iflags(old));
   }
 
+  /** Take the item lock of key hash `hash`'s stripe (held for the whole of one operation on a key). */
+  lockKey(hash: number): void {
+    this.itemLocks.lock(hash & this.stripeMask);
+  }
+
+  unlockKey(hash: number): void {
+    this.itemLocks.unlock(hash & this.stripeMask);
+  }
+
   /** Take an item out of the index and LRU and free it (the caller holds its item lock). */
   unlink(ref: number, hash: number): void {
     this.index.remove(hash, ref);
