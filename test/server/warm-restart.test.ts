@@ -313,8 +313,9 @@ describe('warm restart (-e)', () => {
     expect(b.logTail()).toMatch(new RegExp(`\\[restart\\] restored ${before.hits} items`));
     expect(await checkMany(b.port, 4000)).toEqual(before);
     const stats = parseStats(await command(b.port, 'stats\r\n'));
-    // 16 MB of values in 8 MB of memory: most came from the disk.
-    expect(Number(stats.get('get_extstore'))).toBeGreaterThan(2000);
+    // 16 MB of values in 8 MB of memory, which holds under 2,048 of them: the rest came from
+    // the disk (at -t 4 fewer values survived the burst, so fewer are on disk).
+    expect(Number(stats.get('get_extstore'))).toBeGreaterThan(threads === '1' ? 2000 : before.hits - 2048);
   }, 60_000);
 
   it('serves a damaged flash record as a miss after a restart, never as a wrong value', async () => {
