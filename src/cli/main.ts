@@ -31,7 +31,7 @@ import type { StatsContext } from '../engine/stats';
 import type { Settings } from '../settings';
 import { SERVER_NAME, SERVER_VERSION, MEMCACHED_COMPAT_VERSION } from '../version';
 import { parseCommandLine, EX_OSERR, EX_USAGE } from './options';
-import { beforeListening, loopYieldPlan, servingThreadPlan, ServingThreads, statsForThreads } from './threads';
+import { beforeListening, loopYieldPlan, servingThreadPlan, ServingThreads, statsForThreads, threadRows } from './threads';
 import { claimPidFile, daemonize, dropPrivileges, ensureCoreDumps, removePidFile, reportStartup, STARTUP_FD_ENV } from './process';
 
 /** How long after startup the read-only file mappings are trimmed (startup code has run by then). */
@@ -113,10 +113,13 @@ export function main(argv: string[]): void {
 
 /** Start everything; resolves once listening. Exported for in-process tests. */
 export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promise<{ network: NetworkHandle; stop: () => Promise<void> }> {
-  // -t N: how many threads serve (threads.ts); each counts in its own row of one stats table.
+  // -t N: how many threads serve (threads.ts). With more than one, this thread serves none and
+  // runs the background work; every thread counts in its own row of one stats table.
   const plan = servingThreadPlan(settings);
+  const serves = plan.threads === 1;
   const yieldPlan = loopYieldPlan(settings, plan.threads);
-  const stats = statsForThreads(plan.threads);
+  const rows = threadRows(plan.threads);
+  const stats = statsForThreads(rows);
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
@@ -270,13 +273,27 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     }
   });
   // Compile the request paths before the listeners take clients (src/protocol/warmup.ts), and
-  // -o loop_yield (threads.ts): this thread as every other.
-  beforeListening(settings, () => statsForThreads(plan.threads), yieldPlan.on, log);
-  // -o metrics_listen: time commands from the first connection on (the endpoint itself
-  // listens last), on every thread (the flag is in the table threads share).
+  // -o loop_yield (threads.ts): this thread as every other when it serves.
+  if (serves) beforeListening(settings, () => statsForThreads(rows), yieldPlan.on, log);
+  // -o metrics_listen: time commands from the first connection on, on every thread (the flag
+  // is in the table threads share).
   if (settings.metricsListen !== null) commandLatency.enabled = true;
   if (yieldPlan.line !== null) log(1, yieldPlan.line);
   try {
+    // The metrics endpoint answers before the memcached port does: whoever waits for the port
+    // (a test, a deploy script) can scrape at once.
+    if (settings.metricsListen !== null) {
+      const { host, port } = settings.metricsListen;
+      try {
+        // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
+        const { startMetricsEndpoint } = await import('../metrics/prometheus');
+        metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
+      } catch (e) {
+        engine.stop();
+        throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
+      }
+      log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
+    }
     network = await startNetwork(settings, stats, factory, log, {
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
@@ -284,12 +301,13 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       reusePort: plan.threads > 1,
       connectionIds,
       slotsInTransit,
-      // -s with several threads: thread 0 accepts and deals the connections out in turn.
+      // -s with several threads: thread 0 accepts and deals the connections out in turn (one
+      // that comes before they are up is served here).
       unixHandOff: plan.threads > 1 ? () => {
-        unixTurn = (unixTurn + 1) % plan.threads;
+        unixTurn = unixTurn % plan.threads + 1;
         const started = threads;
         const to = unixTurn;
-        return to === 0 || started === null ? null : (fd: number) => started.sendUnix(to, fd);
+        return started === null ? null : (fd: number) => started.sendUnix(to, fd);
       } : undefined,
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.socketPath !== null ? 1 : 0, plan.reason);
@@ -299,8 +317,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
         await threads.start(plan.threads, network, yieldPlan.on);
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
-        // Thread 0 listens last: from the first connection on, the kernel spreads them all.
-        await network.listenDeferred();
+        // The serving threads listen; this thread keeps its TCP sockets bound (never
+        // listening) and leaves UDP to them.
+        await network.handOver();
       } catch (e) {
         await network.close();
         engine.stop();
@@ -309,20 +328,8 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       log(1, `serving on ${plan.threads} threads`);
     }
     writePortFile(settings, network, log);
-    if (settings.metricsListen !== null) {
-      const { host, port } = settings.metricsListen;
-      try {
-        // Loaded only when asked for: prom-client and its dependencies cost memory otherwise.
-        const { startMetricsEndpoint } = await import('../metrics/prometheus');
-        metrics = await startMetricsEndpoint(settings.metricsListen, statsContext);
-      } catch (e) {
-        await network.close();
-        engine.stop();
-        throw new StartupError(`failed to listen on -o metrics_listen=${host ?? ''}:${port}: ${e instanceof Error ? e.message : String(e)}`, EX_OSERR);
-      }
-      log(1, `metrics: http://${host ?? '*'}:${metrics.address.port}/metrics`);
-    }
   } catch (e) {
+    await metrics?.close();
     pidFile?.release();
     throw e;
   }

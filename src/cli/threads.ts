@@ -1,14 +1,17 @@
 /**
  * -t N: serving threads over one store (doc/threads.md).
  *
- * The first serving thread is the process's main thread: it created the store, runs the
- * background work (LRU maintainer, crawler, page mover, hash growth, extstore), owns the unix
- * socket, UDP and TLS listeners, and answers the administrative commands. Threads 1..N-1 are
- * worker_threads that attach engines to the same store (shared memory) and open the first
- * thread's plain TCP listeners again as SO_REUSEPORT sockets, so the kernel spreads new
- * connections over every thread, and serve duplicates of its UDP sockets. A worker runs the data commands itself and hands the
- * administrative ones to the first thread over a synchronous call (its event loop waits on a
- * shared word, as memcached's worker waits on a lock, for a fraction of a millisecond).
+ * With one serving thread, the process's main thread does everything. With N > 1, as
+ * memcached's worker threads beside its background threads, N worker_threads serve the
+ * clients and the main thread (thread 0) serves none: it created the store, runs the background
+ * work (LRU maintainer, crawler, page mover, hash growth, extstore's writer and compaction),
+ * binds the TCP, unix, UDP and TLS sockets, deals out the unix socket's connections, and
+ * answers the administrative commands. The workers attach engines to the same store (shared
+ * memory), open thread 0's TCP listeners again as SO_REUSEPORT sockets (thread 0's own stay
+ * bound, never listening), so the kernel spreads new connections over the workers, and serve
+ * duplicates of its UDP sockets. A worker runs the data commands itself and hands the
+ * administrative ones to thread 0 over a synchronous call (its event loop waits on a shared
+ * word, as memcached's worker waits on a lock, for a fraction of a millisecond).
  *
  * Not for: what a serving thread does (serving-thread.ts), the store's locks (src/store/).
  */
@@ -167,9 +170,17 @@ export function beforeListening(settings: Settings, statsFor: () => ServerStats,
   if (loopYield) nativeAddon()?.yieldAfterPoll();
 }
 
-/** The stats table for `threads` serving threads; the first thread's row is row 0. */
-export function statsForThreads(threads: number): ServerStats {
-  return new ServerStats(newStatsTable(threads), 0);
+/**
+ * Rows of the stats table (and of every per-thread table) for `serving` serving threads: one
+ * for the main thread, which serves alone, or one each for it and the N workers that serve.
+ */
+export function threadRows(serving: number): number {
+  return serving <= 1 ? 1 : serving + 1;
+}
+
+/** The stats table of `rows` threads (threadRows); the main thread's row is row 0. */
+export function statsForThreads(rows: number): ServerStats {
+  return new ServerStats(newStatsTable(rows), 0);
 }
 
 /** The first thread's side of the serving threads. */
@@ -226,27 +237,24 @@ export class ServingThreads {
     for (const list of this.remote.values()) yield* list;
   }
 
-  get count(): number {
-    return this.workers.length + 1;
-  }
-
-  /** Start threads 1..threads-1 and wait until each listens. */
+  /** Start the serving threads 1..`threads` and wait until each listens. */
   async start(threads: number, network: NetworkHandle, loopYield: boolean): Promise<void> {
+    const rows = threadRows(threads);
     const sharedTcp = network.sharedTcpListeners();
     const tls = network.tlsShare();
     const sessionCache = network.tlsSessionCache();
     const entry = path.join(__dirname, 'serving-thread.js');
     // Every thread's watchers in shared words, so a new watcher is seen by all at once.
-    const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(threads)));
-    this.engine.logger.shareWith(watchState, 0, threads);
+    const watchState = new Int32Array(new SharedArrayBuffer(4 * WatchLogger.sharedWords(rows)));
+    this.engine.logger.shareWith(watchState, 0, rows);
     const starts: Promise<void>[] = [];
     // The endpoint's command-time histograms count every thread's commands.
-    const latencyTable = new SharedArrayBuffer(latencyTableBytes(threads));
-    commandLatency.share(latencyTable, 0, threads);
+    const latencyTable = new SharedArrayBuffer(latencyTableBytes(rows));
+    commandLatency.share(latencyTable, 0, rows);
     // Extstore: thread 0's pages, read by each other thread through a channel of its own.
     const storage = this.engine.storage;
     const ext = storage?.ext ?? null;
-    for (let t = 1; t < threads; t++) {
+    for (let t = 1; t <= threads; t++) {
       const { port1, port2 } = new MessageChannel();
       const rpcWord = new Int32Array(new SharedArrayBuffer(4));
       const settingsChannel = new MessageChannel();

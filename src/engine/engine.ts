@@ -226,7 +226,7 @@ export class Engine implements ValueSource {
       initialMallocBytes: initialMallocBytes(),
     }, mem);
     // The store reads the live settings (runtime tuning changes them: src/engine/tuning.ts).
-    this.items = new Items(this.slabs, clock, settings, mem, stats.thread);
+    this.items = new Items(this.slabs, clock, settings, mem, stats.thread, stats.table.threads);
     // memcached 1.6.45 starts its CAS counter at 1 and pre-increments: the first item gets 2.
     if (!mem.attaching) this.items.startCasAt(FIRST_CAS);
     // A restored store: -m as given now (the saved one may have had cache_memlimit applied).

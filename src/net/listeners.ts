@@ -387,6 +387,27 @@ export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: 
   registerTcp(ctx, opened, p.server, p.origin, true, p.describe);
 }
 
+/**
+ * Thread 0 when only the other threads serve: the bound socket stays bound (it holds the port
+ * for the threads' SO_REUSEPORT sockets) and is never listened on, so the kernel gives it no
+ * connection; it is listed and counted as memcached's one listening connection per port.
+ */
+export function holdTcp(ctx: NetContext, p: PendingTcpListener): HeldTcpListener {
+  const info = endpointInfo(ctx, p.origin, addressName('tcp', p.address, p.port));
+  p.origin.listenerId = info.id;
+  ctx.registry.addEndpoint(info);
+  ctx.log(2, verboseLines.listening(info.id, p.origin.protocol ?? ctx.settings.bindProtocol));
+  return { fd: p.fd, info, address: { address: p.address, family: p.family === 6 ? 'IPv6' : 'IPv4', port: p.port }, tls: p.origin.tls };
+}
+
+/** A TCP socket thread 0 keeps bound for the other serving threads (holdTcp). */
+export interface HeldTcpListener {
+  readonly fd: number;
+  readonly info: NetConnectionInfo;
+  readonly address: net.AddressInfo;
+  readonly tls: boolean;
+}
+
 /** What other serving threads open again of sockets still waiting to listen. */
 export function sharedPendingTcp(deferred: readonly DeferredTcp[]): SharedTcpListener[] {
   return (deferred as readonly PendingTcpListener[]).map((p) => sharedListener(p.address, p.family, p.port, p.origin));

@@ -14,8 +14,8 @@ import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { ConnectionOrigin } from './connection';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
 import {
-  Acceptor, activateTcp, closeListener, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp, sharedTcpListeners,
-  type PendingTcpListener, type SharedTcpListener, type StreamListener,
+  Acceptor, closeListener, holdTcp, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp, sharedTcpListeners,
+  type HeldTcpListener, type PendingTcpListener, type SharedTcpListener, type StreamListener,
 } from './listeners';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
@@ -39,8 +39,8 @@ export interface NetworkOptions {
   /** TLS certificate material read earlier (loadTlsMaterial, before -u); absent: read now. */
   tlsMaterial?: TlsMaterial;
   /**
-   * The first of several serving threads: TCP listeners are SO_REUSEPORT sockets, bound but
-   * not listening until listenDeferred() (after the other threads listen).
+   * Thread 0 of several threads: TCP listeners are SO_REUSEPORT sockets, bound but not
+   * listening; handOver() keeps them so once the serving threads listen on the same ports.
    */
   reusePort?: boolean;
   /**
@@ -102,8 +102,11 @@ export interface NetworkHandle {
   sharedTcpListeners(): SharedTcpListener[];
   /** Thread 0: duplicates of its UDP sockets for one further serving thread. */
   sharedUdpSockets(): SharedUdpSocket[];
-  /** With `reusePort`: start listening on the bound TCP sockets (once the other threads listen). */
-  listenDeferred(): Promise<void>;
+  /**
+   * With `reusePort`, thread 0 when the other threads serve: keep the bound TCP sockets bound
+   * and listed, never listening, and stop serving UDP (the threads serve their duplicates).
+   */
+  handOver(): Promise<void>;
   /** The TLS material and ticket keys in use (null: no TLS listener here). */
   tlsShare(): TlsShare | null;
   /** Thread 0: its TLS session-ID cache, which the other serving threads use (null: none). */
@@ -216,6 +219,9 @@ class Network implements NetworkHandle {
   private readonly tls: TlsService | null;
   private readonly listeners: StreamListener[] = [];
   private readonly udp: UdpEndpoint[] = [];
+  /** handOver(): the TCP sockets held for the other threads, and the UDP addresses they serve. */
+  private readonly held: HeldTcpListener[] = [];
+  private readonly udpHandedOver: net.AddressInfo[] = [];
   private endpointsClosed: Promise<void> | null = null;
   private closed: Promise<void> | null = null;
 
@@ -266,7 +272,11 @@ class Network implements NetworkHandle {
         if (l.origin.tls) tls.push(address);
       }
     }
-    return { tcp, tls, udp: this.udp.map((u) => u.address), unix };
+    for (const h of this.held) {
+      tcp.push(h.address);
+      if (h.tls) tls.push(h.address);
+    }
+    return { tcp, tls, udp: [...this.udpHandedOver, ...this.udp.map((u) => u.address)], unix };
   }
 
   reloadCertificates(): string | null {
@@ -286,9 +296,14 @@ class Network implements NetworkHandle {
     return shareUdp(this.udp);
   }
 
-  async listenDeferred(): Promise<void> {
-    const pending = (this.ctx.deferredTcp ?? []) as PendingTcpListener[];
-    while (pending.length > 0) await activateTcp(this.ctx, this.listeners, pending.shift() as PendingTcpListener);
+  async handOver(): Promise<void> {
+    for (const p of (this.ctx.deferredTcp?.splice(0) ?? []) as PendingTcpListener[]) this.held.push(holdTcp(this.ctx, p));
+    // The other threads serve duplicates of the UDP sockets, each listed and counted as theirs
+    // (memcached's one UDP connection per worker thread); this thread's copy closes.
+    for (const u of this.udp.splice(0)) {
+      this.udpHandedOver.push(u.address);
+      await u.close();
+    }
   }
 
   tlsShare(): TlsShare | null {
@@ -362,8 +377,10 @@ class Network implements NetworkHandle {
       this.ctx.registry.stop();
       const waits: Promise<void>[] = [];
       for (const l of this.listeners) waits.push(closeListener(this.ctx, l));
-      // Bound sockets that never listened (startup failed before the other threads were up).
-      for (const p of this.ctx.deferredTcp?.splice(0) ?? []) {
+      // Bound sockets that never listened (startup failed before the other threads were up, or
+      // held for them).
+      for (const h of this.held.splice(0)) this.ctx.registry.removeEndpoint(h.info);
+      for (const p of [...(this.ctx.deferredTcp?.splice(0) ?? []), ...this.held]) {
         try {
           fs.closeSync(p.fd);
         } catch {

@@ -156,8 +156,6 @@ export const FIND_FLUSHED = -2;
 
 /** The settings the item store reads (live: src/engine/tuning.ts changes them at runtime). */
 export interface ItemOptions {
-  /** Serving threads (-t): each counts in its own row of the per-class counters. */
-  readonly threadCount: number;
   readonly casEnabled: boolean;
   readonly itemSizeMaxBytes: number;
   readonly evictToFree: boolean;
@@ -249,8 +247,11 @@ export class Items {
   private readonly singleChunkBytesMax: number;
   private readonly dataChunkPayloadBytes: number;
 
-  /** `thread`: the serving thread this view of the store counts for (its row of the counters). */
-  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions, mem: SharedMemory, thread = 0) {
+  /**
+   * `thread`: the thread this view of the store counts for (its row of the counters), of
+   * `rows` (every thread that counts: the stats table's rows, src/cli/threads.ts threadRows).
+   */
+  constructor(slabs: SlabAllocator, clock: Clock, opts: ItemOptions, mem: SharedMemory, thread = 0, rows = 1) {
     this.slabs = slabs;
     this.clock = clock;
     this.opts = opts;
@@ -259,7 +260,7 @@ export class Items {
     this.lruTail = mem.uint32(n);
     this.lruCount = mem.float64(n);
     this.lruBytes = mem.float64(n);
-    this.rows = Math.max(1, opts.threadCount);
+    this.rows = Math.max(1, rows);
     if (!(thread >= 0 && thread < this.rows)) throw new Error(`counter row ${thread} of ${this.rows}`);
     // Statistics restart at zero (-e), as memcached's do.
     this.lruHitTables = mem.float64(n * this.rows, FRESH);

@@ -390,12 +390,14 @@ describe.runIf(targetKind() === 'ours')('-t 4 with -o metrics_listen: the endpoi
     // Every thread's gets, timed: before, only thread 0's were.
     expect(counts.find(([l]) => l === 'command="get"')?.[1], JSON.stringify(counts)).toBe(3 * CONNECTIONS);
     expect(counts.find(([l]) => l === 'command="set"')?.[1], JSON.stringify(counts)).toBe(CONNECTIONS);
-    // One series per thread; they add up to the totals, and the clients are on more than one thread.
+    // One series per thread (thread 0, which serves no client at -t 4, and the four serving
+    // threads); they add up to the totals, and the clients are on more than one thread.
     const gets = samples(text, 'memcached_thread_commands_total').filter(([l]) => l.includes('command="get"'));
-    expect(gets.map(([l]) => /thread="(\d+)"/.exec(l)?.[1]).sort()).toEqual(['0', '1', '2', '3']);
+    expect(gets.map(([l]) => /thread="(\d+)"/.exec(l)?.[1]).sort()).toEqual(['0', '1', '2', '3', '4']);
+    expect(gets.find(([l]) => l.includes('thread="0"'))?.[1]).toBe(0);
     expect(gets.reduce((a, [, v]) => a + v, 0)).toBe(3 * CONNECTIONS);
     const conns = samples(text, 'memcached_thread_current_connections');
-    expect(conns, JSON.stringify(conns)).toHaveLength(4);
+    expect(conns, JSON.stringify(conns)).toHaveLength(5);
     expect(conns.reduce((a, [, v]) => a + v, 0)).toBe(samples(text, 'memcached_current_connections')[0][1]);
     expect(conns.filter(([, v]) => v > 0).length).toBeGreaterThan(1);
     for (const c of users) c.sock.destroy();
