@@ -211,6 +211,10 @@ export class Storage implements ColdTier {
     this.settings = settings;
     this.log = log;
     this.shared = stats.table.threads > 1;
+    // Every record read is checked against its CRC-32C: with the addon's, on every thread (the
+    // choice is per isolate; a worker that skipped it checked in JavaScript, ten times slower).
+    const native = loadNative().addon;
+    useNativeCrc32c(native);
     if (remote !== null) {
       // A serving thread after the first: reads only; thread 0 writes, compacts and counts pages.
       this.local = null;
@@ -223,8 +227,6 @@ export class Storage implements ColdTier {
       path: f.path, pageCount: Math.floor(f.sizeBytes / pageBytes), freeBucket: f.bucket,
     }));
     // Without the native addon the files are not locked (README: the addon is optional).
-    const native = loadNative().addon;
-    useNativeCrc32c(native);
     this.local = new Extstore({
       pageBytes,
       wbufBytes: settings.extWbufBytes,

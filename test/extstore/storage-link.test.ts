@@ -10,7 +10,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Engine } from '../../src/engine/engine';
 import { LinkedRecords, type StorageNotice } from '../../src/engine/storage-link';
+import { crc32cImplementation, useNativeCrc32c } from '../../src/extstore/crc32c';
+import { newStatsTable, ServerStats } from '../../src/metrics/stats';
+import { loadNative } from '../../src/platform/native';
+import { defaultSettings, MIB, type Settings } from '../../src/settings';
 import {
   PT_FILE, PT_GENERATION, PT_HEADER_WORDS, PT_SLOT, PT_STRIDE, PT_VERSION, PT_WRITTEN, ReadResult,
 } from '../../src/extstore/extstore';
@@ -132,5 +137,33 @@ describe('LinkedRecords: reads of thread 0\'s pages from another serving thread'
     const pending = read(s.link, 1, 9, 0, 8);
     s.link.close();
     expect((await pending).result).toBe(ReadResult.Stale);
+  });
+});
+
+describe('a serving thread\'s Storage', () => {
+  it.skipIf(loadNative().addon === null)('checks records with the addon\'s CRC-32C, as thread 0 does', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-link-crc-'));
+    const settings: Settings = {
+      ...defaultSettings(), memoryLimitBytes: 8 * MIB, extPageBytes: MIB, extWbufBytes: MIB,
+      extPaths: [{ path: path.join(dir, 'ext'), sizeBytes: 8 * MIB, bucket: 0 }],
+    };
+    const rows = newStatsTable(2);
+    const owner = new Engine(settings, new ServerStats(rows, 0));
+    const ext = owner.storage!.ext;
+    // A worker's isolate starts with the JavaScript CRC (the choice is per isolate).
+    useNativeCrc32c(null);
+    const { port1, port2 } = new MessageChannel();
+    const link = new LinkedRecords({ table: ext.table.buffer as SharedArrayBuffer, paths: ext.files.map((f) => f.path),
+      pageBytes: ext.pageBytes, port: port2, readsInFlightMax: 8, readBytesMax: MIB }, () => undefined, () => undefined);
+    const serving = new Engine(settings, new ServerStats(rows, 1), undefined, owner.memoryList(), null, null, link);
+    cleanups.push(() => {
+      link.close();
+      port1.close();
+      serving.stop();
+      owner.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
+    expect(serving.storage).not.toBeNull();
+    expect(crc32cImplementation()).not.toBe('javascript');
   });
 });
