@@ -14,7 +14,8 @@
  *   through thread 0 (one message each way, the record copied into a buffer of its own and
  *   transferred; thread 0 applies its own bounds, get_oom_extstore past them);
  * - a header item that leaves the cache: its page's counters are thread 0's, so the deletion
- *   is sent on, with the counts of reads made here, as one notice per event-loop turn (and
+ *   is sent on, with the counts of reads made here, as one notice at most every
+ *   NOTICE_INTERVAL_MS (and
  *   before a command forwarded to thread 0, so its `stats` see them).
  * Every record read here is checked by the caller (src/engine/storage.ts) against the length
  * and CRC-32C its header item keeps, so a page reused under a read is a miss, never a wrong
@@ -66,7 +67,7 @@ interface ReadAnswer {
   readonly bytes: Uint8Array | null;
 }
 
-/** What a thread tells thread 0 once per turn: deletions (page, version, count, bytes each) and direct reads. */
+/** What a thread tells thread 0 every NOTICE_INTERVAL_MS: deletions (page, version, count, bytes each) and direct reads. */
 export interface StorageNotice {
   readonly deletes: readonly number[];
   readonly objectsRead: number;
@@ -77,6 +78,13 @@ export interface StorageNotice {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * How long deletions and read counts wait to be sent to thread 0 (they are sent at once before
+ * a command this thread forwards, so its `stats` sees them). Once per event-loop turn cost a
+ * message, and a wake-up of thread 0, per turn that read from disk: thousands a second.
+ */
+export const NOTICE_INTERVAL_MS = 10;
 
 /** Thread 0: answer the reads another thread sends on `port` from `storage`'s pages; wake its writer when asked. */
 export function serveStorageLink(storage: Storage, port: MessagePort): void {
@@ -137,7 +145,7 @@ export class LinkedRecords implements RecordStore {
   private readBytesInFlight = 0;
   private readonly readsInFlightMax: number;
   private readonly readBytesMax: number;
-  private noticeQueued = false;
+  private noticeTimer: NodeJS.Timeout | null = null;
   private closed = false;
   private readonly logged = new Set<string>();
 
@@ -325,14 +333,16 @@ export class LinkedRecords implements RecordStore {
   }
 
   private queueNotice(): void {
-    if (this.noticeQueued) return;
-    this.noticeQueued = true;
-    setImmediate(() => this.flush());
+    if (this.noticeTimer !== null) return;
+    this.noticeTimer = setTimeout(() => {
+      this.noticeTimer = null;
+      this.flush();
+    }, NOTICE_INTERVAL_MS);
+    this.noticeTimer.unref();
   }
 
-  /** Send what thread 0 has not been told yet (once per turn; before a forwarded command). */
+  /** Send what thread 0 has not been told yet (every NOTICE_INTERVAL_MS; before a forwarded command). */
   flush(): void {
-    this.noticeQueued = false;
     if (this.deletes.length === 0 && this.objectsRead === 0 && this.readErrors === 0 && this.shortReads === 0) return;
     this.send({
       deletes: this.deletes, objectsRead: this.objectsRead, bytesRead: this.bytesRead, readsCached: this.readsCached,
@@ -369,6 +379,8 @@ export class LinkedRecords implements RecordStore {
   /** The thread stops: reads still waiting are misses. */
   close(): void {
     if (this.closed) return;
+    if (this.noticeTimer !== null) clearTimeout(this.noticeTimer);
+    this.noticeTimer = null;
     this.flush();
     this.closed = true;
     this.closeFiles();
