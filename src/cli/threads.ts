@@ -40,6 +40,8 @@ import type { SharedClock } from '../store/clock';
 /** A worker that does not say it is ready (or stopped) within this long is a startup (stop) failure. */
 const THREAD_START_TIMEOUT_MS = 10_000;
 const THREAD_STOP_TIMEOUT_MS = 15_000;
+/** sysexits' EX_SOFTWARE: the exit code when a serving thread dies. */
+const EX_SOFTWARE = 70;
 
 /** What a serving thread starts with (structured-cloned into the worker). */
 export interface ServingThreadData {
@@ -331,11 +333,14 @@ export class ServingThreads {
       throw e;
     }
     this.workers.forEach((w, i) => {
-      // A thread that fails takes its connections with it; the others keep serving (its
-      // listening sockets close, so the kernel gives new connections to the others).
+      // A thread that fails stops the server, as a thread that crashes takes memcached with
+      // it: it may have died holding a lock of the shared store, and the others would then
+      // wait on it for ever, a server that hangs instead of one its supervisor restarts.
       w.on('error', (err) => this.log(0, `serving thread ${i + 1} failed: ${err.stack ?? err.message}`));
       w.on('exit', (code) => {
-        if (this.stopping === null) this.log(0, `serving thread ${i + 1} exited (code ${code}); the other threads go on`);
+        if (this.stopping !== null) return;
+        this.log(0, `serving thread ${i + 1} exited (code ${code}): the server stops`);
+        process.exit(EX_SOFTWARE);
       });
     });
   }
