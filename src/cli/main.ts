@@ -240,7 +240,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
     },
     // null is OK: not `network?.reloadCertificates() ?? ...`, which would turn OK into an error.
     refreshCerts: () => reloadCertificates(),
-    // Runtime tuning changed settings: the other serving threads take them.
+    // Runtime tuning changed settings: the worker threads take them.
     changed: () => threads?.broadcastSettings(),
   };
   const factory: SessionFactory = {
@@ -298,12 +298,12 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
       tlsMaterial,
-      reusePort: plan.threads > 1,
+      reusePort: !serves,
       connectionIds,
       slotsInTransit,
       // -s with several threads: thread 0 accepts and deals the connections out in turn (one
       // that comes before they are up is served here).
-      unixHandOff: plan.threads > 1 ? () => {
+      unixHandOff: !serves ? () => {
         unixTurn = unixTurn % plan.threads + 1;
         const started = threads;
         const to = unixTurn;
@@ -311,7 +311,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       } : undefined,
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.socketPath !== null ? 1 : 0, plan.reason);
-    if (plan.threads > 1) {
+    if (!serves) {
       threads = new ServingThreads(engine, settings, hooks, log, connectionIds, slotsInTransit);
       try {
         await threads.start(plan.threads, network, yieldPlan.on);

@@ -1,7 +1,7 @@
 /**
- * A serving thread after the first (-t N, see threads.ts): attach an engine to the first
- * thread's store, open its plain TCP listeners again (SO_REUSEPORT) and serve clients with the
- * text, meta and binary protocols. Administrative text commands go to the first thread.
+ * A worker thread (-t N > 1, see threads.ts): attach an engine to thread 0's store, open its
+ * TCP listeners again (SO_REUSEPORT) and serve clients with the text, meta and binary
+ * protocols. Administrative text commands go to thread 0.
  *
  * Runs as a worker_threads entry (dist/cli/serving-thread.js).
  */
@@ -165,7 +165,7 @@ async function serve(d: ServingThreadData): Promise<void> {
       acceptingConnections: () => network?.acceptingConnections() ?? false,
     },
     auth: authInit.auth,
-    // Forwarded (threads.ts): the first thread shuts the server down.
+    // Forwarded (threads.ts): thread 0 shuts the server down.
     shutdown: () => undefined,
     forward,
   };

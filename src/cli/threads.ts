@@ -83,7 +83,7 @@ export interface ServingThreadData {
   readonly latencyTable: SharedArrayBuffer;
 }
 
-/** Messages from the first thread to a worker. */
+/** Messages from thread 0 to a worker. */
 export type ToServingThread =
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
@@ -96,7 +96,7 @@ export interface SettingsUpdate {
   readonly generation: number;
 }
 
-/** Messages from a worker to the first thread. */
+/** Messages from a worker to thread 0. */
 export type FromServingThread =
   | { readonly type: 'ready' }
   | { readonly type: 'failed'; readonly message: string }

@@ -55,7 +55,7 @@ export class PrefixStats {
   }
 
   /**
-   * A serving thread after the first counts here and hands its counts to thread 0 (which
+   * A worker thread counts here and hands its counts to thread 0 (which
    * answers `stats detail dump`): what was counted since the last call, as
    * [prefix, get, hit, set, del, ...], and the table emptied.
    */
@@ -78,7 +78,7 @@ export class PrefixStats {
     }
   }
 
-  /** Something was counted since the last drain (a serving thread after the first). */
+  /** Something was counted since the last drain (a worker thread). */
   get pending(): boolean {
     return this.table.size > 0;
   }

@@ -1,9 +1,9 @@
 /**
- * Extstore for the serving threads after the first (-t N): thread 0 owns the pages, the files
- * and the background work (writer, compaction); every other thread reads values on disk
- * through a link to it.
+ * Extstore for the worker threads (-t N > 1): thread 0 owns the pages, the files and the
+ * background work (writer, compaction); every worker reads values on disk through a link to
+ * it.
  *
- * What a thread other than the first does with a header item's record:
+ * What a worker does with a header item's record:
  * - is the pointer still good (page version): the shared page table (Extstore.table);
  * - read it now, without waiting, when the table says that part of the page is on disk: a
  *   pread from the page cache (RWF_NOWAIT) on its own read-only descriptors;
@@ -15,8 +15,7 @@
  *   transferred; thread 0 applies its own bounds, get_oom_extstore past them);
  * - a header item that leaves the cache: its page's counters are thread 0's, so the deletion
  *   is sent on, with the counts of reads made here, as one notice at most every
- *   NOTICE_INTERVAL_MS (and
- *   before a command forwarded to thread 0, so its `stats` see them).
+ *   NOTICE_INTERVAL_MS (and before a command forwarded to thread 0, so its `stats` see them).
  * Every record read here is checked by the caller (src/engine/storage.ts) against the length
  * and CRC-32C its header item keeps, so a page reused under a read is a miss, never a wrong
  * value.
@@ -120,7 +119,7 @@ export function applyStorageNotice(ext: Extstore, n: StorageNotice): void {
   c.short_reads += n.shortReads;
 }
 
-/** The RecordStore of a serving thread other than the first. */
+/** The RecordStore of a worker thread. */
 export class LinkedRecords implements RecordStore {
   private readonly table: Uint32Array;
   private readonly pageCount: number;

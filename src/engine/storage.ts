@@ -179,7 +179,7 @@ interface DiskRecordRef {
 }
 
 export class Storage implements ColdTier {
-  /** The pages and files: thread 0's alone (null on the other serving threads). */
+  /** The pages and files: thread 0's alone (null on the worker threads). */
   private readonly local: Extstore | null;
   /** Where records are read: `local`, or on another thread its link to thread 0 (src/engine/storage-link.ts). */
   private readonly records: RecordStore;
@@ -216,7 +216,7 @@ export class Storage implements ColdTier {
     const native = loadNative().addon;
     useNativeCrc32c(native);
     if (remote !== null) {
-      // A serving thread after the first: reads only; thread 0 writes, compacts and counts pages.
+      // A worker thread: reads only; thread 0 writes, compacts and counts pages.
       this.local = null;
       this.records = remote;
       items.coldTier = this;
@@ -471,7 +471,7 @@ export class Storage implements ColdTier {
   }
 
   /**
-   * growHeaderClass with other serving threads: a page cannot be emptied in one go under
+   * growHeaderClass with the worker threads: a page cannot be emptied in one go under
    * them (a chunk may be taken and filled meanwhile), so the page mover moves it as any other
    * (`slabs reassign`: item locks by trylock, rescues, a busy chunk retried later by the LRU
    * maintainer); the donor's items it cannot rescue are evicted, as its COLD tail would be.

@@ -117,7 +117,7 @@ export class Tuning {
 
   /** `stats detail on|off`. */
   detailStats(on: boolean): void {
-    // In the settings too, so the other serving threads take it (cli/threads.ts).
+    // In the settings too, so the worker threads take it (cli/threads.ts).
     this.settings.detailEnabled = on;
     this.engine.detail.enabled = on;
   }

@@ -161,7 +161,7 @@ export type ReadCallback = (result: ReadResult, buf: Buffer, start: number) => v
 
 /**
  * What the read side of src/engine/storage.ts needs of the pages: Extstore on the thread that
- * owns them, src/engine/storage-link.ts on the other serving threads.
+ * owns them, src/engine/storage-link.ts on the worker threads.
  */
 export interface RecordStore {
   /** Is a pointer (page id, version) still good? */
@@ -181,7 +181,7 @@ export interface RecordStore {
 }
 
 /**
- * The page table the other serving threads read (src/engine/storage-link.ts), in a
+ * The page table the worker threads read (src/engine/storage-link.ts), in a
  * SharedArrayBuffer the owning thread writes: word 0 counts the times a file was created
  * again (a reader then reopens its descriptors); word 1 is set by a thread that wants the
  * background writer woken, and cleared by the owner; then per page PT_STRIDE words:

@@ -162,7 +162,7 @@ export class WatchLogger {
   onStreamsChanged: ((flags: number) => void) | null = null;
   private readonly watchers: Watcher[] = [];
   /**
-   * A serving thread after the first (-t N): its lines go to thread 0's logger, which formats
+   * A worker thread (-t N > 1): its lines go to thread 0's logger, which formats
    * them for every thread's watchers, instead of being delivered here.
    */
   forward: ((stream: number, body: string) => void) | null = null;
@@ -256,7 +256,7 @@ export class WatchLogger {
     this.emit(stream, body);
   }
 
-  /** A thread after the first: a line thread 0 formatted, for this thread's watchers. */
+  /** A worker thread: a line thread 0 formatted, for this thread's watchers. */
   deliverFormatted(stream: number, line: string): void {
     this.deliverLine(stream, line);
   }

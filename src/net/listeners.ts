@@ -195,7 +195,7 @@ export interface StreamListener {
   readonly server: net.Server;
   readonly info: NetConnectionInfo;
   readonly origin: ConnectionOrigin;
-  /** An SO_REUSEPORT socket that other serving threads open too. */
+  /** An SO_REUSEPORT socket that the worker threads open too. */
   readonly reusePort?: boolean;
 }
 
@@ -295,7 +295,7 @@ export async function listenTcp(ctx: NetContext, acceptor: Acceptor, opened: Str
   }
 }
 
-/** A TCP listener other serving threads open again on the same address (SO_REUSEPORT). */
+/** A TCP listener the worker threads open again on the same address (SO_REUSEPORT). */
 export interface SharedTcpListener {
   readonly address: string;
   readonly family: 4 | 6;
@@ -308,7 +308,7 @@ export interface SharedTcpListener {
 }
 
 /**
- * A serving thread after the first: open the first thread's plain TCP listeners again, each
+ * A worker thread: open thread 0's plain TCP listeners again, each
  * a socket of its own on the same address and port (SO_REUSEPORT: the kernel spreads new
  * connections over the threads' sockets).
  */
@@ -324,7 +324,7 @@ export async function listenSharedTcp(ctx: NetContext, acceptor: Acceptor, opene
   }
 }
 
-/** What of this thread's listeners other serving threads can open again (plain TCP). */
+/** What of this thread's listeners the worker threads can open again (plain TCP). */
 export function sharedTcpListeners(listeners: readonly StreamListener[]): SharedTcpListener[] {
   const out: SharedTcpListener[] = [];
   for (const l of listeners) {
@@ -400,7 +400,7 @@ export function holdTcp(ctx: NetContext, p: PendingTcpListener): HeldTcpListener
   return { fd: p.fd, info, address: { address: p.address, family: p.family === 6 ? 'IPv6' : 'IPv4', port: p.port }, tls: p.origin.tls };
 }
 
-/** A TCP socket thread 0 keeps bound for the other serving threads (holdTcp). */
+/** A TCP socket thread 0 keeps bound for the worker threads (holdTcp). */
 export interface HeldTcpListener {
   readonly fd: number;
   readonly info: NetConnectionInfo;
@@ -408,7 +408,7 @@ export interface HeldTcpListener {
   readonly tls: boolean;
 }
 
-/** What other serving threads open again of sockets still waiting to listen. */
+/** What the worker threads open again of sockets still waiting to listen. */
 export function sharedPendingTcp(deferred: readonly DeferredTcp[]): SharedTcpListener[] {
   return (deferred as readonly PendingTcpListener[]).map((p) => sharedListener(p.address, p.family, p.port, p.origin));
 }

@@ -44,17 +44,17 @@ export interface NetworkOptions {
    */
   reusePort?: boolean;
   /**
-   * A serving thread after the first: listen only on these plain TCP listeners of the first
-   * thread (SO_REUSEPORT), nothing else (unix socket, UDP and TLS stay with the first).
+   * A worker thread: listen only on these TCP listeners of thread 0 (SO_REUSEPORT, plain
+   * and TLS), and serve the UDP duplicates below; the unix socket stays with thread 0.
    */
   sharedTcp?: readonly SharedTcpListener[];
-  /** A serving thread after the first: duplicates of the first thread's UDP sockets to serve. */
+  /** A worker thread: duplicates of thread 0's UDP sockets to serve. */
   sharedUdp?: readonly SharedUdpSocket[];
   /** Several serving threads: connection ids come from this shared counter (unique per process). */
   connectionIds?: Int32Array;
-  /** A serving thread after the first: thread 0's session ticket keys (with `tlsMaterial`). */
+  /** A worker thread: thread 0's session ticket keys (with `tlsMaterial`). */
   tlsTicketKeys?: TicketKeyState;
-  /** A serving thread after the first: the port to thread 0's TLS session-ID cache. */
+  /** A worker thread: the port to thread 0's TLS session-ID cache. */
   tlsSessionPort?: MessagePort;
   /** Thread 0 of several: where each accepted unix connection goes (see NetContext). */
   unixHandOff?: () => ((fd: number) => void) | null;
@@ -98,9 +98,9 @@ export interface NetworkHandle {
   acceptingConnections(): boolean;
   /** Unsent bytes queued on all client sockets. */
   writeBacklogBytes(): number;
-  /** The TCP listeners other serving threads open again (with `reusePort`). */
+  /** The TCP listeners the worker threads open again (with `reusePort`). */
   sharedTcpListeners(): SharedTcpListener[];
-  /** Thread 0: duplicates of its UDP sockets for one further serving thread. */
+  /** Thread 0: duplicates of its UDP sockets for one worker thread. */
   sharedUdpSockets(): SharedUdpSocket[];
   /**
    * With `reusePort`, thread 0 when the other threads serve: keep the bound TCP sockets bound
@@ -109,13 +109,13 @@ export interface NetworkHandle {
   handOver(): Promise<void>;
   /** The TLS material and ticket keys in use (null: no TLS listener here). */
   tlsShare(): TlsShare | null;
-  /** Thread 0: its TLS session-ID cache, which the other serving threads use (null: none). */
+  /** Thread 0: its TLS session-ID cache, which the worker threads use (null: none). */
   tlsSessionCache(): SessionCache | null;
   /** Thread 0: told the new ticket keys after each rotation. */
   onTicketKeys(listener: (keys: TicketKeyState) => void): void;
-  /** A serving thread after the first: thread 0 reloaded its certificates or rotated its keys. */
+  /** A worker thread: thread 0 reloaded its certificates or rotated its keys. */
   applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void;
-  /** A serving thread after the first: serve a unix connection thread 0 accepted (its descriptor). */
+  /** A worker thread: serve a unix connection thread 0 accepted (its descriptor). */
   adoptUnix(fd: number, socketPath: string): void;
   /** Thread 0: the unix listener's id (`stats conns` listen_addr of handed-off connections). */
   unixListenerId(): number;

@@ -17,7 +17,7 @@
  *
  * Session cache: Map insertion order is also expiry order (one lifetime for all entries), so
  * eviction and expiry both take from the front. Bounded by entries and by bytes. Under -t N
- * there is one cache, thread 0's: the other serving threads store into it and look sessions up
+ * there is one cache, thread 0's: the worker threads store into it and look sessions up
  * in it over a message port (RemoteSessionCache, serveSessionCache), so a TLS 1.2 session
  * resumes by ID on whichever thread the client's next connection lands.
  */
@@ -64,12 +64,12 @@ function keyFrom(b: Uint8Array): TicketKey {
 
 /** The current ticket key, which encrypts, and the previous one, which still decrypts. */
 export class TicketKeyRing {
-  /** The keys, for the other serving threads (a ticket sealed on one thread opens on any). */
+  /** The keys, for the worker threads (a ticket sealed on one thread opens on any). */
   exportKeys(): TicketKeyState {
     return { current: keyBytes(this.current), previous: this.previous === null ? null : keyBytes(this.previous) };
   }
 
-  /** Take thread 0's keys (a thread after the first never rotates on its own). */
+  /** Take thread 0's keys (a worker thread never rotates on its own). */
   importKeys(state: TicketKeyState): void {
     this.current = keyFrom(state.current);
     this.previous = state.previous === null ? null : keyFrom(state.previous);
@@ -247,7 +247,7 @@ export const REMOTE_SESSION_LOOKUP_TIMEOUT_MS = 1000;
 
 const asBuffer = (u: Uint8Array): Buffer => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 
-/** A serving thread after the first: thread 0's session cache, over `port`. */
+/** A worker thread: thread 0's session cache, over `port`. */
 export class RemoteSessionCache implements SessionStore {
   readonly size = 0;
   private seq = 0;

@@ -317,14 +317,14 @@ export class TlsService {
   private rotationTimer: NodeJS.Timeout | null;
   private stopped = false;
 
-  /** Thread 0: told the new keys after each rotation (the other serving threads take them). */
+  /** Thread 0: told the new keys after each rotation (the worker threads take them). */
   onTicketKeys: ((keys: TicketKeyState) => void) | null = null;
-  /** A serving thread after the first: keys come from thread 0, no rotation timer of its own. */
+  /** A worker thread: keys come from thread 0, no rotation timer of its own. */
   private follower = false;
 
   /**
    * Load the material unless given (throws TlsConfigError) and check the ticket key hook.
-   * With `keys` (a serving thread after the first), the ticket keys are thread 0's.
+   * With `keys` (a worker thread), the ticket keys are thread 0's.
    */
   static async start(ctx: NetContext, preloaded: TlsMaterial | null = null, keys: TicketKeyState | null = null,
     sessionPort: MessagePort | null = null): Promise<TlsService> {
@@ -348,7 +348,7 @@ export class TlsService {
     this.setTicketKeys(keys);
   }
 
-  /** Thread 0: its session-ID cache, which the other serving threads use (null: none). */
+  /** Thread 0: its session-ID cache, which the worker threads use (null: none). */
   sessionCache(): SessionCache | null {
     return this.sessions instanceof LocalSessionStore ? this.sessions.cache : null;
   }
@@ -358,7 +358,7 @@ export class TlsService {
     return { material: this.material, keys: this.ring.exportKeys() };
   }
 
-  /** A serving thread after the first: thread 0's keys after a rotation. */
+  /** A worker thread: thread 0's keys after a rotation. */
   setTicketKeys(keys: TicketKeyState): void {
     this.ring.importKeys(keys);
     this.applySingleKey();

@@ -193,7 +193,7 @@ export async function listenUdp(ctx: NetContext, opened: UdpEndpoint[]): Promise
 }
 
 /**
- * Duplicates of thread 0's UDP sockets for one further serving thread (it closes them with its
+ * Duplicates of thread 0's UDP sockets for one worker thread (it closes them with its
  * endpoints). Throws when a descriptor cannot be had: then no further thread is started.
  */
 export function shareUdp(endpoints: readonly UdpEndpoint[]): SharedUdpSocket[] {
@@ -211,7 +211,7 @@ export function shareUdp(endpoints: readonly UdpEndpoint[]): SharedUdpSocket[] {
   return out;
 }
 
-/** A serving thread after the first: serve thread 0's UDP sockets through the duplicates given. */
+/** A worker thread: serve thread 0's UDP sockets through the duplicates given. */
 export async function listenSharedUdp(ctx: NetContext, opened: UdpEndpoint[], shared: readonly SharedUdpSocket[]): Promise<void> {
   for (let i = 0; i < shared.length; i++) {
     const u = shared[i];

@@ -660,7 +660,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
       if (prefixIs(buf, at, left, ' dump')) this.statPacket('detailed', engine.detail.dump());
       else if (prefixIs(buf, at, left, ' on') || prefixIs(buf, at, left, ' off')) {
         engine.tuning.detailStats(prefixIs(buf, at, left, ' on'));
-        // The other serving threads take the setting (as after a text `stats detail on`).
+        // The worker threads take the setting (as after a text `stats detail on`).
         this.hooks.changed?.();
       } else return this.error(Status.KeyNotFound, ERROR_TEXT.notFound);
     } else if (keyIs(buf, keyStart, nkey, 'items')) {
@@ -676,7 +676,7 @@ export class BinarySession implements ProtocolSession, ItemSink {
   }
 
   /**
-   * A serving thread after the first (-t N): the groups that read what thread 0 owns (its
+   * A worker thread (-t N > 1): the groups that read what thread 0 owns (its
    * background work's counters, every thread's detail counts) are asked of thread 0 as the
    * text `stats` command and its lines turned into stat packets. False: answer here.
    */

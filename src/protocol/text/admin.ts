@@ -27,17 +27,17 @@ export interface AdminHooks {
    */
   refreshCerts?: () => string | null;
   /**
-   * A serving thread after the first: run this request line (CRLF-terminated) on the first
+   * A worker thread: run this request line (CRLF-terminated) on thread 0
    * thread, which owns the background work, the tuning and every listener's state, and return
    * its reply bytes. Absent: run here.
    */
   forward?: (request: Buffer, pipelined: boolean) => Buffer;
-  /** Settings may have changed (runtime tuning): the first thread tells the others. */
+  /** Settings may have changed (runtime tuning): thread 0 tells the others. */
   changed?: () => void;
 }
 
 /**
- * Commands a serving thread after the first hands to the first: they read or change what the
+ * Commands a worker thread hands to thread 0: they read or change what the
  * first thread owns (stats of the background work, tuning, crawler, mover, extstore, TLS).
  * The data commands, flush_all and version run on every thread.
  */
