@@ -181,9 +181,9 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 /** Run one file; resolves with its outcome. The process group is killed on timeout. */
-function runFile(dir, file, mode, timeoutSec) {
+function runFile(dir, file, mode, timeoutSec, logSuffix = '') {
   return new Promise((resolve) => {
-    const log = path.join(dir, 'logs', `${mode}-${file}.log`);
+    const log = path.join(dir, 'logs', `${mode}-${file}${logSuffix}.log`);
     const fd = fs.openSync(log, 'w');
     const started = Date.now();
     const child = spawn('perl', [path.join('t', file)], { cwd: dir, env: envFor(mode), stdio: ['ignore', fd, fd], detached: true });
@@ -291,6 +291,19 @@ async function main() {
     return r;
   }), opts.jobs);
 
+  // A file that failed while another ran beside it runs once more, alone: a few of memcached's
+  // files race the server's background threads (extstore.t reads a compaction event and then
+  // expects a page already freed; seen once in a full run, never alone), and can lose that race
+  // under load. A file that passes alone is reported as such, with its first failure's log;
+  // one that fails again is a failure.
+  for (const r of results) {
+    if (r.verdict !== 'UNEXPECTED FAILURE' || opts.jobs < 2) continue;
+    const again = await runFile(dir, r.file, r.mode, opts.timeoutSec, '.alone');
+    r.retry = again;
+    process.stdout.write(`  ${r.mode.padEnd(5)} ${r.file.padEnd(28)} ${(again.passed ? 'pass when alone' : 'fails alone too').padEnd(18)} ${describe(again)}, ${again.seconds.toFixed(1)} s\n`);
+    if (again.passed) r.verdict = 'pass when alone';
+  }
+
   let bad = 0;
   process.stdout.write('\n');
   for (const mode of opts.modes) {
@@ -299,8 +312,15 @@ async function main() {
     const expectedFail = rs.filter((r) => r.verdict === 'expected failure').length;
     const unexpected = rs.filter((r) => r.verdict === 'UNEXPECTED FAILURE' || r.verdict === 'FAIL').length;
     const stale = rs.filter((r) => r.verdict === 'UNEXPECTED PASS').length;
+    const alone = rs.filter((r) => r.verdict === 'pass when alone').length;
     process.stdout.write(`memcached-suite ${mode}: ${passed}/${rs.length} files passed` +
-      (strict ? `, ${expectedFail} expected failures, ${unexpected} unexpected failures, ${stale} listed but passing` : `, ${unexpected} failed`) + '\n');
+      (strict ? `, ${expectedFail} expected failures, ${unexpected} unexpected failures, ${stale} listed but passing` : `, ${unexpected} failed`) +
+      (alone > 0 ? `, ${alone} failed beside another file and passed alone` : '') + '\n');
+  }
+  for (const r of results) {
+    if (r.verdict === 'pass when alone') {
+      process.stdout.write(`\n--- ${r.mode} ${r.file}: failed beside another file (${describe(r)}), passed alone; last lines of the failure, ${r.log}:\n${tail(r.log, LOG_TAIL_LINES)}\n`);
+    }
   }
   for (const r of results) {
     if (r.verdict === 'UNEXPECTED FAILURE' || r.verdict === 'FAIL') {
