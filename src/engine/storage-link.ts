@@ -27,6 +27,7 @@ import {
   READ_NOW_BYTES_MAX, READ_NOW_CACHED, READ_NOW_UNSUPPORTED, ReadResult, type Extstore, type ReadCallback,
   type RecordStore,
 } from '../extstore/extstore';
+import { closeDescriptor } from '../platform/descriptors';
 import { loadNative } from '../platform/native';
 import type { Storage } from './storage';
 
@@ -352,26 +353,13 @@ export class LinkedRecords implements RecordStore {
   }
 
   private closeRetired(): void {
-    if (this.readsInFlight > 0 || this.retired.length === 0) return;
-    for (const fd of this.retired.splice(0)) {
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
+    if (this.readsInFlight > 0) return;
+    for (const fd of this.retired.splice(0)) closeDescriptor(fd);
   }
 
   /** Every descriptor, at once (the thread stops: what is in flight is answered as a miss). */
   private closeFiles(): void {
-    for (const fd of [...this.retired.splice(0), ...this.fds]) {
-      if (fd < 0) continue;
-      try {
-        fs.closeSync(fd);
-      } catch {
-        // already closed
-      }
-    }
+    for (const fd of [...this.retired.splice(0), ...this.fds]) closeDescriptor(fd);
     this.fds = [];
   }
 

@@ -479,22 +479,9 @@ export class Extstore implements RecordStore {
     if (this.checkTimer !== null) clearInterval(this.checkTimer);
     this.checkTimer = null;
     for (const f of this.files) {
-      if (f.fd >= 0) {
-        try {
-          fs.closeSync(f.fd);
-        } catch {
-          // already gone
-        }
-      }
+      for (const fd of [f.fd, ...f.retired.splice(0)]) closeNow(fd);
       f.fd = -1;
       f.usable = false;
-      for (const fd of f.retired.splice(0)) {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          // already gone
-        }
-      }
     }
   }
 
@@ -1104,5 +1091,15 @@ export class Extstore implements RecordStore {
       if (p.file !== f) list[j++] = p;
     }
     list.length = j;
+  }
+}
+
+/** Close `fd` at once (the store stops); one already closed, or -1, is no error. */
+function closeNow(fd: number): void {
+  if (fd < 0) return;
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // already gone
   }
 }

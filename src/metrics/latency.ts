@@ -33,8 +33,10 @@ export interface LatencySnapshot {
 }
 
 const BUCKETS = LATENCY_BUCKETS_SECONDS.length + 1;
-/** Float64s per thread row: counts (LATENCY_SLOTS x BUCKETS), then sums, then totals. */
-const ROW = LATENCY_SLOTS * BUCKETS + 2 * LATENCY_SLOTS;
+/** A thread's row of float64s: counts (LATENCY_SLOTS x BUCKETS), then sums, then totals. */
+const SUMS_AT = LATENCY_SLOTS * BUCKETS;
+const TOTALS_AT = SUMS_AT + LATENCY_SLOTS;
+const ROW = TOTALS_AT + LATENCY_SLOTS;
 /** A shared table's first 8 bytes: the on/off word (Int32), padded. */
 const HEADER_BYTES = 8;
 
@@ -44,7 +46,6 @@ export function latencyTableBytes(threads: number): number {
 }
 
 export class CommandLatency {
-  private readonly buckets = BUCKETS;
   /** This thread's row: counts[slot * buckets + i] observations in bucket i (not cumulative). */
   private counts!: Float64Array<ArrayBufferLike>;
   private sums!: Float64Array<ArrayBufferLike>;
@@ -63,9 +64,9 @@ export class CommandLatency {
 
   /** Count into `row` (ROW float64s: counts, sums, totals). */
   private useRow(row: Float64Array<ArrayBufferLike>): void {
-    this.counts = row.subarray(0, LATENCY_SLOTS * BUCKETS);
-    this.sums = row.subarray(LATENCY_SLOTS * BUCKETS, LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS);
-    this.totals = row.subarray(LATENCY_SLOTS * BUCKETS + LATENCY_SLOTS, ROW);
+    this.counts = row.subarray(0, SUMS_AT);
+    this.sums = row.subarray(SUMS_AT, TOTALS_AT);
+    this.totals = row.subarray(TOTALS_AT, ROW);
   }
 
   /** Set by the metrics endpoint; the protocol times commands only while true (every thread's). */
@@ -113,7 +114,7 @@ export class CommandLatency {
     const bounds = LATENCY_BUCKETS_SECONDS;
     let i = 0;
     while (i < bounds.length && seconds > bounds[i]) i++;
-    this.counts[slot * this.buckets + i]++;
+    this.counts[slot * BUCKETS + i]++;
     this.sums[slot] += seconds;
     this.totals[slot]++;
   }
@@ -127,18 +128,16 @@ export class CommandLatency {
       for (let t = 0; t < this.rowCount; t++) v += rows[t * ROW + at];
       return v;
     };
-    const sumsAt = LATENCY_SLOTS * BUCKETS;
-    const totalsAt = sumsAt + LATENCY_SLOTS;
     for (let slot = 0; slot < LATENCY_SLOTS; slot++) {
-      const count = sumOf(totalsAt + slot);
+      const count = sumOf(TOTALS_AT + slot);
       if (count === 0) continue;
       const cumulative: number[] = [];
       let running = 0;
-      for (let i = 0; i < this.buckets; i++) {
-        running += sumOf(slot * this.buckets + i);
+      for (let i = 0; i < BUCKETS; i++) {
+        running += sumOf(slot * BUCKETS + i);
         cumulative.push(running);
       }
-      out.push({ slot, cumulative, sumSeconds: sumOf(sumsAt + slot), count });
+      out.push({ slot, cumulative, sumSeconds: sumOf(SUMS_AT + slot), count });
     }
     return out;
   }

@@ -45,7 +45,7 @@ interface Snapshot {
   items: Map<string, Map<string, string>>;
   /** stats slabs, by slab class: `<class>:<name>`; `total_malloced` and such under "". */
   slabs: Map<string, Map<string, string>>;
-  /** Each serving thread's counters (ServerStats rows), thread 0 first. */
+  /** Each thread's counters (ServerStats rows), thread 0 first. */
   threads: ServerCounters[];
 }
 

@@ -195,8 +195,6 @@ export interface StreamListener {
   readonly server: net.Server;
   readonly info: NetConnectionInfo;
   readonly origin: ConnectionOrigin;
-  /** An SO_REUSEPORT socket that the worker threads open too. */
-  readonly reusePort?: boolean;
 }
 
 function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetContext): net.Server {
@@ -324,17 +322,6 @@ export async function listenSharedTcp(ctx: NetContext, acceptor: Acceptor, opene
   }
 }
 
-/** What of this thread's listeners the worker threads can open again (plain TCP). */
-export function sharedTcpListeners(listeners: readonly StreamListener[]): SharedTcpListener[] {
-  const out: SharedTcpListener[] = [];
-  for (const l of listeners) {
-    if (l.origin.transport !== 'tcp' || !l.reusePort) continue;
-    const a = l.server.address() as net.AddressInfo;
-    out.push(sharedListener(a.address, a.family === 'IPv6' ? 6 : 4, a.port, l.origin));
-  }
-  return out;
-}
-
 function sharedListener(address: string, family: 4 | 6, port: number, origin: ConnectionOrigin): SharedTcpListener {
   return { address, family, port, protocol: origin.protocol, tag: origin.tag, tls: origin.tls, tlsVerify: origin.tlsVerify };
 }
@@ -367,7 +354,7 @@ async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListen
     ipv6Only: target.family === 6,
     exclusive: true,
   });
-  registerTcp(ctx, opened, server, origin, false, describe);
+  registerTcp(ctx, opened, server, origin, describe);
 }
 
 /** An SO_REUSEPORT socket bound but not yet listening. */
@@ -382,9 +369,9 @@ export interface PendingTcpListener extends DeferredTcp {
 }
 
 /** Listen on a bound SO_REUSEPORT socket and serve it. */
-export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
+async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
   await listenOnFd(p.server, p.fd, listenBacklog(ctx.settings));
-  registerTcp(ctx, opened, p.server, p.origin, true, p.describe);
+  registerTcp(ctx, opened, p.server, p.origin, p.describe);
 }
 
 /**
@@ -393,9 +380,7 @@ export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: 
  * connection; it is listed and counted as memcached's one listening connection per port.
  */
 export function holdTcp(ctx: NetContext, p: PendingTcpListener): HeldTcpListener {
-  const info = endpointInfo(ctx, p.origin, addressName('tcp', p.address, p.port));
-  p.origin.listenerId = info.id;
-  ctx.registry.addEndpoint(info);
+  const info = addTcpEndpoint(ctx, p.origin, p.address, p.port);
   ctx.log(2, verboseLines.listening(info.id, p.origin.protocol ?? ctx.settings.bindProtocol));
   return { fd: p.fd, info, address: { address: p.address, family: p.family === 6 ? 'IPv6' : 'IPv4', port: p.port }, tls: p.origin.tls };
 }
@@ -413,16 +398,20 @@ export function sharedPendingTcp(deferred: readonly DeferredTcp[]): SharedTcpLis
   return (deferred as readonly PendingTcpListener[]).map((p) => sharedListener(p.address, p.family, p.port, p.origin));
 }
 
-function registerTcp(ctx: NetContext, opened: StreamListener[], server: net.Server, origin: ConnectionOrigin, reusePort: boolean,
-  describe: string): void {
-  const { settings } = ctx;
+function registerTcp(ctx: NetContext, opened: StreamListener[], server: net.Server, origin: ConnectionOrigin, describe: string): void {
   const addr = server.address() as net.AddressInfo;
-  const info = endpointInfo(ctx, origin, addressName('tcp', addr.address, addr.port));
+  const info = addTcpEndpoint(ctx, origin, addr.address, addr.port);
+  opened.push({ server, info, origin });
+  if (ctx.settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, ctx.settings.tcpFastOpenQueue, describe);
+  ctx.log(2, verboseLines.listening(info.id, origin.protocol ?? ctx.settings.bindProtocol));
+}
+
+/** A TCP listener's `stats conns` entry, counted. */
+function addTcpEndpoint(ctx: NetContext, origin: ConnectionOrigin, address: string, port: number): NetConnectionInfo {
+  const info = endpointInfo(ctx, origin, addressName('tcp', address, port));
   origin.listenerId = info.id;
   ctx.registry.addEndpoint(info);
-  opened.push({ server, info, origin, reusePort });
-  if (settings.tcpFastOpenQueue > 0) applyTcpFastOpen(server, settings.tcpFastOpenQueue, describe);
-  ctx.log(2, verboseLines.listening(info.id, origin.protocol ?? settings.bindProtocol));
+  return info;
 }
 
 function listenOnFd(server: net.Server, fd: number, backlog: number): Promise<void> {

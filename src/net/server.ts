@@ -6,7 +6,6 @@
  * gracefulStop(), SIGTERM/SIGINT to close(), and SIGHUP and `refresh_certs` to
  * reloadCertificates().
  */
-import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import type { Settings } from '../settings';
 import type { ServerStats } from '../metrics/stats';
@@ -14,9 +13,10 @@ import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { ConnectionOrigin } from './connection';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
 import {
-  Acceptor, closeListener, holdTcp, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp, sharedTcpListeners,
+  Acceptor, closeListener, holdTcp, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp,
   type HeldTcpListener, type PendingTcpListener, type SharedTcpListener, type StreamListener,
 } from './listeners';
+import { closeDescriptor } from '../platform/descriptors';
 import { probeOnread } from './node-internals';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
@@ -289,7 +289,7 @@ class Network implements NetworkHandle {
   }
 
   sharedTcpListeners(): SharedTcpListener[] {
-    return [...sharedTcpListeners(this.listeners), ...sharedPendingTcp(this.ctx.deferredTcp ?? [])];
+    return sharedPendingTcp(this.ctx.deferredTcp ?? []);
   }
 
   sharedUdpSockets(): SharedUdpSocket[] {
@@ -380,13 +380,7 @@ class Network implements NetworkHandle {
       // Bound sockets that never listened (startup failed before the other threads were up, or
       // held for them).
       for (const h of this.held.splice(0)) this.ctx.registry.removeEndpoint(h.info);
-      for (const p of [...(this.ctx.deferredTcp?.splice(0) ?? []), ...this.held]) {
-        try {
-          fs.closeSync(p.fd);
-        } catch {
-          // already closed
-        }
-      }
+      for (const p of [...(this.ctx.deferredTcp?.splice(0) ?? []), ...this.held]) closeDescriptor(p.fd);
       for (const u of this.udp) waits.push(u.close());
       this.endpointsClosed = Promise.all(waits).then(() => undefined);
     }

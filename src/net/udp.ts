@@ -28,10 +28,10 @@
  * reply goes out from the same thread. `stats conns` lists one UDP entry per thread.
  */
 import * as dgram from 'node:dgram';
-import * as fs from 'node:fs';
 import type * as net from 'node:net';
 import { Output } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
+import { closeDescriptor } from '../platform/descriptors';
 import { duplicateFd } from '../platform/sockets';
 import { ListenError, isFamilyUnavailable, type ListenTarget } from './addresses';
 import { addressName } from './connection';
@@ -205,7 +205,7 @@ export function shareUdp(endpoints: readonly UdpEndpoint[]): SharedUdpSocket[] {
       out.push({ fd: duplicateFd(fd), family: e.address.family === 'IPv6' ? 6 : 4, protocol: e.info.protocol, tag: e.info.tag });
     }
   } catch (err) {
-    for (const u of out) closeFd(u.fd);
+    for (const u of out) closeDescriptor(u.fd);
     throw err;
   }
   return out;
@@ -225,20 +225,12 @@ export async function listenSharedUdp(ctx: NetContext, opened: UdpEndpoint[], sh
         });
       });
     } catch (err) {
-      for (let j = i + 1; j < shared.length; j++) closeFd(shared[j].fd);
+      for (let j = i + 1; j < shared.length; j++) closeDescriptor(shared[j].fd);
       throw new ListenError('failed to serve the UDP socket of thread 0', err);
     }
     const endpoint = new UdpEndpoint(ctx, socket, u);
     ctx.registry.addEndpoint(endpoint.info);
     opened.push(endpoint);
     ctx.log(2, verboseLines.udpListening(endpoint.info.id));
-  }
-}
-
-function closeFd(fd: number): void {
-  try {
-    fs.closeSync(fd);
-  } catch {
-    // already gone
   }
 }
