@@ -84,6 +84,11 @@ export interface Settings {
   readBufMemLimitBytes: number;
   /** Size of the per-connection static read buffer. */
   readBufferBytes: number;
+  /**
+   * Closed connections' read and output buffers each serving thread keeps for new ones
+   * (src/net/buffer-pool.ts); 0: none kept.
+   */
+  connectionBuffersSpareMax: number;
   /** Unsent output above which a connection stops being read until it drains. */
   writeBacklogBytesMax: number;
   /** Longest multiget line accepted before the connection is closed (memcached grows without bound). */
@@ -211,6 +216,12 @@ export interface Settings {
    * ('auto': when the serving threads outnumber the CPUs the process may run on; doc/threads.md).
    */
   loopYield: LoopYield;
+  /**
+   * -o tcp_accept: how TCP connections reach the worker threads at -t N > 1 ('dispatch':
+   * thread 0 accepts and deals them out in turn, as memcached's dispatcher; 'reuseport': each
+   * worker accepts on an SO_REUSEPORT socket of its own; doc/threads.md).
+   */
+  tcpAccept: TcpAccept;
   /** -v count (0, 1, 2, 3). */
   verbose: number;
   /** -P: pid file. */
@@ -308,6 +319,9 @@ export const MIB = 1024 * 1024;
 /** -o loop_yield's values. */
 export type LoopYield = 'auto' | 'on' | 'off';
 export const LOOP_YIELD_VALUES: readonly LoopYield[] = ['auto', 'on', 'off'];
+/** -o tcp_accept's values. */
+export type TcpAccept = 'dispatch' | 'reuseport';
+export const TCP_ACCEPT_VALUES: readonly TcpAccept[] = ['dispatch', 'reuseport'];
 /** -o warmup_ms default: no JIT warm-up (it costs resident memory per thread; doc/network.md). */
 export const WARMUP_MS_DEFAULT = 0;
 /** -o warmup_ms upper bound. */
@@ -344,6 +358,7 @@ export function defaultSettings(): Settings {
     requestsPerEvent: 20,
     idleTimeoutSeconds: 0,
     readBufferBytes: 16 * 1024,
+    connectionBuffersSpareMax: 32,
     writeBacklogBytesMax: 4 * MIB,
     multigetLineBytesMax: 4 * MIB,
 
@@ -386,6 +401,7 @@ export function defaultSettings(): Settings {
     threadCount: 4,
     warmupMs: WARMUP_MS_DEFAULT,
     loopYield: 'auto',
+    tcpAccept: 'dispatch',
     verbose: 0,
     pidFile: null,
     daemonize: false,

@@ -181,7 +181,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
   let network: NetworkHandle | null = null;
   let metrics: MetricsEndpoint | null = null;
   let threads: ServingThreads | null = null;
-  let unixTurn = 0;
+  let dealTurn = 0;
   let stopping = false;
   const stop = async (graceful: boolean): Promise<void> => {
     if (stopping) return;
@@ -299,15 +299,18 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       connectionEvents: connectionEventsFor(engine.logger),
       tlsMaterial,
       reusePort: !serves,
+      tcpAccept: settings.tcpAccept,
       connectionIds,
       slotsInTransit,
-      // -s with several threads: thread 0 accepts and deals the connections out in turn (one
-      // that comes before they are up is served here).
-      unixHandOff: !serves ? () => {
-        unixTurn = unixTurn % plan.threads + 1;
+      // Several threads: thread 0 accepts on the unix socket, and on TCP with
+      // -o tcp_accept=dispatch, and deals the connections out in turn, as memcached's
+      // dispatcher (one that comes before the workers are up is served here).
+      dealTo: !serves ? () => {
         const started = threads;
-        const to = unixTurn;
-        return started === null ? null : (fd: number) => started.sendUnix(to, fd);
+        if (started === null) return null;
+        dealTurn = dealTurn % plan.threads + 1;
+        const to = dealTurn;
+        return (fd: number, listener: number, listenerId: number) => started.sendConnection(to, fd, listener, listenerId);
       } : undefined,
     });
     if (plan.reason !== null) log(plan.threads === 1 && settings.socketPath !== null ? 1 : 0, plan.reason);

@@ -22,7 +22,7 @@ import { BUCKET_NAMES } from '../extstore/extstore';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
 import {
-  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, LOOP_YIELD_VALUES, MetricsListen, MIB, Settings, TlsVerifyMode, TlsVersionName, WARMUP_MS_MAX,
+  BindProtocol, defaultSettings, ListenerSpec, ListenerTls, LOOP_YIELD_VALUES, MetricsListen, TCP_ACCEPT_VALUES, MIB, Settings, TlsVerifyMode, TlsVersionName, WARMUP_MS_MAX,
 } from '../settings';
 import { helpText, licenseText, PROGRAM_NAME, versionText } from './help';
 
@@ -569,6 +569,12 @@ function setLoopYield(state: ParseState, value: string): void {
   state.settings.loopYield = v;
 }
 
+function setTcpAccept(state: ParseState, value: string): void {
+  const v = TCP_ACCEPT_VALUES.find((x) => x === value);
+  if (v === undefined) throw new UsageError(`-o tcp_accept takes ${TCP_ACCEPT_VALUES.join(', ')}`);
+  state.settings.tcpAccept = v;
+}
+
 function valued(apply: SubOptionHandler): SubOption {
   return { takes: 'value', apply };
 }
@@ -840,6 +846,7 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   ],
   ['warmup_ms', integerSub('warmup_ms', [0, WARMUP_MS_MAX], (s, n) => void (s.warmupMs = n))],
   ['loop_yield', valued(setLoopYield)],
+  ['tcp_accept', valued(setTcpAccept)],
   ['idle_timeout', integerSub('idle_timeout', [0, INT32_MAX], (s, n) => void (s.idleTimeoutSeconds = n))],
   ['watcher_logbuf_size', integerSub('watcher_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.watcherLogbufBytes = n * KIB))],
   ['worker_logbuf_size', integerSub('worker_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.workerLogbufBytes = n * KIB))],

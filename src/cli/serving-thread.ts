@@ -190,6 +190,7 @@ async function serve(d: ServingThreadData): Promise<void> {
   network = await startNetwork(settings, stats, factory, log, {
     clockSeconds: () => engine.clock.now,
     sharedTcp: d.sharedTcp,
+    tcpAccept: settings.tcpAccept,
     sharedUdp: d.sharedUdp,
     tlsSessionPort: d.tlsSessionPort ?? undefined,
     connectionIds: d.connectionIds,
@@ -212,8 +213,8 @@ async function serve(d: ServingThreadData): Promise<void> {
   // Thread 0 lists this thread's UDP endpoints in `stats conns` before any client comes.
   if (d.sharedUdp.length > 0) sendConnections();
   parentPort?.on('message', (m: ToServingThread) => {
-    if (m.type === 'unix') {
-      net.adoptUnix(m.fd, m.socketPath);
+    if (m.type === 'adopt') {
+      net.adopt(m.fd, m.listener, m.listenerId);
     } else if (m.type === 'tls') {
       net.applyTls(m);
     } else if (m.type === 'lines') {

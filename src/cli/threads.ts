@@ -87,7 +87,7 @@ export interface ServingThreadData {
 export type ToServingThread =
   | { readonly type: 'lines'; readonly lines: readonly (number | string)[] }
   | { readonly type: 'tls'; readonly material?: TlsMaterial; readonly keys?: TicketKeyState }
-  | { readonly type: 'unix'; readonly fd: number; readonly socketPath: string }
+  | { readonly type: 'adopt'; readonly fd: number; readonly listener: number; readonly listenerId: number }
   | { readonly type: 'stop'; readonly graceful: boolean };
 
 /** What thread 0 posts on a worker's settings port. */
@@ -351,9 +351,12 @@ export class ServingThreads {
     for (const w of this.workers) w.postMessage(msg);
   }
 
-  /** A unix connection thread 0 accepted goes to worker `thread` (its descriptor, duplicated). */
-  sendUnix(thread: number, fd: number): void {
-    const msg: ToServingThread = { type: 'unix', fd, socketPath: this.settings.socketPath ?? '' };
+  /**
+   * A connection thread 0 accepted goes to worker `thread` (its descriptor, duplicated), with
+   * the listener it came in on (NetworkOptions.dealTo).
+   */
+  sendConnection(thread: number, fd: number, listener: number, listenerId: number): void {
+    const msg: ToServingThread = { type: 'adopt', fd, listener, listenerId };
     this.workers[thread - 1].postMessage(msg);
   }
 

@@ -27,10 +27,9 @@
  */
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
-import type { BindProtocol, TlsVerifyMode } from '../settings';
-import { Output } from '../protocol/output';
+import { Output, OUTPUT_BASE_BYTES } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
-import { verboseLines, type CloseReason, type NetContext } from './context';
+import { verboseLines, type CloseReason, type ConnectionOrigin, type NetContext } from './context';
 import {
   directWriterFor, readTlsIntoBuffer, serialWriterFor, socketWithReadBuffer, type DirectWriter, type OpaqueHandle,
   type SerialWriter,
@@ -87,21 +86,7 @@ export type SocketSource =
   | { handle: OpaqueHandle }
   | { socket: net.Socket; accepted?: TrackedConnection; onError?: (id: number, err: Error) => void };
 
-/** The listener a connection came from. */
-export interface ConnectionOrigin {
-  readonly transport: 'tcp' | 'unix';
-  /** The unix socket path, for naming unix peers as memcached does. */
-  readonly socketPath: string | null;
-  /** -l proto[...] and tag[...] of the listener. */
-  readonly protocol: BindProtocol | null;
-  readonly tag: string | null;
-  /** A TLS listener (-Z, not notls:): clients are served after the handshake, on 'data' events. */
-  readonly tls: boolean;
-  /** The ssl_verify_mode in effect on a TLS listener (btls:, mtls: or -o ssl_verify_mode); null: plain. */
-  readonly tlsVerify: TlsVerifyMode | null;
-  /** `stats conns` id of the listening socket (memcached logs accept-time TLS failures against it); set once bound. */
-  listenerId: number;
-}
+export type { ConnectionOrigin };
 
 export class Connection implements TrackedConnection {
   readonly info: NetConnectionInfo;
@@ -112,6 +97,8 @@ export class Connection implements TrackedConnection {
   private readonly session: ProtocolSession;
   /** The static read buffer of the `onread` path; null in `'data'` mode. */
   private readonly readBuf: Buffer | null;
+  /** readBuf came from the thread's pool and goes back to it on close. */
+  private readonly pooledReadBuf: boolean = false;
   /** TLS reading into readBuf: it may be filled again after a read returned false. */
   private readonly readBufRefills: boolean = false;
   private pending: Buffer | null = null;
@@ -149,8 +136,9 @@ export class Connection implements TrackedConnection {
     this.copiesSmallWrites = origin.tls;
     this.closesOutright = !origin.tls;
     if ('handle' in source) {
-      const readBuf = Buffer.allocUnsafe(ctx.settings.readBufferBytes);
+      const readBuf = ctx.readBuffers.take();
       this.readBuf = readBuf;
+      this.pooledReadBuf = true;
       this.socket = socketWithReadBuffer(source.handle, readBuf, (count) => this.onBytes(readBuf, count));
       this.direct = origin.tls || ctx.directWrites === false ? null
         : directWriterFor(source.handle, (status) => this.onDirectWriteDone(status));
@@ -186,7 +174,7 @@ export class Connection implements TrackedConnection {
       push: (data: Buffer) => this.push(data),
     };
     this.lastActiveSeconds = ctx.registry.nowSeconds;
-    this.output = new Output();
+    this.output = new Output(OUTPUT_BASE_BYTES, ctx.outputBuffers.take());
     this.output.onHoleDone = () => this.onHoleDone();
     this.session = ctx.factory.create(this.info, this.output);
     this.socket.on('drain', () => this.onDrain());
@@ -700,6 +688,11 @@ export class Connection implements TrackedConnection {
     this.ctx.log(2, verboseLines.closed(this.info.id));
     this.output.discard();
     this.session.release();
+    // The handle is closed: libuv reads into the read buffer no more, and the output buffer
+    // is given back only when no extstore read can still fill it (Output.surrender).
+    const out = this.output.surrender();
+    if (out !== null) this.ctx.outputBuffers.give(out);
+    if (this.pooledReadBuf && this.readBuf !== null) this.ctx.readBuffers.give(this.readBuf);
   }
 }
 

@@ -1,9 +1,10 @@
 /**
  * NetContext: what every listener and connection of one server shares, built once at startup.
  */
-import type { BindProtocol, Settings } from '../settings';
+import type { BindProtocol, Settings, TlsVerifyMode } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
+import type { BufferPool } from './buffer-pool';
 import type { ConnectionRegistry } from './registry';
 
 /** `level` is the -v count needed to see the message: 0 always, 1 for -v, 2 for -vv. */
@@ -11,6 +12,22 @@ export type LogFn = (level: number, msg: string) => void;
 
 /** How connections read: the static-buffer `onread` path, or plain `'data'` events. */
 export type ReadMode = 'onread' | 'data';
+
+/** The listener a connection came from. */
+export interface ConnectionOrigin {
+  readonly transport: 'tcp' | 'unix';
+  /** The unix socket path, for naming unix peers as memcached does. */
+  readonly socketPath: string | null;
+  /** -l proto[...] and tag[...] of the listener. */
+  readonly protocol: BindProtocol | null;
+  readonly tag: string | null;
+  /** A TLS listener (-Z, not notls:): clients are served after the handshake, on 'data' events. */
+  readonly tls: boolean;
+  /** The ssl_verify_mode in effect on a TLS listener (btls:, mtls: or -o ssl_verify_mode); null: plain. */
+  readonly tlsVerify: TlsVerifyMode | null;
+  /** `stats conns` id of the listening socket (memcached logs accept-time TLS failures against it); set once bound. */
+  listenerId: number;
+}
 
 export interface NetContext {
   /** Write replies straight to the socket handle when possible (false: always socket.write). */
@@ -23,15 +40,19 @@ export interface NetContext {
   readonly readMode: ReadMode;
   /** Most bytes a connection may hold unconsumed (see pendingBytesMaxFor). */
   readonly pendingBytesMax: number;
+  /** This thread's spare read buffers and output buffers (buffer-pool.ts). */
+  readonly readBuffers: BufferPool;
+  readonly outputBuffers: BufferPool;
   /** Told when a client connection opens and closes (`watch connevents`); absent: nobody. */
   readonly connectionEvents?: ConnectionEvents | null;
   /** Several serving threads: TCP listeners are SO_REUSEPORT sockets (see listeners.ts). */
   readonly reusePort?: boolean;
   /**
-   * Thread 0 of several: per accepted unix connection, where it goes: a function that sends its
-   * descriptor to another thread, or null to serve it here.
+   * Thread 0 of several: per accepted connection (unix, and TCP with -o tcp_accept=dispatch),
+   * where it goes: a function that sends its descriptor to a worker thread, or null to serve
+   * it here.
    */
-  readonly unixHandOff?: () => ((fd: number) => void) | null;
+  readonly handOff?: (origin: ConnectionOrigin) => ((fd: number) => void) | null;
   /**
    * Several serving threads: connections accepted by one thread and not yet taken by the thread
    * they were handed to (word 0), so -c counts them meanwhile.

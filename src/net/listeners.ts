@@ -93,11 +93,11 @@ export class Acceptor {
     for (const s of this.rejecting) s.destroy();
   }
 
-  /** A unix connection thread 0 accepted and handed to this thread (its descriptor). */
-  adopt(fd: number, origin: ConnectionOrigin): void {
+  /** A connection thread 0 accepted and handed to this thread (its descriptor). */
+  adopt(fd: number, origin: ConnectionOrigin | null): void {
     try {
-      if (this.stopped) fs.closeSync(fd);
-      else this.admit(adoptDescriptor(fd), origin);
+      if (this.stopped || origin === null) fs.closeSync(fd);
+      else this.admit(adoptDescriptor(fd, !origin.tls), origin);
     } finally {
       // Counted by this thread's registry now (client_slots), or gone: no longer in transit.
       if (this.ctx.slotsInTransit !== undefined) Atomics.sub(this.ctx.slotsInTransit, 0, 1);
@@ -105,9 +105,10 @@ export class Acceptor {
   }
 
   private admit(shell: net.Socket, origin: ConnectionOrigin): void {
-    // Several serving threads: thread 0 accepts on the unix socket and hands connections out.
-    if (origin.transport === 'unix' && this.ctx.unixHandOff !== undefined) {
-      const send = this.ctx.unixHandOff();
+    // Several serving threads: thread 0 accepts on the unix socket (and on TCP with
+    // -o tcp_accept=dispatch) and deals the connections out.
+    if (this.ctx.handOff !== undefined) {
+      const send = this.ctx.handOff(origin);
       if (send !== null) {
         const fd = handOffDescriptor(shell, duplicateFd);
         if (fd !== null) {
@@ -368,8 +369,23 @@ export interface PendingTcpListener extends DeferredTcp {
   readonly port: number;
 }
 
+/**
+ * A worker thread with -o tcp_accept=dispatch: one origin per TCP listener of thread 0, for
+ * the connections thread 0 accepts there and hands to this thread (each TLS listener's
+ * handshakes are prepared here, where they run).
+ */
+export function dealtTcpOrigins(acceptor: Acceptor, shared: readonly SharedTcpListener[]): ConnectionOrigin[] {
+  return shared.map((l) => {
+    const origin: ConnectionOrigin = {
+      transport: 'tcp', socketPath: null, protocol: l.protocol, tag: l.tag, tls: l.tls, tlsVerify: l.tls ? l.tlsVerify : null, listenerId: 0,
+    };
+    if (l.tls) acceptor.registerTls(origin);
+    return origin;
+  });
+}
+
 /** Listen on a bound SO_REUSEPORT socket and serve it. */
-async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
+export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
   await listenOnFd(p.server, p.fd, listenBacklog(ctx.settings));
   registerTcp(ctx, opened, p.server, p.origin, p.describe);
 }

@@ -84,8 +84,8 @@ export function handOffDescriptor(accepted: net.Socket, duplicate: (fd: number) 
  * A socket over a descriptor another thread accepted (handOffDescriptor), not reading yet: as
  * an accepted socket with pauseOnConnect, for the Acceptor.
  */
-export function adoptDescriptor(fd: number): net.Socket {
-  const options = { fd, readable: true, writable: true, allowHalfOpen: true, pauseOnCreate: true };
+export function adoptDescriptor(fd: number, allowHalfOpen: boolean): net.Socket {
+  const options = { fd, readable: true, writable: true, allowHalfOpen, pauseOnCreate: true };
   return new net.Socket(options as net.SocketConstructorOpts);
 }
 

@@ -7,17 +7,19 @@
  * reloadCertificates().
  */
 import type * as net from 'node:net';
-import type { Settings } from '../settings';
+import type { Settings, TcpAccept } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { ConnectionOrigin } from './connection';
 import { pendingBytesMaxFor, type ConnectionEvents, type LogFn, type NetContext, type ReadMode } from './context';
 import {
-  Acceptor, closeListener, holdTcp, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp,
+  Acceptor, activateTcp, closeListener, dealtTcpOrigins, holdTcp, listenSharedTcp, listenTcp, listenUnix, sharedPendingTcp,
   type HeldTcpListener, type PendingTcpListener, type SharedTcpListener, type StreamListener,
 } from './listeners';
 import { closeDescriptor } from '../platform/descriptors';
 import { probeOnread } from './node-internals';
+import { BufferPool } from './buffer-pool';
+import { OUTPUT_BASE_BYTES } from '../protocol/output';
 import { ConnectionRegistry } from './registry';
 import { TLS_NOT_ENABLED, TlsService, type TlsMaterial } from './tls';
 import type { MessagePort } from 'node:worker_threads';
@@ -40,12 +42,19 @@ export interface NetworkOptions {
   tlsMaterial?: TlsMaterial;
   /**
    * Thread 0 of several threads: TCP listeners are SO_REUSEPORT sockets, bound but not
-   * listening; handOver() keeps them so once the serving threads listen on the same ports.
+   * listening until handOver().
    */
   reusePort?: boolean;
   /**
-   * A worker thread: listen only on these TCP listeners of thread 0 (SO_REUSEPORT, plain
-   * and TLS), and serve the UDP duplicates below; the unix socket stays with thread 0.
+   * Several threads (-o tcp_accept): 'dispatch', thread 0 listens on its TCP sockets from
+   * handOver() on and deals the connections out (dealTo); 'reuseport', it keeps them bound,
+   * never listening, and each worker thread listens on sockets of its own on the same ports.
+   */
+  tcpAccept?: TcpAccept;
+  /**
+   * A worker thread: thread 0's TCP listeners (plain and TLS), which it listens on again
+   * (tcpAccept 'reuseport') or whose connections thread 0 hands it ('dispatch'); and it serves
+   * the UDP duplicates below. The unix socket stays with thread 0.
    */
   sharedTcp?: readonly SharedTcpListener[];
   /** A worker thread: duplicates of thread 0's UDP sockets to serve. */
@@ -56,8 +65,13 @@ export interface NetworkOptions {
   tlsTicketKeys?: TicketKeyState;
   /** A worker thread: the port to thread 0's TLS session-ID cache. */
   tlsSessionPort?: MessagePort;
-  /** Thread 0 of several: where each accepted unix connection goes (see NetContext). */
-  unixHandOff?: () => ((fd: number) => void) | null;
+  /**
+   * Thread 0 of several: where the next accepted connection goes (unix, and TCP with
+   * tcpAccept 'dispatch'): a function that sends its descriptor to a worker thread with the
+   * listener it came in on (-1: the unix socket, else an index into sharedTcpListeners()) and
+   * that listener's id; or null to serve it here.
+   */
+  dealTo?: () => ((fd: number, listener: number, listenerId: number) => void) | null;
   /** Several serving threads: the shared count of connections being handed over (see NetContext). */
   slotsInTransit?: Int32Array;
 }
@@ -98,6 +112,8 @@ export interface NetworkHandle {
   acceptingConnections(): boolean;
   /** Unsent bytes queued on all client sockets. */
   writeBacklogBytes(): number;
+  /** Closed connections' buffers kept for new ones (buffer-pool.ts), for tests and diagnostics. */
+  spareBuffers(): { read: number; output: number };
   /** The TCP listeners the worker threads open again (with `reusePort`). */
   sharedTcpListeners(): SharedTcpListener[];
   /** Thread 0: duplicates of its UDP sockets for one worker thread. */
@@ -115,10 +131,11 @@ export interface NetworkHandle {
   onTicketKeys(listener: (keys: TicketKeyState) => void): void;
   /** A worker thread: thread 0 reloaded its certificates or rotated its keys. */
   applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void;
-  /** A worker thread: serve a unix connection thread 0 accepted (its descriptor). */
-  adoptUnix(fd: number, socketPath: string): void;
-  /** Thread 0: the unix listener's id (`stats conns` listen_addr of handed-off connections). */
-  unixListenerId(): number;
+  /**
+   * A worker thread: serve a connection thread 0 accepted (its descriptor), on the listener
+   * dealTo named (-1: the unix socket).
+   */
+  adopt(fd: number, listener: number, listenerId: number): void;
   /**
    * memcached's `refresh_certs` (and SIGHUP here): reload the TLS certificate, key and CA
    * files for new handshakes; open connections keep working. Returns null on success, else
@@ -146,6 +163,7 @@ function checkSettings(s: Settings): void {
   };
   const isCount = (v: number): boolean => Number.isSafeInteger(v) && v >= 1;
   if (!isCount(s.readBufferBytes)) fail(`readBufferBytes ${s.readBufferBytes}`);
+  if (!Number.isSafeInteger(s.connectionBuffersSpareMax) || s.connectionBuffersSpareMax < 0) fail(`connectionBuffersSpareMax ${s.connectionBuffersSpareMax}`);
   if (!isCount(s.writeBacklogBytesMax)) fail(`writeBacklogBytesMax ${s.writeBacklogBytesMax}`);
   if (!isCount(s.multigetLineBytesMax)) fail(`multigetLineBytesMax ${s.multigetLineBytesMax}`);
   if (!isCount(s.connectionsMax)) fail(`connectionsMax ${s.connectionsMax}`);
@@ -180,13 +198,24 @@ export async function startNetwork(
   const startMs = performance.now();
   const clockSeconds = options.clockSeconds ?? (() => Math.floor((performance.now() - startMs) / 1000));
   const registry = new ConnectionRegistry(stats, settings.idleTimeoutSeconds, clockSeconds);
+  // Thread 0 dealing connections out: its TCP listeners' origins by their index in
+  // sharedTcpListeners() (filled by handOver()).
+  const dealIndex = new Map<ConnectionOrigin, number>();
+  const dealTo = options.dealTo;
   const ctx: NetContext = {
     settings, stats, factory, registry, log, readMode, directWrites: options.directWrites !== false,
     pendingBytesMax: pendingBytesMaxFor(settings),
+    readBuffers: new BufferPool(settings.readBufferBytes, settings.connectionBuffersSpareMax),
+    outputBuffers: new BufferPool(OUTPUT_BASE_BYTES, settings.connectionBuffersSpareMax),
     connectionEvents: options.connectionEvents ?? null,
     reusePort: options.reusePort === true || options.sharedTcp !== undefined,
     deferredTcp: options.reusePort === true && options.sharedTcp === undefined ? [] : undefined,
-    unixHandOff: options.unixHandOff,
+    handOff: dealTo === undefined ? undefined : (origin) => {
+      const listener = origin.transport === 'unix' ? -1 : dealIndex.get(origin);
+      if (listener === undefined) return null;
+      const send = dealTo();
+      return send === null ? null : (fd) => send(fd, listener, origin.listenerId);
+    },
     slotsInTransit: options.slotsInTransit,
   };
   if (options.sharedTcp !== undefined) registry.countsClientsOnly = true;
@@ -194,7 +223,8 @@ export async function startNetwork(
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
   const wantsTls = options.sharedTcp !== undefined ? options.sharedTcp.some((l) => l.tls) : tlsInEffect(settings);
   const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null, options.tlsSessionPort ?? null) : null;
-  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.sharedTcp ?? null, options.sharedUdp ?? []);
+  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.tcpAccept ?? 'reuseport', dealIndex,
+    options.sharedTcp ?? null, options.sharedUdp ?? []);
   try {
     await network.listen();
   } catch (err) {
@@ -226,10 +256,12 @@ class Network implements NetworkHandle {
   private closed: Promise<void> | null = null;
 
   private readonly sharedTcp: readonly SharedTcpListener[] | null;
-
   private readonly sharedUdp: readonly SharedUdpSocket[];
+  /** A worker thread with tcpAccept 'dispatch': the origins of thread 0's TCP listeners. */
+  private dealtOrigins: ConnectionOrigin[] = [];
 
-  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, sharedTcp: readonly SharedTcpListener[] | null,
+  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, private readonly tcpAccept: TcpAccept,
+    private readonly dealIndex: Map<ConnectionOrigin, number>, sharedTcp: readonly SharedTcpListener[] | null,
     sharedUdp: readonly SharedUdpSocket[]) {
     this.sharedTcp = sharedTcp;
     this.sharedUdp = sharedUdp;
@@ -243,7 +275,8 @@ class Network implements NetworkHandle {
   async listen(): Promise<void> {
     const s = this.ctx.settings;
     if (this.sharedTcp !== null) {
-      await listenSharedTcp(this.ctx, this.acceptor, this.listeners, this.sharedTcp);
+      if (this.tcpAccept === 'dispatch') this.dealtOrigins = dealtTcpOrigins(this.acceptor, this.sharedTcp);
+      else await listenSharedTcp(this.ctx, this.acceptor, this.listeners, this.sharedTcp);
       await listenSharedUdp(this.ctx, this.udp, this.sharedUdp);
       return;
     }
@@ -297,7 +330,19 @@ class Network implements NetworkHandle {
   }
 
   async handOver(): Promise<void> {
-    for (const p of (this.ctx.deferredTcp?.splice(0) ?? []) as PendingTcpListener[]) this.held.push(holdTcp(this.ctx, p));
+    const deferred = (this.ctx.deferredTcp ?? []) as PendingTcpListener[];
+    // In the order the worker threads were given them (sharedTcpListeners()); each leaves the
+    // list once listening or held, so a failure leaves the rest for closeEndpoints().
+    for (let index = 0; deferred.length > 0; index++) {
+      const p = deferred[0];
+      if (this.tcpAccept === 'dispatch') {
+        this.dealIndex.set(p.origin, index);
+        await activateTcp(this.ctx, this.listeners, p);
+      } else {
+        this.held.push(holdTcp(this.ctx, p));
+      }
+      deferred.shift();
+    }
     // The other threads serve duplicates of the UDP sockets, each listed and counted as theirs
     // (memcached's one UDP connection per worker thread); this thread's copy closes.
     for (const u of this.udp.splice(0)) {
@@ -318,15 +363,16 @@ class Network implements NetworkHandle {
     if (this.tls !== null) this.tls.onTicketKeys = listener;
   }
 
-  adoptUnix(fd: number, socketPath: string): void {
-    const origin: ConnectionOrigin = {
-      transport: 'unix', socketPath, protocol: null, tag: null, tls: false, tlsVerify: null, listenerId: 0,
+  adopt(fd: number, listener: number, listenerId: number): void {
+    const origin: ConnectionOrigin | undefined = listener >= 0 ? this.dealtOrigins[listener] : {
+      transport: 'unix', socketPath: this.ctx.settings.socketPath, protocol: null, tag: null, tls: false, tlsVerify: null, listenerId,
     };
-    this.acceptor.adopt(fd, origin);
-  }
-
-  unixListenerId(): number {
-    return this.listeners.find((l) => l.origin.transport === 'unix')?.info.id ?? 0;
+    if (origin === undefined) {
+      this.ctx.log(0, `a connection handed over from TCP listener ${listener}, which this thread does not know: closed`);
+    } else {
+      origin.listenerId = listenerId;
+    }
+    this.acceptor.adopt(fd, origin ?? null);
   }
 
   applyTls(update: { material?: TlsMaterial; keys?: TicketKeyState }): void {
@@ -336,6 +382,10 @@ class Network implements NetworkHandle {
       if (error !== null) this.ctx.log(0, `TLS: could not take thread 0's certificates: ${error}`);
     }
     if (update.keys !== undefined) this.tls.setTicketKeys(update.keys);
+  }
+
+  spareBuffers(): { read: number; output: number } {
+    return { read: this.ctx.readBuffers.spareCount, output: this.ctx.outputBuffers.spareCount };
   }
 
   writeBacklogBytes(): number {

@@ -19,6 +19,10 @@
 
 import { copyPlain, decimalLength, Views, writeDecimal } from '../bytes';
 
+/** An output buffer's size when it starts and after a large reply went out. */
+export const OUTPUT_BASE_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+
 /** A reserved reply region; positions move when bytes before it are sent or shrink. */
 export class Hole {
   start = 0;
@@ -54,9 +58,24 @@ export class Output {
   private readonly holes: Hole[] = [];
   private readonly views = new Views();
 
-  constructor(baseBytes = 64 * 1024) {
+  /** `initial`: a spare buffer of `baseBytes` to start with (a connection's, from its thread's pool). */
+  constructor(baseBytes = OUTPUT_BASE_BYTES, initial: Buffer | null = null) {
     this.baseBytes = baseBytes;
-    this.buf = Buffer.allocUnsafe(baseBytes);
+    this.buf = initial !== null && initial.length === baseBytes ? initial : Buffer.allocUnsafe(baseBytes);
+  }
+
+  /**
+   * The owner is done with this output (its connection closed): hand back the base-size buffer
+   * for another owner, or null when it may still be written (a hole pending) or has grown.
+   * Anything written afterwards goes to a buffer of its own.
+   */
+  surrender(): Buffer | null {
+    if (this.holes.length > 0) return null;
+    const buf = this.buf;
+    this.buf = EMPTY;
+    this.length = 0;
+    this.sent = 0;
+    return buf.length === this.baseBytes ? buf : null;
   }
 
   /** A DataView over buf (made again only when buf is replaced), for word copies into it. */
@@ -68,7 +87,7 @@ export class Output {
   ensure(n: number): void {
     const need = this.length + n;
     if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
+    let size = Math.max(this.buf.length * 2, this.baseBytes);
     while (size < need) size *= 2;
     const next = Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.length);

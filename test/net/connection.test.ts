@@ -39,6 +39,33 @@ describe('read path', () => {
   });
 });
 
+describe('connection buffers', () => {
+  it("a closed connection's read and output buffers serve the next ones, at most connectionBuffersSpareMax kept", async () => {
+    const s = await server({ connectionBuffersSpareMax: 2 });
+    expect(s.net.spareBuffers()).toEqual({ read: 0, output: 0 });
+    // One after another: each takes the buffers the one before gave back.
+    for (let i = 0; i < 5; i++) {
+      const c = await client(s.port);
+      const wire = `hello ${i} ${'x'.repeat(i * 100)}\r\n`;
+      await c.send(wire);
+      await c.waitBytes(wire.length);
+      // A reused buffer carries nothing of the connection before.
+      expect(c.text()).toBe(wire);
+      c.destroy();
+      await waitFor(() => s.net.spareBuffers().read === 1, 5000, () => JSON.stringify(s.net.spareBuffers()));
+      expect(s.net.spareBuffers()).toEqual({ read: 1, output: 1 });
+    }
+    // Three at once: two are kept when they close, the third is dropped.
+    const three = await Promise.all([client(s.port), client(s.port), client(s.port)]);
+    for (const c of three) await c.send('x\r\n');
+    for (const c of three) await c.waitBytes(3);
+    for (const c of three) c.destroy();
+    await waitFor(() => s.net.spareBuffers().read === 2, 5000, () => JSON.stringify(s.net.spareBuffers()));
+    await sleep(50);
+    expect(s.net.spareBuffers()).toEqual({ read: 2, output: 2 });
+  });
+});
+
 for (const readMode of ['auto', 'data'] as const) {
   describe(`connection (${readMode})`, () => {
     it('delivers input split at every byte intact, through a read buffer smaller than a line', async () => {

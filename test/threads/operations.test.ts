@@ -402,6 +402,44 @@ describe.runIf(targetKind() === 'ours')('-t 4 with -o metrics_listen: the endpoi
     expect(conns.filter(([, v]) => v > 0).length).toBeGreaterThan(1);
     for (const c of users) c.sock.destroy();
   }, 60_000);
+
+  /** Each worker thread's client connections, from the endpoint (thread 0's row left out). */
+  async function workerConnections(metricsPort: number): Promise<number[]> {
+    const conns = samples(await scrape(metricsPort), 'memcached_thread_current_connections');
+    return conns.filter(([l]) => !l.includes('thread="0"')).map(([, v]) => v);
+  }
+
+  it('TCP connections are dealt out to the worker threads in turn (-o tcp_accept=dispatch, the default)', async () => {
+    const metricsPort = await freePort();
+    server = await startServer({ kind: 'ours', args: ['-t', '4', '-o', `metrics_listen=${LOOPBACK}:${metricsPort}`] });
+    // Opened all at once: the kernel's SO_REUSEPORT hash would put 7 to 19 of 48 on a thread.
+    const perThread = 12;
+    const users = await clients(server.port, 4 * perThread);
+    for (const c of users) expect(await c.ask('version\r\n', endsWith('\r\n'))).toMatch(/^VERSION /);
+    expect(await workerConnections(metricsPort)).toEqual([perThread, perThread, perThread, perThread]);
+    // A slot freed on one thread is taken by whichever thread the next turn names: -c and the
+    // counts stay right as connections come and go.
+    for (const c of users.slice(0, 4)) c.sock.destroy();
+    const more = await clients(server.port, 4);
+    for (const c of more) expect(await c.ask('version\r\n', endsWith('\r\n'))).toMatch(/^VERSION /);
+    const counts = await workerConnections(metricsPort);
+    expect(counts.reduce((a, v) => a + v, 0)).toBe(4 * perThread);
+    for (const c of [...users, ...more]) c.sock.destroy();
+  }, 60_000);
+
+  it('-o tcp_accept=reuseport: each worker thread accepts on a socket of its own, and thread 0 on none', async () => {
+    const metricsPort = await freePort();
+    server = await startServer({ kind: 'ours', args: ['-t', '4', '-o', `tcp_accept=reuseport,metrics_listen=${LOOPBACK}:${metricsPort}`] });
+    const users = await clients(server.port, 4 * 6);
+    for (const c of users) expect(await c.ask('version\r\n', endsWith('\r\n'))).toMatch(/^VERSION /);
+    const counts = await workerConnections(metricsPort);
+    expect(counts.reduce((a, v) => a + v, 0)).toBe(24);
+    expect(counts.filter((v) => v > 0).length).toBeGreaterThan(1);
+    const conns = await users[0].ask('stats conns\r\n', endsWith('END\r\n'));
+    // Thread 0's bound socket is the one listening entry, as with dispatch.
+    expect((conns.match(/:state conn_listening\r\n/g) ?? []).length).toBe(1);
+    for (const c of users) c.sock.destroy();
+  }, 60_000);
 });
 
 describe.runIf(targetKind() === 'ours')('-t 4 with -c and -o no_maxconns_fast', () => {
