@@ -31,8 +31,8 @@ import { Output, OUTPUT_BASE_BYTES } from '../protocol/output';
 import { FeedStatus, type ProtocolSession } from '../protocol/session';
 import { verboseLines, type CloseReason, type ConnectionOrigin, type NetContext } from './context';
 import {
-  directWriterFor, readTlsIntoBuffer, serialWriterFor, socketWithReadBuffer, type DirectWriter, type OpaqueHandle,
-  type SerialWriter,
+  directWriterFor, handleOf, readTlsIntoBuffer, serialWriterFor, socketWithReadBuffer, type AdoptedDescriptor, type DirectWriter,
+  type OpaqueHandle, type SerialWriter,
 } from './node-internals';
 import type { NetConnectionInfo, TrackedConnection } from './registry';
 
@@ -78,12 +78,14 @@ const CLOSE_FLUSH_MS = 30_000;
 const NOTHING = Buffer.alloc(0);
 
 /**
- * Where the bytes come from: a handle for the `onread` path, or a socket for `'data'`. A TLS
+ * Where the bytes come from: a handle (or a descriptor another thread accepted) for the
+ * `onread` path, or a socket for `'data'`. A TLS
  * client comes with the registry entry that held its place during the handshake (its id,
  * counters and -c slot carry over) and a sink for its TLS errors.
  */
 export type SocketSource =
   | { handle: OpaqueHandle }
+  | AdoptedDescriptor
   | { socket: net.Socket; accepted?: TrackedConnection; onError?: (id: number, err: Error) => void };
 
 export type { ConnectionOrigin };
@@ -135,13 +137,14 @@ export class Connection implements TrackedConnection {
     this.ctx = ctx;
     this.copiesSmallWrites = origin.tls;
     this.closesOutright = !origin.tls;
-    if ('handle' in source) {
+    if ('handle' in source || 'descriptor' in source) {
       const readBuf = ctx.readBuffers.take();
       this.readBuf = readBuf;
       this.pooledReadBuf = true;
-      this.socket = socketWithReadBuffer(source.handle, readBuf, (count) => this.onBytes(readBuf, count));
-      this.direct = origin.tls || ctx.directWrites === false ? null
-        : directWriterFor(source.handle, (status) => this.onDirectWriteDone(status));
+      this.socket = socketWithReadBuffer('handle' in source ? source.handle : source, readBuf, (count) => this.onBytes(readBuf, count));
+      const handle = 'handle' in source ? source.handle : handleOf(this.socket);
+      this.direct = origin.tls || ctx.directWrites === false || handle === null ? null
+        : directWriterFor(handle, (status) => this.onDirectWriteDone(status));
     } else {
       this.direct = null;
       this.socket = source.socket;

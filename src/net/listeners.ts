@@ -11,7 +11,7 @@ import type * as tls from 'node:tls';
 import { Connection, addressName, type ConnectionOrigin } from './connection';
 import { verboseLines, type DeferredTcp, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
-import { adoptDescriptor, detachHandle, handOffDescriptor, listeningFd } from './node-internals';
+import { adoptDescriptor, detachHandle, handOffDescriptor, handOffHandle, interceptAccepts, listeningFd, type OpaqueHandle } from './node-internals';
 import { duplicateFd, enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
 import type { NetConnectionInfo } from './registry';
 import type { Handshake, TlsService } from './tls';
@@ -77,6 +77,30 @@ export class Acceptor {
     }
   }
 
+  /**
+   * A connection offered as a bare handle (interceptAccepts): taken when it would be handed to
+   * another thread or served here at once on the static-buffer path; anything else (over -c,
+   * clients held, TLS served here, the 'data' path) returns false, and it comes back through
+   * onAccepted as a socket.
+   */
+  onAcceptedHandle(handle: OpaqueHandle, origin: ConnectionOrigin): boolean {
+    if (this.stopped || this.held.length > 0 || this.slotsUsed >= this.ctx.settings.connectionsMax) return false;
+    if (this.ctx.handOff !== undefined) {
+      const send = this.ctx.handOff(origin);
+      if (send !== null) {
+        const fd = handOffHandle(handle, duplicateFd);
+        if (fd === null) return false;
+        if (this.ctx.slotsInTransit !== undefined) Atomics.add(this.ctx.slotsInTransit, 0, 1);
+        send(fd);
+        return true;
+      }
+    }
+    if (origin.tls || this.ctx.readMode !== 'onread') return false;
+    const conn = new Connection(this.ctx, origin, { handle });
+    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+    return true;
+  }
+
   /** Prepare a TLS listener's handshakes (before it binds). */
   registerTls(origin: ConnectionOrigin): void {
     if (this.tls === null) throw new Error('a TLS listener without TLS settings');
@@ -96,8 +120,16 @@ export class Acceptor {
   /** A connection thread 0 accepted and handed to this thread (its descriptor). */
   adopt(fd: number, origin: ConnectionOrigin | null): void {
     try {
-      if (this.stopped || origin === null) fs.closeSync(fd);
-      else this.admit(adoptDescriptor(fd, !origin.tls), origin);
+      if (this.stopped || origin === null) {
+        fs.closeSync(fd);
+      } else if (!origin.tls && this.ctx.readMode === 'onread') {
+        // Served at once: the socket that reads into the static buffer is built on the
+        // descriptor itself (one socket, not one to take the handle out of).
+        const conn = new Connection(this.ctx, origin, { descriptor: fd });
+        this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+      } else {
+        this.admit(adoptDescriptor(fd, !origin.tls), origin);
+      }
     } finally {
       // Counted by this thread's registry now (client_slots), or gone: no longer in transit.
       if (this.ctx.slotsInTransit !== undefined) Atomics.sub(this.ctx.slotsInTransit, 0, 1);
@@ -206,6 +238,8 @@ function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetCont
   // noticed and its handshake holds a -c slot until the handshake timeout.
   const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, allowHalfOpen: !origin.tls });
   server.on('connection', (shell: net.Socket) => acceptor.onAccepted(shell, origin));
+  // Connections served at once or handed on skip the first socket Node would build.
+  server.once('listening', () => interceptAccepts(server, (handle) => acceptor.onAcceptedHandle(handle, origin)));
   server.on('error', (err: Error) => ctx.log(0, `accept(): ${err.message}`));
   return server;
 }

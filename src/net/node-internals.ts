@@ -19,6 +19,9 @@
  * writing straight to its TLS handle (SerialWriter).
  * The sixth: a bound UDP socket's descriptor (udpSocketFd), duplicated for each further
  * serving thread as memcached duplicates its UDP socket for each worker.
+ * The seventh: accepted connections taken from the listening handle's `onconnection` callback
+ * before Node builds a net.Socket for them (interceptAccepts): a socket per connection fewer
+ * for connections served at once or handed to another thread (doc/network.md, "Connections").
  *
  * Not for: anything else private. Keep this file small.
  */
@@ -46,6 +49,43 @@ function looksLikeStreamHandle(h: unknown): boolean {
   const shape = h as StreamHandleShape;
   return typeof shape.readStart === 'function' && typeof shape.readStop === 'function' &&
     typeof shape.useUserBuffer === 'function';
+}
+
+/**
+ * Offer each connection `server` accepts to `take` as a bare handle, not reading yet, with
+ * TCP_NODELAY and SO_KEEPALIVE set as the server's `noDelay` and `keepAlive` would (every
+ * listener here sets both). `take` returns true when it took the handle; otherwise (and for
+ * an accept error, or a handle of another shape) Node's own callback builds the socket and
+ * emits 'connection' as usual. Call once the server listens. Returns false, changing
+ * nothing, when the listening handle is not what we expect.
+ */
+export function interceptAccepts(server: net.Server, take: (handle: OpaqueHandle) => boolean): boolean {
+  const listening = (server as unknown as PrivateSocketFields)._handle as { onconnection?: unknown } | null;
+  if (listening === null || typeof listening !== 'object' || typeof listening.onconnection !== 'function') return false;
+  const original = listening.onconnection as (this: unknown, err: unknown, clientHandle: unknown) => void;
+  listening.onconnection = function onconnection(this: unknown, err: unknown, clientHandle: unknown): void {
+    if (!err && looksLikeStreamHandle(clientHandle)) {
+      const h = clientHandle as { setNoDelay?: (on: boolean) => void; setKeepAlive?: (on: boolean, delaySeconds: number) => void };
+      if (typeof h.setNoDelay === 'function') h.setNoDelay(true);
+      if (typeof h.setKeepAlive === 'function') h.setKeepAlive(true, 0);
+      if (take(clientHandle as OpaqueHandle)) return;
+    }
+    original.call(this, err, clientHandle);
+  };
+  return true;
+}
+
+/**
+ * A bare accepted handle (interceptAccepts) goes to another thread: a copy of its descriptor
+ * (native addon), this thread's handle closed. Null (handle untouched) when it has no
+ * descriptor.
+ */
+export function handOffHandle(handle: OpaqueHandle, duplicate: (fd: number) => number): number | null {
+  const h = handle as unknown as { fd?: unknown; close?: unknown };
+  if (typeof h.fd !== 'number' || h.fd < 0 || typeof h.close !== 'function') return null;
+  const copy = duplicate(h.fd);
+  (h.close as () => void).call(h);
+  return copy;
 }
 
 /**
@@ -89,17 +129,28 @@ export function adoptDescriptor(fd: number, allowHalfOpen: boolean): net.Socket 
   return new net.Socket(options as net.SocketConstructorOpts);
 }
 
+/** A connection's descriptor another thread accepted and handed over (handOffHandle). */
+export interface AdoptedDescriptor {
+  readonly descriptor: number;
+}
+
+/** The handle of a socket socketWithReadBuffer built (for directWriterFor); null if not found. */
+export function handleOf(socket: net.Socket): OpaqueHandle | null {
+  const handle = (socket as unknown as PrivateSocketFields)._handle;
+  return looksLikeStreamHandle(handle) ? handle as OpaqueHandle : null;
+}
+
 /**
  * Build a socket that reads into `readBuf` and calls `onBytes(count)` per read. Returning false
  * from `onBytes` stops reading (libuv readStop) until `socket.resume()`.
  */
 export function socketWithReadBuffer(
-  handle: OpaqueHandle,
+  source: OpaqueHandle | AdoptedDescriptor,
   readBuf: Buffer,
   onBytes: (count: number) => boolean,
 ): net.Socket {
   const options = {
-    handle,
+    ...('descriptor' in source ? { fd: source.descriptor } : { handle: source }),
     allowHalfOpen: true,
     readable: true,
     writable: true,
