@@ -4,6 +4,7 @@
  * What it is for (DESIGN.md decisions 3, 6, 7, 8):
  *   setTcpFastOpen(fd, queue)       setsockopt(TCP_FASTOPEN) on a listening socket (-o tcp_fastopen)
  *   getTcpFastOpen(fd)              read it back (tests, startup check)
+ *   socketFlags(fd)                 [TCP_NODELAY, SO_KEEPALIVE] of a socket (tests)
  *   reusePortSocket(addr, port)     a bound, non-blocking SO_REUSEPORT TCP socket, for
  *                                   server.listen({ fd }, backlog) in each serving thread
  *   localPort(fd)                   getsockname()'s port: the port a socket bound to port 0 got
@@ -178,6 +179,27 @@ static napi_value get_tcp_fast_open(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* [TCP_NODELAY, SO_KEEPALIVE] of a TCP socket, each 0 or 1 (tests). */
+static napi_value socket_flags(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    int32_t fd;
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "socketFlags(fd): a descriptor");
+    int nodelay = 0, keepalive = 0;
+    socklen_t bytes = sizeof nodelay;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &bytes) != 0) return throw_errno(env, "getsockopt(TCP_NODELAY)", errno);
+    bytes = sizeof keepalive;
+    if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &keepalive, &bytes) != 0) return throw_errno(env, "getsockopt(SO_KEEPALIVE)", errno);
+    napi_value out, a, b;
+    napi_create_array_with_length(env, 2, &out);
+    napi_create_int32(env, nodelay != 0, &a);
+    napi_create_int32(env, keepalive != 0, &b);
+    napi_set_element(env, out, 0, a);
+    napi_set_element(env, out, 1, b);
+    return out;
+}
+
 static int set_flag(int fd, int level, int name) {
     int one = 1;
     return setsockopt(fd, level, name, &one, sizeof one);
@@ -223,6 +245,10 @@ static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
     if (set_flag(fd, SOL_SOCKET, SO_REUSEADDR) != 0) failed = "setsockopt(SO_REUSEADDR)";
     else if (set_flag(fd, SOL_SOCKET, SO_REUSEPORT) != 0) failed = "setsockopt(SO_REUSEPORT)";
     else if (family == AF_INET6 && set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY) != 0) failed = "setsockopt(IPV6_V6ONLY)";
+    /* As memcached's listening sockets: Linux copies both to every accepted socket, so no
+     * setsockopt per connection. */
+    else if (set_flag(fd, SOL_SOCKET, SO_KEEPALIVE) != 0) failed = "setsockopt(SO_KEEPALIVE)";
+    else if (set_flag(fd, IPPROTO_TCP, TCP_NODELAY) != 0) failed = "setsockopt(TCP_NODELAY)";
     else if (bind(fd, (struct sockaddr *)&storage, storage_bytes) != 0) failed = "bind";
     if (failed != NULL) {
         int e = errno;
@@ -897,6 +923,7 @@ static napi_value init(napi_env env, napi_value exports) {
     napi_property_descriptor functions[] = {
         {"setTcpFastOpen", NULL, set_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getTcpFastOpen", NULL, get_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"socketFlags", NULL, socket_flags, NULL, NULL, NULL, napi_enumerable, NULL},
         {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
         {"localPort", NULL, local_port, NULL, NULL, NULL, napi_enumerable, NULL},
         {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -238,8 +238,11 @@ function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetCont
   // noticed and its handshake holds a -c slot until the handshake timeout.
   const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, allowHalfOpen: !origin.tls });
   server.on('connection', (shell: net.Socket) => acceptor.onAccepted(shell, origin));
-  // Connections served at once or handed on skip the first socket Node would build.
-  server.once('listening', () => interceptAccepts(server, (handle) => acceptor.onAcceptedHandle(handle, origin)));
+  // Connections served at once or handed on skip the first socket Node would build; the
+  // addon's SO_REUSEPORT sockets (several threads) carry TCP_NODELAY and SO_KEEPALIVE for
+  // their connections, as memcached's listening sockets do.
+  const inherited = origin.transport === 'tcp' && ctx.reusePort === true;
+  server.once('listening', () => interceptAccepts(server, (handle) => acceptor.onAcceptedHandle(handle, origin), inherited));
   server.on('error', (err: Error) => ctx.log(0, `accept(): ${err.message}`));
   return server;
 }

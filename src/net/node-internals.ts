@@ -54,20 +54,23 @@ function looksLikeStreamHandle(h: unknown): boolean {
 /**
  * Offer each connection `server` accepts to `take` as a bare handle, not reading yet, with
  * TCP_NODELAY and SO_KEEPALIVE set as the server's `noDelay` and `keepAlive` would (every
- * listener here sets both). `take` returns true when it took the handle; otherwise (and for
- * an accept error, or a handle of another shape) Node's own callback builds the socket and
- * emits 'connection' as usual. Call once the server listens. Returns false, changing
- * nothing, when the listening handle is not what we expect.
+ * listener here sets both) unless `inherited` says the listening socket has them, which
+ * Linux copies to each accepted socket. `take` returns true when it took the handle;
+ * otherwise (and for an accept error, or a handle of another shape) Node's own callback
+ * builds the socket and emits 'connection' as usual. Call once the server listens. Returns
+ * false, changing nothing, when the listening handle is not what we expect.
  */
-export function interceptAccepts(server: net.Server, take: (handle: OpaqueHandle) => boolean): boolean {
+export function interceptAccepts(server: net.Server, take: (handle: OpaqueHandle) => boolean, inherited = false): boolean {
   const listening = (server as unknown as PrivateSocketFields)._handle as { onconnection?: unknown } | null;
   if (listening === null || typeof listening !== 'object' || typeof listening.onconnection !== 'function') return false;
   const original = listening.onconnection as (this: unknown, err: unknown, clientHandle: unknown) => void;
   listening.onconnection = function onconnection(this: unknown, err: unknown, clientHandle: unknown): void {
     if (!err && looksLikeStreamHandle(clientHandle)) {
-      const h = clientHandle as { setNoDelay?: (on: boolean) => void; setKeepAlive?: (on: boolean, delaySeconds: number) => void };
-      if (typeof h.setNoDelay === 'function') h.setNoDelay(true);
-      if (typeof h.setKeepAlive === 'function') h.setKeepAlive(true, 0);
+      if (!inherited) {
+        const h = clientHandle as { setNoDelay?: (on: boolean) => void; setKeepAlive?: (on: boolean, delaySeconds: number) => void };
+        if (typeof h.setNoDelay === 'function') h.setNoDelay(true);
+        if (typeof h.setKeepAlive === 'function') h.setKeepAlive(true, 0);
+      }
       if (take(clientHandle as OpaqueHandle)) return;
     }
     original.call(this, err, clientHandle);

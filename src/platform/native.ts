@@ -19,9 +19,12 @@ export interface NativeAddon {
   setTcpFastOpen(fd: number, queueLength: number): void;
   /** getsockopt(TCP_FASTOPEN): the queue length set, 0 when off. */
   getTcpFastOpen(fd: number): number;
+  /** [TCP_NODELAY, SO_KEEPALIVE] of a TCP socket, each 0 or 1 (tests). */
+  socketFlags(fd: number): [number, number];
   /**
    * A TCP socket bound to address:port with SO_REUSEADDR and SO_REUSEPORT (IPV6_V6ONLY for
-   * IPv6), non-blocking, close-on-exec, not listening: for `server.listen({ fd }, backlog)`.
+   * IPv6), and SO_KEEPALIVE and TCP_NODELAY, which accepted sockets inherit; non-blocking,
+   * close-on-exec, not listening: for `server.listen({ fd }, backlog)`.
    */
   reusePortSocket(address: string, port: number): number;
   /** getsockname()'s port of a bound socket (what a bind to port 0 got). */

@@ -5,6 +5,7 @@
 import * as net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { interceptAccepts, socketWithReadBuffer, type OpaqueHandle } from '../../src/net/node-internals';
+import { nativeAddon } from '../../src/platform/native';
 
 function listen(server: net.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port)));
@@ -56,5 +57,40 @@ describe('interceptAccepts', () => {
     expect(await exchange(port, 'x')).toBe('socket:x');
     expect(offered).toBe(1);
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  /** TCP_NODELAY and SO_KEEPALIVE of the first connection `server` accepts (the handle is closed). */
+  async function acceptedFlags(server: net.Server, inherited: boolean): Promise<[number, number]> {
+    const addon = nativeAddon();
+    if (addon === null) throw new Error('the native addon is not built');
+    const port = (server.address() as net.AddressInfo).port;
+    let flags: [number, number] | null = null;
+    interceptAccepts(server, (h) => {
+      const handle = h as unknown as { fd: number; close(): void };
+      flags = addon.socketFlags(handle.fd);
+      handle.close();
+      return true;
+    }, inherited);
+    await exchange(port, 'x').catch(() => '');
+    for (let i = 0; i < 100 && flags === null; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    if (flags === null) throw new Error('no connection was offered');
+    return flags;
+  }
+
+  it.runIf(nativeAddon() !== null)("accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from the addon's listening socket, as from memcached's", async () => {
+    const addon = nativeAddon()!;
+    const fd = addon.reusePortSocket('127.0.0.1', 0);
+    expect(addon.socketFlags(fd)).toEqual([1, 1]);
+    const server = net.createServer({ pauseOnConnect: true });
+    await new Promise<void>((resolve) => server.listen({ fd }, 16, () => resolve()));
+    expect(await acceptedFlags(server, true)).toEqual([1, 1]);
+    // A listening socket of Node's own carries neither: each accepted one gets both set.
+    const plain = net.createServer({ pauseOnConnect: true });
+    await listen(plain);
+    expect(await acceptedFlags(plain, false)).toEqual([1, 1]);
+    const unset = net.createServer({ pauseOnConnect: true });
+    await listen(unset);
+    expect(await acceptedFlags(unset, true)).toEqual([0, 0]);
   });
 });
