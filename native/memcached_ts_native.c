@@ -163,12 +163,17 @@ static napi_value set_tcp_fast_open(napi_env env, napi_callback_info info) {
     return undefined_value(env);
 }
 
-static napi_value get_tcp_fast_open(napi_env env, napi_callback_info info) {
+/* The one argument of a function taking a descriptor: false when it is not one. */
+static bool fd_only_arg(napi_env env, napi_callback_info info, int32_t *fd) {
     size_t argc = 1;
     napi_value argv[1];
-    int32_t fd;
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "getTcpFastOpen(fd): a descriptor");
+    return int_arg(env, argv, argc, 0, fd) && *fd >= 0;
+}
+
+static napi_value get_tcp_fast_open(napi_env env, napi_callback_info info) {
+    int32_t fd;
+    if (!fd_only_arg(env, info, &fd)) return throw_type(env, "getTcpFastOpen(fd): a descriptor");
     int value = 0;
     socklen_t size = sizeof value;
     if (getsockopt(fd, IPPROTO_TCP, TCP_FASTOPEN, &value, &size) != 0) {
@@ -181,11 +186,8 @@ static napi_value get_tcp_fast_open(napi_env env, napi_callback_info info) {
 
 /* [TCP_NODELAY, SO_KEEPALIVE] of a TCP socket, each 0 or 1 (tests). */
 static napi_value socket_flags(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
     int32_t fd;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "socketFlags(fd): a descriptor");
+    if (!fd_only_arg(env, info, &fd)) return throw_type(env, "socketFlags(fd): a descriptor");
     int nodelay = 0, keepalive = 0;
     socklen_t bytes = sizeof nodelay;
     if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &bytes) != 0) return throw_errno(env, "getsockopt(TCP_NODELAY)", errno);
@@ -262,11 +264,8 @@ static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
 
 /* The local port of a bound socket (getsockname), IPv4 or IPv6. */
 static napi_value local_port(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
     int32_t fd;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "localPort(fd): a socket descriptor");
+    if (!fd_only_arg(env, info, &fd)) return throw_type(env, "localPort(fd): a socket descriptor");
     struct sockaddr_storage storage;
     socklen_t bytes = sizeof storage;
     memset(&storage, 0, sizeof storage);
@@ -282,11 +281,8 @@ static napi_value local_port(napi_env env, napi_callback_info info) {
 
 /* dup(fd) with FD_CLOEXEC. */
 static napi_value dup_fd(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
     int32_t fd;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "dupFd(fd): a descriptor");
+    if (!fd_only_arg(env, info, &fd)) return throw_type(env, "dupFd(fd): a descriptor");
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0) return throw_errno(env, "fcntl(F_DUPFD_CLOEXEC)", errno);
     napi_value out;
@@ -297,11 +293,8 @@ static napi_value dup_fd(napi_env env, napi_callback_info info) {
 /* A write lock on the whole file (fcntl, released when the process ends): true when taken,
  * false when another process holds a lock on it; other failures throw. */
 static napi_value lock_file(napi_env env, napi_callback_info info) {
-    size_t argc = 1;
-    napi_value argv[1];
     int32_t fd;
-    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-    if (!int_arg(env, argv, argc, 0, &fd) || fd < 0) return throw_type(env, "lockFile(fd): a descriptor");
+    if (!fd_only_arg(env, info, &fd)) return throw_type(env, "lockFile(fd): a descriptor");
     struct flock lock;
     memset(&lock, 0, sizeof lock);
     lock.l_type = F_WRLCK;

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type * as tls from 'node:tls';
-import { Connection, addressName, type ConnectionOrigin } from './connection';
+import { Connection, addressName, type ConnectionOrigin, type SocketSource } from './connection';
 import { verboseLines, type DeferredTcp, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
 import { adoptDescriptor, detachHandle, handOffDescriptor, handOffHandle, interceptAccepts, listeningFd, type OpaqueHandle } from './node-internals';
@@ -85,20 +85,34 @@ export class Acceptor {
    */
   onAcceptedHandle(handle: OpaqueHandle, origin: ConnectionOrigin): boolean {
     if (this.stopped || this.held.length > 0 || this.slotsUsed >= this.ctx.settings.connectionsMax) return false;
-    if (this.ctx.handOff !== undefined) {
-      const send = this.ctx.handOff(origin);
-      if (send !== null) {
-        const fd = handOffHandle(handle, duplicateFd);
-        if (fd === null) return false;
-        if (this.ctx.slotsInTransit !== undefined) Atomics.add(this.ctx.slotsInTransit, 0, 1);
-        send(fd);
-        return true;
-      }
-    }
+    const handedOn = this.handOn(origin, () => handOffHandle(handle, duplicateFd));
+    if (handedOn !== null) return handedOn;
     if (origin.tls || this.ctx.readMode !== 'onread') return false;
-    const conn = new Connection(this.ctx, origin, { handle });
-    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+    this.serve(origin, { handle });
     return true;
+  }
+
+  /**
+   * Thread 0 of several: send the connection to the next worker thread, its descriptor copied
+   * by `copy` (which closes this thread's). Null: not to be handed on (served here); false: the
+   * copy failed and nothing was touched; true: handed on.
+   */
+  private handOn(origin: ConnectionOrigin, copy: () => number | null): boolean | null {
+    if (this.ctx.handOff === undefined) return null;
+    const send = this.ctx.handOff(origin);
+    if (send === null) return null;
+    const fd = copy();
+    if (fd === null) return false;
+    // Counted against -c until the worker has taken it (adopt).
+    if (this.ctx.slotsInTransit !== undefined) Atomics.add(this.ctx.slotsInTransit, 0, 1);
+    send(fd);
+    return true;
+  }
+
+  /** Serve a plain connection on this thread from here on. */
+  private serve(origin: ConnectionOrigin, source: SocketSource): void {
+    const conn = new Connection(this.ctx, origin, source);
+    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
   }
 
   /** Prepare a TLS listener's handshakes (before it binds). */
@@ -125,8 +139,7 @@ export class Acceptor {
       } else if (!origin.tls && this.ctx.readMode === 'onread') {
         // Served at once: the socket that reads into the static buffer is built on the
         // descriptor itself (one socket, not one to take the handle out of).
-        const conn = new Connection(this.ctx, origin, { descriptor: fd });
-        this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+        this.serve(origin, { descriptor: fd });
       } else {
         this.admit(adoptDescriptor(fd, !origin.tls), origin);
       }
@@ -139,25 +152,14 @@ export class Acceptor {
   private admit(shell: net.Socket, origin: ConnectionOrigin): void {
     // Several serving threads: thread 0 accepts on the unix socket (and on TCP with
     // -o tcp_accept=dispatch) and deals the connections out.
-    if (this.ctx.handOff !== undefined) {
-      const send = this.ctx.handOff(origin);
-      if (send !== null) {
-        const fd = handOffDescriptor(shell, duplicateFd);
-        if (fd !== null) {
-          if (this.ctx.slotsInTransit !== undefined) Atomics.add(this.ctx.slotsInTransit, 0, 1);
-          send(fd);
-          return;
-        }
-      }
-    }
+    if (this.handOn(origin, () => handOffDescriptor(shell, duplicateFd)) === true) return;
     if (origin.tls) {
       if (this.tls === null) throw new Error('a TLS listener without TLS settings');
       this.tls.accept(shell, origin);
       return;
     }
     const handle = this.ctx.readMode === 'onread' ? detachHandle(shell) : null;
-    const conn = new Connection(this.ctx, origin, handle !== null ? { handle } : { socket: shell });
-    this.ctx.log(2, verboseLines.newClient(conn.info.id, origin.protocol ?? this.ctx.settings.bindProtocol));
+    this.serve(origin, handle !== null ? { handle } : { socket: shell });
   }
 
   /**
