@@ -5,7 +5,7 @@
  *   setTcpFastOpen(fd, queue)       setsockopt(TCP_FASTOPEN) on a listening socket (-o tcp_fastopen)
  *   getTcpFastOpen(fd)              read it back (tests, startup check)
  *   socketFlags(fd)                 [TCP_NODELAY, SO_KEEPALIVE] of a socket (tests)
- *   reusePortSocket(addr, port)     a bound, non-blocking SO_REUSEPORT TCP socket, for
+ *   tcpSocket(addr, port, shared)   a bound, non-blocking TCP socket (SO_REUSEPORT when shared), for
  *                                   server.listen({ fd }, backlog) in each serving thread
  *   localPort(fd)                   getsockname()'s port: the port a socket bound to port 0 got
  *   dupFd(fd)                       dup() with close-on-exec: an accepted unix connection handed
@@ -207,20 +207,23 @@ static int set_flag(int fd, int level, int name) {
     return setsockopt(fd, level, name, &one, sizeof one);
 }
 
-/* A TCP socket bound to address:port with SO_REUSEADDR and SO_REUSEPORT, non-blocking and
- * close-on-exec, not yet listening: Node's server.listen({ fd }, backlog) calls listen(). */
-static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
-    size_t argc = 2;
-    napi_value argv[2];
+/* A TCP socket bound to address:port with SO_REUSEADDR, and SO_REUSEPORT when `shared` is
+ * true (other such sockets may bind the same port); non-blocking and close-on-exec, not yet
+ * listening: Node's server.listen({ fd }, backlog) calls listen(). */
+static napi_value tcp_socket(napi_env env, napi_callback_info info) {
+    size_t argc = 3;
+    napi_value argv[3];
     int32_t port;
+    bool shared = false;
     char address[ADDRESS_BYTES_MAX];
     size_t length = 0;
     napi_valuetype type;
     napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
     if (argc < 2 || napi_typeof(env, argv[0], &type) != napi_ok || type != napi_string ||
         napi_get_value_string_utf8(env, argv[0], address, sizeof address, &length) != napi_ok ||
-        length >= sizeof address - 1 || !int_arg(env, argv, argc, 1, &port) || port < 0 || port > 65535) {
-        return throw_type(env, "reusePortSocket(address, port): an IP address and a port");
+        length >= sizeof address - 1 || !int_arg(env, argv, argc, 1, &port) || port < 0 || port > 65535 ||
+        argc < 3 || napi_get_value_bool(env, argv[2], &shared) != napi_ok) {
+        return throw_type(env, "tcpSocket(address, port, shared): an IP address, a port and a boolean");
     }
     struct sockaddr_storage storage;
     socklen_t storage_bytes;
@@ -239,13 +242,13 @@ static napi_value reuse_port_socket(napi_env env, napi_callback_info info) {
         v6->sin6_port = htons((uint16_t)port);
         storage_bytes = sizeof *v6;
     } else {
-        return throw_type(env, "reusePortSocket: the address must be an IPv4 or IPv6 literal");
+        return throw_type(env, "tcpSocket: the address must be an IPv4 or IPv6 literal");
     }
     int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return throw_errno(env, "socket", errno);
     const char *failed = NULL;
     if (set_flag(fd, SOL_SOCKET, SO_REUSEADDR) != 0) failed = "setsockopt(SO_REUSEADDR)";
-    else if (set_flag(fd, SOL_SOCKET, SO_REUSEPORT) != 0) failed = "setsockopt(SO_REUSEPORT)";
+    else if (shared && set_flag(fd, SOL_SOCKET, SO_REUSEPORT) != 0) failed = "setsockopt(SO_REUSEPORT)";
     else if (family == AF_INET6 && set_flag(fd, IPPROTO_IPV6, IPV6_V6ONLY) != 0) failed = "setsockopt(IPV6_V6ONLY)";
     /* As memcached's listening sockets: Linux copies both to every accepted socket, so no
      * setsockopt per connection. */
@@ -917,7 +920,7 @@ static napi_value init(napi_env env, napi_value exports) {
         {"setTcpFastOpen", NULL, set_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"getTcpFastOpen", NULL, get_tcp_fast_open, NULL, NULL, NULL, napi_enumerable, NULL},
         {"socketFlags", NULL, socket_flags, NULL, NULL, NULL, napi_enumerable, NULL},
-        {"reusePortSocket", NULL, reuse_port_socket, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"tcpSocket", NULL, tcp_socket, NULL, NULL, NULL, napi_enumerable, NULL},
         {"localPort", NULL, local_port, NULL, NULL, NULL, napi_enumerable, NULL},
         {"dupFd", NULL, dup_fd, NULL, NULL, NULL, napi_enumerable, NULL},
         {"lockFile", NULL, lock_file, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -939,7 +942,7 @@ static napi_value init(napi_env env, napi_value exports) {
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 13, &version);
+    napi_create_int32(env, 14, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

@@ -298,7 +298,7 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
       clockSeconds: () => engine.clock.now,
       connectionEvents: connectionEventsFor(engine.logger),
       tlsMaterial,
-      reusePort: !serves,
+      bindFirst: !serves,
       tcpAccept: settings.tcpAccept,
       connectionIds,
       slotsInTransit,

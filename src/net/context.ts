@@ -1,7 +1,7 @@
 /**
  * NetContext: what every listener and connection of one server shares, built once at startup.
  */
-import type { BindProtocol, Settings, TlsVerifyMode } from '../settings';
+import type { BindProtocol, Settings, TcpAccept, TlsVerifyMode } from '../settings';
 import type { ServerStats } from '../metrics/stats';
 import type { ConnectionInfo, SessionFactory } from '../protocol/session';
 import type { BufferPool } from './buffer-pool';
@@ -45,8 +45,12 @@ export interface NetContext {
   readonly outputBuffers: BufferPool;
   /** Told when a client connection opens and closes (`watch connevents`); absent: nobody. */
   readonly connectionEvents?: ConnectionEvents | null;
-  /** Several serving threads: TCP listeners are SO_REUSEPORT sockets (see listeners.ts). */
-  readonly reusePort?: boolean;
+  /**
+   * Several serving threads: TCP listeners are the native addon's sockets, bound first and
+   * listened on later (see listeners.ts); `tcpAccept` says whether they share their port.
+   */
+  readonly bindFirst?: boolean;
+  readonly tcpAccept?: TcpAccept;
   /**
    * Thread 0 of several: per accepted connection (unix, and TCP with -o tcp_accept=dispatch),
    * where it goes: a function that sends its descriptor to a worker thread, or null to serve

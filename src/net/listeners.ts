@@ -12,7 +12,8 @@ import { Connection, addressName, type ConnectionOrigin, type SocketSource } fro
 import { verboseLines, type DeferredTcp, type NetContext } from './context';
 import { ListenError, isFamilyUnavailable, resolveTargets, type ListenTarget } from './addresses';
 import { adoptDescriptor, detachHandle, handOffDescriptor, handOffHandle, interceptAccepts, listeningFd, type OpaqueHandle } from './node-internals';
-import { duplicateFd, enableTcpFastOpen, reusePortSocket, socketLocalPort } from '../platform/sockets';
+import { duplicateFd, enableTcpFastOpen, exclusiveTcpSocket, reusePortSocket, socketLocalPort } from '../platform/sockets';
+import { closeDescriptor } from '../platform/descriptors';
 import type { NetConnectionInfo } from './registry';
 import type { Handshake, TlsService } from './tls';
 import { listenerVerifyMode } from './tls';
@@ -243,7 +244,7 @@ function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetCont
   // Connections served at once or handed on skip the first socket Node would build; the
   // addon's SO_REUSEPORT sockets (several threads) carry TCP_NODELAY and SO_KEEPALIVE for
   // their connections, as memcached's listening sockets do.
-  const inherited = origin.transport === 'tcp' && ctx.reusePort === true;
+  const inherited = origin.transport === 'tcp' && ctx.bindFirst === true;
   server.once('listening', () => interceptAccepts(server, (handle) => acceptor.onAcceptedHandle(handle, origin), inherited));
   server.on('error', (err: Error) => ctx.log(0, `accept(): ${err.message}`));
   return server;
@@ -375,9 +376,15 @@ async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListen
   };
   if (tls) acceptor.registerTls(origin);
   const server = createServer(acceptor, origin, ctx);
-  // Several serving threads: TCP listeners are SO_REUSEPORT sockets every thread opens.
-  if (ctx.reusePort === true) {
-    const fd = reusePortSocket(target.address, target.port);
+  // Several serving threads: the addon's sockets, bound now and listened on later. Only with
+  // -o tcp_accept=reuseport do they share the port (every worker opens its own).
+  if (ctx.bindFirst === true) {
+    const shared = ctx.tcpAccept === 'reuseport';
+    // SO_REUSEPORT would let this server's sockets join the port of another server of the same
+    // user, and the two would split the clients between two caches; memcached refuses to
+    // start then, and so does thread 0, binding the port alone for a moment first.
+    if (shared && ctx.deferredTcp !== undefined && target.port !== 0) closeDescriptor(exclusiveTcpSocket(target.address, target.port));
+    const fd = shared ? reusePortSocket(target.address, target.port) : exclusiveTcpSocket(target.address, target.port);
     const pending: PendingTcpListener = {
       server, origin, fd, describe, address: target.address, family: target.family, port: socketLocalPort(fd),
     };

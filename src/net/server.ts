@@ -18,6 +18,7 @@ import {
 } from './listeners';
 import { closeDescriptor } from '../platform/descriptors';
 import { probeOnread } from './node-internals';
+import { ListenError } from './addresses';
 import { BufferPool } from './buffer-pool';
 import { OUTPUT_BASE_BYTES } from '../protocol/output';
 import { ConnectionRegistry } from './registry';
@@ -41,10 +42,10 @@ export interface NetworkOptions {
   /** TLS certificate material read earlier (loadTlsMaterial, before -u); absent: read now. */
   tlsMaterial?: TlsMaterial;
   /**
-   * Thread 0 of several threads: TCP listeners are SO_REUSEPORT sockets, bound but not
-   * listening until handOver().
+   * Thread 0 of several threads: TCP listeners are bound now and listened on from handOver()
+   * on (dispatch), or never (reuseport: the workers listen).
    */
-  reusePort?: boolean;
+  bindFirst?: boolean;
   /**
    * Several threads (-o tcp_accept): 'dispatch', thread 0 listens on its TCP sockets from
    * handOver() on and deals the connections out (dealTo); 'reuseport', it keeps them bound,
@@ -114,12 +115,12 @@ export interface NetworkHandle {
   writeBacklogBytes(): number;
   /** Closed connections' buffers kept for new ones (buffer-pool.ts), for tests and diagnostics. */
   spareBuffers(): { read: number; output: number };
-  /** The TCP listeners the worker threads open again (with `reusePort`). */
+  /** Thread 0 (with `bindFirst`): its TCP listeners, for the worker threads. */
   sharedTcpListeners(): SharedTcpListener[];
   /** Thread 0: duplicates of its UDP sockets for one worker thread. */
   sharedUdpSockets(): SharedUdpSocket[];
   /**
-   * With `reusePort`, thread 0 when the other threads serve: keep the bound TCP sockets bound
+   * With `bindFirst`, thread 0 when the other threads serve: keep the bound TCP sockets bound
    * and listed, never listening, and stop serving UDP (the threads serve their duplicates).
    */
   handOver(): Promise<void>;
@@ -208,8 +209,9 @@ export async function startNetwork(
     readBuffers: new BufferPool(settings.readBufferBytes, settings.connectionBuffersSpareMax),
     outputBuffers: new BufferPool(OUTPUT_BASE_BYTES, settings.connectionBuffersSpareMax),
     connectionEvents: options.connectionEvents ?? null,
-    reusePort: options.reusePort === true || options.sharedTcp !== undefined,
-    deferredTcp: options.reusePort === true && options.sharedTcp === undefined ? [] : undefined,
+    bindFirst: options.bindFirst === true || options.sharedTcp !== undefined,
+    tcpAccept: options.tcpAccept,
+    deferredTcp: options.bindFirst === true && options.sharedTcp === undefined ? [] : undefined,
     handOff: dealTo === undefined ? undefined : (origin) => {
       const listener = origin.transport === 'unix' ? -1 : dealIndex.get(origin);
       if (listener === undefined) return null;
@@ -337,7 +339,10 @@ class Network implements NetworkHandle {
       const p = deferred[0];
       if (this.tcpAccept === 'dispatch') {
         this.dealIndex.set(p.origin, index);
-        await activateTcp(this.ctx, this.listeners, p);
+        // Another server that bound the port since this one did fails here, as memcached.
+        await activateTcp(this.ctx, this.listeners, p).catch((err: unknown) => {
+          throw new ListenError(p.describe, err);
+        });
       } else {
         this.held.push(holdTcp(this.ctx, p));
       }

@@ -22,11 +22,11 @@ export interface NativeAddon {
   /** [TCP_NODELAY, SO_KEEPALIVE] of a TCP socket, each 0 or 1 (tests). */
   socketFlags(fd: number): [number, number];
   /**
-   * A TCP socket bound to address:port with SO_REUSEADDR and SO_REUSEPORT (IPV6_V6ONLY for
-   * IPv6), and SO_KEEPALIVE and TCP_NODELAY, which accepted sockets inherit; non-blocking,
-   * close-on-exec, not listening: for `server.listen({ fd }, backlog)`.
+   * A TCP socket bound to address:port with SO_REUSEADDR, and SO_REUSEPORT when `shared`
+   * (IPV6_V6ONLY for IPv6), and SO_KEEPALIVE and TCP_NODELAY, which accepted sockets inherit;
+   * non-blocking, close-on-exec, not listening: for `server.listen({ fd }, backlog)`.
    */
-  reusePortSocket(address: string, port: number): number;
+  tcpSocket(address: string, port: number, shared: boolean): number;
   /** getsockname()'s port of a bound socket (what a bind to port 0 got). */
   localPort(fd: number): number;
   /** dup() with close-on-exec (an accepted unix connection handed to another serving thread). */
@@ -109,8 +109,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 13;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'reusePortSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc', 'yieldAfterPoll'] as const;
+const ABI_VERSION = 14;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'socketFlags', 'tcpSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc', 'yieldAfterPoll'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

@@ -48,7 +48,17 @@ export function tcpFastOpenQueue(fd: number): number | null {
  * share its connections, one per worker. `address` is an IPv4 or IPv6 literal.
  */
 export function reusePortSocket(address: string, port: number): number {
-  return requireAddon('an SO_REUSEPORT socket').reusePortSocket(address, port);
+  return requireAddon('an SO_REUSEPORT socket').tcpSocket(address, port, true);
+}
+
+/**
+ * A bound, non-blocking TCP socket no other socket may share (no SO_REUSEPORT), to listen on
+ * later with `server.listen({ fd }, backlog)`: the bind fails with EADDRINUSE while another
+ * socket listens on the port, as memcached's does, and so does the listen() if another socket
+ * bound the port since.
+ */
+export function exclusiveTcpSocket(address: string, port: number): number {
+  return requireAddon('a TCP socket bound before it listens').tcpSocket(address, port, false);
 }
 
 /** A copy of a descriptor (close-on-exec), for handing a connection to another thread. */

@@ -80,7 +80,7 @@ describe('interceptAccepts', () => {
 
   it.runIf(nativeAddon() !== null)("accepted sockets inherit TCP_NODELAY and SO_KEEPALIVE from the addon's listening socket, as from memcached's", async () => {
     const addon = nativeAddon()!;
-    const fd = addon.reusePortSocket('127.0.0.1', 0);
+    const fd = addon.tcpSocket('127.0.0.1', 0, true);
     expect(addon.socketFlags(fd)).toEqual([1, 1]);
     const server = net.createServer({ pauseOnConnect: true });
     await new Promise<void>((resolve) => server.listen({ fd }, 16, () => resolve()));

@@ -5,7 +5,7 @@
  * `flush_all` and the clock (`debugtime`) act on all, `shutdown` from any connection stops
  * the whole server. The server listens on 127.0.0.1 and is stopped by PID.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { constants as cryptoConstants } from 'node:crypto';
 import * as dgram from 'node:dgram';
 import * as fs from 'node:fs';
@@ -440,6 +440,32 @@ describe.runIf(targetKind() === 'ours')('-t 4 with -o metrics_listen: the endpoi
     expect((conns.match(/:state conn_listening\r\n/g) ?? []).length).toBe(1);
     for (const c of users) c.sock.destroy();
   }, 60_000);
+});
+
+describe.runIf(targetKind() === 'ours')('-t 2: the port is this server\'s alone', () => {
+  /** Start a second server on `port` and return its exit code and stderr (it must not start). */
+  function second(port: number, mode: string): { status: number | null; stderr: string } {
+    const r = spawnSync(process.execPath, [BIN, ...rootArgs, '-t', '2', '-U', '0', '-p', String(port), '-l', LOOPBACK, '-o', `tcp_accept=${mode}`],
+      { encoding: 'utf8', timeout: 20_000 });
+    return { status: r.status, stderr: r.stderr };
+  }
+
+  for (const first of ['dispatch', 'reuseport']) {
+    it(`a second server on the port of a running one (-o tcp_accept=${first}) refuses to start, as memcached`, async () => {
+      server = await startServer({ kind: 'ours', args: ['-t', '2', '-o', `tcp_accept=${first}`] });
+      // With SO_REUSEPORT a second server of the same user could join the port and take half
+      // of the clients to another cache; memcached exits with 71 and this message.
+      for (const mode of ['dispatch', 'reuseport']) {
+        const r = second(server.port, mode);
+        expect(r.status, r.stderr).toBe(71);
+        expect(r.stderr).toContain(`failed to listen on one of interface(s) ${LOOPBACK}: Address already in use`);
+      }
+      const c = new Client(server.port);
+      await c.ready();
+      expect(await c.ask('version\r\n', endsWith('\r\n'))).toMatch(/^VERSION /);
+      c.sock.destroy();
+    }, 60_000);
+  }
 });
 
 describe.runIf(targetKind() === 'ours')('-t 4 with -c and -o no_maxconns_fast', () => {
