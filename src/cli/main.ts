@@ -320,8 +320,9 @@ export async function run(settings: Settings, tlsMaterial?: TlsMaterial): Promis
         await threads.start(plan.threads, network, yieldPlan.on);
         const started = threads;
         network.onTicketKeys((keys) => started.broadcastTls({ keys }));
-        // The serving threads listen; this thread keeps its TCP sockets bound (never
-        // listening) and leaves UDP to them.
+        // The workers are up: this thread listens on TCP and deals the connections out (or,
+        // with -o tcp_accept=reuseport, they listen and its sockets stay bound), and leaves UDP
+        // to them.
         await network.handOver();
       } catch (e) {
         await network.close();

@@ -1,7 +1,8 @@
 /**
- * A worker thread (-t N > 1, see threads.ts): attach an engine to thread 0's store, open its
- * TCP listeners again (SO_REUSEPORT) and serve clients with the text, meta and binary
- * protocols. Administrative text commands go to thread 0.
+ * A worker thread (-t N > 1, see threads.ts): attach an engine to thread 0's store, serve the
+ * connections thread 0 hands it (or, with -o tcp_accept=reuseport, accepts on SO_REUSEPORT
+ * sockets of its own) with the text, meta and binary protocols. Administrative text commands
+ * go to thread 0.
  *
  * Runs as a worker_threads entry (dist/cli/serving-thread.js).
  */

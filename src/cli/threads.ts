@@ -5,11 +5,11 @@
  * memcached's worker threads beside its background threads, N worker_threads serve the
  * clients and the main thread (thread 0) serves none: it created the store, runs the background
  * work (LRU maintainer, crawler, page mover, hash growth, extstore's writer and compaction),
- * binds the TCP, unix, UDP and TLS sockets, deals out the unix socket's connections, and
- * answers the administrative commands. The workers attach engines to the same store (shared
- * memory), open thread 0's TCP listeners again as SO_REUSEPORT sockets (thread 0's own stay
- * bound, never listening), so the kernel spreads new connections over the workers, and serve
- * duplicates of its UDP sockets. A worker runs the data commands itself and hands the
+ * binds the TCP, unix, UDP and TLS sockets, accepts their connections and deals them out in
+ * turn, as memcached's dispatcher (with -o tcp_accept=reuseport the workers accept TCP on
+ * SO_REUSEPORT sockets of their own instead), and answers the administrative commands. The
+ * workers attach engines to the same store (shared memory), serve the connections they get,
+ * and serve duplicates of its UDP sockets. A worker runs the data commands itself and hands the
  * administrative ones to thread 0 over a synchronous call (its event loop waits on a shared
  * word, as memcached's worker waits on a lock, for a fraction of a millisecond).
  *

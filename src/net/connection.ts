@@ -99,8 +99,6 @@ export class Connection implements TrackedConnection {
   private readonly session: ProtocolSession;
   /** The static read buffer of the `onread` path; null in `'data'` mode. */
   private readonly readBuf: Buffer | null;
-  /** readBuf came from the thread's pool and goes back to it on close. */
-  private readonly pooledReadBuf: boolean = false;
   /** TLS reading into readBuf: it may be filled again after a read returned false. */
   private readonly readBufRefills: boolean = false;
   private pending: Buffer | null = null;
@@ -140,7 +138,6 @@ export class Connection implements TrackedConnection {
     if ('handle' in source || 'descriptor' in source) {
       const readBuf = ctx.readBuffers.take();
       this.readBuf = readBuf;
-      this.pooledReadBuf = true;
       this.socket = socketWithReadBuffer('handle' in source ? source.handle : source, readBuf, (count) => this.onBytes(readBuf, count));
       const handle = 'handle' in source ? source.handle : handleOf(this.socket);
       this.direct = origin.tls || ctx.directWrites === false || handle === null ? null
@@ -695,7 +692,8 @@ export class Connection implements TrackedConnection {
     // is given back only when no extstore read can still fill it (Output.surrender).
     const out = this.output.surrender();
     if (out !== null) this.ctx.outputBuffers.give(out);
-    if (this.pooledReadBuf && this.readBuf !== null) this.ctx.readBuffers.give(this.readBuf);
+    // The onread path's buffer is the pool's; TLS's (readBufRefills) is its own.
+    if (this.readBuf !== null && !this.readBufRefills) this.ctx.readBuffers.give(this.readBuf);
   }
 }
 

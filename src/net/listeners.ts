@@ -59,6 +59,11 @@ export class Acceptor {
     return this.ctx.stats.sum('client_slots') + (transit === undefined ? 0 : Atomics.load(transit, 0));
   }
 
+  /** A new client may be served now: a -c slot free and nobody waiting before it. */
+  private get hasRoom(): boolean {
+    return this.held.length === 0 && this.slotsUsed < this.ctx.settings.connectionsMax;
+  }
+
   /** memcached's `accepting_conns`. */
   get isAccepting(): boolean {
     return this.accepting && !this.stopped;
@@ -69,7 +74,7 @@ export class Acceptor {
       shell.destroy();
       return;
     }
-    if (this.slotsUsed < this.ctx.settings.connectionsMax && this.held.length === 0) {
+    if (this.hasRoom) {
       this.admit(shell, origin);
     } else if (this.ctx.settings.maxconnsFast) {
       this.reject(shell);
@@ -85,7 +90,7 @@ export class Acceptor {
    * onAccepted as a socket.
    */
   onAcceptedHandle(handle: OpaqueHandle, origin: ConnectionOrigin): boolean {
-    if (this.stopped || this.held.length > 0 || this.slotsUsed >= this.ctx.settings.connectionsMax) return false;
+    if (this.stopped || !this.hasRoom) return false;
     const handedOn = this.handOn(origin, () => handOffHandle(handle, duplicateFd));
     if (handedOn !== null) return handedOn;
     if (origin.tls || this.ctx.readMode !== 'onread') return false;
@@ -242,8 +247,8 @@ function createServer(acceptor: Acceptor, origin: ConnectionOrigin, ctx: NetCont
   const server = net.createServer({ pauseOnConnect: true, noDelay: true, keepAlive: true, allowHalfOpen: !origin.tls });
   server.on('connection', (shell: net.Socket) => acceptor.onAccepted(shell, origin));
   // Connections served at once or handed on skip the first socket Node would build; the
-  // addon's SO_REUSEPORT sockets (several threads) carry TCP_NODELAY and SO_KEEPALIVE for
-  // their connections, as memcached's listening sockets do.
+  // addon's listening sockets (several threads) carry TCP_NODELAY and SO_KEEPALIVE for their
+  // connections, as memcached's do.
   const inherited = origin.transport === 'tcp' && ctx.bindFirst === true;
   server.once('listening', () => interceptAccepts(server, (handle) => acceptor.onAcceptedHandle(handle, origin), inherited));
   server.on('error', (err: Error) => ctx.log(0, `accept(): ${err.message}`));
@@ -404,7 +409,7 @@ async function bindTcp(ctx: NetContext, acceptor: Acceptor, opened: StreamListen
   registerTcp(ctx, opened, server, origin, describe);
 }
 
-/** An SO_REUSEPORT socket bound but not yet listening. */
+/** A TCP socket of the addon's, bound but not yet listening. */
 export interface PendingTcpListener extends DeferredTcp {
   readonly server: net.Server;
   readonly origin: ConnectionOrigin;
@@ -430,7 +435,7 @@ export function dealtTcpOrigins(acceptor: Acceptor, shared: readonly SharedTcpLi
   });
 }
 
-/** Listen on a bound SO_REUSEPORT socket and serve it. */
+/** Listen on a bound socket of the addon's and serve it. */
 export async function activateTcp(ctx: NetContext, opened: StreamListener[], p: PendingTcpListener): Promise<void> {
   await listenOnFd(p.server, p.fd, listenBacklog(ctx.settings));
   registerTcp(ctx, opened, p.server, p.origin, p.describe);

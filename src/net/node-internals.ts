@@ -84,11 +84,18 @@ export function interceptAccepts(server: net.Server, take: (handle: OpaqueHandle
  * descriptor.
  */
 export function handOffHandle(handle: OpaqueHandle, duplicate: (fd: number) => number): number | null {
-  const h = handle as unknown as { fd?: unknown; close?: unknown };
-  if (typeof h.fd !== 'number' || h.fd < 0 || typeof h.close !== 'function') return null;
+  if (!hasDescriptor(handle)) return null;
+  const h = handle as unknown as { fd: number; close(): void };
   const copy = duplicate(h.fd);
-  (h.close as () => void).call(h);
+  h.close();
   return copy;
+}
+
+/** A stream handle with a descriptor this thread can copy and close. */
+function hasDescriptor(handle: unknown): boolean {
+  if (!looksLikeStreamHandle(handle)) return false;
+  const h = handle as { fd?: unknown; close?: unknown };
+  return typeof h.fd === 'number' && h.fd >= 0 && typeof h.close === 'function';
 }
 
 /**
@@ -112,14 +119,11 @@ export function detachHandle(accepted: net.Socket): OpaqueHandle | null {
  * the handle is not what we expect.
  */
 export function handOffDescriptor(accepted: net.Socket, duplicate: (fd: number) => number): number | null {
-  const fields = accepted as unknown as PrivateSocketFields;
-  const handle = fields._handle as { fd?: unknown; close?: unknown } | null;
-  if (!looksLikeStreamHandle(handle) || handle === null || typeof handle.fd !== 'number' || handle.fd < 0 ||
-    typeof handle.close !== 'function') {
-    return null;
-  }
-  const copy = duplicate(handle.fd);
-  accepted.destroy();
+  const handle = (accepted as unknown as PrivateSocketFields)._handle;
+  if (!hasDescriptor(handle)) return null;
+  const copy = handOffHandle(handle as OpaqueHandle, duplicate);
+  // The handle is closed: the emptied socket only tells its server the connection is gone.
+  detachHandle(accepted);
   return copy;
 }
 

@@ -169,8 +169,8 @@ export class ConnectionRegistry {
   }
 
   /**
-   * A worker thread: its listening sockets are copies of thread 0's
-   * (SO_REUSEPORT), which memcached would count once, so it counts its clients only,
+   * A worker thread: its listening sockets, if any (-o tcp_accept=reuseport), are copies of
+   * thread 0's, which memcached would count once, so it counts its clients only,
    * and its UDP endpoints: memcached has one UDP connection per worker thread and counts each.
    */
   countsClientsOnly = false;

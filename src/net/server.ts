@@ -120,8 +120,9 @@ export interface NetworkHandle {
   /** Thread 0: duplicates of its UDP sockets for one worker thread. */
   sharedUdpSockets(): SharedUdpSocket[];
   /**
-   * With `bindFirst`, thread 0 when the other threads serve: keep the bound TCP sockets bound
-   * and listed, never listening, and stop serving UDP (the threads serve their duplicates).
+   * With `bindFirst`, thread 0 once the worker threads are up: listen on the bound TCP sockets
+   * and deal their connections out (tcpAccept 'dispatch'), or keep them bound and listed,
+   * never listening ('reuseport'); and stop serving UDP (the workers serve their duplicates).
    */
   handOver(): Promise<void>;
   /** The TLS material and ticket keys in use (null: no TLS listener here). */
@@ -225,8 +226,7 @@ export async function startNetwork(
   // TLS is loaded only where it serves: memcached's -s replaces the TCP listeners.
   const wantsTls = options.sharedTcp !== undefined ? options.sharedTcp.some((l) => l.tls) : tlsInEffect(settings);
   const tls = wantsTls ? await TlsService.start(ctx, options.tlsMaterial ?? null, options.tlsTicketKeys ?? null, options.tlsSessionPort ?? null) : null;
-  const network = new Network(ctx, new Acceptor(ctx, tls), tls, options.tcpAccept ?? 'reuseport', dealIndex,
-    options.sharedTcp ?? null, options.sharedUdp ?? []);
+  const network = new Network(ctx, new Acceptor(ctx, tls), tls, dealIndex, options.sharedTcp ?? null, options.sharedUdp ?? []);
   try {
     await network.listen();
   } catch (err) {
@@ -262,8 +262,7 @@ class Network implements NetworkHandle {
   /** A worker thread with tcpAccept 'dispatch': the origins of thread 0's TCP listeners. */
   private dealtOrigins: ConnectionOrigin[] = [];
 
-  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, private readonly tcpAccept: TcpAccept,
-    private readonly dealIndex: Map<ConnectionOrigin, number>, sharedTcp: readonly SharedTcpListener[] | null,
+  constructor(ctx: NetContext, acceptor: Acceptor, tls: TlsService | null, private readonly dealIndex: Map<ConnectionOrigin, number>, sharedTcp: readonly SharedTcpListener[] | null,
     sharedUdp: readonly SharedUdpSocket[]) {
     this.sharedTcp = sharedTcp;
     this.sharedUdp = sharedUdp;
@@ -277,7 +276,7 @@ class Network implements NetworkHandle {
   async listen(): Promise<void> {
     const s = this.ctx.settings;
     if (this.sharedTcp !== null) {
-      if (this.tcpAccept === 'dispatch') this.dealtOrigins = dealtTcpOrigins(this.acceptor, this.sharedTcp);
+      if (this.ctx.tcpAccept === 'dispatch') this.dealtOrigins = dealtTcpOrigins(this.acceptor, this.sharedTcp);
       else await listenSharedTcp(this.ctx, this.acceptor, this.listeners, this.sharedTcp);
       await listenSharedUdp(this.ctx, this.udp, this.sharedUdp);
       return;
@@ -337,7 +336,7 @@ class Network implements NetworkHandle {
     // list once listening or held, so a failure leaves the rest for closeEndpoints().
     for (let index = 0; deferred.length > 0; index++) {
       const p = deferred[0];
-      if (this.tcpAccept === 'dispatch') {
+      if (this.ctx.tcpAccept === 'dispatch') {
         this.dealIndex.set(p.origin, index);
         // Another server that bound the port since this one did fails here, as memcached.
         await activateTcp(this.ctx, this.listeners, p).catch((err: unknown) => {

@@ -27,9 +27,9 @@ export interface AdminHooks {
    */
   refreshCerts?: () => string | null;
   /**
-   * A worker thread: run this request line (CRLF-terminated) on thread 0
-   * thread, which owns the background work, the tuning and every listener's state, and return
-   * its reply bytes. Absent: run here.
+   * A worker thread: run this request line (CRLF-terminated) on thread 0, which owns the
+   * background work, the tuning and every listener's state, and return its reply bytes.
+   * Absent: run here.
    */
   forward?: (request: Buffer, pipelined: boolean) => Buffer;
   /** Settings may have changed (runtime tuning): thread 0 tells the others. */
