@@ -89,6 +89,12 @@ export interface Settings {
    * (src/net/buffer-pool.ts); 0: none kept.
    */
   connectionBuffersSpareMax: number;
+  /**
+   * -o prefetch_keys: most keys of the requests waiting in a read buffer whose hash buckets
+   * and items are touched together before the first of them runs (0: off; at most
+   * PREFETCH_KEYS_MAX). See doc/store.md, "Prefetching a pipeline's keys".
+   */
+  prefetchKeys: number;
   /** Unsent output above which a connection stops being read until it drains. */
   writeBacklogBytesMax: number;
   /** Longest multiget line accepted before the connection is closed (memcached grows without bound). */
@@ -359,6 +365,7 @@ export function defaultSettings(): Settings {
     idleTimeoutSeconds: 0,
     readBufferBytes: 16 * 1024,
     connectionBuffersSpareMax: 32,
+    prefetchKeys: 32,
     writeBacklogBytesMax: 4 * MIB,
     multigetLineBytesMax: 4 * MIB,
 

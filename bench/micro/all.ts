@@ -4,6 +4,7 @@
  *   node bench/dist/micro/bench/micro/<name>.js [--quick]
  */
 import { run as hashKey } from './hash-key';
+import { run as pipelinedGets } from './pipelined-gets';
 import { run as slabAlloc } from './slab-alloc';
 import { formatResult, parseMicroArgs, sinkValue, type MicroOptions, type MicroResult } from './timing';
 import { run as tokenize } from './tokenize';
@@ -13,7 +14,8 @@ const suites: [string, (opts: MicroOptions) => MicroResult[]][] = [
   ['parser: TextSession#tokenize (src/protocol/text/session.ts)', tokenize],
   ['hashing: hashKey (src/store/hash.ts)', hashKey],
   ['slab allocation: SlabAllocator.alloc/free (src/store/slabs.ts)', slabAlloc],
-  ['response building: TextSession#writeValue (src/protocol/text/session.ts)', writeValue],
+  ['response building: a get hit through TextSession#feed (src/protocol/text/session.ts)', writeValue],
+  ['prefetching: 16 pipelined gets over a filled store, prefetch on and off (src/protocol/text/prefetch.ts)', pipelinedGets],
 ];
 
 function main(): number {

@@ -68,6 +68,37 @@ export function measure(name: string, op: (n: number) => number, opts: MicroOpti
   };
 }
 
+/**
+ * Measure several variants of one operation with their samples interleaved (a sample of each
+ * in turn), so that a machine whose speed drifts (other tenants, memory bandwidth) shifts
+ * them all alike and their ratio stays meaningful. Batch size is calibrated on the first.
+ */
+export function measureAlternating(cases: [string, (n: number) => number][], opts: MicroOptions): MicroResult[] {
+  const sampleNs = (opts.quick ? 2 : 25) * 1e6;
+  const warmupNs = (opts.quick ? 10 : 300) * 1e6;
+  const samples = opts.quick ? 3 : 21;
+  const first = cases[0][1];
+  let n = 64;
+  for (;;) {
+    const ns = timeBatch(first, n);
+    if (ns >= sampleNs / 4 || n >= 1 << 28) break;
+    n *= 2;
+  }
+  for (const [, op] of cases) {
+    let warmed = 0;
+    while (warmed < warmupNs) warmed += timeBatch(op, n);
+  }
+  n = Math.max(16, Math.round(sampleNs / Math.max(timeBatch(first, n) / n, 0.05)));
+  const perOpNs: number[][] = cases.map(() => []);
+  for (let i = 0; i < samples; i++) {
+    cases.forEach(([, op], c) => perOpNs[c].push(timeBatch(op, n) / n));
+  }
+  return cases.map(([name], c) => {
+    const sorted = perOpNs[c].sort((a, b) => a - b);
+    return { name, nsPerOp: sorted[sorted.length >> 1], minNsPerOp: sorted[0], maxNsPerOp: sorted[sorted.length - 1], samples, opsPerSample: n };
+  });
+}
+
 export function formatResult(r: MicroResult): string {
   const f = (v: number): string => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
   return `${r.name.padEnd(44)} ${f(r.nsPerOp).padStart(9)} ns/op   (min ${f(r.minNsPerOp)}, max ${f(r.maxNsPerOp)}; ${r.samples} x ${r.opsPerSample} ops)`;

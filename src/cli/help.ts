@@ -167,14 +167,14 @@ function extendedLines(d: Settings): string[] {
     `                          split between the -t threads; 0 means unlimited (default: ${d.readBufMemLimitBytes / MIB})`,
     '   - debug_commands:      the "debugtime" and "debugitem ref|unref" commands of',
     '                          memcached\'s debug build (for memcached\'s own test suite)',
-    ...platformLines(),
+    ...platformLines(d),
     ...tlsLines(d),
     ...extstoreLines(d),
   ];
 }
 
 /** Options of memcached-ts's own (memcached has no such names). */
-function platformLines(): string[] {
+function platformLines(d: Settings): string[] {
   return [
     `   - warmup_ms:           ms each serving thread runs its request paths on a scratch`,
     `                          store before listening, so V8 has compiled them before the`,
@@ -185,6 +185,9 @@ function platformLines(): string[] {
     '   - tcp_accept:          dispatch or reuseport: with several threads, thread 0 accepts',
     '                          TCP connections and deals them out in turn (dispatch, the',
     '                          default), or each thread accepts on a socket of its own',
+    '   - prefetch_keys:       most keys of the requests waiting in a read buffer whose',
+    '                          hash buckets and items are touched together before the first',
+    `                          runs (default: ${d.prefetchKeys}; 0: off)`,
     '   - tcp_fastopen:        TCP Fast Open on TCP listeners with this queue length',
     '                          (default: 0, off; needs the native addon and the host\'s',
     '                          net.ipv4.tcp_fastopen set to 2 or 3)',

@@ -18,6 +18,7 @@
 
 import { HASH_POWER_LIMIT } from '../store/hash';
 import { CLASSES_MAX, PAGES_MAX } from '../store/slabs';
+import { PREFETCH_KEYS_MAX } from '../store/items';
 import { BUCKET_NAMES } from '../extstore/extstore';
 import { isIPv6 } from 'node:net';
 import { Command, CommanderError, Option } from 'commander';
@@ -847,6 +848,11 @@ const SUB_OPTIONS = new Map<string, SubOption>([
   ['warmup_ms', integerSub('warmup_ms', [0, WARMUP_MS_MAX], (s, n) => void (s.warmupMs = n))],
   ['loop_yield', valued(setLoopYield)],
   ['tcp_accept', valued(setTcpAccept)],
+  [
+    'prefetch_keys',
+    integerSub('prefetch_keys', [0, PREFETCH_KEYS_MAX], (s, n) => void (s.prefetchKeys = n),
+      `prefetch_keys takes 0 (off) to ${PREFETCH_KEYS_MAX}`),
+  ],
   ['idle_timeout', integerSub('idle_timeout', [0, INT32_MAX], (s, n) => void (s.idleTimeoutSeconds = n))],
   ['watcher_logbuf_size', integerSub('watcher_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.watcherLogbufBytes = n * KIB))],
   ['worker_logbuf_size', integerSub('worker_logbuf_size', [1, LOGBUF_KIB_MAX], (s, n) => void (s.workerLogbufBytes = n * KIB))],

@@ -155,6 +155,16 @@ export class HashIndex {
     return 0;
   }
 
+  /**
+   * The first entry of `hash`'s chain, read without the item lock: a prefetch's guess (the
+   * chain may change before the caller looks again), never an answer. Always 0 or a real
+   * item reference, since bucket words are written whole.
+   */
+  firstOf(hash: number): number {
+    const slot = this.slotOf(hash);
+    return this.areas[slot >>> 30][slot & SLOT_MASK];
+  }
+
   /** Add an entry whose key is not present. */
   insert(hash: number, ref: number): void {
     const slot = this.slotOf(hash);

@@ -76,6 +76,8 @@ export interface ItemHeaderFields {
 export const ITEM_HEADER_BYTES = 36;
 const CLIENT_FLAGS_BYTES = 4;
 export const KEY_BYTES_MAX = 250;
+/** Most keys one Items.prefetch call touches (the largest -o prefetch_keys). */
+export const PREFETCH_KEYS_MAX = 64;
 const DATA_CHUNK_HEADER_BYTES = 8;
 /**
  * memcached's sizeof(item_chunk) on 64-bit. Data chunks are sized as memcached sizes them
@@ -1012,6 +1014,29 @@ export class Items {
    * (FIND_MISS, FIND_EXPIRED, FIND_FLUSHED; all <= 0). Expired or flushed items are unlinked
    * on the way (memcached's lazy expiry).
    */
+  /**
+   * Touch the hash buckets of `hashes[0, n)` and the first item of each chain, all before
+   * any of them is looked at for real, so that their cache misses overlap instead of coming
+   * one per lookup (doc/store.md, "Prefetching a pipeline's keys"). No lock is taken and
+   * nothing is decided on what is read: a chain that changes meanwhile only makes the touch
+   * useless. `n` is at most PREFETCH_KEYS_MAX.
+   */
+  prefetch(hashes: Int32Array, n: number): void {
+    const heads = this.prefetchHeads;
+    // First every bucket, then every item: the loads of a pass do not wait on each other.
+    for (let i = 0; i < n; i++) heads[i] = this.index.firstOf(hashes[i]);
+    const seg = this.slabs.segU32;
+    let sink = this.prefetchSink;
+    for (let i = 0; i < n; i++) {
+      const ref = heads[i];
+      if (ref !== 0) sink ^= seg[ref >>> 27][wordOf(ref)];
+    }
+    this.prefetchSink = sink;
+  }
+  private readonly prefetchHeads = new Int32Array(PREFETCH_KEYS_MAX);
+  /** What the touches read, kept so that the compiler cannot drop them as unused. */
+  private prefetchSink = 0;
+
   find(key: Uint8Array, start: number, len: number, hash: number): number {
     const ref = this.index.find(hash, key, start, len);
     if (ref === 0) return FIND_MISS;

@@ -25,6 +25,18 @@ describe('bench harness smoke', () => {
   }, 150_000);
 });
 
+describe('micro benchmarks', () => {
+  it('compile and run (--quick: every case once, numbers meaningless)', () => {
+    const tsc = spawnSync(process.execPath, [path.join(REPO_ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'bench/micro/tsconfig.json'],
+      { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(tsc.status, tsc.stdout + tsc.stderr).toBe(0);
+    const run = spawnSync(process.execPath, ['bench/dist/micro/bench/micro/all.js', '--quick'], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stdout.slice(-2000) + run.stderr.slice(-2000)).toBe(0);
+    expect(run.stdout).not.toContain('FAILED');
+    expect(run.stdout).toContain('prefetch_keys=0');
+  }, 120_000);
+});
+
 describe('bench server flags', () => {
   it('--tls: TLS on the load port, a notls: listener for the harness, the certificate for both servers', async () => {
     const { memcachedFlags } = await import('../../bench/lib/servers');

@@ -117,3 +117,18 @@ describe('-h', () => {
     expect(text).toContain('- metrics_listen:');
   });
 });
+
+describe('-o prefetch_keys', () => {
+  it('takes 0 (off) to the store limit; on by default', () => {
+    expect(settingsOf([]).prefetchKeys).toBe(32);
+    expect(settingsOf(['-o', 'prefetch_keys=0']).prefetchKeys).toBe(0);
+    expect(settingsOf(['-o', 'prefetch_keys=64,idle_timeout=5']).prefetchKeys).toBe(64);
+    expect(helpText(settingsOf([]))).toContain('prefetch_keys');
+  });
+
+  it.each([['prefetch_keys=65'], ['prefetch_keys=-1'], ['prefetch_keys=some'], ['prefetch_keys']])('refuses %s', (option) => {
+    const exit = exitOf(['-o', option]);
+    expect(exit.code).not.toBe(0);
+    expect(exit.stderr).toContain('prefetch_keys');
+  });
+});

@@ -32,7 +32,8 @@
  */
 import { copySmall, Views } from '../../bytes';
 import { appendDiskValue } from '../disk-value';
-import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
+import { DeleteResult, DeltaResult, type Engine, KEY_BYTES_MAX, PREFETCH_KEYS_MAX, StoreMode, StoreResult } from '../../engine/engine';
+import { collectBinaryKeys } from './prefetch';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import {
   generalStats, itemsStats, settingsStats, sizesStats, slabsStats, type StatSink,
@@ -51,6 +52,8 @@ import {
  * this session leaves unconsumed.
  */
 export const REQUEST_HEAD_BYTES_MAX = 16384;
+/** Where collectBinaryKeys writes the keys it finds (start, length): one per thread, used within a call. */
+const keySpans = new Int32Array(2 * PREFETCH_KEYS_MAX);
 /** incr/decr's "do not create" expiration. */
 const NO_AUTO_CREATE = 0xffffffff;
 const TWO_32 = 4294967296;
@@ -153,11 +156,23 @@ export class BinarySession implements ProtocolSession, ItemSink {
     this.sasl = engine.settings.saslEnabled && saslServer !== null ? new SaslConversation(saslServer) : null;
   }
 
+  /**
+   * Before running the requests of a read, touch the hash buckets and items of their keys
+   * together (./prefetch.ts, Engine.prefetchKeys), so that their cache misses overlap.
+   */
+  private prefetch(buf: Buffer, start: number, end: number, requestsMax: number): void {
+    const max = this.engine.settings.prefetchKeys;
+    if (max === 0) return;
+    const n = collectBinaryKeys(buf, start, end, keySpans, max, requestsMax);
+    if (n > 1) this.engine.prefetchKeys(buf, keySpans, n);
+  }
+
   feed(buf: Buffer, start: number, end: number): number {
     this.engine.logger.clientId = this.conn.id; // `watch` lines name the connection
     this.status = FeedStatus.Ok;
     this.flushMark = this.out.length;
     const perEvent = this.engine.settings.requestsPerEvent;
+    if (this.state === State.Header) this.prefetch(buf, start, end, perEvent);
     let pos = start;
     let requests = 0;
     while (pos < end) {

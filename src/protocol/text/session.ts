@@ -18,7 +18,7 @@
  *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
 import { copySmall, Views } from '../../bytes';
-import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, StoreMode, StoreResult } from '../../engine/engine';
+import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, PREFETCH_KEYS_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
 import { parseI32, parseU32, parsed, tokI32, tokU64 } from '../numbers';
@@ -26,6 +26,7 @@ import type { Output } from '../output';
 import { FeedStatus, type ConnectionInfo, type ProtocolSession } from '../session';
 import type { AdminHooks } from './admin';
 import { MetaCommands } from './meta';
+import { collectKeys } from './prefetch';
 import { R, type TextRequest, type ValueCompletion } from './request';
 
 export { R };
@@ -68,6 +69,13 @@ function bytes(s: string): Buffer {
 
 const EMPTY = Buffer.alloc(0);
 const GET_PREFIX = bytes('get ');
+/**
+ * A read holding one request line shorter than this is not scanned for keys to prefetch: it
+ * has one key, or a few short ones, and the scan would cost more than the overlap gains.
+ */
+const LONE_LINE_PREFETCH_BYTES_MIN = 64;
+/** Where collectKeys writes the keys it finds (start, length): one per thread, used within a call. */
+const keySpans = new Int32Array(2 * PREFETCH_KEYS_MAX);
 const GETS_PREFIX = bytes('gets ');
 const NOREPLY = bytes('noreply');
 const HTTP = bytes('HTTP/');
@@ -199,6 +207,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
         break;
       }
       const next = nl + 1;
+      if (requests === 0 && (next < end || next - pos >= LONE_LINE_PREFETCH_BYTES_MIN)) this.prefetch(buf, pos, end, perEvent);
       this.conn.lastCommandTime = this.engine.clock.now;
       if (commandLatency.enabled) this.processLineTimed(buf, pos, next);
       else this.processLine(buf, pos, next);
@@ -208,6 +217,19 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
       if (this.watcher !== null) return end - start;
     }
     return pos - start;
+  }
+
+  /**
+   * Before running the requests of a read, touch the hash buckets and items of their keys
+   * together (src/protocol/text/prefetch.ts, Engine.prefetchKeys): with several requests in
+   * the buffer (pipelining, or a multiget) their cache misses then overlap. One key gains
+   * nothing, and is left to its lookup. `start` is where the first request line begins.
+   */
+  private prefetch(buf: Buffer, start: number, end: number, linesMax: number): void {
+    const max = this.engine.settings.prefetchKeys;
+    if (max === 0) return;
+    const n = collectKeys(buf, start, end, keySpans, max, linesMax);
+    if (n > 1) this.engine.prefetchKeys(buf, keySpans, n);
   }
 
   /** memcached keeps reading an unterminated line only if it is a get/gets (a huge multiget). */
