@@ -1010,11 +1010,6 @@ export class Items {
   }
 
   /**
-   * Look a key up (the caller holds its item lock): the item, or a miss that says why
-   * (FIND_MISS, FIND_EXPIRED, FIND_FLUSHED; all <= 0). Expired or flushed items are unlinked
-   * on the way (memcached's lazy expiry).
-   */
-  /**
    * Touch the hash buckets of `hashes[0, n)` and the first item of each chain, all before
    * any of them is looked at for real, so that their cache misses overlap instead of coming
    * one per lookup (doc/store.md, "Prefetching a pipeline's keys"). No lock is taken and
@@ -1033,10 +1028,16 @@ export class Items {
     }
     this.prefetchSink = sink;
   }
+  /** Chain heads of one prefetch (item references as int32: `>>>` reads them back unsigned). */
   private readonly prefetchHeads = new Int32Array(PREFETCH_KEYS_MAX);
   /** What the touches read, kept so that the compiler cannot drop them as unused. */
   private prefetchSink = 0;
 
+  /**
+   * Look a key up (the caller holds its item lock): the item, or a miss that says why
+   * (FIND_MISS, FIND_EXPIRED, FIND_FLUSHED; all <= 0). Expired or flushed items are unlinked
+   * on the way (memcached's lazy expiry).
+   */
   find(key: Uint8Array, start: number, len: number, hash: number): number {
     const ref = this.index.find(hash, key, start, len);
     if (ref === 0) return FIND_MISS;

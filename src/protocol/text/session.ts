@@ -69,6 +69,9 @@ function bytes(s: string): Buffer {
 
 const EMPTY = Buffer.alloc(0);
 const GET_PREFIX = bytes('get ');
+const GETS_PREFIX = bytes('gets ');
+const NOREPLY = bytes('noreply');
+const HTTP = bytes('HTTP/');
 /**
  * A read holding one request line shorter than this is not scanned for keys to prefetch: it
  * has one key, or a few short ones, and the scan would cost more than the overlap gains.
@@ -76,9 +79,6 @@ const GET_PREFIX = bytes('get ');
 const LONE_LINE_PREFETCH_BYTES_MIN = 64;
 /** Where collectKeys writes the keys it finds (start, length): one per thread, used within a call. */
 const keySpans = new Int32Array(2 * PREFETCH_KEYS_MAX);
-const GETS_PREFIX = bytes('gets ');
-const NOREPLY = bytes('noreply');
-const HTTP = bytes('HTTP/');
 
 const c = (ch: string): number => ch.charCodeAt(0);
 
