@@ -20,7 +20,6 @@
  */
 
 const LF = 10;
-const CR = 13;
 const SPACE = 32;
 /** memcached's KEY_MAX_LENGTH: longer tokens are no keys (the parser will refuse them). */
 const KEY_BYTES_MAX = 250;
@@ -45,20 +44,21 @@ export function collectKeys(buf: Buffer, start: number, end: number, spans: Int3
   let keys = 0;
   let p = start;
   for (let line = 0; line < linesMax && keys < keysMax; line++) {
-    // The command: the first token (the parser allows no space before it either).
+    // The command: the first token (the parser allows no space before it either). Token
+    // bytes are above SPACE; one test per byte finds a token's end, then the byte says which.
     const cmd = p;
-    while (p < end && buf[p] !== SPACE && buf[p] !== LF && buf[p] !== CR) p++;
+    while (p < end && buf[p] > SPACE) p++;
     if (p >= end) break;
     const kind = commandKind(buf, cmd, p - cmd);
     // Its tokens, up to the end of the line.
     let token = 0;
     let valueBytes = -1;
     for (;;) {
-      while (p < end && (buf[p] === SPACE || buf[p] === CR)) p++;
+      while (p < end && buf[p] <= SPACE && buf[p] !== LF) p++;
       if (p >= end) return keys;
       if (buf[p] === LF) break;
       const t = p;
-      while (p < end && buf[p] !== SPACE && buf[p] !== LF && buf[p] !== CR) p++;
+      while (p < end && buf[p] > SPACE) p++;
       if (p >= end) return keys;
       if (kind === Kind.Other) continue;
       token++;
