@@ -1094,7 +1094,11 @@ export class Extstore implements RecordStore {
   }
 }
 
-/** Close `fd` at once (the store stops); one already closed, or -1, is no error. */
+/**
+ * Close `fd` at once (the store stops); one already closed, or -1, is no error. The same as
+ * platform/descriptors.ts's closeDescriptor, which extstore may not import (it sits below the
+ * platform layer: .dependency-cruiser.cjs).
+ */
 function closeNow(fd: number): void {
   if (fd < 0) return;
   try {

@@ -141,7 +141,7 @@ export class Acceptor {
   adopt(fd: number, origin: ConnectionOrigin | null): void {
     try {
       if (this.stopped || origin === null) {
-        fs.closeSync(fd);
+        closeDescriptor(fd);
       } else if (!origin.tls && this.ctx.readMode === 'onread') {
         // Served at once: the socket that reads into the static buffer is built on the
         // descriptor itself (one socket, not one to take the handle out of).

@@ -119,9 +119,8 @@ export function detachHandle(accepted: net.Socket): OpaqueHandle | null {
  * the handle is not what we expect.
  */
 export function handOffDescriptor(accepted: net.Socket, duplicate: (fd: number) => number): number | null {
-  const handle = (accepted as unknown as PrivateSocketFields)._handle;
-  if (!hasDescriptor(handle)) return null;
-  const copy = handOffHandle(handle as OpaqueHandle, duplicate);
+  const copy = handOffHandle((accepted as unknown as PrivateSocketFields)._handle as OpaqueHandle, duplicate);
+  if (copy === null) return null;
   // The handle is closed: the emptied socket only tells its server the connection is gone.
   detachHandle(accepted);
   return copy;

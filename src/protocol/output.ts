@@ -65,9 +65,10 @@ export class Output {
   }
 
   /**
-   * The owner is done with this output (its connection closed): hand back the base-size buffer
-   * for another owner, or null when it may still be written (a hole pending) or has grown.
-   * Anything written afterwards goes to a buffer of its own.
+   * The owner is done with this output (its connection closed): hand back its buffer for
+   * another owner (whoever keeps spares decides which sizes it keeps: BufferPool.give), or null
+   * when it may still be written (a hole pending). Anything written afterwards goes to a
+   * buffer of its own.
    */
   surrender(): Buffer | null {
     if (this.holes.length > 0) return null;
@@ -75,7 +76,7 @@ export class Output {
     this.buf = EMPTY;
     this.length = 0;
     this.sent = 0;
-    return buf.length === this.baseBytes ? buf : null;
+    return buf;
   }
 
   /** A DataView over buf (made again only when buf is replaced), for word copies into it. */

@@ -7,10 +7,8 @@
  * touch). It stops at the first request not wholly in the buffer or not starting with the
  * request magic byte.
  */
+import { KEY_BYTES_MAX } from '../../engine/engine';
 import { HEADER_BYTES, MAGIC_REQUEST } from './wire';
-
-/** memcached's KEY_MAX_LENGTH. */
-const KEY_BYTES_MAX = 250;
 
 /**
  * Write the [start, length) of each request's key in buf[start, end) into `spans` (two

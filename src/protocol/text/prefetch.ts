@@ -18,11 +18,10 @@
  *   ms <key> <datalen> ...                then <datalen>\r\n skipped
  * Any other line is stepped over.
  */
+import { KEY_BYTES_MAX } from '../../engine/engine';
 
 const LF = 10;
 const SPACE = 32;
-/** memcached's KEY_MAX_LENGTH: longer tokens are no keys (the parser will refuse them). */
-const KEY_BYTES_MAX = 250;
 /** A byte count with more digits than this is not followed (the parser will refuse it). */
 const COUNT_DIGITS_MAX = 9;
 
