@@ -16,7 +16,7 @@ import type { ServerStats } from '../metrics/stats';
 import type { Settings } from '../settings';
 import { Clock } from '../store/clock';
 import { hashKey } from '../store/hash';
-import { COLD_LRU, FIND_EXPIRED, FIND_FLUSHED, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items, KEY_BYTES_MAX as KEY_LENGTH_MAX, PREFETCH_KEYS_MAX } from '../store/items';
+import { COLD_LRU, FIND_EXPIRED, FIND_FLUSHED, IF_FETCHED, IF_STALE, IF_TOKEN_SENT, Items, KEY_BYTES_MAX as KEY_LENGTH_MAX, PREFETCH_KEYS_MAX as PREFETCH_KEYS_LIMIT } from '../store/items';
 import { AllocFailure, Proto, type ItemSink, type ItemView, type ValueSource } from './item-view';
 import { GLOBAL_POOL, SlabAllocator } from '../store/slabs';
 import { ReassignResult, SlabMover } from '../store/mover';
@@ -73,7 +73,7 @@ export const META_TOKENS_MAX = 20;
 /** Key length limit (memcached's KEY_MAX_LENGTH). */
 export const KEY_BYTES_MAX = KEY_LENGTH_MAX;
 /** Most keys one prefetchKeys call touches. */
-export { PREFETCH_KEYS_MAX };
+export const PREFETCH_KEYS_MAX = PREFETCH_KEYS_LIMIT;
 /** Absent (a flag position, a CAS to give). */
 const NONE = -1;
 

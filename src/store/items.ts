@@ -178,16 +178,33 @@ export interface ItemOptions {
  * of the last item evicted), one row for all.
  */
 function classCounters(n: number, rows: number, mem: SharedMemory): ClassCounterTables {
-  const tables: Partial<Record<ClassCounterName, Float64Array>> = {};
-  for (const k of CLASS_COUNTER_NAMES) tables[k] = mem.float64(k === 'evicted_time' ? n : n * rows, FRESH);
-  return tables as ClassCounterTables;
+  return counterRecord((k) => mem.float64(k === 'evicted_time' ? n : n * rows, FRESH));
 }
 
 /** Thread `thread`'s row of each table (evicted_time: the one row). */
 function counterRow(tables: ClassCounterTables, n: number, thread: number): ClassCounterTables {
-  const row: Partial<Record<ClassCounterName, Float64Array>> = {};
-  for (const k of CLASS_COUNTER_NAMES) row[k] = k === 'evicted_time' ? tables[k] : tables[k].subarray(thread * n, thread * n + n);
-  return row as ClassCounterTables;
+  return counterRecord((k) => k === 'evicted_time' ? tables[k] : tables[k].subarray(thread * n, thread * n + n));
+}
+
+/**
+ * One table per counter, as an object literal that names every field. Built by assigning the
+ * 25 names in a loop instead, the object went over V8's limit for properties added by keyed
+ * stores and became a dictionary, so each `counters.get_hits[cls]++` of the request path was
+ * a hash lookup through the generic load stub (test/architecture/fast-objects.test.ts).
+ */
+function counterRecord(make: (name: ClassCounterName) => Float64Array): ClassCounterTables {
+  return {
+    evicted: make('evicted'), evicted_nonzero: make('evicted_nonzero'), evicted_time: make('evicted_time'),
+    evicted_unfetched: make('evicted_unfetched'), evicted_active: make('evicted_active'),
+    outofmemory: make('outofmemory'), tailrepairs: make('tailrepairs'), reclaimed: make('reclaimed'),
+    expired_unfetched: make('expired_unfetched'), crawler_reclaimed: make('crawler_reclaimed'),
+    crawler_items_checked: make('crawler_items_checked'), lrutail_reflocked: make('lrutail_reflocked'),
+    moves_to_cold: make('moves_to_cold'), moves_to_warm: make('moves_to_warm'),
+    moves_within_lru: make('moves_within_lru'), direct_reclaims: make('direct_reclaims'),
+    get_hits: make('get_hits'), cmd_set: make('cmd_set'), delete_hits: make('delete_hits'),
+    incr_hits: make('incr_hits'), decr_hits: make('decr_hits'), cas_hits: make('cas_hits'),
+    cas_badval: make('cas_badval'), touch_hits: make('touch_hits'), total_items: make('total_items'),
+  };
 }
 export const CLASS_COUNTER_NAMES = [
   'evicted', 'evicted_nonzero', 'evicted_time', 'evicted_unfetched', 'evicted_active', 'outofmemory',

@@ -27,7 +27,6 @@ import { parsed, tokI32, tokU32, tokU64 } from '../numbers';
 import type { TextRequest } from './request';
 import { appendDiskValue } from '../disk-value';
 
-export { META_TOKENS_MAX };
 /** memcached's MFLAG_MAX_OPAQUE_LENGTH. */
 export const OPAQUE_BYTES_MAX = 32;
 

@@ -29,7 +29,6 @@ import { MetaCommands } from './meta';
 import { collectKeys } from './prefetch';
 import { R, type TextRequest, type ValueCompletion } from './request';
 
-export { R };
 import { runAdmin } from './admin';
 import { appendDiskValue } from '../disk-value';
 import type { Watcher } from '../../metrics/logger';
