@@ -17,7 +17,7 @@
  * States:  LINE ──set/add/..──► VALUE (copy nbytes, then check CRLF) ──► LINE
  *            └──too large / no memory / bad arguments──► SWALLOW (discard nbytes+2) ──► LINE
  */
-import { copySmall, Views } from '../../bytes';
+import { copySmall, indexOfByte, Views } from '../../bytes';
 import { DeleteResult, DeltaResult, Engine, KEY_BYTES_MAX, PREFETCH_KEYS_MAX, StoreMode, StoreResult } from '../../engine/engine';
 import { AllocFailure, ItemView, Proto, type ItemSink } from '../../engine/item-view';
 import { Op, ADMIN_COMMANDS, ADMIN_NAME_BYTES_MAX, DEBUG_COMMANDS } from '../commands';
@@ -200,7 +200,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
         this.status = FeedStatus.Yield;
         break;
       }
-      const nl = buf.indexOf(LF, pos);
+      const nl = indexOfByte(buf, LF, pos);
       if (nl < 0 || nl >= end) {
         if (end - pos > LINE_BYTES_NON_GET_MAX && !this.mayBeLongGet(buf, pos, end)) this.closeWithError();
         break;
@@ -433,7 +433,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
    */
   private parseRequest(b: Buffer, s: number, next: number): number {
     const contentEnd = next - (b[next - 2] === CR ? 2 : 1);
-    let sp = b.indexOf(SPACE, s);
+    let sp = indexOfByte(b, SPACE, s);
     if (sp < 0 || sp >= contentEnd) sp = contentEnd;
     const c0 = b[s];
     const c1 = b[s + 1];
@@ -634,7 +634,7 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
           p++;
           continue;
         }
-        let k = b.indexOf(SPACE, p);
+        let k = indexOfByte(b, SPACE, p);
         if (k < 0 || k > kend) k = kend;
         klen = k - p;
         break;
