@@ -64,7 +64,9 @@ export class Clock {
   /** Refresh `now`; cheap enough to call once per read event. */
   tick(): number {
     if (this.follower) {
-      this.now = Atomics.load(this.word, 0);
+      // A plain load (an aligned int32 never tears): once per read event, any recent second
+      // will do, and Atomics.load is a builtin call in optimized code.
+      this.now = this.word[0];
       return this.now;
     }
     this.now = this.elapsed();

@@ -140,14 +140,14 @@ export class HashIndex {
    * Where `hash`'s chain starts: the area of its table in bit 30, the bucket below (the
    * caller holds the item lock of the hash, so the answer stays true while it works).
    */
-  private slotOf(hash: number): number {
+  private slotOf(hash: number, plain = this.plainLoads): number {
     const state = this.state;
-    const shape = this.plainLoads ? state[W_SHAPE] : Atomics.load(state, W_SHAPE);
+    const shape = plain ? state[W_SHAPE] : Atomics.load(state, W_SHAPE);
     const power = shape & POWER_MASK;
     const area = (shape & AREA_BIT) >>> 6;
     if ((shape & GROWING_BIT) !== 0) {
       const oldBucket = hash & ((1 << (power - 1)) - 1);
-      const migrated = this.plainLoads ? state[W_MIGRATED] : Atomics.load(state, W_MIGRATED);
+      const migrated = plain ? state[W_MIGRATED] : Atomics.load(state, W_MIGRATED);
       if (oldBucket >= migrated) return ((area ^ 1) << 30) | oldBucket;
     }
     return (area << 30) | (hash & ((1 << power) - 1));
@@ -170,7 +170,9 @@ export class HashIndex {
    * item reference, since bucket words are written whole.
    */
   firstOf(hash: number): number {
-    const slot = this.slotOf(hash);
+    // Plain loads even with threads: a stale shape gives a wrong guess, which costs one
+    // useless prefetch; Atomics.load is a builtin call.
+    const slot = this.slotOf(hash, true);
     return this.areas[slot >>> 30][slot & SLOT_MASK];
   }
 
