@@ -4,11 +4,12 @@
  * hash lookup through V8's generic load stub on every execution, even in optimized code.
  *
  * Looks at (1) every module's exports object (module code reads its own exported constants
- * through it: tsc compiles `TOKENS_MAX` to `exports.TOKENS_MAX`), and (2) every object
- * reachable from a text and a binary session over a real engine, after some requests.
+ * through it: tsc compiles `TOKENS_MAX` to `exports.TOKENS_MAX`), and (2) every object and
+ * prototype reachable from a text and a binary session over a real engine, and from a text
+ * session over an engine with extstore, after requests that read values back from disk.
  *
  * argv[2]: the repository root. Output: one JSON object
- * { control: boolean, modules: string[], slowExports: string[], slowObjects: string[] }.
+ * { control, modules, slowExports, slowObjects, reached, diskReads }.
  */
 'use strict';
 const fs = require('node:fs');
@@ -58,11 +59,27 @@ for (let k = 0; k < 100; k++) {
   feed(binary, binOut, binaryRequest(0x00, `k${k}`, Buffer.alloc(0), Buffer.alloc(0)));
 }
 
+// The same with extstore: values of 600 bytes into 8 MiB, so evictions write them to a file
+// and gets read them back (from the write buffers or the page cache).
+const os = require('node:os');
+const MIB = 1024 * 1024;
+const extDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-fast-objects-'));
+const extEngine = new Engine({
+  ...defaultSettings(), threadCount: 1, memoryLimitBytes: 8 * MIB, extPageBytes: MIB, extWbufBytes: MIB,
+  extPaths: [{ path: path.join(extDir, 'extstore.0'), sizeBytes: 64 * MIB, bucket: 0 }],
+}, new ServerStats());
+const extOut = new Output();
+const extText = new TextSession(extEngine, extOut, conn, {});
+const big = 'x'.repeat(600);
+for (let k = 0; k < 20000; k++) feed(extText, extOut, Buffer.from(`set e${k} 0 0 600\r\n${big}\r\n`));
+for (let k = 0; k < 2000; k++) feed(extText, extOut, Buffer.from(`get e${k} e${k + 7000}\r\nmg e${k + 1} v\r\n`));
+const diskReads = extEngine.stats.sum('get_extstore');
+
 // Objects a request reaches, breadth first from the sessions, at most DEPTH_MAX links away.
 const DEPTH_MAX = 5;
 const seen = new Set();
 const slowObjects = [];
-let frontier = [[text, 'text'], [binary, 'binary']];
+let frontier = [[text, 'text'], [binary, 'binary'], [extText, 'extstore text']];
 for (let depth = 0; depth <= DEPTH_MAX && frontier.length > 0; depth++) {
   const next = [];
   for (const [o, where] of frontier) {
@@ -74,7 +91,10 @@ for (let depth = 0; depth <= DEPTH_MAX && frontier.length > 0; depth++) {
       if (o.length > 0) next.push([o[0], `${where}[0]`]);
       continue;
     }
-    if (!%HasFastProperties(o)) slowObjects.push(`${where} (${Object.keys(o).length} properties)`);
+    if (!%HasFastProperties(o)) slowObjects.push(`${where} (${Object.getOwnPropertyNames(o).length} properties)`);
+    // Methods and accessors live on prototypes (ServerStats' counters are accessors there).
+    const proto = Object.getPrototypeOf(o);
+    if (proto !== null && proto !== Object.prototype) next.push([proto, `${where}.__proto__`]);
     for (const k of Object.getOwnPropertyNames(o)) {
       const d = Object.getOwnPropertyDescriptor(o, k);
       if (d !== undefined && 'value' in d) next.push([d.value, `${where}.${k}`]);
@@ -83,4 +103,6 @@ for (let depth = 0; depth <= DEPTH_MAX && frontier.length > 0; depth++) {
   frontier = next;
 }
 
-process.stdout.write(JSON.stringify({ control: controlIsSlow, modules, slowExports, slowObjects, reached: seen.size }));
+extEngine.stop();
+fs.rmSync(extDir, { recursive: true, force: true });
+process.stdout.write(JSON.stringify({ control: controlIsSlow, modules, slowExports, slowObjects, reached: seen.size, diskReads }));
