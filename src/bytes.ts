@@ -125,6 +125,19 @@ export function indexOfByte(buf: Buffer, byte: number, from: number): number {
   return BUFFER_INDEX_OF.call(buf, byte, from);
 }
 
+/** Buffer#readUInt32LE without its method load (see indexOfByte); no range check. */
+export function readU32LE(b: Uint8Array, at: number): number {
+  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)) + b[at + 3] * 0x1000000;
+}
+
+/** Buffer#writeUInt32LE without its method load; v must be a uint32; no range check. */
+export function writeU32LE(b: Uint8Array, at: number, v: number): void {
+  b[at] = v;
+  b[at + 1] = v >>> 8;
+  b[at + 2] = v >>> 16;
+  b[at + 3] = v >>> 24;
+}
+
 const EMPTY = new Uint8Array(0);
 const EMPTY_VIEW = new DataView(EMPTY.buffer);
 

@@ -20,6 +20,7 @@
  * A read is good only if the page version still matches, the record's own header agrees with
  * the item and the CRC over what was read equals the CRC kept in memory.
  */
+import { copyPlain, readU32LE, writeU32LE } from '../bytes';
 import { crc32c, useNativeCrc32c } from '../extstore/crc32c';
 import {
   BUCKET_CHUNKED, BUCKET_COLDCOMPACT, BUCKET_COMPACT, BUCKET_COUNT, BUCKET_DEFAULT, BUCKET_LOWTTL, BUCKET_OLD,
@@ -163,8 +164,8 @@ export function applyExtstoreThreads(settings: Settings): void {
 
 /** Does the record header at b[at, at + 16) say what the header item says of it? */
 function recordHeaderOk(b: Buffer, at: number, len: number, crc: number, nkey: number, nbytes: number): boolean {
-  return b.readUInt32LE(at) === len && b.readUInt32LE(at + 4) === crc && b.readUInt32LE(at + 8) === nbytes &&
-    b.readUInt32LE(at + 12) === nkey;
+  return readU32LE(b, at) === len && readU32LE(b, at + 4) === crc && readU32LE(b, at + 8) === nbytes &&
+    readU32LE(b, at + 12) === nkey;
 }
 
 /** Where a header item's record is on disk, and its length, CRC-32C, key and value sizes. */
@@ -406,14 +407,13 @@ export class Storage implements ColdTier {
   private copyRecord(ref: number, b: Buffer, o: number, len: number): number {
     const items = this.items;
     const nkey = items.nkey(ref);
-    b.writeUInt32LE(len, o);
-    b.writeUInt32LE(items.nbytes(ref), o + 8);
-    b.writeUInt32LE(nkey, o + 12);
-    const ko = items.keyOffset(ref);
-    b.set(items.page(ref).subarray(ko, ko + nkey), o + RECORD_HEADER_BYTES);
+    writeU32LE(b, o, len);
+    writeU32LE(b, o + 8, items.nbytes(ref));
+    writeU32LE(b, o + 12, nkey);
+    copyPlain(b, o + RECORD_HEADER_BYTES, items.page(ref), items.keyOffset(ref), nkey);
     items.copyValue(ref, b, o + RECORD_HEADER_BYTES + nkey);
     const crc = crc32c(b, o + 8, o + len);
-    b.writeUInt32LE(crc, o + 4);
+    writeU32LE(b, o + 4, crc);
     return crc;
   }
 
@@ -974,10 +974,10 @@ export class Storage implements ColdTier {
     r.rescues = r.rescuesRealloc = r.lost = r.skipped = 0;
     let pos = start;
     while (pos + RECORD_HEADER_BYTES <= end) {
-      const len = buf.readUInt32LE(pos);
+      const len = readU32LE(buf, pos);
       if (len === 0) break; // the zeroed tail of the buffer
       if (len < RECORD_HEADER_BYTES || pos + len > end) break;
-      const nkey = buf.readUInt32LE(pos + 12);
+      const nkey = readU32LE(buf, pos + 12);
       const ks = pos + RECORD_HEADER_BYTES;
       if (nkey > 0 && nkey <= 250) {
         const hash = hashKey(buf, ks, nkey);
