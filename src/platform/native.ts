@@ -144,5 +144,8 @@ function tryLoad(): NativeLoad {
   if (missing.length > 0 || candidate.abiVersion !== ABI_VERSION) {
     return { addon: null, reason: 'is from another version (npm run build:native)' };
   }
-  return { addon: loadedModule as NativeAddon, path: ADDON_PATH };
+  // A copy: the module object N-API fills, one property at a time, is a dictionary in V8, so
+  // every addon.crc32c or addon.preadNow read from it would go through the generic load stub
+  // (doc/network.md, "Property loads V8 cannot inline"); a spread copy has a fixed shape.
+  return { addon: { ...candidate } as unknown as NativeAddon, path: ADDON_PATH };
 }

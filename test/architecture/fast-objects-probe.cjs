@@ -9,7 +9,7 @@
  * session over an engine with extstore, after requests that read values back from disk.
  *
  * argv[2]: the repository root. Output: one JSON object
- * { control, modules, slowExports, slowObjects, reached, diskReads }.
+ * { control, modules, slowExports, slowObjects, reached, diskReads, addonShape }.
  */
 'use strict';
 const fs = require('node:fs');
@@ -103,6 +103,12 @@ for (let depth = 0; depth <= DEPTH_MAX && frontier.length > 0; depth++) {
   frontier = next;
 }
 
+// The native addon's functions are read from its exports object on every disk read (preadNow,
+// crc32c): 'fast', 'slow', or 'absent' when the addon is not built.
+const { loadNative } = require(path.join(D, 'platform/native'));
+const addon = loadNative().addon;
+const addonShape = addon === null ? 'absent' : %HasFastProperties(addon) ? 'fast' : 'slow';
+
 extEngine.stop();
 fs.rmSync(extDir, { recursive: true, force: true });
-process.stdout.write(JSON.stringify({ control: controlIsSlow, modules, slowExports, slowObjects, reached: seen.size, diskReads }));
+process.stdout.write(JSON.stringify({ control: controlIsSlow, modules, slowExports, slowObjects, reached: seen.size, diskReads, addonShape }));
