@@ -6,7 +6,8 @@
  * Looks at (1) every module's exports object (module code reads its own exported constants
  * through it: tsc compiles `TOKENS_MAX` to `exports.TOKENS_MAX`), and (2) every object and
  * prototype reachable from a text and a binary session over a real engine, and from a text
- * session over an engine with extstore, after requests that read values back from disk.
+ * session over an engine with extstore, after requests that read values back from disk, and
+ * (3) the native addon's exports as the server holds them (loadNative).
  *
  * argv[2]: the repository root. Output: one JSON object
  * { control, modules, slowExports, slowObjects, reached, diskReads, addonShape }.

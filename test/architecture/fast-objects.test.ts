@@ -7,7 +7,8 @@
  * 16 (doc/network.md). The probe (fast-objects-probe.cjs) runs the built server's modules with
  * V8's natives syntax and lists the dictionaries it finds: every module's exports, and every
  * object and prototype reachable from text and binary sessions over an engine, and from a text
- * session over an engine with extstore whose gets read values back from disk.
+ * session over an engine with extstore whose gets read values back from disk; and the native
+ * addon as loadNative() hands it out.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
