@@ -302,11 +302,17 @@ export class CommandGenerator {
     return this.command(label, segments);
   }
 
-  /** Storage commands whose command line memcached rejects; a junk data line follows. */
+  /**
+   * Storage commands whose command line memcached rejects, and one it takes although it looks
+   * wrong (extra tokens after noreply); a junk data line follows, as long as the line declares.
+   */
   private storageRejected(): GenCommand {
     const name = this.rng.pick(['set', 'add', 'replace', 'append', 'prepend', 'cas']);
     const junk = this.rng.bytes(this.rng.int(0, 40), upperAlphabet).toString('latin1');
-    const key = this.key();
+    let key = this.key();
+    // Not all of these are refused ('too many tokens' stores: memcached 1.6.45 ignores the
+    // extra token), so append/prepend keep off the numbers here too, as in storage().
+    if ((name === 'append' || name === 'prepend') && keyPools.numeric.includes(key)) key = this.rng.pick(keyPools.plain);
     const len = String(junk.length);
     const casTokens = name === 'cas' ? [String(this.rng.int(1, 1000))] : [];
     const noreply = this.rng.chance(0.2) ? ['noreply'] : [];
@@ -350,7 +356,8 @@ export class CommandGenerator {
         label = 'upper-case command';
         break;
     }
-    return this.command(`${tokens[0]} rejected (${label})`, tokens.join(' ') + CRLF + junk + CRLF);
+    const verdict = variant === 5 ? 'taken' : 'rejected';
+    return this.command(`${tokens[0]} ${verdict} (${label})`, tokens.join(' ') + CRLF + junk + CRLF);
   }
 
   /** A data block whose length does not match the declared length ("bad data chunk"). */
