@@ -7,6 +7,9 @@
  * Seeds: MCTS_SEED=<n> replays the random sequences; a failure prints the seed.
  */
 
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, lines, show } from '../helpers/client';
 import { Prng, seedFromEnv } from '../helpers/prng';
@@ -106,6 +109,7 @@ describe('random command sequences, replies compared with memcached', () => {
       try {
         let sent = 0;
         let batchIndex = 0;
+        const history: string[] = [];
         while (sent < commandsPerSequence) {
           if (Date.now() > deadline) throw new Error(`${context}: took longer than ${sequenceTimeMs} ms`);
           const batch = generator.batch(session.knownCas, batchSizeMax);
@@ -115,10 +119,13 @@ describe('random command sequences, replies compared with memcached', () => {
           try {
             await session.exchange(batch, cuts, delays);
           } catch (error) {
-            if (error instanceof ConformanceError) error.message = `batch ${batchIndex}: ${error.message}`;
+            if (error instanceof ConformanceError) {
+              error.message = `batch ${batchIndex}: ${error.message}\n${await failureReport(ref.port, tgt.port, history, sequence)}`;
+            }
             console.error(`differential: failing seed ${baseSeed} (sequence ${sequence}, batch ${batchIndex})`);
             throw error;
           }
+          history.push(`batch ${batchIndex}:`, ...batch.map((c) => `  ${c.label}: ${JSON.stringify(commandLine(c))}`));
           sent += batch.length;
           batchIndex++;
         }
@@ -133,6 +140,38 @@ describe('random command sequences, replies compared with memcached', () => {
     }, sequenceTimeMs + 10_000);
   }
 });
+
+/** Counters that tell how items left a server: where the two servers differ, they say which way. */
+const ITEM_FATE_STATS = ['curr_items', 'total_items', 'evictions', 'reclaimed', 'expired_unfetched', 'evicted_unfetched',
+  'crawler_reclaimed', 'cmd_flush', 'delete_hits', 'slab_reassign_rescues', 'slab_reassign_busy_items',
+  'lru_crawler_starts', 'time'];
+
+/**
+ * For a failed comparison: the item counters of both servers side by side, and every earlier
+ * batch's command labels, written to a file in the system's temporary directory (the error
+ * message itself keeps only the last few batches).
+ */
+async function failureReport(refPort: number, tgtPort: number, history: string[], sequence: number): Promise<string> {
+  const lines: string[] = [];
+  try {
+    const [a, b] = await Promise.all([withStats(refPort, 'stats'), withStats(tgtPort, 'stats')]);
+    lines.push('  item counters (reference / target):');
+    for (const k of ITEM_FATE_STATS) lines.push(`    ${k}: ${a.get(k) ?? '-'} / ${b.get(k) ?? '-'}`);
+  } catch (error) {
+    lines.push(`  item counters: not read (${String(error)})`);
+  }
+  const file = path.join(os.tmpdir(), `mcts-differential-seq${sequence}-${process.pid}.txt`);
+  fs.writeFileSync(file, history.join('\n') + '\n');
+  lines.push(`  every earlier batch's commands: ${file}`);
+  return lines.join('\n');
+}
+
+/** A command's text up to its first line end (CAS references shown as <cas #id>), for the history file. */
+function commandLine(c: GenCommand): string {
+  const text = c.segments.map((seg) => (Buffer.isBuffer(seg) ? seg.toString('latin1') : `<cas #${seg.casId}>`)).join('');
+  const end = text.indexOf('\n');
+  return (end < 0 ? text : text.slice(0, end + 1)).slice(0, 160);
+}
 
 async function withStats(port: number, command: string): Promise<Map<string, string>> {
   const client = await RawClient.connect(port);
