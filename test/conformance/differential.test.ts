@@ -98,7 +98,10 @@ describe('fixed scenarios, replies compared with memcached', () => {
 describe('random command sequences, replies compared with memcached', () => {
   for (let sequence = 0; sequence < sequenceCount; sequence++) {
     const seed = (baseSeed + sequence * 0x9e3779b1) >>> 0;
-    it(`sequence ${sequence}`, async () => {
+    // One retry (same seed, so the same commands): memcached disagrees with itself in ways the
+    // generator cannot yet steer around, depending on timing (README.md in this directory,
+    // "Open"); a difference this server makes every time still fails.
+    it(`sequence ${sequence}`, { retry: 1, timeout: sequenceTimeMs + 10_000 }, async () => {
       const { reference: ref, target: tgt } = servers();
       const context = `random sequence ${sequence} (seed ${seed}; rerun with MCTS_SEED=${baseSeed})`;
       const rng = new Prng(seed);
@@ -137,7 +140,7 @@ describe('random command sequences, replies compared with memcached', () => {
       const stats = await withStats(ref.port, 'stats');
       expect(stats.get('evictions'), `${context}: the reference evicted items; shrink the generator's values`).toBe('0');
       await flushBoth(context);
-    }, sequenceTimeMs + 10_000);
+    });
   }
 });
 
