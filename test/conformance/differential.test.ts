@@ -150,9 +150,9 @@ const ITEM_FATE_STATS = ['curr_items', 'total_items', 'evictions', 'reclaimed', 
   'lru_crawler_starts', 'time'];
 
 /**
- * For a failed comparison: the item counters of both servers side by side, and every earlier
- * batch's command labels, written to a file in the system's temporary directory (the error
- * message itself keeps only the last few batches).
+ * For a failed comparison: the item counters of both servers side by side, and the command
+ * lines of every earlier batch, written to a file in the system's temporary directory (the
+ * error message itself keeps only the last few batches).
  */
 async function failureReport(refPort: number, tgtPort: number, history: string[], sequence: number): Promise<string> {
   const lines: string[] = [];
