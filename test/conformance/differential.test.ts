@@ -112,7 +112,6 @@ describe('random command sequences, replies compared with memcached', () => {
       try {
         let sent = 0;
         let batchIndex = 0;
-        const history: string[] = [];
         while (sent < commandsPerSequence) {
           if (Date.now() > deadline) throw new Error(`${context}: took longer than ${sequenceTimeMs} ms`);
           const batch = generator.batch(session.knownCas, batchSizeMax);
@@ -123,12 +122,11 @@ describe('random command sequences, replies compared with memcached', () => {
             await session.exchange(batch, cuts, delays);
           } catch (error) {
             if (error instanceof ConformanceError) {
-              error.message = `batch ${batchIndex}: ${error.message}\n${await failureReport(ref.port, tgt.port, history, sequence)}`;
+              error.message = `batch ${batchIndex}: ${error.message}\n${await failureReport(ref.port, tgt.port, session.history, sequence)}`;
             }
             console.error(`differential: failing seed ${baseSeed} (sequence ${sequence}, batch ${batchIndex})`);
             throw error;
           }
-          history.push(`batch ${batchIndex}:`, ...batch.map((c) => `  ${c.label}: ${JSON.stringify(commandLine(c))}`));
           sent += batch.length;
           batchIndex++;
         }
@@ -154,7 +152,7 @@ const ITEM_FATE_STATS = ['curr_items', 'total_items', 'evictions', 'reclaimed', 
  * lines of every earlier batch, written to a file in the system's temporary directory (the
  * error message itself keeps only the last few batches).
  */
-async function failureReport(refPort: number, tgtPort: number, history: string[], sequence: number): Promise<string> {
+async function failureReport(refPort: number, tgtPort: number, history: readonly string[], sequence: number): Promise<string> {
   const lines: string[] = [];
   try {
     const [a, b] = await Promise.all([withStats(refPort, 'stats'), withStats(tgtPort, 'stats')]);
@@ -164,16 +162,9 @@ async function failureReport(refPort: number, tgtPort: number, history: string[]
     lines.push(`  item counters: not read (${String(error)})`);
   }
   const file = path.join(os.tmpdir(), `mcts-differential-seq${sequence}-${process.pid}.txt`);
-  fs.writeFileSync(file, history.join('\n') + '\n');
+  fs.writeFileSync(file, history.map((h, i) => `batch ${i}: ${h}`).join('\n') + '\n');
   lines.push(`  every earlier batch's commands: ${file}`);
   return lines.join('\n');
-}
-
-/** A command's text up to its first line end (CAS references shown as <cas #id>), for the history file. */
-function commandLine(c: GenCommand): string {
-  const text = c.segments.map((seg) => (Buffer.isBuffer(seg) ? seg.toString('latin1') : `<cas #${seg.casId}>`)).join('');
-  const end = text.indexOf('\n');
-  return (end < 0 ? text : text.slice(0, end + 1)).slice(0, 160);
 }
 
 async function withStats(port: number, command: string): Promise<Map<string, string>> {

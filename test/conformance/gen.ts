@@ -261,18 +261,23 @@ export class CommandGenerator {
     return this.command(`${name} x${tokens.length - 1}`, this.line(tokens));
   }
 
+  /**
+   * A key for storage command `name`. append/prepend never go to the numbers: after decr,
+   * memcached pads in place or allocates a new item depending on whether an unsent reply still
+   * holds the item, and appending would make that padding visible.
+   */
+  private storageKey(name: string): string {
+    const key = this.key();
+    if ((name === 'append' || name === 'prepend') && keyPools.numeric.includes(key)) return this.rng.pick(keyPools.plain);
+    return key;
+  }
+
   /** set/add/replace/append/prepend/cas with a valid command line and its data. */
   private storage(known: readonly KnownCas[]): GenCommand {
     const name = this.rng.weighted<string>([
       [40, 'set'], [10, 'add'], [8, 'replace'], [8, 'append'], [8, 'prepend'], [26, 'cas'],
     ]);
-    let key = this.key();
-    if ((name === 'append' || name === 'prepend') && keyPools.numeric.includes(key)) {
-      // Never on numbers: after decr, memcached pads in place or allocates a new item
-      // depending on whether an unsent reply still holds the item, and appending would
-      // make that padding visible.
-      key = this.rng.pick(keyPools.plain);
-    }
+    let key = this.storageKey(name);
     let cas: Segment | undefined;
     if (name === 'cas') {
       const roll = this.rng.float();
@@ -309,10 +314,9 @@ export class CommandGenerator {
   private storageRejected(): GenCommand {
     const name = this.rng.pick(['set', 'add', 'replace', 'append', 'prepend', 'cas']);
     const junk = this.rng.bytes(this.rng.int(0, 40), upperAlphabet).toString('latin1');
-    let key = this.key();
-    // Not all of these are refused ('too many tokens' stores: memcached 1.6.45 ignores the
-    // extra token), so append/prepend keep off the numbers here too, as in storage().
-    if ((name === 'append' || name === 'prepend') && keyPools.numeric.includes(key)) key = this.rng.pick(keyPools.plain);
+    // Not all of these are refused: 'too many tokens' stores (memcached 1.6.45 ignores the
+    // extra token).
+    const key = this.storageKey(name);
     const len = String(junk.length);
     const casTokens = name === 'cas' ? [String(this.rng.int(1, 1000))] : [];
     const noreply = this.rng.chance(0.2) ? ['noreply'] : [];

@@ -45,7 +45,8 @@ export function normalisePair(refReply: Buffer, targetReply: Buffer, refCas: Cas
 export class PairSession {
   /** CAS ids the reference has shown, with their keys, in order of first appearance. */
   readonly knownCas: KnownCas[] = [];
-  private readonly history: string[] = [];
+  /** Every batch exchanged and matched so far, one line each (the error shows the last three). */
+  readonly history: string[] = [];
 
   private constructor(
     readonly reference: Side,
@@ -119,7 +120,6 @@ export class PairSession {
     this.trace(this.target, 'received', targetResult.value);
     const result = this.compare(refResult.value, targetResult.value, () => `batch (cut at ${JSON.stringify(cuts)}):\n${describeBatch()}`);
     this.history.push(all.map((c) => describeCommand(c, 80)).join(' | '));
-    if (this.history.length > 3) this.history.shift();
     return result;
   }
 
@@ -153,7 +153,7 @@ export class PairSession {
 
   private describeHistory(): string {
     if (this.history.length === 0) return '';
-    return '  previous batches (most recent last):\n' + this.history.map((h) => '    ' + h.slice(0, 1_000)).join('\n');
+    return '  previous batches (most recent last):\n' + this.history.slice(-3).map((h) => '    ' + h.slice(0, 1_000)).join('\n');
   }
 }
 
