@@ -138,9 +138,13 @@ async function serve(d: ServingThreadData): Promise<void> {
     for (;;) {
       // The first thread stores the sequence number of each reply it posts, then wakes us.
       const left = deadline - Date.now();
-      if (Atomics.load(d.rpcWord, 0) !== mine) {
+      const seen = Atomics.load(d.rpcWord, 0);
+      if (seen !== mine) {
         if (left <= 0) return RPC_TIMEOUT_REPLY;
-        Atomics.wait(d.rpcWord, 0, Atomics.load(d.rpcWord, 0), left);
+        // Sleep only while the word still holds what was just checked: had it been read again
+        // here, a reply stored (and its wake-up sent) between the two loads would leave this
+        // thread asleep for the whole timeout.
+        Atomics.wait(d.rpcWord, 0, seen, left);
         continue;
       }
       // Drop late replies to requests that timed out before.
