@@ -27,6 +27,9 @@
  *     away, so nothing expires at a moment that depends on memcached's once-a-second clock;
  *   - `flush_all` has no delay: a delay lifts an earlier immediate flush, and whether the
  *     flushed items come back depends on whether the LRU crawler has reaped them yet;
+ *   - `flush_all` ends its batch, and the test then deletes every key on both servers
+ *     (afterFlush): memcached may keep items used in the second before the flush, depending
+ *     on where its LRU maintainer has moved them;
  *   - incr/decr only touch the numeric keys, which never hold values made only of
  *     whitespace (strtoull would run past the item into stale memory) nor values >= 2^63
  *     (safe_strtoull then strchr()s past the item for a '-'); no byte 0x2d ('-') appears in
@@ -54,6 +57,8 @@ export interface GenCommand {
   segments: Segment[];
   /** How many `VERSION ...` replies this command produces. */
   versionReplies: number;
+  /** A `flush_all` line: it ends its batch, and the test then empties both servers (afterFlush). */
+  flush?: boolean;
 }
 
 /** A CAS id some server has shown, with the key it belonged to (latin1). */
@@ -419,7 +424,7 @@ export class CommandGenerator {
       [30, ''], [15, ' 0'], [15, ' noreply'], [8, ' 0 noreply'], [8, ' -1'],
       [6, ' abc'], [3, ' abc noreply'], [3, ' 1.5'], [2, ' 0 0 0'],
     ]);
-    return this.command(`flush_all${args}`, `flush_all${args}${this.eol()}`);
+    return { ...this.command(`flush_all${args}`, `flush_all${args}${this.eol()}`), flush: true };
   }
 
   private verbosity(): GenCommand {
@@ -478,9 +483,33 @@ export class CommandGenerator {
   batch(known: readonly KnownCas[], sizeMax: number): GenCommand[] {
     const size = this.rng.chance(0.3) ? 1 : this.rng.int(2, sizeMax);
     const out: GenCommand[] = [];
-    for (let i = 0; i < size; i++) out.push(this.next(known, i === 0));
+    for (let i = 0; i < size; i++) {
+      const command = this.next(known, i === 0);
+      out.push(command);
+      if (command.flush === true) break;
+    }
     return out;
   }
+}
+
+/**
+ * What the test sends both servers after a batch that ends in `flush_all`: a `delete` of every
+ * key the generator uses, so that both hold nothing, as a flush that removed everything would
+ * leave them. memcached 1.6.45 may keep items used in the second before an immediate flush
+ * (items.c, item_flush_expired: each LRU list is walked from its head only until the first
+ * item older than the flush, and items it cannot lock are skipped; the lists are not in time
+ * order once the LRU maintainer has moved items), so which items survive depends on where its
+ * background thread put them. This server removes them all. Deleting every key afterwards
+ * makes both agree whatever memcached kept; what a flush removes is compared in fixed
+ * scenarios and in the same batch up to the flush.
+ */
+export function afterFlush(): GenCommand {
+  const keys = [...keyPools.plain, ...keyPools.numeric, ...keyPools.big];
+  return {
+    label: `delete every key (${keys.length}) after a flush`,
+    segments: [latin1(keys.map((k) => `delete ${k} noreply\r\n`).join(''))],
+    versionReplies: 0,
+  };
 }
 
 /** `version`, ending every batch: its reply tells the reader the batch is complete. */
