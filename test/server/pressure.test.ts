@@ -105,7 +105,10 @@ async function checkCounters(server: ServerProcess): Promise<void> {
   }
   for (const [k, v] of slabs) if (/^\d+:used_chunks$/.test(k)) used += v;
   expect(number).toBe(general.get('curr_items'));
-  expect(evicted).toBe(general.get('evictions'));
+  // `stats items` leaves out a class that holds no items (as memcached's item_stats), so the
+  // evictions of a class that has since emptied (its pages moved to others) count only in
+  // the total; seen once in a full test run (1,823 listed against 1,933).
+  expect(evicted).toBeLessThanOrEqual(general.get('evictions')!);
   // Every item holds at least one chunk; a large one a header and its data chunks.
   expect(used).toBeGreaterThanOrEqual(number);
   expect(general.get('bytes')!).toBeGreaterThan(0);
