@@ -78,6 +78,13 @@ const CLIENT_FLAGS_BYTES = 4;
 export const KEY_BYTES_MAX = 250;
 /** Most keys one Items.prefetch call touches (the largest -o prefetch_keys). */
 export const PREFETCH_KEYS_MAX = 64;
+/**
+ * A cache line in 32-bit words. Items.prefetch touches an item's first word and the words one
+ * and two lines after it: chunks are 8-byte aligned, not line aligned, so a 100-byte value's
+ * 152-byte chunk has its key cross into a second line in 6 of its 8 possible positions, and
+ * the key compare and the value copy then missed again after the prefetch.
+ */
+const PREFETCH_LINE_WORDS = 16;
 const DATA_CHUNK_HEADER_BYTES = 8;
 /**
  * memcached's sizeof(item_chunk) on 64-bit. Data chunks are sized as memcached sizes them
@@ -1027,7 +1034,8 @@ export class Items {
   }
 
   /**
-   * Touch the hash buckets of `hashes[0, n)` and the first item of each chain, all before
+   * Touch the hash buckets of `hashes[0, n)` and the first item of each chain (its first
+   * three cache lines), all before
    * any of them is looked at for real, so that their cache misses overlap instead of coming
    * one per lookup (doc/store.md, "Prefetching a pipeline's keys"). No lock is taken and
    * nothing is decided on what is read: a chain that changes meanwhile only makes the touch
@@ -1041,7 +1049,13 @@ export class Items {
     let sink = this.prefetchSink;
     for (let i = 0; i < n; i++) {
       const ref = heads[i];
-      if (ref !== 0) sink ^= seg[ref >>> 27][wordOf(ref)];
+      if (ref !== 0) {
+        const u = seg[ref >>> 27];
+        const w = wordOf(ref);
+        sink ^= u[w];
+        // The next two cache lines too: the key, and the value's first bytes (see PREFETCH_LINE_WORDS).
+        if (w + 2 * PREFETCH_LINE_WORDS < u.length) sink ^= u[w + PREFETCH_LINE_WORDS] ^ u[w + 2 * PREFETCH_LINE_WORDS];
+      }
     }
     this.prefetchSink = sink;
   }
