@@ -15,7 +15,7 @@ import { RawClient, lines, show } from '../helpers/client';
 import { Prng, seedFromEnv } from '../helpers/prng';
 import { CasNames, parseStats } from '../helpers/replies';
 import { sleep, startReference, startTarget, stopAll, type ServerProcess } from '../helpers/servers';
-import { CommandGenerator, afterFlush, planCuts, type GenCommand } from './gen';
+import { CommandGenerator, afterFlush, flushedCheck, planCuts, type GenCommand } from './gen';
 import { ConformanceError, PairSession, normalisePair, runScript } from './pair';
 import { scenarios, type Scenario } from './scenarios';
 
@@ -117,8 +117,15 @@ describe('random command sequences, replies compared with memcached', () => {
           const delays = cuts.map(() => (rng.chance(0.15) ? rng.int(1, 3) : 0));
           try {
             await session.exchange(batch, cuts, delays);
-            if (batch[batch.length - 1].flush === true) {
-              // memcached may keep some items a flush should have removed (gen.ts, afterFlush).
+            const last = batch[batch.length - 1];
+            if (last.flush === true) {
+              // memcached may keep some items a flush should have removed (gen.ts, afterFlush):
+              // only this server's answer is checked, then both servers are emptied.
+              if (last.flushes === true) {
+                const check = flushedCheck();
+                const reply = await requestOnce(tgt.port, check.request, (b) => b.toString('latin1').endsWith('END\r\n'));
+                if (reply !== check.empty) throw new ConformanceError(`${context}: target (${tgt.kind}) still holds items after a flush: ${show(Buffer.from(reply, 'latin1'), 300)}`);
+              }
               await session.exchange([afterFlush()], []);
             }
           } catch (error) {
@@ -166,6 +173,16 @@ async function failureReport(refPort: number, tgtPort: number, history: readonly
   fs.writeFileSync(file, history.map((h, i) => `batch ${i}: ${h}`).join('\n') + '\n');
   lines.push(`  every earlier batch's commands: ${file}`);
   return lines.join('\n');
+}
+
+/** One request on a connection of its own; the reply as latin1 once `complete` says so. */
+async function requestOnce(port: number, request: Buffer, complete: (b: Buffer) => boolean): Promise<string> {
+  const client = await RawClient.connect(port);
+  try {
+    return (await client.request(request, complete)).toString('latin1');
+  } finally {
+    client.close();
+  }
 }
 
 async function withStats(port: number, command: string): Promise<Map<string, string>> {
