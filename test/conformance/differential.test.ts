@@ -123,8 +123,10 @@ describe('random command sequences, replies compared with memcached', () => {
               // only this server's answer is checked, then both servers are emptied.
               if (last.flushes === true) {
                 const check = flushedCheck();
-                const reply = await requestOnce(tgt.port, check.request, (b) => b.toString('latin1').endsWith('END\r\n'));
-                if (reply !== check.empty) throw new ConformanceError(`${context}: target (${tgt.kind}) still holds items after a flush: ${show(Buffer.from(reply, 'latin1'), 300)}`);
+                const reply = await requestUntilEnd(tgt.port, check.request);
+                if (reply.toString('latin1') !== check.empty) {
+                  throw new ConformanceError(`${context}: target (${tgt.kind}) still holds items after a flush: ${show(reply, 300)}`);
+                }
               }
               await session.exchange([afterFlush()], []);
             }
@@ -175,23 +177,18 @@ async function failureReport(refPort: number, tgtPort: number, history: readonly
   return lines.join('\n');
 }
 
-/** One request on a connection of its own; the reply as latin1 once `complete` says so. */
-async function requestOnce(port: number, request: Buffer, complete: (b: Buffer) => boolean): Promise<string> {
+/** One request on a connection of its own, read until a reply ends in `END\r\n`. */
+async function requestUntilEnd(port: number, request: Buffer | string): Promise<Buffer> {
   const client = await RawClient.connect(port);
   try {
-    return (await client.request(request, complete)).toString('latin1');
+    return await client.request(request, (b) => b.toString('latin1').endsWith('END\r\n'));
   } finally {
     client.close();
   }
 }
 
 async function withStats(port: number, command: string): Promise<Map<string, string>> {
-  const client = await RawClient.connect(port);
-  try {
-    return parseStats(await client.request(`${command}\r\n`, (b) => b.toString('latin1').endsWith('END\r\n')));
-  } finally {
-    client.close();
-  }
+  return parseStats(await requestUntilEnd(port, `${command}\r\n`));
 }
 
 describe('expiry with real time', () => {
