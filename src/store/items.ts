@@ -1034,12 +1034,11 @@ export class Items {
   }
 
   /**
-   * Touch the hash buckets of `hashes[0, n)` and the first item of each chain (its first
-   * three cache lines), all before
-   * any of them is looked at for real, so that their cache misses overlap instead of coming
-   * one per lookup (doc/store.md, "Prefetching a pipeline's keys"). No lock is taken and
-   * nothing is decided on what is read: a chain that changes meanwhile only makes the touch
-   * useless. `n` is at most PREFETCH_KEYS_MAX.
+   * Touch the hash buckets of `hashes[0, n)` and the first three cache lines of each chain's
+   * first item, all before any of them is looked at for real, so that their cache misses
+   * overlap instead of coming one per lookup (doc/store.md, "Prefetching a pipeline's keys").
+   * No lock is taken and nothing is decided on what is read: a chain that changes meanwhile
+   * only makes the touch useless. `n` is at most PREFETCH_KEYS_MAX.
    */
   prefetch(hashes: Int32Array, n: number): void {
     const heads = this.prefetchHeads;

@@ -28,7 +28,7 @@
  *   - `flush_all` has no delay: a delay lifts an earlier immediate flush, and whether the
  *     flushed items come back depends on whether the LRU crawler has reaped them yet;
  *   - `flush_all` ends its batch, and the test then checks only the target's state (none of
- *     the keys left: flushedCheck) and deletes every key on both servers (afterFlush):
+ *     the keys left: getEveryKey) and deletes every key on both servers (afterFlush):
  *     memcached may keep items used in the second before the flush, depending on where its
  *     LRU maintainer has moved them;
  *   - incr/decr only touch the numeric keys, which never hold values made only of
@@ -58,10 +58,11 @@ export interface GenCommand {
   segments: Segment[];
   /** How many `VERSION ...` replies this command produces. */
   versionReplies: number;
-  /** A `flush_all` line: it ends its batch, and the test then empties both servers (afterFlush). */
-  flush?: boolean;
-  /** A `flush_all` line that memcached 1.6.45 carries out (the others are refused). */
-  flushes?: boolean;
+  /**
+   * A `flush_all` line, which ends its batch ('now': memcached 1.6.45 carries it out;
+   * 'refused': it answers an error); the test then empties both servers (afterFlush).
+   */
+  flush?: 'now' | 'refused';
 }
 
 /** A CAS id some server has shown, with the key it belonged to (latin1). */
@@ -423,13 +424,12 @@ export class CommandGenerator {
   private flushAll(): GenCommand {
     // No delayed flush: in memcached a later delay lifts an earlier immediate flush, and
     // whether the flushed items come back depends on whether the LRU crawler reaped them.
-    const args = this.rng.weighted<string>([
-      [30, ''], [15, ' 0'], [15, ' noreply'], [8, ' 0 noreply'], [8, ' -1'],
-      [6, ' abc'], [3, ' abc noreply'], [3, ' 1.5'], [2, ' 0 0 0'],
-    ]);
     // memcached reads the first argument as a delay (-1 and 0 mean now) and ignores the rest.
-    const flushes = !args.includes('abc') && !args.includes('1.5');
-    return { ...this.command(`flush_all${args}`, `flush_all${args}${this.eol()}`), flush: true, flushes };
+    const [args, flush] = this.rng.weighted<readonly [string, 'now' | 'refused']>([
+      [30, ['', 'now']], [15, [' 0', 'now']], [15, [' noreply', 'now']], [8, [' 0 noreply', 'now']], [8, [' -1', 'now']],
+      [6, [' abc', 'refused']], [3, [' abc noreply', 'refused']], [3, [' 1.5', 'refused']], [2, [' 0 0 0', 'now']],
+    ]);
+    return { ...this.command(`flush_all${args}`, `flush_all${args}${this.eol()}`), flush };
   }
 
   private verbosity(): GenCommand {
@@ -491,7 +491,7 @@ export class CommandGenerator {
     for (let i = 0; i < size; i++) {
       const command = this.next(known, i === 0);
       out.push(command);
-      if (command.flush === true) break;
+      if (command.flush !== undefined) break;
     }
     return out;
   }
@@ -507,7 +507,7 @@ export class CommandGenerator {
  * background thread put them. This server removes them all. Deleting every key afterwards
  * makes both agree whatever memcached kept. What a flush removes is compared in fixed
  * scenarios; here the test checks only that this server holds none of the keys after a flush
- * that took effect (flushedCheck), before the deletes.
+ * that took effect (getEveryKey), before the deletes.
  */
 export function afterFlush(): GenCommand {
   const keys = allKeys();
@@ -523,9 +523,9 @@ function allKeys(): string[] {
   return [...keyPools.plain, ...keyPools.numeric, ...keyPools.big];
 }
 
-/** A get of every key the generator uses, and what a server that holds none of them answers. */
-export function flushedCheck(): { request: Buffer; empty: string } {
-  return { request: latin1(`get ${allKeys().join(' ')}\r\n`), empty: 'END\r\n' };
+/** A get of every key the generator uses (a server that holds none of them answers `END`). */
+export function getEveryKey(): Buffer {
+  return latin1(`get ${allKeys().join(' ')}\r\n`);
 }
 
 /** `version`, ending every batch: its reply tells the reader the batch is complete. */
