@@ -79,6 +79,17 @@ class NegotiatingSession implements ProtocolSession {
   release(): void {
     this.inner?.release();
   }
+
+  /** The session chosen on the first byte; null before any byte. */
+  get chosen(): ProtocolSession | null {
+    return this.inner;
+  }
+}
+
+/** The class name of the session serving a connection (under -B auto, the one chosen). */
+export function sessionKind(session: ProtocolSession): string {
+  const s = session instanceof NegotiatingSession ? session.chosen : session;
+  return s === null ? 'undecided' : s.constructor.name;
 }
 
 /**
