@@ -5,8 +5,8 @@
  * threads) before the first client arrives instead of during the first seconds of its load.
  *
  * Not for: the store clients use. The scratch engine is separate (its own small store, its
- * own counters, no background work, no extstore, no memory file) and is dropped afterwards,
- * so nothing a client can see (items, CAS values, `stats`) changes.
+ * own counters, no background work, no extstore, no memory file), stopped afterwards and
+ * kept (see `kept`), so nothing a client can see (items, CAS values, `stats`) changes.
  *
  * Why: a freshly started server compiles its hot paths while serving, and with the serving
  * thread pinned to a core V8's compiler threads take that core in slices of 0.3-0.9 ms; that
@@ -68,6 +68,16 @@ export function warmupLogLine(warm: WarmupResult): { level: number; text: string
   if (warm.error !== null) return { level: 0, text: `warm-up stopped after ${warm.requests} requests: ${warm.error}` };
   return warm.requests > 0 ? { level: 2, text: `warm-up: ${warm.requests} requests in ${Math.round(warm.ms)} ms` } : null;
 }
+
+/**
+ * The warm-up's sessions and scratch engine, kept (stopped) for the life of the thread. V8's
+ * optimized code holds the hidden classes of the objects it was compiled for weakly: dropped,
+ * they went at the first full GC, which an idle server waiting for its first client reaches
+ * within seconds, and with them the code the warm-up had compiled (73 functions discarded,
+ * "reason: weak objects" under `--trace-deopt`). The cost is the scratch store's touched pages
+ * (doc/network.md, "Warm-up before listening").
+ */
+const kept: Array<Engine | ProtocolSession> = [];
 
 function runWarmup(settings: Settings, statsFor: () => ServerStats, started: number, done: { requests: number }): void {
   const budgetMs = settings.warmupMs;
@@ -135,6 +145,7 @@ function runWarmup(settings: Settings, statsFor: () => ServerStats, started: num
       round++;
       if (round % ROUNDS_PER_CHECK === 0 && performance.now() - started >= budgetMs) break;
     }
+    kept.push(engine, text, binary);
   } finally {
     engine.stop();
   }
