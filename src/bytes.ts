@@ -108,6 +108,12 @@ export class Views {
     }
     return this.view;
   }
+
+  /** Let go of the array (it went back to a pool). */
+  forget(): void {
+    this.array = EMPTY;
+    this.view = EMPTY_VIEW;
+  }
 }
 
 /** A DataView over exactly the bytes of `a`. */

@@ -98,7 +98,7 @@ export class Connection implements TrackedConnection {
   private readonly ctx: NetContext;
   private readonly output: Output;
   private readonly session: ProtocolSession;
-  /** What kind of connection this is, for shapeKeepers: transport, TLS or not, session class. */
+  /** What kind of connection this is, for NetContext.shapeKeepers: transport, TLS or not, session class. */
   get shapeKey(): string {
     return `${this.info.transport}:${this.closesOutright ? 'plain' : 'tls'}:${sessionKind(this.session)}`;
   }
@@ -699,25 +699,12 @@ export class Connection implements TrackedConnection {
     if (out !== null) this.ctx.outputBuffers.give(out);
     // The onread path's buffer is the pool's; TLS's (readBufRefills) is its own.
     if (this.readBuf !== null && !this.readBufRefills) this.ctx.readBuffers.give(this.readBuf);
-    keepShapes(this);
+    this.views.clear();
+    this.viewsOf = null;
+    // Kept for its objects' hidden classes (NetContext.shapeKeepers), unless an extstore read
+    // may still fill its output buffer, which it then holds.
+    if (out !== null) this.ctx.shapeKeepers?.set(this.shapeKey, this);
   }
-}
-
-/**
- * The last closed connection of each kind (transport, TLS or not, session class), kept whole,
- * never used again. Why: V8's optimized code for the request path holds the hidden classes
- * ("maps") of this connection's objects (its socket, session, output) weakly. When every
- * connection of a kind has closed, say a client fleet restarting, the next full GC frees those
- * maps and throws away the optimized code of the whole request path at once ("reason: weak
- * objects" under `node --trace-deopt`); the next clients run interpreted until it is compiled
- * again. A closed connection keeps its maps alive, so the code survives. Bounded: one per
- * kind, and its buffers are back in the pools (doc/network.md, "Code that survives the last
- * client").
- */
-const shapeKeepers = new Map<string, Connection>();
-
-function keepShapes(conn: Connection): void {
-  shapeKeepers.set(conn.shapeKey, conn);
 }
 
 /** memcached's `stats conns` address text: "tcp:1.2.3.4:5", "tcp6:[::1]:5", "unix:/path". */

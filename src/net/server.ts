@@ -209,6 +209,7 @@ export async function startNetwork(
     pendingBytesMax: pendingBytesMaxFor(settings),
     readBuffers: new BufferPool(settings.readBufferBytes, settings.connectionBuffersSpareMax),
     outputBuffers: new BufferPool(OUTPUT_BASE_BYTES, settings.connectionBuffersSpareMax),
+    shapeKeepers: new Map(),
     connectionEvents: options.connectionEvents ?? null,
     bindFirst: options.bindFirst === true || options.sharedTcp !== undefined,
     tcpAccept: options.tcpAccept,

@@ -76,6 +76,7 @@ export class Output {
     this.buf = EMPTY;
     this.length = 0;
     this.sent = 0;
+    this.views.forget();
     return buf;
   }
 

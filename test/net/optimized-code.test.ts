@@ -29,8 +29,10 @@ const SERVER = path.join(REPO_ROOT, 'bin', 'memcached-ts.js');
 const START_TIMEOUT_MS = 15_000;
 /** How long the load may take to get the get path optimized. */
 const OPTIMIZE_TIMEOUT_MS = 20_000;
-/** How long the heap snapshot (a full GC) may take to be written. */
+/** How long the heap snapshot (a full GC) may take to be written, and the close to be seen. */
 const SNAPSHOT_TIMEOUT_MS = 20_000;
+/** The warm-up's length in the second case: long enough for `retrieve` to be compiled on a busy machine. */
+const WARMUP_MS = 1_000;
 /** Requests per pipelined batch of the load: half sets, half gets. */
 const BATCH_PAIRS = 50;
 /** Functions of the text request path (src/protocol/text/session.ts, src/net/connection.ts). */
@@ -46,47 +48,76 @@ interface Traced {
   child: ChildProcess;
   port: number;
   dir: string;
-  /** Everything the server and V8 printed so far. */
+  /** What V8 printed so far (its --trace-opt/--trace-deopt lines go to standard output). */
   trace: () => string;
+  /** What the server logged so far (standard error). */
+  log: () => string;
 }
 
 async function startTraced(extraArgs: string[]): Promise<Traced> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-optimized-code-'));
   dirs.push(dir);
   const port = await freePort();
-  const child = spawn(process.execPath, ['--trace-opt', '--trace-deopt', '--heapsnapshot-signal=SIGUSR2', SERVER,
-    '-p', String(port), '-l', LOOPBACK, '-U', '0', '-t', '1', '-m', '16', ...extraArgs,
+  const child = spawn(process.execPath, ['--trace-opt', '--trace-deopt', '--heapsnapshot-signal=SIGUSR2',
+    `--diagnostic-dir=${dir}`, SERVER, '-p', String(port), '-l', LOOPBACK, '-U', '0', '-t', '1', '-m', '16', '-vv',
+    ...extraArgs,
     ...(process.getuid?.() === 0 ? ['-u', 'root'] : [])],
   { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   trackProcess(child);
+  // Kept apart: a chunk of one stream must not land inside a line of the other.
   let trace = '';
+  let log = '';
   child.stdout?.on('data', (d: Buffer) => { trace += d.toString('latin1'); });
-  child.stderr?.on('data', (d: Buffer) => { trace += d.toString('latin1'); });
+  child.stderr?.on('data', (d: Buffer) => { log += d.toString('latin1'); });
   const startBy = Date.now() + START_TIMEOUT_MS;
   while (!(await canConnect(port))) {
     if (child.exitCode !== null || Date.now() > startBy) {
       await stopProcess(child);
-      throw new Error(`server did not start: ${trace.slice(-2000)}`);
+      throw new Error(`server did not start: ${log.slice(-2000)}`);
     }
     await sleep(50);
   }
-  return { child, port, dir, trace: () => trace };
+  return { child, port, dir, trace: () => trace, log: () => log };
 }
 
-/** Force one full GC (a heap snapshot); the request-path functions it deoptimized for weak objects. */
+/** The whole snapshot is on disk: Node creates the file before the GC and writes it after. */
+function snapshotComplete(dir: string): boolean {
+  const name = fs.readdirSync(dir).find((f) => f.endsWith('.heapsnapshot'));
+  if (name === undefined) return false;
+  const file = path.join(dir, name);
+  const size = fs.statSync(file).size;
+  if (size === 0) return false;
+  const fd = fs.openSync(file, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    fs.readSync(fd, last, 0, 1, size - 1);
+    return last[0] === 0x7d; // '}'
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * Force one full GC (a heap snapshot). Returns the request-path functions deoptimized for weak
+ * objects since `retrieve` was optimized, by this GC or any before it. A "weak objects" line
+ * whose function cannot be read fails the test: V8 changed its output, and the check would
+ * otherwise see nothing.
+ */
 async function discardedByFullGc(s: Traced): Promise<string[]> {
-  const mark = s.trace().length;
   s.child.kill('SIGUSR2');
   const snapshotBy = Date.now() + SNAPSHOT_TIMEOUT_MS;
-  while (!fs.readdirSync(s.dir).some((f) => f.endsWith('.heapsnapshot'))) {
-    if (Date.now() > snapshotBy) throw new Error('no heap snapshot was written');
+  while (!snapshotComplete(s.dir)) {
+    if (Date.now() > snapshotBy) throw new Error('no complete heap snapshot was written');
     await sleep(100);
   }
+  // The trace lines of that GC come through a pipe.
   await sleep(500);
-  return s.trace().slice(mark).split('\n')
-    .filter((l) => l.includes('reason: weak objects'))
-    .map((l) => /SharedFunctionInfo (\w+)>/.exec(l)?.[1] ?? l)
-    .filter((name) => REQUEST_PATH.includes(name));
+  const from = s.trace().search(RETRIEVE_OPTIMIZED);
+  expect(from).toBeGreaterThanOrEqual(0);
+  const weak = s.trace().slice(from).split('\n').filter((l) => l.includes('reason: weak objects'));
+  const names = weak.map((l) => /SharedFunctionInfo ([^>]*)>/.exec(l)?.[1]);
+  expect(names, `unreadable deopt lines: ${weak.join('\n')}`).not.toContain(undefined);
+  return names.filter((name): name is string => name !== undefined && REQUEST_PATH.includes(name));
 }
 
 it('a full GC after the last client closed keeps the get path optimized', async () => {
@@ -108,8 +139,12 @@ it('a full GC after the last client closed keeps the get path optimized', async 
     } finally {
       client.close();
     }
-    // Let the server see the close first.
-    await sleep(300);
+    // The server has closed its side (-vv: "<N connection closed.").
+    const closedBy = Date.now() + SNAPSHOT_TIMEOUT_MS;
+    while (!/<\d+ connection closed\./.test(s.log())) {
+      if (Date.now() > closedBy) throw new Error('the server did not report the close');
+      await sleep(20);
+    }
     expect(await discardedByFullGc(s)).toEqual([]);
   } finally {
     await stopProcess(s.child);
@@ -117,7 +152,7 @@ it('a full GC after the last client closed keeps the get path optimized', async 
 }, 60_000);
 
 it('a full GC before the first client keeps what the JIT warm-up compiled', async () => {
-  const s = await startTraced(['-o', 'warmup_ms=300']);
+  const s = await startTraced(['-o', `warmup_ms=${WARMUP_MS}`]);
   try {
     // The warm-up ran before the port answered; V8 installs the code it compiled for it on
     // its next turn, if not before.

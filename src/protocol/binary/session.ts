@@ -228,6 +228,8 @@ export class BinarySession implements ProtocolSession, ItemSink {
     this.handle = 0;
     this.state = State.Header;
     this.held = null;
+    // The last buffer fed: a closed session keeps none.
+    this.getKeyBuf = EMPTY;
   }
 
   /**

@@ -251,6 +251,9 @@ export class TextSession implements ProtocolSession, ItemSink, TextRequest {
     if (this.state === State.Value && this.handle !== 0) this.engine.abortStore(this.handle);
     this.handle = 0;
     this.state = State.Line;
+    // The last buffer fed (a connection's, maybe a grown one): a closed session keeps none.
+    this.line = EMPTY;
+    this.getKeyBuf = EMPTY;
   }
 
   // ---------------------------------------------------------------- tokens
