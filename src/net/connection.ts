@@ -98,7 +98,7 @@ export class Connection implements TrackedConnection {
   private readonly ctx: NetContext;
   private readonly output: Output;
   private readonly session: ProtocolSession;
-  /** What kind of connection this is, for NetContext.shapeKeepers: transport, TLS or not, session class. */
+  /** Its kind for NetContext.shapeKeepers: transport, TLS or not, session class. */
   get shapeKey(): string {
     return `${this.info.transport}:${this.closesOutright ? 'plain' : 'tls'}:${sessionKind(this.session)}`;
   }
