@@ -44,16 +44,10 @@ export interface NetContext {
   readonly readBuffers: BufferPool;
   readonly outputBuffers: BufferPool;
   /**
-   * The last closed connection of each kind (transport, TLS or not, session class), kept
-   * whole and never used again; absent: none kept. Why: V8's optimized code for the request
-   * path holds the hidden classes ("maps") of a connection's objects (its socket, session,
-   * output) weakly. When every connection of a kind has closed, say a client fleet
-   * restarting, the next full GC frees those maps and throws away the optimized code of the
-   * whole request path at once ("reason: weak objects" under `node --trace-deopt`), and the
-   * next clients run interpreted until it is compiled again. A closed connection keeps its
-   * maps alive, so the code survives. It holds no pooled buffer (Connection.onClose lets go
-   * of them first); per server, so a closed server's are freed with it (doc/network.md, "Code
-   * that survives the last client").
+   * The last closed connection of each kind (Connection.shapeKey), never used again; absent:
+   * none kept. Its objects keep their hidden classes alive, and with them V8's optimized code
+   * for the request path, which a full GC would otherwise discard once every connection of
+   * that kind has closed (doc/network.md, "Code that survives the last client").
    */
   readonly shapeKeepers?: Map<string, object>;
   /** Told when a client connection opens and closes (`watch connevents`); absent: nobody. */

@@ -70,12 +70,10 @@ export function warmupLogLine(warm: WarmupResult): { level: number; text: string
 }
 
 /**
- * The warm-up's sessions and scratch engine, kept (stopped) for the life of the thread. V8's
- * optimized code holds the hidden classes of the objects it was compiled for weakly: dropped,
- * they went at the first full GC, which an idle server waiting for its first client reaches
- * within seconds, and with them the code the warm-up had compiled (73 functions discarded,
- * "reason: weak objects" under `--trace-deopt`). The cost is the scratch store's touched pages
- * (doc/network.md, "Warm-up before listening").
+ * The warm-up's sessions and scratch engine, kept (stopped) for the life of the thread, as
+ * NetContext.shapeKeepers keeps closed connections: dropped, their hidden classes went at an
+ * idle server's first full GC, and with them the code the warm-up had compiled (doc/network.md,
+ * "Warm-up before listening", which also gives the memory this costs).
  */
 const kept: Array<Engine | ProtocolSession> = [];
 
