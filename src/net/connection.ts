@@ -98,9 +98,13 @@ export class Connection implements TrackedConnection {
   private readonly ctx: NetContext;
   private readonly output: Output;
   private readonly session: ProtocolSession;
-  /** Its kind for NetContext.shapeKeepers: transport, TLS or not, session class. */
-  get shapeKey(): string {
-    return `${this.info.transport}:${this.closesOutright ? 'plain' : 'tls'}:${sessionKind(this.session)}`;
+  /**
+   * Its kind for NetContext.shapeKeepers: transport, TLS or not, session kind; null for a
+   * connection whose protocol no byte decided (nothing of a request path ran on it).
+   */
+  get shapeKey(): string | null {
+    const kind = sessionKind(this.session);
+    return kind === null ? null : `${this.info.transport}:${this.closesOutright ? 'plain' : 'tls'}:${kind}`;
   }
   /** The static read buffer of the `onread` path; null in `'data'` mode. */
   private readonly readBuf: Buffer | null;
@@ -703,7 +707,8 @@ export class Connection implements TrackedConnection {
     this.viewsOf = null;
     // Kept for its objects' hidden classes (NetContext.shapeKeepers), unless an extstore read
     // may still fill its output buffer, which it then holds.
-    if (out !== null) this.ctx.shapeKeepers?.set(this.shapeKey, this);
+    const key = this.shapeKey;
+    if (out !== null && key !== null) this.ctx.shapeKeepers?.set(key, this);
   }
 }
 

@@ -86,10 +86,15 @@ class NegotiatingSession implements ProtocolSession {
   }
 }
 
-/** The class name of the session serving a connection (under -B auto, the one chosen). */
-export function sessionKind(session: ProtocolSession): string {
-  const s = session instanceof NegotiatingSession ? session.chosen : session;
-  return s === null ? 'undecided' : s.constructor.name;
+/**
+ * The kind of session serving a connection: its class, or under -B auto `auto:` and the class
+ * chosen behind the negotiating wrapper (a different set of objects from a fixed protocol's);
+ * null while no byte has decided.
+ */
+export function sessionKind(session: ProtocolSession): string | null {
+  if (!(session instanceof NegotiatingSession)) return session.constructor.name;
+  const chosen = session.chosen;
+  return chosen === null ? null : `auto:${chosen.constructor.name}`;
 }
 
 /**

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { Engine } from '../../src/engine/engine';
 import { ServerStats } from '../../src/metrics/stats';
-import { createSession } from '../../src/protocol/dispatch';
+import { createSession, sessionKind } from '../../src/protocol/dispatch';
 import { Output } from '../../src/protocol/output';
 import { FeedStatus, type ConnectionInfo } from '../../src/protocol/session';
 import { defaultSettings } from '../../src/settings';
@@ -149,12 +149,12 @@ describe('createSession', () => {
     const conn: ConnectionInfo = { id: 1, transport: 'tcp', peerName: 'x', lastCommandTime: 0, stateName: '' };
     const stats = { engine, startedUnixSeconds: 0, connections: () => [conn], acceptingConnections: () => true };
     const session = createSession(engine, out, conn, { stats: stats as never, shutdown: () => undefined }, settings);
-    return (data: Buffer): string => {
+    return Object.assign((data: Buffer): string => {
       session.feed(data, 0, data.length);
       const s = out.buf.toString('latin1', 0, out.length);
       out.reset();
       return s;
-    };
+    }, { kind: () => sessionKind(session) });
   };
 
   it('auto: binary on 0x80, text otherwise, for the life of the connection', () => {
@@ -163,6 +163,18 @@ describe('createSession', () => {
     expect(bin(Buffer.from('version\r\n')).length).toBe(0);
     const text = make('auto');
     expect(text(Buffer.from('version\r\n'))).toBe('VERSION 1.6.45\r\n');
+  });
+
+  it('sessionKind tells a negotiated session from a fixed one, and is null until a byte decides', () => {
+    const auto = make('auto');
+    expect(auto.kind()).toBeNull();
+    auto(Buffer.from('version\r\n'));
+    expect(auto.kind()).toBe('auto:TextSession');
+    const ascii = make('ascii');
+    expect(ascii.kind()).toBe('TextSession');
+    const bin = make('auto');
+    bin(noop(7));
+    expect(bin.kind()).toBe('auto:BinarySession');
   });
 
   it('ascii and binary are fixed', () => {
