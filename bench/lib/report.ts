@@ -139,6 +139,13 @@ export function renderMarkdown(r: Report): string {
       out.push(row(['', `**ratio** (${s.roundsCompared} round${s.roundsCompared === 1 ? '' : 's'})`, `**${fmtRatio(q.opsPerSec)}**`, fmtRatio(q.p50Ms), fmtRatio(q.p99Ms), fmtRatio(q.p999Ms), fmtRatio(q.hitRatio), fmtRatio(q.serverCpuUsPerOp)]));
     }
     out.push('');
+    const spread = throughput.map((w) => perRoundLine(w.label, (w.summary as WorkloadSummary).perRound)).filter((l) => l !== null);
+    if (spread.length > 0) {
+      out.push('Each round\'s ratio, in round order (ops/s; p99):');
+      out.push('');
+      for (const l of spread) out.push(l as string);
+      out.push('');
+    }
   }
 
   const capacity = ran.filter((w) => w.focus === 'capacity' || w.focus === 'hit-ratio');
@@ -180,4 +187,11 @@ export function renderMarkdown(r: Report): string {
     out.push('');
   }
   return out.join('\n');
+}
+
+/** One workload's per-round ratios as a list item; null with fewer than two rounds. */
+export function perRoundLine(label: string, perRound: Metrics[]): string | null {
+  if (perRound.length < 2) return null;
+  const list = (m: 'opsPerSec' | 'p99Ms'): string => perRound.map((q) => fmtRatio(q[m])).join(', ');
+  return `- ${label}: ${list('opsPerSec')}; p99 ${list('p99Ms')}`;
 }

@@ -50,6 +50,8 @@ export interface WorkloadSummary {
   medians: Record<Role, Metrics>;
   /** Median over rounds of ours / memcached, per metric. */
   ratios: Metrics;
+  /** Ours / memcached in each round compared, in round order (the spread behind `ratios`). */
+  perRound: Metrics[];
   roundsCompared: number;
   percentileSource: PercentileSource | null;
 }
@@ -113,5 +115,5 @@ export function summarize(records: RunRecord[]): WorkloadSummary {
   }
   for (const m of METRICS) ratios[m] = median(perRound.map((q) => q[m]));
   const source = ok.find((r) => r.load !== null)?.load?.percentileSource ?? null;
-  return { medians, ratios, roundsCompared: perRound.length, percentileSource: source };
+  return { medians, ratios, perRound, roundsCompared: perRound.length, percentileSource: source };
 }

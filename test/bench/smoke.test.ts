@@ -48,3 +48,28 @@ describe('bench server flags', () => {
     expect(tls.join(' ')).toContain('-p 2222 -U 0 -l 127.0.0.1,notls:127.0.0.1:1111 -Z -o ssl_chain_cert=/c.pem,ssl_key=/k.pem -m 64 -t 2');
   });
 });
+
+describe('bench summary', () => {
+  it('keeps each round\'s ratio beside their median, and the report lists them in round order', async () => {
+    const { summarize } = await import('../../bench/lib/summary');
+    const { perRoundLine } = await import('../../bench/lib/report');
+    const run = (round: number, role: 'ours' | 'memcached', ops: number, p99: number) => ({
+      workload: 'mix-p16', round, role, label: role, startedAt: '', wallSeconds: 1, setup: [],
+      load: { opsPerSec: ops, requests: ops, seconds: 1, p50Ms: 0.5, p99Ms: p99, p999Ms: 2, avgMs: 0.5, maxMs: 3,
+        percentileSource: 'exact', hitRatio: 1, connectionErrors: 0, warning: null },
+      fill: null, server: null, cpu: null, error: null,
+    });
+    // Rounds 1..3: ours / memcached = 2, 0.5, 1 for ops/s (median 1), 1, 2, 0.5 for p99.
+    const records = [
+      run(1, 'ours', 200, 1), run(1, 'memcached', 100, 1),
+      run(2, 'ours', 100, 2), run(2, 'memcached', 200, 1),
+      run(3, 'ours', 150, 1), run(3, 'memcached', 150, 2),
+    ];
+    const s = summarize(records as never);
+    expect(s.roundsCompared).toBe(3);
+    expect(s.perRound.map((q) => q.opsPerSec)).toEqual([2, 0.5, 1]);
+    expect(s.ratios.opsPerSec).toBe(1);
+    expect(perRoundLine('1:10 100B p16', s.perRound)).toBe('- 1:10 100B p16: 2.00x, 0.50x, 1.00x; p99 1.00x, 2.00x, 0.50x');
+    expect(perRoundLine('one round', s.perRound.slice(0, 1))).toBeNull();
+  });
+});
