@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: this server against memcached 1.6.45, same flags, same CPU pinning,
- * measured in alternation (for each workload: round 1 ours, round 1 memcached, round 2 ours,
- * ...), each run on a freshly started server. Results: results.json (every round's raw
+ * measured in alternation, the order turning each round (for each workload: round 1 ours then
+ * memcached, round 2 memcached then ours, ...), each run on a freshly started server. Results: results.json (every round's raw
  * numbers, medians, ratios, commit, machine), results.md and chart.svg in one directory.
  *
  * `npm run bench -- --smoke` exercises every code path with tiny request counts in seconds
@@ -633,7 +633,10 @@ async function main(): Promise<number> {
   for (const p of plans) {
     if (p.steps === null) continue;
     for (let round = 1; round <= opts.rounds; round++) {
-      for (const command of [oursCommand, memcachedCommand]) {
+      // Odd rounds ours first, even rounds memcached first: whichever way the machine drifts
+      // within a round, it favours each server in as many rounds.
+      const order = round % 2 === 1 ? [oursCommand, memcachedCommand] : [memcachedCommand, oursCommand];
+      for (const command of order) {
         const elapsed = (Date.now() - runStart) / 1000;
         const left = done === 0 ? '?' : clock((elapsed / done) * (totalRuns - done));
         const what = [...p.steps.setup.map((s) => s.what), 'measure'].join(', ');

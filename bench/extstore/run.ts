@@ -8,7 +8,7 @@
  *   --ratio N           data set size / memory (default 10)
  *   --value-bytes N,..  value sizes, one data set each (default 4096,16384)
  *   --seconds N         measured phase per run (default 30)
- *   --rounds N          alternating rounds, ours then memcached (default 1)
+ *   --rounds N          alternating rounds, ours first in odd rounds, memcached in even (default 1)
  *   --clients N         memtier connections per thread (default 8), --load-threads N (default 2)
  *   --load-pipeline N   pipeline depth of the load phase (default 32; at 1 memcached's writer
  *                       keeps up and it stores the whole set, so hit ratios are comparable)
@@ -352,7 +352,8 @@ async function main(): Promise<void> {
   try {
     for (const valueBytes of o.valueSizes) {
       for (let round = 1; round <= o.rounds; round++) {
-        for (const kind of ['ours', 'memcached'] as const) {
+        // The order turns each round (see bench/run.ts).
+        for (const kind of round % 2 === 1 ? ['ours', 'memcached'] as const : ['memcached', 'ours'] as const) {
           process.stderr.write(`  ${valueBytes} B, round ${round}: ${kind} ...`);
           const r = await oneRun(kind, round, o, valueBytes, dir, outDir, cpus);
           results.push(r);
