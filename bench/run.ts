@@ -1,8 +1,9 @@
 /**
  * `npm run bench`: this server against memcached 1.6.45, same flags, same CPU pinning,
  * measured in alternation, the order turning each round (for each workload: round 1 ours then
- * memcached, round 2 memcached then ours, ...), each run on a freshly started server. Results: results.json (every round's raw
- * numbers, medians, ratios, commit, machine), results.md and chart.svg in one directory.
+ * memcached, round 2 memcached then ours, ...), each run on a freshly started server.
+ * Results: results.json (every round's raw numbers, medians, ratios, commit, machine),
+ * results.md and chart.svg in one directory.
  *
  * `npm run bench -- --smoke` exercises every code path with tiny request counts in seconds
  * and exits non-zero if anything did not work; it is what CI runs.

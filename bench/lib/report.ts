@@ -139,11 +139,12 @@ export function renderMarkdown(r: Report): string {
       out.push(row(['', `**ratio** (${s.roundsCompared} round${s.roundsCompared === 1 ? '' : 's'})`, `**${fmtRatio(q.opsPerSec)}**`, fmtRatio(q.p50Ms), fmtRatio(q.p99Ms), fmtRatio(q.p999Ms), fmtRatio(q.hitRatio), fmtRatio(q.serverCpuUsPerOp)]));
     }
     out.push('');
-    const spread = throughput.map((w) => perRoundLine(w.label, (w.summary as WorkloadSummary).perRound)).filter((l) => l !== null);
+    const spread = throughput.map((w) => perRoundLine(w.label, (w.summary as WorkloadSummary).perRound))
+      .filter((l): l is string => l !== null);
     if (spread.length > 0) {
       out.push('Each round\'s ratio, in round order (ops/s; p99):');
       out.push('');
-      for (const l of spread) out.push(l as string);
+      out.push(...spread);
       out.push('');
     }
   }
