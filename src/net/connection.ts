@@ -102,7 +102,7 @@ export class Connection implements TrackedConnection {
    * Its kind for NetContext.shapeKeepers: transport, TLS or not, session kind; null for a
    * connection whose protocol no byte decided (nothing of a request path ran on it).
    */
-  get shapeKey(): string | null {
+  private get shapeKey(): string | null {
     const kind = sessionKind(this.session);
     return kind === null ? null : `${this.info.transport}:${this.closesOutright ? 'plain' : 'tls'}:${kind}`;
   }
