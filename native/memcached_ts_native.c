@@ -80,6 +80,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -914,6 +915,24 @@ static napi_value yield_after_poll(napi_env env, napi_callback_info info) {
     return out;
 }
 
+/* setThreadName(name): the calling thread's name, as `ps -L`, `top -H` and
+ * /proc/<pid>/task/<tid>/comm show it (prctl PR_SET_NAME). The kernel keeps 15 bytes; a longer
+ * name is cut there. */
+static napi_value set_thread_name(napi_env env, napi_callback_info info) {
+    size_t argc = 1;
+    napi_value argv[1];
+    napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+    char name[16];
+    size_t len = 0;
+    if (argc < 1 || napi_get_value_string_utf8(env, argv[0], name, sizeof name, &len) != napi_ok || len == 0) {
+        return throw_type(env, "setThreadName(name): a non-empty string");
+    }
+    if (prctl(PR_SET_NAME, name, 0, 0, 0) != 0) return throw_errno(env, "prctl", errno);
+    napi_value out;
+    napi_get_undefined(env, &out);
+    return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
     crc32c_init();
     napi_property_descriptor functions[] = {
@@ -939,10 +958,11 @@ static napi_value init(napi_env env, napi_value exports) {
         {"copyBytes", NULL, copy_bytes, NULL, NULL, NULL, napi_enumerable, NULL},
         {"trimMalloc", NULL, trim_malloc, NULL, NULL, NULL, napi_enumerable, NULL},
         {"yieldAfterPoll", NULL, yield_after_poll, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setThreadName", NULL, set_thread_name, NULL, NULL, NULL, napi_enumerable, NULL},
     };
     napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions);
     napi_value version;
-    napi_create_int32(env, 14, &version);
+    napi_create_int32(env, 15, &version);
     napi_set_named_property(env, exports, "abiVersion", version);
     return exports;
 }

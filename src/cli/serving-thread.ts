@@ -19,6 +19,7 @@ import { createSession, type SessionHooks } from '../protocol/dispatch';
 import { initAuth } from '../protocol/auth';
 import type { Output } from '../protocol/output';
 import type { ConnectionInfo, ProtocolSession, SessionFactory } from '../protocol/session';
+import { nativeAddon } from '../platform/native';
 import { Clock } from '../store/clock';
 import { beforeListening, statsForThreads } from './threads';
 import type { FromServingThread, RpcReply, RpcRequest, ServingThreadData, SettingsUpdate, ToServingThread } from './threads';
@@ -31,6 +32,8 @@ const DETAIL_FLUSH_MS = 50;
 const RPC_TIMEOUT_MS = 10_000;
 const RPC_TIMEOUT_REPLY = Buffer.from('SERVER_ERROR the first thread did not answer\r\n', 'latin1');
 const STATS_CONNS = Buffer.from('stats conns', 'latin1');
+/** Each serving worker's thread name (`ps -L`, `top -H`), memcached's for its workers. */
+const WORKER_THREAD_NAME = 'mc-worker';
 
 function send(m: FromServingThread): void {
   parentPort?.postMessage(m);
@@ -41,6 +44,8 @@ async function serve(d: ServingThreadData): Promise<void> {
   const log = (level: number, msg: string): void => {
     if (settings.verbose >= level) process.stderr.write(msg.endsWith('\n') ? msg : msg + '\n');
   };
+  // Without the addon the thread keeps Node's name (the process's).
+  nativeAddon()?.setThreadName(WORKER_THREAD_NAME);
   const stats = new ServerStats(d.statsTable, d.thread);
   commandLatency.share(d.latencyTable, d.thread, d.statsTable.threads);
   // Extstore: values on disk are read through thread 0 (or from the page cache directly).

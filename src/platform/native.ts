@@ -100,6 +100,11 @@ export interface NativeAddon {
    * poll phase (unreferenced; closed with the thread's environment): -o loop_yield.
    */
   yieldAfterPoll(): void;
+  /**
+   * prctl(PR_SET_NAME): the calling thread's name in `ps -L`, `top -H` and /proc (15 bytes kept):
+   * each serving worker names itself mc-worker, as memcached's workers are named.
+   */
+  setThreadName(name: string): void;
   /** Bumped when the exports change incompatibly. */
   readonly abiVersion: number;
 }
@@ -109,8 +114,8 @@ export type NativeLoad =
   | { readonly addon: null; readonly reason: string };
 
 /** The exports this build of the TypeScript side expects. */
-const ABI_VERSION = 14;
-const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'socketFlags', 'tcpSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc', 'yieldAfterPoll'] as const;
+const ABI_VERSION = 15;
+const FUNCTIONS = ['setTcpFastOpen', 'getTcpFastOpen', 'socketFlags', 'tcpSocket', 'localPort', 'dupFd', 'lockFile', 'getScheduler', 'lockBuffer', 'adviseHugePages', 'preadBatch', 'lockAllMemory', 'addressInPage', 'mapFile', 'syncFile', 'dropMapping', 'preadNow', 'crc32c', 'crc32cKind', 'copyBytes', 'trimMalloc', 'yieldAfterPoll', 'setThreadName'] as const;
 
 /** native/build/Release/ from both src/platform/ (tests) and dist/platform/ (the server). */
 export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'native', 'build', 'Release', 'memcached_ts_native.node');

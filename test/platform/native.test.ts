@@ -130,6 +130,31 @@ withAddon('native addon', () => {
     expect(r.stdout.trim()).toBe('done 0');
   });
 
+  it('setThreadName names the calling thread only (15 bytes kept), and refuses an empty name', () => {
+    const r = spawnSync(process.execPath, ['-e', `
+      const { Worker } = require('node:worker_threads');
+      const fs = require('node:fs');
+      const addonPath = ${JSON.stringify(load.addon === null ? '' : load.path)};
+      const before = fs.readFileSync('/proc/thread-self/comm', 'utf8').trim();
+      const w = new Worker(
+        'const a = require(' + JSON.stringify(addonPath) + '); const fs = require("node:fs");' +
+        'a.setThreadName("mc-worker"); const one = fs.readFileSync("/proc/thread-self/comm", "utf8").trim();' +
+        'a.setThreadName("a-name-longer-than-fifteen"); const two = fs.readFileSync("/proc/thread-self/comm", "utf8").trim();' +
+        'let empty = "accepted"; try { a.setThreadName(""); } catch (e) { empty = e.name; }' +
+        'require("node:worker_threads").parentPort.postMessage([one, two, empty]);', { eval: true });
+      w.on('message', (m) => {
+        console.log(JSON.stringify([before, ...m, fs.readFileSync('/proc/thread-self/comm', 'utf8').trim()]));
+      });
+    `], { encoding: 'utf8', timeout: 20_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const [before, one, two, empty, after] = JSON.parse(r.stdout) as string[];
+    expect(one).toBe('mc-worker');
+    expect(two).toBe('a-name-longer-t');
+    expect(empty).toBe('TypeError');
+    // The main thread's name is its own.
+    expect(after).toBe(before);
+  });
+
   it('reads each thread scheduling policy as /proc does', () => {
     const fromAddon = threadScheduling(process.pid, 'addon');
     expect(fromAddon).toEqual(readProcScheduling(process.pid));

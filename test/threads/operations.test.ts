@@ -18,6 +18,7 @@ import {
   canConnect, freePort, LOOPBACK, REPO_ROOT, sleep, startServer, startTarget, stopAll, stopProcess, targetKind, trackProcess, type ServerProcess,
 } from '../helpers/servers';
 import { fingerprintOf, makePki, tlsExchange } from '../net/tls-fixtures';
+import { loadNative } from '../../src/platform/native';
 import { OP, parsePackets, req } from '../protocol/binary-helpers';
 
 const BIN = path.join(REPO_ROOT, 'bin', 'memcached-ts.js');
@@ -64,6 +65,15 @@ async function clients(port: number, n: number): Promise<Client[]> {
 const endsWith = (s: string) => (got: string): boolean => got.endsWith(s);
 
 describe('-t 4: operations see every thread', () => {
+  it('each serving thread is named mc-worker, as memcached\'s workers are (ps -L, top -H)', async () => {
+    // Without the native addon the threads keep Node's name: nothing to check then.
+    if (targetKind() === 'ours' && loadNative().addon === null) return;
+    server = await startTarget(['-t', '3']);
+    const names = fs.readdirSync(`/proc/${server.pid}/task`)
+      .map((tid) => { try { return fs.readFileSync(`/proc/${server!.pid}/task/${tid}/comm`, 'utf8').trim(); } catch { return ''; } });
+    expect(names.filter((n) => n === 'mc-worker')).toHaveLength(3);
+  }, 30_000);
+
   it('watch fetchers: every watcher, on whichever thread, gets every thread\'s lines', async () => {
     server = await startTarget(['-t', '4']);
     const watchers = await clients(server.port, 6);

@@ -26,3 +26,28 @@ export function perKeyTotals(reports: readonly Report[], keys: number): number[]
 export function total(reports: readonly Report[], field: Exclude<keyof Report, 'perKey'>): number {
   return reports.reduce((a, r) => a + (r[field] ?? 0), 0);
 }
+
+/**
+ * `MCTS_STRESS=N` (`npm run test:stress`): the concurrency suites run N times their rounds,
+ * with N times their deadlines and test timeouts, for a longer local run. Unset it is 1, the
+ * bounded run CI makes. Anything but a whole number from 1 to 1000 is refused.
+ */
+export function stressFactor(value: string | undefined): number {
+  if (value === undefined || value === '') return 1;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new Error(`MCTS_STRESS: a whole number from 1 to 1000, not "${value}"`);
+  return n;
+}
+
+/** This run's stress factor (1 unless MCTS_STRESS says otherwise). */
+export const STRESS = stressFactor(process.env.MCTS_STRESS);
+
+/** A round count, deadline or timeout of the CI run, scaled by STRESS. */
+export function stressed(n: number): number {
+  return n * STRESS;
+}
+
+/** The requests a load-client.cjs connection sends for `rounds`: whole pipelines of `pipeline`. */
+export function sentPerConnection(rounds: number, pipeline: number): number {
+  return Math.ceil(rounds / pipeline) * pipeline;
+}

@@ -14,12 +14,15 @@ import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseStats } from '../helpers/replies';
 import { LOOPBACK, startTarget, stopAll, trackProcess, type ServerProcess } from '../helpers/servers';
-import { perKeyTotals, total, type Report } from './reports';
+import { perKeyTotals, sentPerConnection, stressed, total, type Report } from './reports';
 
 const CLIENT = path.join(__dirname, 'load-client.cjs');
 const PROCESSES = 3;
 const CONNECTIONS = 6;
-const DEADLINE_MS = 30_000;
+const DEADLINE_MS = stressed(30_000);
+/** load-client.cjs's requests per write. */
+const CLIENT_PIPELINE = 16;
+const TIMEOUT_MS = stressed(90_000);
 
 
 let server: ServerProcess | undefined;
@@ -65,34 +68,37 @@ describe('-t 4 under concurrent pipelined load', () => {
     server = await startTarget(['-t', '4']);
     const keys = 10;
     await command(server.port, Array.from({ length: keys }, (_, k) => `set k${k} 0 0 1\r\n0\r\n`).join(''), 'STORED\r\n'.repeat(keys));
-    const reports = await load(server.port, 'incr', 2_000, keys);
+    const rounds = stressed(2_000);
+    const reports = await load(server.port, 'incr', rounds, keys);
     const totals = perKeyTotals(reports, keys);
     const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
     for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
     const sent = total(reports, 'done');
-    expect(sent).toBe(PROCESSES * CONNECTIONS * 2_000);
+    expect(sent).toBe(PROCESSES * CONNECTIONS * sentPerConnection(rounds, CLIENT_PIPELINE));
     const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
     expect(Number(stats.get('incr_hits'))).toBe(sent);
     expect(stats.get('threads')).toBe('4');
-  }, 90_000);
+  }, TIMEOUT_MS);
 
   it('cas read-modify-write loops from 18 connections lose no update', async () => {
     server = await startTarget(['-t', '4']);
     const keys = 4;
     await command(server.port, Array.from({ length: keys }, (_, k) => `set k${k} 0 0 1\r\n0\r\n`).join(''), 'STORED\r\n'.repeat(keys));
-    const reports = await load(server.port, 'cas', 300, keys);
+    const rounds = stressed(300);
+    const reports = await load(server.port, 'cas', rounds, keys);
     const totals = perKeyTotals(reports, keys);
     const reply = await command(server.port, `get ${Array.from({ length: keys }, (_, k) => `k${k}`).join(' ')}\r\n`, 'END\r\n');
     for (let k = 0; k < keys; k++) expect(reply).toContain(`VALUE k${k} 0 ${String(totals[k]).length}\r\n${totals[k]}\r\n`);
-    expect(total(reports, 'done')).toBe(PROCESSES * CONNECTIONS * 304);
+    const updates = PROCESSES * CONNECTIONS * sentPerConnection(rounds, CLIENT_PIPELINE);
+    expect(total(reports, 'done')).toBe(updates);
     const stats = parseStats(await command(server.port, 'stats\r\n', 'END\r\n'));
-    expect(Number(stats.get('cas_hits'))).toBe(PROCESSES * CONNECTIONS * 304);
+    expect(Number(stats.get('cas_hits'))).toBe(updates);
     expect(Number(stats.get('cas_badval'))).toBe(total(reports, 'retries'));
-  }, 90_000);
+  }, TIMEOUT_MS);
 
   it('self-checking values of random sizes under eviction are never torn, and hits add up', async () => {
     server = await startTarget(['-t', '4', '-m', '32']);
-    const reports = await load(server.port, 'values', 3_000, 20_000);
+    const reports = await load(server.port, 'values', stressed(3_000), 20_000);
     const sum = (f: Exclude<keyof Report, 'perKey'>): number => total(reports, f);
     expect(sum('torn')).toBe(0);
     expect(sum('hits')).toBeGreaterThan(1000);
@@ -106,7 +112,7 @@ describe('-t 4 under concurrent pipelined load', () => {
     let classHits = 0;
     for (const [name, value] of items) if (/^\d+:get_hits$/.test(name)) classHits += Number(value);
     expect(classHits).toBe(sum('hits'));
-  }, 90_000);
+  }, TIMEOUT_MS);
 
   it('extstore: values on disk, read on every thread, are never torn; deletions on every thread reach the page counters', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mcts-ext-threads-'));
@@ -114,7 +120,7 @@ describe('-t 4 under concurrent pipelined load', () => {
       // ext_item_age=0: the writer moves every COLD value to disk, so most gets read from it.
       server = await startTarget(['-t', '4', '-m', '16', '-o', `ext_path=${dir}/ext:128m,ext_item_age=0,ext_recache_rate=50`]);
       const keys = 4_000;
-      const reports = await load(server.port, 'disk', 2_000, keys);
+      const reports = await load(server.port, 'disk', stressed(2_000), keys);
       const sum = (f: Exclude<keyof Report, 'perKey'>): number => total(reports, f);
       expect(sum('torn')).toBe(0);
       expect(sum('hits')).toBeGreaterThan(1000);
@@ -122,8 +128,12 @@ describe('-t 4 under concurrent pipelined load', () => {
       expect(stats.get('threads')).toBe('4');
       // Served on four threads (before, extstore made the server say it served on one).
       if (server.kind !== 'memcached') expect(fs.readFileSync(server.logPath, 'utf8')).not.toContain('serving on one thread');
-      expect(Number(stats.get('get_hits'))).toBe(sum('hits'));
-      expect(Number(stats.get('get_misses'))).toBe(sum('misses'));
+      // As memcached counts them: a get that finds a header is a hit at once; when its value
+      // is gone from disk by the time it is read (a page evicted for room, which the longer
+      // MCTS_STRESS runs reach), it is counted again in miss_from_extstore and answered as a miss.
+      const lostOnDisk = Number(stats.get('miss_from_extstore'));
+      expect(Number(stats.get('get_hits')) - lostOnDisk).toBe(sum('hits'));
+      expect(Number(stats.get('get_misses')) + lostOnDisk).toBe(sum('misses'));
       expect(Number(stats.get('delete_hits'))).toBe(sum('deleted'));
       expect(Number(stats.get('get_extstore'))).toBeGreaterThan(500);
       expect(Number(stats.get('extstore_objects_written'))).toBeGreaterThan(1000);
@@ -151,5 +161,5 @@ describe('-t 4 under concurrent pipelined load', () => {
       server = undefined;
       fs.rmSync(dir, { recursive: true, force: true });
     }
-  }, 90_000);
+  }, TIMEOUT_MS);
 });

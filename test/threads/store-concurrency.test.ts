@@ -16,13 +16,13 @@ import { newStatsTable, ServerStats } from '../../src/metrics/stats';
 import { defaultSettings, type Settings } from '../../src/settings';
 import { REPO_ROOT } from '../helpers/servers';
 import { checkStore } from '../store/invariants';
-import { perKeyTotals, total, type Report } from './reports';
+import { perKeyTotals, stressed, total, type Report } from './reports';
 
 const DIST = path.join(REPO_ROOT, 'dist');
 const WORKER_JS = path.join(__dirname, 'engine-worker.cjs');
 const THREADS = 4;
 /** Each workload stops at its round count or this deadline, whichever comes first. */
-const DEADLINE_MS = 20_000;
+const DEADLINE_MS = stressed(20_000);
 const MIB = 1024 * 1024;
 
 
@@ -85,29 +85,31 @@ describe('one store, several threads', () => {
     const keys = 8;
     // Wide enough in place: memcached rewrites in place when the digits fit, else stores a copy.
     for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
-    const reports = await runWorkers(e, settings, 'incr', 20_000, keys);
+    const rounds = stressed(20_000);
+    const reports = await runWorkers(e, settings, 'incr', rounds, keys);
     const totals = perKeyTotals(reports, keys);
     for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`)?.trim())).toBe(totals[i]);
     expect(totals.reduce((a, b) => a + b, 0)).toBe(total(reports, 'done'));
-    expect(reports.every((r) => r.done === 20_000)).toBe(true);
+    expect(reports.every((r) => r.done === rounds)).toBe(true);
     // Each thread counted its hits in its own row: the totals lose nothing either.
-    expect(e.stats.sum('incr_hits')).toBe(THREADS * 20_000);
-    expect(e.items.classSum('incr_hits')).toBe(THREADS * 20_000);
+    expect(e.stats.sum('incr_hits')).toBe(THREADS * rounds);
+    expect(e.items.classSum('incr_hits')).toBe(THREADS * rounds);
     checkStore(e);
-  }, 60_000);
+  }, stressed(60_000));
 
   it('cas read-modify-write loops from 4 threads lose no update', async () => {
     const { e, settings } = start({ memoryLimitBytes: 64 * MIB });
     const keys = 4;
     for (let i = 0; i < keys; i++) put(e, `k${i}`, '0');
-    const reports = await runWorkers(e, settings, 'cas', 5_000, keys);
+    const rounds = stressed(5_000);
+    const reports = await runWorkers(e, settings, 'cas', rounds, keys);
     const totals = perKeyTotals(reports, keys);
     for (let i = 0; i < keys; i++) expect(Number(read(e, `k${i}`))).toBe(totals[i]);
-    expect(reports.every((r) => r.done === 5_000)).toBe(true);
+    expect(reports.every((r) => r.done === rounds)).toBe(true);
     // Contention happened (else the test proves nothing about it).
     expect(total(reports, 'retries')).toBeGreaterThan(0);
     checkStore(e);
-  }, 60_000);
+  }, stressed(60_000));
 
   it('self-checking values of random sizes (chunked ones too) are never torn under eviction, page moves and hash growth', async () => {
     // 16 MiB and values up to 700 KiB: sets evict, pages move between classes; a small hash
@@ -130,7 +132,7 @@ describe('one store, several threads', () => {
       // on a busy machine their rounds alone may end first.
       if (e.mover.slabsMoved > 0 && e.items.index.hashPower > 12) Atomics.store(hold, 0, 0);
     }, 20);
-    const reports = await runWorkers(e, settings, 'values', 15_000, 12_000, { sizeMax: 700 * 1024, hold })
+    const reports = await runWorkers(e, settings, 'values', stressed(15_000), 12_000, { sizeMax: 700 * 1024, hold })
       .finally(() => clearInterval(mover));
     const torn = total(reports, 'torn');
     const hits = total(reports, 'hits');
@@ -147,7 +149,7 @@ describe('one store, several threads', () => {
     expect(e.mover.slabsMoved).toBeGreaterThan(0);
     // The hash table grew (from 2^12 buckets) while the threads used it.
     expect(e.items.index.hashPower).toBeGreaterThan(12);
-  }, 90_000);
+  }, stressed(90_000));
 
   it('flush_all from this thread while 4 threads store and read: every item goes under its lock, nothing torn', async () => {
     const { e, settings } = start({ memoryLimitBytes: 16 * MIB });
@@ -156,11 +158,11 @@ describe('one store, several threads', () => {
       e.flushAll(0);
       flushes++;
     }, 25);
-    const reports = await runWorkers(e, settings, 'values', 15_000, 4_000, { sizeMax: 64 * 1024 })
+    const reports = await runWorkers(e, settings, 'values', stressed(15_000), 4_000, { sizeMax: 64 * 1024 })
       .finally(() => clearInterval(flusher));
     expect(total(reports, 'torn')).toBe(0);
     expect(total(reports, 'hits')).toBeGreaterThan(100);
     expect(flushes).toBeGreaterThan(5);
     checkStore(e);
-  }, 90_000);
+  }, stressed(90_000));
 });
