@@ -8,12 +8,13 @@
  *   values  pipelined sets and gets of self-checking values (length, key, seed, checksum
  *           inside); counts torn values
  *   disk    as values, with values of 0.5-8 KiB (extstore writes them to disk) and deletes
- * Usage: node load-client.cjs PORT MODE CONNECTIONS ROUNDS KEYS SEED DEADLINE_MS
+ * Usage: node load-client.cjs PORT MODE CONNECTIONS ROUNDS KEYS SEED DEADLINE_MS PIPELINE
+ * (PIPELINE: requests per write; each connection sends ROUNDS rounded up to whole pipelines)
  */
 const net = require('node:net');
 
-const [port, mode, connections, rounds, keys, seed, deadlineMs] = process.argv.slice(2).map((a, i) => (i === 1 ? a : Number(a)));
-const PIPELINE = 16;
+const [port, mode, connections, rounds, keys, seed, deadlineMs, pipeline] = process.argv.slice(2).map((a, i) => (i === 1 ? a : Number(a)));
+if (!(pipeline >= 1)) throw new Error('load-client.cjs: pipeline (the 8th argument) must be at least 1');
 const deadline = Date.now() + deadlineMs;
 
 function xorshift(s) {
@@ -109,10 +110,10 @@ function checkValue(b, k) {
 
 async function runConnection(c, index, report) {
   const rnd = xorshift(seed * 7919 + index * 104729 + 1);
-  for (let r = 0; r < rounds && Date.now() < deadline; r += PIPELINE) {
+  for (let r = 0; r < rounds && Date.now() < deadline; r += pipeline) {
     if (mode === 'incr') {
       const batch = [];
-      for (let i = 0; i < PIPELINE; i++) batch.push(rnd() % keys);
+      for (let i = 0; i < pipeline; i++) batch.push(rnd() % keys);
       c.sock.write(batch.map((k) => `incr k${k} 1\r\n`).join(''));
       for (const k of batch) {
         const l = await c.line();
@@ -121,7 +122,7 @@ async function runConnection(c, index, report) {
         report.done++;
       }
     } else if (mode === 'cas') {
-      for (let i = 0; i < PIPELINE; i++) {
+      for (let i = 0; i < pipeline; i++) {
         const k = rnd() % keys;
         for (;;) {
           c.sock.write(`gets k${k}\r\n`);
@@ -142,7 +143,7 @@ async function runConnection(c, index, report) {
     } else if (mode === 'values' || mode === 'disk') {
       const batch = [];
       const parts = [];
-      for (let i = 0; i < PIPELINE; i++) {
+      for (let i = 0; i < pipeline; i++) {
         const k = rnd() % keys;
         if (mode === 'disk' && rnd() % 10 === 0) {
           parts.push(Buffer.from(`delete k${k}\r\n`));
@@ -183,7 +184,7 @@ async function runConnection(c, index, report) {
         report.hits++;
         if (Number(head[2]) !== k || !checkValue(b, k)) report.torn++;
       }
-      report.done += PIPELINE;
+      report.done += pipeline;
     } else {
       throw new Error(`unknown mode ${mode}`);
     }

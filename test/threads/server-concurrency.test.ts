@@ -20,7 +20,7 @@ const CLIENT = path.join(__dirname, 'load-client.cjs');
 const PROCESSES = 3;
 const CONNECTIONS = 6;
 const DEADLINE_MS = stressed(30_000);
-/** load-client.cjs's requests per write. */
+/** Requests per write of each load-client.cjs connection (passed to it). */
 const CLIENT_PIPELINE = 16;
 const TIMEOUT_MS = stressed(90_000);
 
@@ -33,7 +33,7 @@ afterEach(async () => {
 
 function load(port: number, mode: string, rounds: number, keys: number): Promise<Report[]> {
   return Promise.all(Array.from({ length: PROCESSES }, (_, p) => new Promise<Report>((resolve, reject) => {
-    const child = spawn(process.execPath, [CLIENT, String(port), mode, String(CONNECTIONS), String(rounds), String(keys), String(p + 1), String(DEADLINE_MS)],
+    const child = spawn(process.execPath, [CLIENT, String(port), mode, String(CONNECTIONS), String(rounds), String(keys), String(p + 1), String(DEADLINE_MS), String(CLIENT_PIPELINE)],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     trackProcess(child);
     let out = '';
